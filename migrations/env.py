@@ -1,0 +1,44 @@
+"""Alembic environment: async engine on asyncpg; the URL comes from server.migrate."""
+
+import asyncio
+
+from alembic import context
+from sqlalchemy.engine import Connection
+
+import models
+from server.database import make_engine
+
+config = context.config
+target_metadata = models.metadata
+
+
+def include_object(obj, name, type_, reflected, compare_to) -> bool:
+    # Expression indexes (cg_fold(...)) cannot be compared by autogenerate; the migration owns them.
+    if type_ == "index" and obj is not None and obj.expressions and any(
+        not hasattr(e, "table") for e in obj.expressions
+    ):
+        return False
+    return True
+
+
+def _run(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        include_object=include_object,
+        compare_type=True,
+        transaction_per_migration=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def _main() -> None:
+    engine = make_engine(config.get_main_option("sqlalchemy.url"), pool_size=1)
+    async with engine.connect() as conn:
+        await conn.run_sync(_run)
+        await conn.commit()
+    await engine.dispose()
+
+
+asyncio.run(_main())

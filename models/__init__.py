@@ -1,0 +1,35 @@
+"""SQLAlchemy tables, one module per aggregate. Importing this package registers them all."""
+
+from models.accounts import Account, PaymentMethod
+from models.addresses import Address
+from models.base import Base
+from models.custom_fields import CustomFieldDefinition, CustomFieldValue
+from models.customers import Customer
+from models.ledger import LedgerTransaction
+from models.orders import Order, OrderLine
+from models.sales_channels import CustomerSalesChannel, SalesChannel
+from models.tax import TaxExemptionCertificate
+from models.timeline import TimelineEvent
+from models.users import ApiToken, AppUser
+
+metadata = Base.metadata
+
+__all__ = [
+    "Account",
+    "Address",
+    "ApiToken",
+    "AppUser",
+    "Base",
+    "CustomFieldDefinition",
+    "CustomFieldValue",
+    "Customer",
+    "CustomerSalesChannel",
+    "LedgerTransaction",
+    "Order",
+    "OrderLine",
+    "PaymentMethod",
+    "SalesChannel",
+    "TaxExemptionCertificate",
+    "TimelineEvent",
+    "metadata",
+]

@@ -1,0 +1,113 @@
+"""The customer aggregate root. Every child table carries customer_id (see docs/architecture.md)."""
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Computed,
+    Enum,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    Text,
+    text,
+)
+from sqlalchemy.dialects.postgresql import CITEXT
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.base import Base, created_at, updated_at
+from models.enums import CustomerKind, CustomerStatus, TaxStatus
+
+# Sort key for orderBy: NAME ("last first", else the company, else the number). PostgreSQL
+# forbids user-defined types (the kind enum, citext) in generated columns, hence text only.
+SORT_NAME = (
+    "lower(coalesce(nullif(btrim(coalesce(last_name, '') || ' ' || coalesce(first_name, '')), ''),"
+    " company_name, number))"
+)
+
+
+class Customer(Base):
+    __tablename__ = "customer"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    number: Mapped[str] = mapped_column(Text, unique=True)
+    kind: Mapped[CustomerKind] = mapped_column(
+        Enum(CustomerKind, name="customer_kind"), server_default="INDIVIDUAL"
+    )
+    first_name: Mapped[str | None] = mapped_column(Text)
+    last_name: Mapped[str | None] = mapped_column(Text)
+    company_name: Mapped[str | None] = mapped_column(Text)
+    email: Mapped[str | None] = mapped_column(CITEXT)
+    phone: Mapped[str | None] = mapped_column(Text)  # E.164
+    phone_digits: Mapped[str | None] = mapped_column(
+        Text, Computed("regexp_replace(phone, '[^0-9]', '', 'g')", persisted=True)
+    )
+    reference_id: Mapped[str | None] = mapped_column(Text)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("account.id", ondelete="SET NULL"))
+    sales_rep_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id", ondelete="SET NULL"))
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("app_user.id", ondelete="SET NULL"), unique=True
+    )
+    status: Mapped[CustomerStatus] = mapped_column(
+        Enum(CustomerStatus, name="customer_status"), server_default="ACTIVE"
+    )
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("customer.id"))
+    tax_status: Mapped[TaxStatus] = mapped_column(
+        Enum(TaxStatus, name="tax_status"), server_default="TAXABLE"
+    )
+    tax_code: Mapped[str | None] = mapped_column(Text)
+    note: Mapped[str | None] = mapped_column(Text)
+    sort_name: Mapped[str] = mapped_column(Text, Computed(SORT_NAME, persisted=True))
+    version: Mapped[int] = mapped_column(Integer, server_default="1")
+    created_at: Mapped[datetime] = created_at()
+    updated_at: Mapped[datetime] = updated_at()
+
+    __table_args__ = (
+        CheckConstraint(
+            "first_name IS NOT NULL OR last_name IS NOT NULL OR company_name IS NOT NULL"
+            " OR email IS NOT NULL",
+            name="identifiable",
+        ),
+        CheckConstraint("phone ~ '^\\+[1-9][0-9]{6,14}$'", name="phone_e164"),
+        CheckConstraint(
+            "(status = 'MERGED') = (merged_into_id IS NOT NULL)", name="merged_has_target"
+        ),
+        CheckConstraint("merged_into_id <> id", name="not_merged_into_self"),
+        # Email is unique among live (not merged) customers.
+        Index(
+            "uq_customer_email_live",
+            "email",
+            unique=True,
+            postgresql_where=text("status <> 'MERGED'"),
+        ),
+        Index("ix_customer_phone_digits", "phone_digits"),
+        Index("ix_customer_reference_id", "reference_id"),
+        Index("ix_customer_account_id", "account_id"),
+        Index("ix_customer_sales_rep_id", "sales_rep_id", "id"),
+        Index("ix_customer_merged_into_id", "merged_into_id"),
+        # Keyset pagination: one index per orderBy, id as tiebreaker.
+        Index("ix_customer_sort_name", "sort_name", "id"),
+        Index("ix_customer_created_at", "created_at", "id"),
+        Index("ix_customer_updated_at", "updated_at", "id"),
+        # Search: case- and accent-insensitive names (exact/prefix and trigram fuzzy).
+        Index("ix_customer_first_name_fold", text("cg_fold(first_name) text_pattern_ops")),
+        Index("ix_customer_last_name_fold", text("cg_fold(last_name) text_pattern_ops")),
+        Index("ix_customer_company_fold", text("cg_fold(company_name) text_pattern_ops")),
+        Index(
+            "ix_customer_first_name_trgm",
+            text("cg_fold(first_name) gin_trgm_ops"),
+            postgresql_using="gin",
+        ),
+        Index(
+            "ix_customer_last_name_trgm",
+            text("cg_fold(last_name) gin_trgm_ops"),
+            postgresql_using="gin",
+        ),
+        Index(
+            "ix_customer_company_trgm",
+            text("cg_fold(company_name) gin_trgm_ops"),
+            postgresql_using="gin",
+        ),
+    )

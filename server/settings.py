@@ -1,0 +1,44 @@
+"""Configuration from environment variables (documented in the README's table)."""
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    return int(raw) if raw else default
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "customer-graph"
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str | None = field(default_factory=lambda: os.environ.get("DATABASE_URL") or None)
+    data_dir: Path = field(
+        default_factory=lambda: Path(
+            os.environ.get("CUSTOMER_GRAPH_DATA_DIR") or default_data_dir()
+        ).expanduser()
+    )
+    debug: bool = field(default_factory=lambda: _bool("CUSTOMER_GRAPH_DEBUG", False))
+    introspection: bool = field(
+        default_factory=lambda: _bool("CUSTOMER_GRAPH_INTROSPECTION", True)
+    )
+    max_page_size: int = 100
+    default_page_size: int = 20
+    pool_size: int = field(default_factory=lambda: _int("CUSTOMER_GRAPH_POOL_SIZE", 10))
+    search_cap: int = field(default_factory=lambda: _int("CUSTOMER_GRAPH_SEARCH_CAP", 400))
+
+
+def get_settings() -> Settings:
+    return Settings()
