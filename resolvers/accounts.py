@@ -1,0 +1,46 @@
+"""Billing accounts and payment methods, visible through the customers that use them."""
+
+from collections.abc import Sequence
+
+from sqlalchemy import Select, select
+
+from models import Account, PaymentMethod
+from resolvers.context import Context
+from resolvers.loading import many_per_key, one_per_key
+from resolvers.pagination import Ordering, Page, PageArgs, paginate
+from resolvers.scope import scope_accounts
+
+account = Account.__table__
+payment_method = PaymentMethod.__table__
+BY_NUMBER = Ordering((account.c.number, account.c.id))
+
+
+def visible_accounts(ctx: Context) -> Select:
+    return scope_accounts(select(account), ctx.viewer)
+
+
+async def accounts_by_id(ctx: Context, keys: Sequence[int]) -> list:
+    return await one_per_key(ctx, visible_accounts(ctx), account.c.id, keys)
+
+
+async def account_page(ctx: Context, args: PageArgs) -> tuple[Page, Select]:
+    base = visible_accounts(ctx)
+    stmt, to_page = paginate(base, BY_NUMBER, args)
+    return to_page(await ctx.rows(stmt)), base
+
+
+def visible_payment_methods(ctx: Context) -> Select:
+    return select(payment_method).where(
+        payment_method.c.account_id.in_(visible_accounts(ctx).with_only_columns(account.c.id))
+    )
+
+
+async def payment_methods_by_id(ctx: Context, keys: Sequence[int]) -> list:
+    return await one_per_key(ctx, visible_payment_methods(ctx), payment_method.c.id, keys)
+
+
+async def payment_methods_by_account(ctx: Context, keys: Sequence[int]) -> list:
+    stmt = visible_payment_methods(ctx).order_by(
+        payment_method.c.is_default.desc(), payment_method.c.id
+    )
+    return await many_per_key(ctx, stmt, payment_method.c.account_id, keys)

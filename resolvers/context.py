@@ -1,0 +1,63 @@
+"""Per-request context: engine, viewer, and the request's dataloaders (never shared)."""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiodataloader import DataLoader
+from sqlalchemy import Executable, Row
+from sqlalchemy.ext.asyncio import AsyncEngine
+from strawberry.types import Info
+
+from resolvers.errors import Unauthenticated
+from resolvers.viewer import ANONYMOUS, Viewer
+from server.settings import Settings
+
+BatchFn = Callable[..., Awaitable[Sequence[Any]]]
+
+
+@dataclass
+class Context:
+    engine: AsyncEngine
+    settings: Settings
+    viewer: Viewer = ANONYMOUS
+    request: Any = None
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
+    token_error: str | None = None  # a bad token is reported only where a viewer is needed
+    _loaders: dict[tuple, DataLoader] = field(default_factory=dict)
+
+    def loader(self, batch: BatchFn, *args: Any) -> DataLoader:
+        """One DataLoader per (batch function, arguments) per request.
+
+        `batch(ctx, *args, keys)` returns one result per key, in key order. Arguments such as
+        `first`/`after` are part of the identity so differently paged children never mix.
+        """
+        key = (batch, args)
+        loader = self._loaders.get(key)
+        if loader is None:
+            loader = DataLoader(functools.partial(batch, self, *args))
+            self._loaders[key] = loader
+        return loader
+
+    async def rows(self, stmt: Executable) -> Sequence[Row]:
+        # A pooled connection per statement: concurrent loaders never share one asyncpg
+        # connection (which cannot run two queries at once).
+        async with self.engine.connect() as conn:
+            return (await conn.execute(stmt)).all()
+
+
+def ctx_of(info: Info) -> Context:
+    return info.context
+
+
+def viewer_of(info: Info) -> Viewer:
+    ctx = info.context
+    if ctx.token_error:
+        raise Unauthenticated(ctx.token_error)
+    if not ctx.viewer.is_authenticated:
+        raise Unauthenticated("Sign in: send 'Authorization: Bearer <token>'.")
+    return ctx.viewer

@@ -1,0 +1,85 @@
+"""Customer queries: scoped lookups, keyset-paginated lists, and loaders."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+
+from sqlalchemy import Select, select
+
+from models import Customer, CustomerSalesChannel
+from models.enums import CustomerStatus
+from resolvers.context import Context
+from resolvers.loading import many_per_key, one_per_key
+from resolvers.pagination import Ordering, Page, PageArgs, paginate
+from resolvers.scope import scope_customers
+
+customer = Customer.__table__
+link = CustomerSalesChannel.__table__
+
+
+class CustomerOrderField(enum.Enum):
+    NAME = "NAME"
+    NUMBER = "NUMBER"
+    CREATED_AT = "CREATED_AT"
+    UPDATED_AT = "UPDATED_AT"
+
+
+SORT_COLUMNS = {
+    CustomerOrderField.NAME: (customer.c.sort_name, customer.c.id),
+    CustomerOrderField.NUMBER: (customer.c.number, customer.c.id),
+    CustomerOrderField.CREATED_AT: (customer.c.created_at, customer.c.id),
+    CustomerOrderField.UPDATED_AT: (customer.c.updated_at, customer.c.id),
+}
+
+
+def visible_customers(ctx: Context) -> Select:
+    """Every customer query starts here: the viewer's scope is applied once."""
+    return scope_customers(select(customer), ctx.viewer)
+
+
+def live(stmt: Select) -> Select:
+    return stmt.where(customer.c.status != CustomerStatus.MERGED)
+
+
+async def customers_by_id(ctx: Context, keys: Sequence[int]) -> list:
+    return await one_per_key(ctx, visible_customers(ctx), customer.c.id, keys)
+
+
+async def customers_by_account(ctx: Context, keys: Sequence[int]) -> list:
+    stmt = live(visible_customers(ctx)).order_by(customer.c.id)
+    return await many_per_key(ctx, stmt, customer.c.account_id, keys)
+
+
+async def customer_by(ctx: Context, *, pk: int | None, number: str | None, email: str | None):
+    stmt = visible_customers(ctx)
+    if pk is not None:
+        return await ctx.loader(customers_by_id).load(pk)
+    if number is not None:
+        stmt = stmt.where(customer.c.number == number)
+    else:
+        stmt = live(stmt).where(customer.c.email == email)
+    rows = await ctx.rows(stmt)
+    return rows[0] if rows else None
+
+
+async def customer_page(
+    ctx: Context, args: PageArgs, field: CustomerOrderField, descending: bool
+) -> tuple[Page, Select]:
+    """A keyset page of live customers; also returns the unpaged select for totalCount."""
+    base = live(visible_customers(ctx))
+    ordering = Ordering(SORT_COLUMNS[field], descending)
+    stmt, to_page = paginate(base, ordering, args)
+    return to_page(await ctx.rows(stmt)), base
+
+
+async def sales_channel_ids_by_customer(ctx: Context, keys: Sequence[int]) -> list:
+    stmt = select(link).order_by(link.c.sales_channel_id)
+    groups = await many_per_key(ctx, stmt, link.c.customer_id, keys)
+    return [[row.sales_channel_id for row in group] for group in groups]
+
+
+async def customer_of_user(ctx: Context, user_id: int):
+    """A site user's own customer record (through the same scope as everything else)."""
+    rows = await ctx.rows(visible_customers(ctx).where(customer.c.user_id == user_id))
+    return rows[0] if rows else None

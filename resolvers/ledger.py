@@ -1,0 +1,26 @@
+"""Ledger reads: entries newest first, and balances per currency."""
+
+from collections.abc import Sequence
+
+
+from models import LedgerTransaction
+from resolvers.children import visible
+from resolvers.context import Context
+from resolvers.loading import many_per_key
+from resolvers.pagination import Ordering
+
+ledger = LedgerTransaction.__table__
+NEWEST_FIRST = Ordering((ledger.c.id,), descending=True)
+
+
+async def balances_by_customer(ctx: Context, keys: Sequence[int]) -> list:
+    """The latest balance_after per (customer, currency): DISTINCT ON walks the index."""
+    stmt = (
+        visible(ctx, ledger)
+        .with_only_columns(ledger.c.customer_id, ledger.c.currency, ledger.c.balance_after)
+        .distinct(ledger.c.customer_id, ledger.c.currency)
+        .order_by(ledger.c.customer_id, ledger.c.currency, ledger.c.id.desc())
+    )
+    return await many_per_key(ctx, stmt, ledger.c.customer_id, keys)
+
+

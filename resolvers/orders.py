@@ -1,0 +1,38 @@
+"""Orders and their lines."""
+
+from collections.abc import Sequence
+
+from sqlalchemy import Select
+
+from models import Order, OrderLine
+from resolvers.children import visible
+from resolvers.context import Context
+from resolvers.loading import many_per_key, one_per_key
+from resolvers.pagination import Ordering
+
+order = Order.__table__
+order_line = OrderLine.__table__
+NEWEST_FIRST = Ordering((order.c.placed_at, order.c.id), descending=True)
+
+
+async def order_by_number(ctx: Context, number: str):
+    rows = await ctx.rows(visible(ctx, order).where(order.c.number == number))
+    return rows[0] if rows else None
+
+
+def visible_lines(ctx: Context) -> Select:
+    # Lines carry no currency of their own: it is the order's, joined in the same statement.
+    return (
+        visible(ctx, order_line)
+        .add_columns(order.c.currency)
+        .join(order, order.c.id == order_line.c.order_id)
+    )
+
+
+async def lines_by_id(ctx: Context, keys: Sequence[int]) -> list:
+    return await one_per_key(ctx, visible_lines(ctx), order_line.c.id, keys)
+
+
+async def lines_by_order(ctx: Context, keys: Sequence[int]) -> list:
+    stmt = visible_lines(ctx).order_by(order_line.c.position, order_line.c.id)
+    return await many_per_key(ctx, stmt, order_line.c.order_id, keys)

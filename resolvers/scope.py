@@ -1,0 +1,58 @@
+"""Who sees what, applied in SQL, once. Every query builder and loader passes through here.
+
+ADMIN: everything. SALES_REP: customers assigned to them and their children.
+CUSTOMER (a site user): their own customer record and its children. Anonymous: nothing.
+An object outside the scope is filtered out in SQL, so it is indistinguishable from one
+that does not exist.
+"""
+
+from sqlalchemy import ColumnElement, Select, false, select
+
+from models import Account, AppUser, Customer
+from models.enums import Role
+from resolvers.viewer import Viewer
+
+customer = Customer.__table__
+
+
+def customer_predicate(viewer: Viewer) -> ColumnElement[bool] | None:
+    """A WHERE clause on the customer table, or None when the viewer sees every customer."""
+    if viewer.role is Role.ADMIN:
+        return None
+    if viewer.role is Role.SALES_REP:
+        return customer.c.sales_rep_id == viewer.user_id
+    if viewer.role is Role.CUSTOMER:
+        return customer.c.user_id == viewer.user_id
+    return false()
+
+
+def scope_customers(stmt: Select, viewer: Viewer) -> Select:
+    """Restrict a select over the customer table."""
+    predicate = customer_predicate(viewer)
+    return stmt if predicate is None else stmt.where(predicate)
+
+
+def scope_children(stmt: Select, viewer: Viewer, customer_id: ColumnElement) -> Select:
+    """Restrict a select over a child table through its customer_id column."""
+    predicate = customer_predicate(viewer)
+    if predicate is None:
+        return stmt
+    return stmt.where(customer_id.in_(select(customer.c.id).where(predicate)))
+
+
+def scope_accounts(stmt: Select, viewer: Viewer) -> Select:
+    """An account is visible when one of its customers is."""
+    predicate = customer_predicate(viewer)
+    if predicate is None:
+        return stmt
+    visible = select(customer.c.account_id).where(predicate, customer.c.account_id.is_not(None))
+    return stmt.where(Account.__table__.c.id.in_(visible))
+
+
+def scope_users(stmt: Select, viewer: Viewer) -> Select:
+    """Staff see every user (reps need to see colleagues' names); a site user sees only self."""
+    if viewer.role in (Role.ADMIN, Role.SALES_REP):
+        return stmt
+    if viewer.role is Role.CUSTOMER:
+        return stmt.where(AppUser.__table__.c.id == viewer.user_id)
+    return stmt.where(false())

@@ -1,0 +1,125 @@
+"""Billing accounts: billing contact, billing address, and payment methods (tokens only)."""
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+from strawberry import relay
+from strawberry.types import Info
+
+from resolvers import accounts as q
+from resolvers import customers as customer_q
+from resolvers.context import viewer_of
+from resolvers.loading import count
+from resolvers.pagination import page_args
+from schema.base import build, build_all, node_resolver, registered
+from schema.pagination import Connection
+
+if TYPE_CHECKING:
+    from schema.customers import Customer
+
+Private = strawberry.Private
+
+
+@registered
+@strawberry.type(
+    description="A stored payment method: the processor's token stays server-side; only "
+    "brand, last 4 digits and expiry are readable. Never a card number."
+)
+class PaymentMethod(relay.Node):
+    id: relay.NodeID[int]
+    processor: str
+    brand: str | None
+    last4: str | None
+    exp_month: int | None
+    exp_year: int | None
+    is_default: bool
+    created_at: datetime
+
+    resolve_nodes = node_resolver(q.payment_methods_by_id)
+
+
+@strawberry.type
+class BillingContact:
+    name: str | None
+    email: str | None
+    phone: str | None
+
+
+@strawberry.type
+class BillingAddress:
+    line1: str | None
+    line2: str | None
+    city: str | None
+    region: str | None
+    postal_code: str | None
+    country: str | None
+
+
+@registered
+@strawberry.type(description="A billing profile shared by one or more customers.")
+class Account(relay.Node):
+    id: relay.NodeID[int]
+    number: str
+    name: str
+    created_at: datetime
+    updated_at: datetime
+    billing_contact_name: Private[str | None]
+    billing_email: Private[str | None]
+    billing_phone: Private[str | None]
+    billing_line1: Private[str | None]
+    billing_line2: Private[str | None]
+    billing_city: Private[str | None]
+    billing_region: Private[str | None]
+    billing_postal_code: Private[str | None]
+    billing_country: Private[str | None]
+
+    resolve_nodes = node_resolver(q.accounts_by_id)
+
+    @strawberry.field
+    def billing_contact(self) -> BillingContact:
+        return BillingContact(
+            name=self.billing_contact_name, email=self.billing_email, phone=self.billing_phone
+        )
+
+    @strawberry.field
+    def billing_address(self) -> BillingAddress | None:
+        if self.billing_line1 is None:
+            return None
+        return BillingAddress(
+            line1=self.billing_line1,
+            line2=self.billing_line2,
+            city=self.billing_city,
+            region=self.billing_region,
+            postal_code=self.billing_postal_code,
+            country=self.billing_country,
+        )
+
+    @strawberry.field
+    async def payment_methods(self, info: Info) -> list[PaymentMethod]:
+        rows = await info.context.loader(q.payment_methods_by_account).load(self.id)
+        return build_all("PaymentMethod", rows)
+
+    @strawberry.field(description="Customers billed to this account (that you may see).")
+    async def customers(
+        self, info: Info
+    ) -> list[Annotated["Customer", strawberry.lazy("schema.customers")]]:
+        rows = await info.context.loader(customer_q.customers_by_account).load(self.id)
+        return build_all("Customer", rows)
+
+
+@strawberry.type
+class AccountQueries:
+    @strawberry.field(description="Billing accounts, by number.")
+    async def accounts(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Connection[Account]:
+        viewer_of(info)
+        ctx = info.context
+        page, base = await q.account_page(ctx, page_args(first, after, last, before))
+        return Connection.of(page, lambda r: build("Account", r), lambda: count(ctx, base))

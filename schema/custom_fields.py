@@ -1,0 +1,60 @@
+"""Admin-defined custom fields and their typed values on customers."""
+
+from datetime import date, datetime
+from decimal import Decimal
+
+import strawberry
+from strawberry import relay
+from strawberry.types import Info
+
+from resolvers import custom_fields as q
+from resolvers.context import viewer_of
+from schema.base import build_all, node_resolver, registered
+from schema.enums import CustomFieldType
+
+
+@registered
+@strawberry.type(description="A field an administrator added to every customer.")
+class CustomFieldDefinition(relay.Node):
+    id: relay.NodeID[int]
+    key: str
+    label: str
+    type: CustomFieldType
+    options: list[str] | None = strawberry.field(description="The choices of a SELECT field.")
+    required: bool
+    archived: bool
+    position: int
+    created_at: datetime
+    updated_at: datetime
+
+    resolve_nodes = node_resolver(q.definitions_by_id)
+
+
+@registered
+@strawberry.type(description="A customer's value for one custom field; one typed value is set.")
+class CustomFieldValue:
+    key: str
+    label: str
+    type: CustomFieldType
+    text_value: str | None
+    number_value: Decimal | None
+    boolean_value: bool | None
+    date_value: date | None
+
+    @strawberry.field(description="The value as text, whatever its type (for display).")
+    def value(self) -> str:
+        for v in (self.text_value, self.number_value, self.date_value):
+            if v is not None:
+                return v.isoformat() if isinstance(v, date) else str(v)
+        return "true" if self.boolean_value else "false"
+
+
+@strawberry.type
+class CustomFieldQueries:
+    @strawberry.field(description="Custom field definitions, in display order.")
+    async def custom_field_definitions(
+        self, info: Info, include_archived: bool = False
+    ) -> list[CustomFieldDefinition]:
+        viewer_of(info)
+        rows = await q.definitions(info.context, include_archived)
+        return build_all("CustomFieldDefinition", rows)

@@ -1,0 +1,217 @@
+"""The Customer type, its nested relations, and the customer root fields."""
+
+from datetime import datetime
+
+import strawberry
+from strawberry import relay
+from strawberry.types import Info
+
+from resolvers import accounts as account_q
+from resolvers import addresses as address_q
+from resolvers import custom_fields as custom_field_q
+from resolvers import customers as q
+from resolvers import ledger as ledger_q
+from resolvers import orders as order_q
+from resolvers import sales_channels as channel_q
+from resolvers import timeline as timeline_q
+from resolvers import users as user_q
+from resolvers.children import child_counts, child_pages
+from resolvers.context import viewer_of
+from resolvers.errors import BadUserInput
+from resolvers.loading import count
+from resolvers.pagination import Ordering, page_args
+from schema.accounts import Account
+from schema.addresses import Address
+from schema.base import Money, build, build_all, decode_id, node_resolver, registered
+from schema.custom_fields import CustomFieldValue
+from schema.enums import CustomerKind, CustomerOrderField, CustomerStatus, OrderDirection
+from schema.ledger import LedgerTransaction
+from schema.orders import Order
+from schema.pagination import Connection
+from schema.sales_channels import SalesChannel
+from schema.tax import TaxStatus
+from schema.timeline import TimelineEvent
+from schema.users import User
+
+Private = strawberry.Private
+NESTED_PAGE = 10
+
+
+async def _children(info: Info, table, ordering: Ordering, type_name: str, key: int, args):
+    """A nested connection: this customer's page comes from one batched LATERAL statement."""
+    ctx = info.context
+    page = await ctx.loader(child_pages, table, ordering, args).load(key)
+    return Connection.of(
+        page,
+        lambda row: build(type_name, row),
+        lambda: ctx.loader(child_counts, table).load(key),
+    )
+
+
+@registered
+@strawberry.type(description="An individual or a business that buys from the business.")
+class Customer(relay.Node):
+    id: relay.NodeID[int]
+    number: str = strawberry.field(description="Human-facing number, e.g. C-000042.")
+    kind: CustomerKind
+    first_name: str | None
+    last_name: str | None
+    company_name: str | None
+    email: str | None
+    phone: str | None = strawberry.field(description="E.164, e.g. +14155550100.")
+    reference_id: str | None = strawberry.field(description='"Other ID" from an import.')
+    status: CustomerStatus
+    note: str | None
+    version: int = strawberry.field(description="Send it back as expectedVersion on update.")
+    created_at: datetime
+    updated_at: datetime
+    account_id: Private[int | None]
+    sales_rep_id: Private[int | None]
+    merged_into_id: Private[int | None]
+    tax_kind: Private[str]
+    tax_code: Private[str | None]
+
+    __columns__ = {"tax_kind": "tax_status"}
+
+    resolve_nodes = node_resolver(q.customers_by_id)
+
+    @strawberry.field(description="Company for a business, else first and last name.")
+    def display_name(self) -> str:
+        person = " ".join(p for p in (self.first_name, self.last_name) if p)
+        if self.kind == CustomerKind.BUSINESS and self.company_name:
+            return self.company_name
+        return person or self.company_name or self.email or self.number
+
+    @strawberry.field(description="The billing account, if the customer has one.")
+    async def account(self, info: Info) -> Account | None:
+        if self.account_id is None:
+            return None
+        row = await info.context.loader(account_q.accounts_by_id).load(self.account_id)
+        return build("Account", row)
+
+    @strawberry.field
+    async def sales_rep(self, info: Info) -> User | None:
+        if self.sales_rep_id is None:
+            return None
+        return build("User", await info.context.loader(user_q.users_by_id).load(self.sales_rep_id))
+
+    @strawberry.field(description="The surviving customer, when this one was merged into it.")
+    async def merged_into(self, info: Info) -> "Customer | None":
+        if self.merged_into_id is None:
+            return None
+        row = await info.context.loader(q.customers_by_id).load(self.merged_into_id)
+        return build("Customer", row)
+
+    @strawberry.field
+    async def sales_channels(self, info: Info) -> list[SalesChannel]:
+        rows = await info.context.loader(channel_q.sales_channels_by_customer).load(self.id)
+        return build_all("SalesChannel", rows)
+
+    @strawberry.field(description="Every address; defaults first.")
+    async def addresses(self, info: Info) -> list[Address]:
+        rows = await info.context.loader(address_q.addresses_by_customer).load(self.id)
+        return build_all("Address", rows)
+
+    @strawberry.field(description="Orders, newest first.")
+    async def orders(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Connection[Order]:
+        args = page_args(first, after, last, before, default=NESTED_PAGE)
+        return await _children(info, order_q.order, order_q.NEWEST_FIRST, "Order", self.id, args)
+
+    @strawberry.field(description="Ledger entries, newest first.")
+    async def ledger_transactions(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Connection[LedgerTransaction]:
+        args = page_args(first, after, last, before, default=NESTED_PAGE)
+        return await _children(
+            info, ledger_q.ledger, ledger_q.NEWEST_FIRST, "LedgerTransaction", self.id, args
+        )
+
+    @strawberry.field(description="Balance per currency (positive: the customer owes).")
+    async def balances(self, info: Info) -> list[Money]:
+        rows = await info.context.loader(ledger_q.balances_by_customer).load(self.id)
+        return [Money(amount=r.balance_after, currency=r.currency) for r in rows]
+
+    @strawberry.field(description="Values of the custom fields an administrator defined.")
+    async def custom_fields(self, info: Info) -> list[CustomFieldValue]:
+        rows = await info.context.loader(custom_field_q.values_by_customer).load(self.id)
+        return build_all("CustomFieldValue", rows)
+
+    @strawberry.field
+    def tax_status(self) -> TaxStatus:
+        return TaxStatus(status=self.tax_kind, tax_code=self.tax_code, customer_id=self.id)
+
+    @strawberry.field(description="What happened to this customer, newest first.")
+    async def timeline(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Connection[TimelineEvent]:
+        args = page_args(first, after, last, before, default=NESTED_PAGE)
+        return await _children(
+            info,
+            timeline_q.timeline_event,
+            timeline_q.NEWEST_FIRST,
+            "TimelineEvent",
+            self.id,
+            args,
+        )
+
+
+@strawberry.input
+class CustomerOrder:
+    field: CustomerOrderField = CustomerOrderField.NAME
+    direction: OrderDirection = OrderDirection.ASC
+
+
+@strawberry.type
+class CustomerQueries:
+    @strawberry.field(description="One customer by global ID, number or email (exactly one).")
+    async def customer(
+        self,
+        info: Info,
+        id: strawberry.ID | None = None,
+        number: str | None = None,
+        email: str | None = None,
+    ) -> Customer | None:
+        viewer_of(info)
+        if sum(v is not None for v in (id, number, email)) != 1:
+            raise BadUserInput("Pass exactly one of 'id', 'number' or 'email'.")
+        pk = decode_id(id, "Customer", "id") if id is not None else None
+        row = await q.customer_by(info.context, pk=pk, number=number, email=email)
+        return build("Customer", row)
+
+    @strawberry.field(description="Customers (not merged), keyset-paginated.")
+    async def customers(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+        order_by: CustomerOrder | None = None,
+    ) -> Connection[Customer]:
+        viewer_of(info)
+        ctx = info.context
+        order_by = order_by or CustomerOrder()
+        page, base = await q.customer_page(
+            ctx,
+            page_args(first, after, last, before),
+            order_by.field,
+            order_by.direction == OrderDirection.DESC,
+        )
+        return Connection.of(page, lambda r: build("Customer", r), lambda: count(ctx, base))

@@ -1,0 +1,111 @@
+"""Orders (checkout or admin) with lines and totals."""
+
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+from strawberry import relay
+from strawberry.scalars import JSON
+from strawberry.types import Info
+
+from resolvers import customers as customer_q
+from resolvers import orders as q
+from resolvers import sales_channels as channel_q
+from resolvers.children import child_by_id
+from resolvers.context import viewer_of
+from resolvers.errors import BadUserInput
+from schema.base import build, build_all, decode_id, money_field, node_resolver, registered
+from schema.sales_channels import SalesChannel
+from schema.enums import OrderSource, OrderStatus
+
+if TYPE_CHECKING:
+    from schema.customers import Customer
+
+Private = strawberry.Private
+
+
+@registered
+@strawberry.type(description="One line of an order; money in the order's currency.")
+class OrderLine(relay.Node):
+    id: relay.NodeID[int]
+    position: int
+    sku: str | None
+    description: str
+    quantity: int
+    tax_rate: Decimal
+    unit_price: Private[Decimal]
+    line_total: Private[Decimal]
+    currency: Private[str]
+
+    resolve_nodes = node_resolver(q.lines_by_id)
+    unit_price_money = money_field("unit_price", "Price of one unit, before tax.")
+    line_total_money = money_field("line_total", "Unit price times quantity, before tax.")
+
+
+@registered
+@strawberry.type(description="An order placed at checkout or created by an administrator.")
+class Order(relay.Node):
+    id: relay.NodeID[int]
+    number: str
+    status: OrderStatus
+    source: OrderSource
+    currency: str
+    shipping_address: JSON | None = strawberry.field(
+        description="Snapshot of the address the order shipped to."
+    )
+    placed_at: datetime
+    created_at: datetime
+    updated_at: datetime
+    customer_id: Private[int]
+    sales_channel_id: Private[int | None]
+    subtotal: Private[Decimal]
+    tax_total: Private[Decimal]
+    shipping_total: Private[Decimal]
+    total: Private[Decimal]
+    amount_paid: Private[Decimal]
+    amount_refunded: Private[Decimal]
+
+    resolve_nodes = node_resolver(child_by_id, q.order)
+    subtotal_money = money_field("subtotal", "Sum of the lines, before tax and shipping.")
+    tax_total_money = money_field("tax_total", "Tax on the order.")
+    shipping_total_money = money_field("shipping_total", "Shipping charged.")
+    total_money = money_field("total", "Subtotal plus tax plus shipping.")
+    amount_paid_money = money_field("amount_paid", "Paid so far.")
+    amount_refunded_money = money_field("amount_refunded", "Refunded so far.")
+
+    @strawberry.field
+    async def lines(self, info: Info) -> list[OrderLine]:
+        return build_all("OrderLine", await info.context.loader(q.lines_by_order).load(self.id))
+
+    @strawberry.field
+    async def customer(
+        self, info: Info
+    ) -> Annotated["Customer", strawberry.lazy("schema.customers")] | None:
+        row = await info.context.loader(customer_q.customers_by_id).load(self.customer_id)
+        return build("Customer", row)
+
+    @strawberry.field
+    async def sales_channel(self, info: Info) -> SalesChannel | None:
+        if self.sales_channel_id is None:
+            return None
+        row = await info.context.loader(channel_q.sales_channels_by_id).load(self.sales_channel_id)
+        return build("SalesChannel", row)
+
+
+@strawberry.type
+class OrderQueries:
+    @strawberry.field(description="One order, by global ID or by its number.")
+    async def order(
+        self, info: Info, id: strawberry.ID | None = None, number: str | None = None
+    ) -> Order | None:
+        viewer_of(info)
+        if (id is None) == (number is None):
+            raise BadUserInput("Pass exactly one of 'id' or 'number'.")
+        if id is not None:
+            row = await info.context.loader(child_by_id, q.order).load(
+                decode_id(id, "Order", "id")
+            )
+        else:
+            row = await q.order_by_number(info.context, number)
+        return build("Order", row)

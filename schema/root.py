@@ -1,0 +1,38 @@
+"""The Schema: root types merged from one query class per domain, plus Relay node/nodes."""
+
+import strawberry
+from strawberry import relay
+from strawberry.tools import merge_types
+
+from schema.accounts import AccountQueries
+from schema.custom_fields import CustomFieldQueries
+from schema.customers import CustomerQueries
+from schema.orders import OrderQueries
+from schema.sales_channels import SalesChannelQueries
+from schema.users import UserQueries
+from schema.viewer import ViewerQueries
+
+
+@strawberry.type
+class NodeQueries:
+    node: relay.Node | None = relay.node(description="Any object by its global ID.")
+    nodes: list[relay.Node | None] = relay.node(description="Objects by global IDs, in order.")
+
+
+Query = merge_types(
+    "Query",
+    (
+        NodeQueries,
+        ViewerQueries,
+        CustomerQueries,
+        OrderQueries,
+        AccountQueries,
+        SalesChannelQueries,
+        UserQueries,
+        CustomFieldQueries,
+    ),
+)
+
+
+def build_schema(extensions: list | None = None) -> strawberry.Schema:
+    return strawberry.Schema(query=Query, extensions=extensions or [])

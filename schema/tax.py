@@ -1,0 +1,62 @@
+"""Tax status and exemption certificates."""
+
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+from strawberry import relay
+from strawberry.types import Info
+
+from resolvers import customers as customer_q
+from resolvers import tax as q
+from resolvers.children import child_by_id
+from schema.base import build, build_all, node_resolver, registered
+from schema.enums import TaxStatusKind
+
+if TYPE_CHECKING:
+    from schema.customers import Customer
+
+
+@registered
+@strawberry.type(description="A certificate exempting a customer from tax in a region.")
+class TaxExemptionCertificate(relay.Node):
+    id: relay.NodeID[int]
+    number: str
+    country: str
+    region: str | None
+    reason: str | None
+    valid_from: date
+    valid_to: date | None
+    revoked_at: datetime | None
+    created_at: datetime
+    customer_id: strawberry.Private[int]
+
+    resolve_nodes = node_resolver(child_by_id, q.certificate)
+
+    @strawberry.field(description="Valid today: started, not expired, not revoked.")
+    def is_valid(self) -> bool:
+        today = date.today()
+        return (
+            self.revoked_at is None
+            and self.valid_from <= today
+            and (self.valid_to is None or today <= self.valid_to)
+        )
+
+    @strawberry.field
+    async def customer(
+        self, info: Info
+    ) -> Annotated["Customer", strawberry.lazy("schema.customers")] | None:
+        row = await info.context.loader(customer_q.customers_by_id).load(self.customer_id)
+        return build("Customer", row)
+
+
+@strawberry.type(description="How a customer is taxed.")
+class TaxStatus:
+    status: TaxStatusKind
+    tax_code: str | None
+    customer_id: strawberry.Private[int]
+
+    @strawberry.field
+    async def exemption_certificates(self, info: Info) -> list[TaxExemptionCertificate]:
+        rows = await info.context.loader(q.certificates_by_customer).load(self.customer_id)
+        return build_all("TaxExemptionCertificate", rows)

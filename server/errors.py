@@ -1,0 +1,76 @@
+"""Every error leaves with a stable `extensions.code`; unexpected ones are masked.
+
+Expected failures raise `resolvers.errors.CodedError` and pass through as they are.
+Anything else is a bug: the client gets "Internal server error" and a request id, the
+log gets the traceback under the same id. CUSTOMER_GRAPH_DEBUG=1 shows the real message.
+"""
+
+import logging
+
+from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
+
+log = logging.getLogger("customer_graph.errors")
+
+# graphql-core reports bad argument/variable values through validation/coercion messages.
+_INPUT_HINTS = (
+    "Expected value of type",
+    "does not exist in",
+    "got invalid value",
+    "cannot represent",
+    "Expected type",
+    "of required type",
+    "was not provided",
+    "is not defined by type",
+    "Variable '$",
+    "Int cannot represent",
+)
+
+
+def _code_for(error: GraphQLError) -> str:
+    if error.message.startswith("Syntax Error"):
+        return "GRAPHQL_PARSE_FAILED"
+    if any(hint in error.message for hint in _INPUT_HINTS):
+        return "BAD_USER_INPUT"
+    return "GRAPHQL_VALIDATION_FAILED"
+
+
+class ErrorCodes(SchemaExtension):
+    """Give every error a code and mask unexpected exceptions."""
+
+    debug = False
+
+    def on_operation(self):
+        yield
+        result = self.execution_context.result
+        if result is None or not result.errors:
+            return
+        request_id = getattr(self.execution_context.context, "request_id", None)
+        result.errors = [self._shape(e, request_id) for e in result.errors]
+
+    def _shape(self, error: GraphQLError, request_id: str | None) -> GraphQLError:
+        original = error.original_error
+        if original is None:
+            if not (error.extensions or {}).get("code"):
+                error.extensions = {**(error.extensions or {}), "code": _code_for(error)}
+            return error
+        if isinstance(original, GraphQLError) and (original.extensions or {}).get("code"):
+            error.extensions = original.extensions
+            return error
+        log.error(
+            "request %s: unexpected error at %s",
+            request_id,
+            error.path,
+            exc_info=(type(original), original, original.__traceback__),
+        )
+        message = str(original) if self.debug else "Internal server error"
+        return GraphQLError(
+            message,
+            nodes=error.nodes,
+            path=error.path,
+            extensions={"code": "INTERNAL_SERVER_ERROR", "requestId": request_id},
+        )
+
+
+def error_codes(debug: bool) -> type[ErrorCodes]:
+    return type("ErrorCodes", (ErrorCodes,), {"debug": debug})
