@@ -14,8 +14,11 @@ target_metadata = models.metadata
 
 def include_object(obj, name, type_, reflected, compare_to) -> bool:
     # Expression indexes (cg_fold(...)) cannot be compared by autogenerate; the migration owns them.
-    if type_ == "index" and obj is not None and obj.expressions and any(
-        not hasattr(e, "table") for e in obj.expressions
+    if (
+        type_ == "index"
+        and obj is not None
+        and obj.expressions
+        and any(not hasattr(e, "table") for e in obj.expressions)
     ):
         return False
     return True

@@ -15,14 +15,14 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import CITEXT
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base, created_at, updated_at
+from models.base import Base, created_at, number_column, updated_at
 
 
 class Account(Base):
     __tablename__ = "account"
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    number: Mapped[str] = mapped_column(Text, unique=True)
+    number: Mapped[str] = number_column("A", "account_number_seq")
     name: Mapped[str] = mapped_column(Text)
     billing_contact_name: Mapped[str | None] = mapped_column(Text)
     billing_email: Mapped[str | None] = mapped_column(CITEXT)
@@ -48,7 +48,9 @@ class PaymentMethod(Base):
     __tablename__ = "payment_method"
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    account_id: Mapped[int] = mapped_column(ForeignKey("account.id", ondelete="CASCADE"), index=True)
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("account.id", ondelete="CASCADE"), index=True
+    )
     processor: Mapped[str] = mapped_column(Text)
     token: Mapped[str] = mapped_column(Text)
     brand: Mapped[str | None] = mapped_column(Text)

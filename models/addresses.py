@@ -1,4 +1,4 @@
-"""Customer addresses: ISO-3166 country/region codes, normalised postal code, one default per kind."""
+"""Customer addresses: ISO-3166 codes, normalised postal code, one default per kind."""
 
 from datetime import datetime
 

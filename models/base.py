@@ -3,7 +3,7 @@
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import DateTime, MetaData, Numeric, func
+from sqlalchemy import DateTime, MetaData, Numeric, Text, func, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING = {
@@ -29,3 +29,12 @@ def created_at() -> Mapped[datetime]:
 
 def updated_at() -> Mapped[datetime]:
     return mapped_column(server_default=func.now(), onupdate=func.now())
+
+
+def number_column(prefix: str, sequence: str) -> Mapped[str]:
+    """Human-facing numbers (C-000042) drawn from a sequence: race-free, never reused."""
+    return mapped_column(
+        Text,
+        unique=True,
+        server_default=text(f"'{prefix}-' || lpad(nextval('{sequence}')::text, 6, '0')"),
+    )

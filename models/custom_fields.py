@@ -1,4 +1,4 @@
-"""Admin-defined custom fields; values are stored in typed columns so they index and range-filter."""
+"""Admin-defined custom fields; typed value columns so values index and range-filter."""
 
 from datetime import date, datetime
 from decimal import Decimal

@@ -17,7 +17,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import CITEXT
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base, created_at, updated_at
+from models.base import Base, created_at, number_column, updated_at
 from models.enums import CustomerKind, CustomerStatus, TaxStatus
 
 # Sort key for orderBy: NAME ("last first", else the company, else the number). PostgreSQL
@@ -32,7 +32,7 @@ class Customer(Base):
     __tablename__ = "customer"
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    number: Mapped[str] = mapped_column(Text, unique=True)
+    number: Mapped[str] = number_column("C", "customer_number_seq")
     kind: Mapped[CustomerKind] = mapped_column(
         Enum(CustomerKind, name="customer_kind"), server_default="INDIVIDUAL"
     )

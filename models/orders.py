@@ -18,7 +18,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base, created_at, updated_at
+from models.base import Base, created_at, number_column, updated_at
 from models.enums import OrderSource, OrderStatus
 
 
@@ -26,7 +26,7 @@ class Order(Base):
     __tablename__ = "orders"
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    number: Mapped[str] = mapped_column(Text, unique=True)
+    number: Mapped[str] = number_column("O", "order_number_seq")
     customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id", ondelete="RESTRICT"))
     status: Mapped[OrderStatus] = mapped_column(
         Enum(OrderStatus, name="order_status"), server_default="PLACED"

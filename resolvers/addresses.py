@@ -11,7 +11,5 @@ address = Address.__table__
 
 
 async def addresses_by_customer(ctx: Context, keys: Sequence[int]) -> list:
-    stmt = visible(ctx, address).order_by(
-        address.c.is_default.desc(), address.c.kind, address.c.id
-    )
+    stmt = visible(ctx, address).order_by(address.c.is_default.desc(), address.c.kind, address.c.id)
     return await many_per_key(ctx, stmt, address.c.customer_id, keys)

@@ -28,9 +28,7 @@ async def values_by_customer(ctx: Context, keys: Sequence[int]) -> list:
     """Values joined to their (live) definitions: key, label and type in one statement."""
     stmt = (
         visible(ctx, value)
-        .add_columns(
-            definition.c.key, definition.c.label, definition.c.type, definition.c.position
-        )
+        .add_columns(definition.c.key, definition.c.label, definition.c.type, definition.c.position)
         .join(definition, definition.c.id == value.c.definition_id)
         .where(~definition.c.archived)
         .order_by(definition.c.position, definition.c.key)

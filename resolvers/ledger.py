@@ -2,7 +2,6 @@
 
 from collections.abc import Sequence
 
-
 from models import LedgerTransaction
 from resolvers.children import visible
 from resolvers.context import Context
@@ -22,5 +21,3 @@ async def balances_by_customer(ctx: Context, keys: Sequence[int]) -> list:
         .order_by(ledger.c.customer_id, ledger.c.currency, ledger.c.id.desc())
     )
     return await many_per_key(ctx, stmt, ledger.c.customer_id, keys)
-
-

@@ -89,7 +89,9 @@ class Ordering:
 
     def after(self, values: Sequence[Any]) -> ColumnElement[bool]:
         key = tuple_(*self.columns)
-        bound = tuple_(*[bindparam(None, v, type_=c.type) for c, v in zip(self.columns, values)])
+        bound = tuple_(
+            *[bindparam(None, v, type_=c.type) for c, v in zip(self.columns, values, strict=True)]
+        )
         return key < bound if self.descending else key > bound
 
 
@@ -132,7 +134,7 @@ def decode_cursor(ordering: Ordering, cursor: str, argument: str) -> list[Any]:
         raw = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         if not isinstance(raw, list) or len(raw) != len(ordering.columns):
             raise ValueError(raw)
-        return [_typed(c, v) for c, v in zip(ordering.columns, raw)]
+        return [_typed(c, v) for c, v in zip(ordering.columns, raw, strict=True)]
     except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError) as exc:
         raise BadUserInput(
             f"'{argument}' is not a valid cursor for this list and order.", argument=argument
@@ -205,4 +207,3 @@ def paginate_per_parent(
         return [_page(grouped.get(pid, []), ordering, args) for pid in parent_ids]
 
     return stmt, split
-

@@ -1,0 +1,8 @@
+"""The GraphQL schema. Built once per process: Strawberry's relay fields cannot be rebuilt."""
+
+import strawberry
+
+from schema.root import Mutation, Query
+from server.errors import ErrorCodes
+
+schema = strawberry.Schema(query=Query, mutation=Mutation, extensions=[ErrorCodes])

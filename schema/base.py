@@ -24,7 +24,7 @@ def columns_of(cls: type) -> tuple[tuple[str, str], ...]:
     dataloader path and (later) by the compiled SQL path alike.
     """
     renames = getattr(cls, "__columns__", {})
-    return tuple((f.name, renames.get(f.name, f.name)) for f in dataclasses.fields(cls))
+    return tuple((f.name, renames.get(f.name, f.name)) for f in dataclasses.fields(cls) if f.init)
 
 
 def from_row(cls: type[T], row: Any) -> T:
@@ -39,9 +39,10 @@ def decode_id(value: strawberry.ID | str, expected: str | tuple[str, ...], argum
     try:
         gid = relay.GlobalID.from_id(value)
         pk = int(gid.node_id)
-    except Exception as exc:  # noqa: BLE001 - any decoding failure is the client's input
-        raise BadUserInput(f"'{argument}' is not a valid global ID: {value!r}.",
-                           argument=argument) from exc
+    except Exception as exc:
+        raise BadUserInput(
+            f"'{argument}' is not a valid global ID: {value!r}.", argument=argument
+        ) from exc
     if gid.type_name not in expected:
         raise BadUserInput(
             f"'{argument}' is a {gid.type_name} ID; expected {' or '.join(expected)}.",
@@ -94,6 +95,7 @@ def money_field(column: str, description: str, currency: str = "currency"):
 
     The GraphQL field takes the column's name: `total` -> `total: Money!`.
     """
+
     def resolve(self) -> Money:
         return Money(amount=getattr(self, column), currency=getattr(self, currency))
 

@@ -16,8 +16,8 @@ from resolvers.children import child_by_id
 from resolvers.context import viewer_of
 from resolvers.errors import BadUserInput
 from schema.base import build, build_all, decode_id, money_field, node_resolver, registered
-from schema.sales_channels import SalesChannel
 from schema.enums import OrderSource, OrderStatus
+from schema.sales_channels import SalesChannel
 
 if TYPE_CHECKING:
     from schema.customers import Customer
@@ -103,9 +103,7 @@ class OrderQueries:
         if (id is None) == (number is None):
             raise BadUserInput("Pass exactly one of 'id' or 'number'.")
         if id is not None:
-            row = await info.context.loader(child_by_id, q.order).load(
-                decode_id(id, "Order", "id")
-            )
+            row = await info.context.loader(child_by_id, q.order).load(decode_id(id, "Order", "id"))
         else:
             row = await q.order_by_number(info.context, number)
         return build("Order", row)

@@ -33,6 +33,7 @@ Query = merge_types(
     ),
 )
 
+# One mutation class per domain, merged like the queries. Add yours to this tuple.
+MUTATION_TYPES: tuple[type, ...] = ()
 
-def build_schema(extensions: list | None = None) -> strawberry.Schema:
-    return strawberry.Schema(query=Query, extensions=extensions or [])
+Mutation = merge_types("Mutation", MUTATION_TYPES) if MUTATION_TYPES else None

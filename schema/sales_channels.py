@@ -19,7 +19,6 @@ class SalesChannel(relay.Node):
     resolve_nodes = node_resolver(q.sales_channels_by_id)
 
 
-
 @strawberry.type
 class SalesChannelQueries:
     @strawberry.field(description="Every sales channel, by name.")

@@ -31,7 +31,6 @@ class User(relay.Node):
     resolve_nodes = node_resolver(q.users_by_id)
 
 
-
 @strawberry.type
 class UserQueries:
     @strawberry.field(description="Active sales reps, by name.")

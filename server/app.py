@@ -16,10 +16,9 @@ from starlette.routing import Route
 from strawberry.asgi import GraphQL
 
 from resolvers.context import Context
-from schema.root import build_schema
+from schema import schema
 from server.auth import viewer_for_token
 from server.database import make_engine
-from server.errors import error_codes
 from server.runtime import open_database_async
 from server.settings import Settings, get_settings
 
@@ -55,7 +54,6 @@ def create_app(engine: AsyncEngine | None = None, settings: Settings | None = No
     """Build the app. Given no engine, the lifespan opens the configured database itself."""
     settings = settings or get_settings()
     engine_ref: dict[str, Any] = {"engine": engine}
-    schema = build_schema(extensions=[error_codes(settings.debug)])
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
@@ -74,7 +72,7 @@ def create_app(engine: AsyncEngine | None = None, settings: Settings | None = No
         try:
             async with engine_ref["engine"].connect() as conn:
                 await conn.execute(text("SELECT 1"))
-        except Exception:  # noqa: BLE001 - any failure means unhealthy
+        except Exception:
             log.exception("health check failed")
             return JSONResponse({"status": "unavailable"}, status_code=503)
         return JSONResponse({"status": "ok"})

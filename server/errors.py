@@ -38,17 +38,18 @@ def _code_for(error: GraphQLError) -> str:
 class ErrorCodes(SchemaExtension):
     """Give every error a code and mask unexpected exceptions."""
 
-    debug = False
-
     def on_operation(self):
         yield
         result = self.execution_context.result
         if result is None or not result.errors:
             return
-        request_id = getattr(self.execution_context.context, "request_id", None)
-        result.errors = [self._shape(e, request_id) for e in result.errors]
+        ctx = self.execution_context.context
+        request_id = getattr(ctx, "request_id", None)
+        debug = getattr(getattr(ctx, "settings", None), "debug", False)
+        result.errors = [self._shape(e, request_id, debug) for e in result.errors]
 
-    def _shape(self, error: GraphQLError, request_id: str | None) -> GraphQLError:
+    @staticmethod
+    def _shape(error: GraphQLError, request_id: str | None, debug: bool) -> GraphQLError:
         original = error.original_error
         if original is None:
             if not (error.extensions or {}).get("code"):
@@ -63,14 +64,10 @@ class ErrorCodes(SchemaExtension):
             error.path,
             exc_info=(type(original), original, original.__traceback__),
         )
-        message = str(original) if self.debug else "Internal server error"
+        message = f"{type(original).__name__}: {original}" if debug else "Internal server error"
         return GraphQLError(
             message,
             nodes=error.nodes,
             path=error.path,
             extensions={"code": "INTERNAL_SERVER_ERROR", "requestId": request_id},
         )
-
-
-def error_codes(debug: bool) -> type[ErrorCodes]:
-    return type("ErrorCodes", (ErrorCodes,), {"debug": debug})

@@ -1,4 +1,4 @@
-"""Resolve the database for a process: DATABASE_URL, or the embedded server (started and migrated)."""
+"""The database of a process: DATABASE_URL, or the embedded server, started and migrated."""
 
 import asyncio
 import logging

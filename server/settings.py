@@ -31,9 +31,7 @@ class Settings:
         ).expanduser()
     )
     debug: bool = field(default_factory=lambda: _bool("CUSTOMER_GRAPH_DEBUG", False))
-    introspection: bool = field(
-        default_factory=lambda: _bool("CUSTOMER_GRAPH_INTROSPECTION", True)
-    )
+    introspection: bool = field(default_factory=lambda: _bool("CUSTOMER_GRAPH_INTROSPECTION", True))
     max_page_size: int = 100
     default_page_size: int = 20
     pool_size: int = field(default_factory=lambda: _int("CUSTOMER_GRAPH_POOL_SIZE", 10))

@@ -58,6 +58,8 @@ EXPRESSION_INDEXES = [
     ("ix_timeline_customer_id", "timeline_event", ["customer_id", "id DESC"], None),
 ]
 
+SEQUENCES = ["customer_number_seq", "account_number_seq", "order_number_seq"]
+
 ENUMS = [
     "role", "customer_kind", "customer_status", "tax_status", "address_kind", "order_status",
     "order_source", "ledger_kind", "custom_field_type",
@@ -68,9 +70,11 @@ def upgrade() -> None:
     for ext in ("citext", "pg_trgm", "unaccent"):
         op.execute(f"CREATE EXTENSION IF NOT EXISTS {ext} WITH SCHEMA public")
     op.execute(FOLD)
+    for seq in SEQUENCES:
+        op.execute(f"CREATE SEQUENCE {seq}")
     op.create_table('account',
     sa.Column('id', sa.BigInteger(), sa.Identity(always=False), nullable=False),
-    sa.Column('number', sa.Text(), nullable=False),
+    sa.Column('number', sa.Text(), server_default=sa.text("'A-' || lpad(nextval('account_number_seq')::text, 6, '0')"), nullable=False),
     sa.Column('name', sa.Text(), nullable=False),
     sa.Column('billing_contact_name', sa.Text(), nullable=True),
     sa.Column('billing_email', postgresql.CITEXT(), nullable=True),
@@ -139,7 +143,7 @@ def upgrade() -> None:
     op.create_index(op.f('ix_api_token_user_id'), 'api_token', ['user_id'], unique=False)
     op.create_table('customer',
     sa.Column('id', sa.BigInteger(), sa.Identity(always=False), nullable=False),
-    sa.Column('number', sa.Text(), nullable=False),
+    sa.Column('number', sa.Text(), server_default=sa.text("'C-' || lpad(nextval('customer_number_seq')::text, 6, '0')"), nullable=False),
     sa.Column('kind', sa.Enum('INDIVIDUAL', 'BUSINESS', name='customer_kind'), server_default='INDIVIDUAL', nullable=False),
     sa.Column('first_name', sa.Text(), nullable=True),
     sa.Column('last_name', sa.Text(), nullable=True),
@@ -253,7 +257,7 @@ def upgrade() -> None:
     op.create_index(op.f('ix_customer_sales_channel_sales_channel_id'), 'customer_sales_channel', ['sales_channel_id'], unique=False)
     op.create_table('orders',
     sa.Column('id', sa.BigInteger(), sa.Identity(always=False), nullable=False),
-    sa.Column('number', sa.Text(), nullable=False),
+    sa.Column('number', sa.Text(), server_default=sa.text("'O-' || lpad(nextval('order_number_seq')::text, 6, '0')"), nullable=False),
     sa.Column('customer_id', sa.BigInteger(), nullable=False),
     sa.Column('status', sa.Enum('PLACED', 'PAID', 'FULFILLED', 'CANCELLED', 'REFUNDED', name='order_status'), server_default='PLACED', nullable=False),
     sa.Column('source', sa.Enum('CHECKOUT', 'ADMIN', name='order_source'), nullable=False),
@@ -408,3 +412,5 @@ def downgrade() -> None:
     for enum in ENUMS:
         op.execute(f"DROP TYPE {enum}")
     op.execute("DROP FUNCTION cg_fold(text)")
+    for seq in SEQUENCES:
+        op.execute(f"DROP SEQUENCE {seq}")
