@@ -26,9 +26,10 @@ def to_asyncpg_url(url: str) -> str:
     return urlunsplit(("postgresql+asyncpg", parts.netloc, parts.path, urlencode(query), ""))
 
 
-def to_libpq_url(url: str) -> str:
+def with_database(url: str, name: str) -> str:
+    """The same server URL, pointing at database `name`."""
     parts = urlsplit(url)
-    return urlunsplit(("postgresql", parts.netloc, parts.path, parts.query, ""))
+    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, ""))
 
 
 def _private_runtime_dir() -> None:
@@ -79,7 +80,7 @@ def ensure_database(embedded: EmbeddedPostgres, name: str) -> str:
     exists = embedded.psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'")
     if "(1 row)" not in exists:
         embedded.psql(f'CREATE DATABASE "{name}"')
-    return base.replace("/postgres?", f"/{name}?")
+    return with_database(base, name)
 
 
 class StatementCounter:

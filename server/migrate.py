@@ -8,6 +8,12 @@ from alembic.config import Config
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 
+def include_object(obj, name, type_, reflected, compare_to) -> bool:
+    """Autogenerate cannot compare expression indexes (cg_fold, DESC): the migration owns them."""
+    expressions = getattr(obj, "expressions", None) if type_ == "index" else None
+    return not (expressions and any(not hasattr(e, "table") for e in expressions))
+
+
 def alembic_config(url: str) -> Config:
     cfg = Config(str(MIGRATIONS / "alembic.ini"))
     cfg.set_main_option("script_location", str(MIGRATIONS))
