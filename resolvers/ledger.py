@@ -2,6 +2,8 @@
 
 from collections.abc import Sequence
 
+from sqlalchemy.dialects.postgresql import distinct_on
+
 from models import LedgerTransaction
 from resolvers.children import visible
 from resolvers.context import Context
@@ -17,7 +19,7 @@ async def balances_by_customer(ctx: Context, keys: Sequence[int]) -> list:
     stmt = (
         visible(ctx, ledger)
         .with_only_columns(ledger.c.customer_id, ledger.c.currency, ledger.c.balance_after)
-        .distinct(ledger.c.customer_id, ledger.c.currency)
+        .ext(distinct_on(ledger.c.customer_id, ledger.c.currency))
         .order_by(ledger.c.customer_id, ledger.c.currency, ledger.c.id.desc())
     )
     return await many_per_key(ctx, stmt, ledger.c.customer_id, keys)
