@@ -20,11 +20,12 @@ from sqlalchemy.orm import Mapped, mapped_column
 from models.base import Base, created_at, number_column, updated_at
 from models.enums import CustomerKind, CustomerStatus, TaxStatus
 
-# Sort key for orderBy: NAME ("last first", else the company, else the number). PostgreSQL
-# forbids user-defined types (the kind enum, citext) in generated columns, hence text only.
+# Sort key for orderBy: NAME ("last first", else the company, else the number), folded so
+# case and accents do not matter whatever the database collation. PostgreSQL forbids
+# user-defined types (the kind enum, citext) in generated columns, hence text only.
 SORT_NAME = (
-    "lower(coalesce(nullif(btrim(coalesce(last_name, '') || ' ' || coalesce(first_name, '')), ''),"
-    " company_name, number))"
+    "cg_fold(coalesce(nullif(btrim(coalesce(last_name, '') || ' ' || coalesce(first_name, '')),"
+    " ''), company_name, number))"
 )
 
 

@@ -9,6 +9,7 @@ import logging
 
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
+from strawberry.relay.types import GlobalIDValueError
 
 log = logging.getLogger("customer_graph.errors")
 
@@ -51,12 +52,18 @@ class ErrorCodes(SchemaExtension):
     @staticmethod
     def _shape(error: GraphQLError, request_id: str | None, debug: bool) -> GraphQLError:
         original = error.original_error
-        if original is None:
-            if not (error.extensions or {}).get("code"):
-                error.extensions = {**(error.extensions or {}), "code": _code_for(error)}
-            return error
         if isinstance(original, GraphQLError) and (original.extensions or {}).get("code"):
             error.extensions = original.extensions
+            return error
+        if isinstance(original, GlobalIDValueError):  # relay `node` with a foreign type name
+            error.message = f"Not a valid global ID: {original}"
+            error.extensions = {"code": "BAD_USER_INPUT"}
+            return error
+        # Parse, validation and variable-coercion errors: the request itself is at fault.
+        outside_execution = error.path is None and isinstance(original, ValueError | TypeError)
+        if original is None or isinstance(original, GraphQLError) or outside_execution:
+            if not (error.extensions or {}).get("code"):
+                error.extensions = {**(error.extensions or {}), "code": _code_for(error)}
             return error
         log.error(
             "request %s: unexpected error at %s",

@@ -160,7 +160,7 @@ def upgrade() -> None:
     sa.Column('tax_status', sa.Enum('TAXABLE', 'EXEMPT', 'PARTIALLY_EXEMPT', name='tax_status'), server_default='TAXABLE', nullable=False),
     sa.Column('tax_code', sa.Text(), nullable=True),
     sa.Column('note', sa.Text(), nullable=True),
-    sa.Column('sort_name', sa.Text(), sa.Computed("lower(coalesce(nullif(btrim(coalesce(last_name, '') || ' ' || coalesce(first_name, '')), ''), company_name, number))", persisted=True), nullable=False),
+    sa.Column('sort_name', sa.Text(), sa.Computed("cg_fold(coalesce(nullif(btrim(coalesce(last_name, '') || ' ' || coalesce(first_name, '')), ''), company_name, number))", persisted=True), nullable=False),
     sa.Column('version', sa.Integer(), server_default='1', nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
