@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
 import sys
 
 from server.settings import get_settings
@@ -17,12 +18,19 @@ def _engine(url: str):
     return make_engine(url, pool_size=2)
 
 
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from server.runtime import open_database
 
     settings = get_settings()
+    # uvicorn re-raises SIGTERM after its graceful shutdown; make that an exception so the
+    # `finally` below still stops the embedded database.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     db = open_database(settings)  # start + migrate once, before any worker
     os.environ["DATABASE_URL"] = db.url  # workers (and reloads) connect to the same database
     try:

