@@ -177,7 +177,13 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     args = parser().parse_args(argv)
-    return args.func(args)
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        return args.func(args)
+    except (DBAPIError, OSError) as exc:  # unreachable or refused database: say so plainly
+        print(f"customer-graph: cannot use the database: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
