@@ -34,11 +34,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     db = open_database(settings)  # start + migrate once, before any worker
     os.environ["DATABASE_URL"] = db.url  # workers (and reloads) connect to the same database
     try:
+        print(f"customer-graph: GraphiQL at http://{args.host}:{args.port}/graphql", flush=True)
         if args.demo:
             from server.seed import seed_if_empty
+            from server.users import demo_admin_token
 
             asyncio.run(seed_if_empty(db.url, customers=args.demo))
-        print(f"customer-graph: GraphiQL at http://{args.host}:{args.port}/graphql", flush=True)
+            token = asyncio.run(demo_admin_token(db.url))
+            print(
+                "customer-graph: demo admin token (GraphiQL headers):\n"
+                f'  {{"Authorization": "Bearer {token}"}}',
+                flush=True,
+            )
         uvicorn.run(
             "server.app:create_app",
             factory=True,

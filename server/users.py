@@ -1,6 +1,6 @@
 """Creating users from the command line (the first admin, sales reps)."""
 
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 
 from models import AppUser
 from server.auth import issue_token
@@ -28,5 +28,32 @@ async def create_user(
                 )
             ).scalar_one()
         return await issue_token(engine, user_id, name="cli", days=token_days or None)
+    finally:
+        await engine.dispose()
+
+
+DEMO_ADMIN = "admin@demo.example"
+
+
+async def demo_admin_token(url: str) -> str:
+    """A fresh token for the demo admin (created on first use), for `serve --demo`."""
+    engine = make_engine(url, pool_size=1)
+    user = AppUser.__table__
+    try:
+        async with engine.begin() as conn:
+            user_id = (
+                await conn.execute(select(user.c.id).where(user.c.email == DEMO_ADMIN))
+            ).scalar()
+            if user_id is None:
+                user_id = (
+                    await conn.execute(
+                        insert(user)
+                        .values(
+                            email=DEMO_ADMIN, role="ADMIN", first_name="Demo", last_name="Admin"
+                        )
+                        .returning(user.c.id)
+                    )
+                ).scalar_one()
+        return await issue_token(engine, user_id, name="demo", days=30)
     finally:
         await engine.dispose()
