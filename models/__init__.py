@@ -5,6 +5,7 @@ from models.addresses import Address
 from models.base import Base
 from models.custom_fields import CustomFieldDefinition, CustomFieldValue
 from models.customers import Customer
+from models.duplicates import DuplicateDismissal
 from models.ledger import LedgerTransaction
 from models.orders import Order, OrderLine
 from models.sales_channels import CustomerSalesChannel, SalesChannel
@@ -24,6 +25,7 @@ __all__ = [
     "CustomFieldValue",
     "Customer",
     "CustomerSalesChannel",
+    "DuplicateDismissal",
     "LedgerTransaction",
     "Order",
     "OrderLine",

@@ -28,6 +28,14 @@ SORT_NAME = (
     " ''), company_name, number))"
 )
 
+# Normalised duplicate-report keys: the expression indexes and resolvers/duplicates.py share them.
+EMAIL_KEY = "lower(btrim(email::text))"
+NAME_KEY = (
+    "cg_fold(regexp_replace(btrim(CASE WHEN kind = 'BUSINESS' AND company_name IS NOT NULL"
+    " THEN company_name ELSE coalesce(first_name, '') || ' ' || coalesce(last_name, '') END),"
+    " '\\s+', ' ', 'g'))"
+)
+
 
 class Customer(Base):
     __tablename__ = "customer"
@@ -88,6 +96,31 @@ class Customer(Base):
         Index("ix_customer_account_id", "account_id"),
         Index("ix_customer_sales_rep_id", "sales_rep_id", "id"),
         Index("ix_customer_merged_into_id", "merged_into_id"),
+        # Duplicate report keys (models/duplicates.py), live customers only.
+        Index(
+            "ix_customer_dup_email",
+            text(EMAIL_KEY),
+            text("id"),
+            postgresql_where=text("status <> 'MERGED' AND email IS NOT NULL"),
+        ),
+        Index(
+            "ix_customer_dup_name",
+            text(NAME_KEY),
+            text("id"),
+            postgresql_where=text("status <> 'MERGED'"),
+        ),
+        Index(
+            "ix_customer_dup_name_trgm",
+            text(f"({NAME_KEY}) gin_trgm_ops"),
+            postgresql_using="gin",
+            postgresql_where=text("status <> 'MERGED'"),
+        ),
+        Index(
+            "ix_customer_dup_phone",
+            "phone_digits",
+            "id",
+            postgresql_where=text("status <> 'MERGED' AND phone_digits IS NOT NULL"),
+        ),
         # Keyset pagination: one index per orderBy, id as tiebreaker.
         Index("ix_customer_sort_name", "sort_name", "id"),
         Index("ix_customer_created_at", "created_at", "id"),

@@ -25,3 +25,11 @@ class UserError:
     )
     code: UserErrorCode
     message: str
+
+
+def user_errors(refused) -> list[UserError]:
+    """`resolvers.mutations.Refused` -> the payload's userErrors."""
+    return [
+        UserError(field=p.field, code=UserErrorCode(p.code), message=p.message)
+        for p in refused.problems
+    ]

@@ -7,6 +7,7 @@ from strawberry.tools import merge_types
 from schema.accounts import AccountQueries
 from schema.custom_fields import CustomFieldQueries
 from schema.customers import CustomerQueries
+from schema.duplicates import DuplicateMutations, DuplicateQueries
 from schema.orders import OrderQueries
 from schema.sales_channels import SalesChannelQueries
 from schema.users import UserQueries
@@ -30,10 +31,11 @@ Query = merge_types(
         SalesChannelQueries,
         UserQueries,
         CustomFieldQueries,
+        DuplicateQueries,
     ),
 )
 
 # One mutation class per domain, merged like the queries. Add yours to this tuple.
-MUTATION_TYPES: tuple[type, ...] = ()
+MUTATION_TYPES: tuple[type, ...] = (DuplicateMutations,)
 
 Mutation = merge_types("Mutation", MUTATION_TYPES) if MUTATION_TYPES else None
