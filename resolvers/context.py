@@ -28,6 +28,8 @@ class Context:
     request: Any = None
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
     token_error: str | None = None  # a bad token is reported only where a viewer is needed
+    hub: Any = None  # server.notify.TimelineHub: live timeline fan-out of this worker
+    connection_params: dict | None = None  # graphql-transport-ws connection_init payload
     _loaders: dict[tuple, DataLoader] = field(default_factory=dict)
 
     def loader(self, batch: BatchFn, *args: Any) -> DataLoader:
@@ -42,6 +44,16 @@ class Context:
             loader = DataLoader(functools.partial(batch, self, *args))
             self._loaders[key] = loader
         return loader
+
+    def fresh(self) -> Context:
+        """Same viewer, empty loader caches: a long-lived subscription reads current data."""
+        return Context(
+            engine=self.engine,
+            settings=self.settings,
+            viewer=self.viewer,
+            request=self.request,
+            hub=self.hub,
+        )
 
     async def rows(self, stmt: Executable) -> Sequence[Row]:
         # A pooled connection per statement: concurrent loaders never share one asyncpg

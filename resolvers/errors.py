@@ -20,3 +20,11 @@ class Unauthenticated(CodedError):
 
 class Forbidden(CodedError):
     code = "FORBIDDEN"
+
+
+class NotFound(CodedError):
+    code = "NOT_FOUND"
+
+
+class RateLimited(CodedError):
+    code = "RATE_LIMITED"

@@ -1,15 +1,29 @@
-"""Timeline: reads, and the one function every mutation uses to record an event."""
+"""Timeline: reads, live delivery, and the one function every mutation uses to record.
 
+Ordering guarantee: `record` takes a transaction-scoped advisory lock before it inserts,
+so event-writing transactions commit one after another and event ids are in commit order.
+That is what makes "every event with id > cursor" a gap-free replay for subscriptions
+(without it a transaction holding id 10 could commit after one holding id 11). The lock
+is held only from the event insert to commit: record events last in a use case.
+"""
+
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import Select, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from models import TimelineEvent
+from models import CustomerSalesChannel, TimelineEvent
+from resolvers.children import visible
+from resolvers.context import Context
 from resolvers.pagination import Ordering
 
 timeline_event = TimelineEvent.__table__
+link = CustomerSalesChannel.__table__
 NEWEST_FIRST = Ordering((timeline_event.c.id,), descending=True)
+OLDEST_FIRST = Ordering((timeline_event.c.id,))
+CHANNEL = "customer_graph_timeline"
+ORDER_LOCK = 0x7C6A11E  # advisory lock key: "timeline commit order"
 
 
 async def record(
@@ -21,7 +35,9 @@ async def record(
     actor_id: int | None,
     data: dict[str, Any] | None = None,
 ) -> int:
-    """Append a timeline event inside the caller's transaction (it commits with the change)."""
+    """Append a timeline event inside the caller's transaction (it commits with the change)
+    and notify listeners; a rolled-back transaction delivers nothing (NOTIFY is transactional)."""
+    await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ORDER_LOCK})
     stmt = (
         insert(timeline_event)
         .values(
@@ -29,4 +45,70 @@ async def record(
         )
         .returning(timeline_event.c.id)
     )
-    return (await conn.execute(stmt)).scalar_one()
+    event_id = (await conn.execute(stmt)).scalar_one()
+    # The payload carries ids only: subscribers read the event through their own scope.
+    await conn.execute(select(func.pg_notify(CHANNEL, f"{event_id},{customer_id}")))
+    return event_id
+
+
+def events_after(
+    ctx: Context,
+    after_id: int,
+    *,
+    customer_id: int | None = None,
+    kinds: Sequence[str] | None = None,
+    channel_ids: Sequence[int] | None = None,
+) -> Select:
+    """Visible events with id > after_id, oldest first (the subscription replay and catch-up)."""
+    stmt = visible(ctx, timeline_event).where(timeline_event.c.id > after_id)
+    if customer_id is not None:
+        stmt = stmt.where(timeline_event.c.customer_id == customer_id)
+    if kinds:
+        stmt = stmt.where(timeline_event.c.kind.in_(list(kinds)))
+    if channel_ids:
+        in_channels = select(link.c.customer_id).where(
+            link.c.sales_channel_id.in_(list(channel_ids))
+        )
+        stmt = stmt.where(timeline_event.c.customer_id.in_(in_channels))
+    return stmt.order_by(timeline_event.c.id)
+
+
+async def latest_event_id(ctx: Context) -> int:
+    rows = await ctx.rows(select(func.coalesce(func.max(timeline_event.c.id), 0)))
+    return rows[0][0]
+
+
+async def follow(
+    ctx: Context,
+    sub: Any,
+    after_id: int,
+    *,
+    batch: int = 200,
+    **filters: Any,
+) -> AsyncIterator[Any]:
+    """Events with id > after_id, in id order, forever: replay first, then live ones.
+
+    Each pass reads what is committed (id order = commit order, see `record`), so an event
+    notified while we read is either in this read or in the next one: no gap, no repeat.
+    """
+    last = after_id
+    while True:
+        if sub.overflowed:
+            raise SlowConsumerError(len(sub.pending))
+        sub.wake.clear()
+        horizon = sub.pending[-1] if sub.pending else 0
+        rows = await ctx.fresh().rows(events_after(ctx, last, **filters).limit(batch))
+        for row in rows:
+            last = row.id
+            yield row
+        if len(rows) == batch:
+            sub.caught_up_to(last)
+            continue
+        sub.caught_up_to(max(horizon, last))
+        if not sub.pending:
+            await sub.wake.wait()
+
+
+class SlowConsumerError(Exception):
+    def __init__(self, behind: int) -> None:
+        super().__init__(f"Slow consumer: {behind} events behind; reconnect with `since`.")

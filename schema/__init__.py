@@ -2,7 +2,9 @@
 
 import strawberry
 
-from schema.root import Mutation, Query
+from schema.root import Mutation, Query, Subscription
 from server.errors import ErrorCodes
 
-schema = strawberry.Schema(query=Query, mutation=Mutation, extensions=[ErrorCodes])
+schema = strawberry.Schema(
+    query=Query, mutation=Mutation, subscription=Subscription, extensions=[ErrorCodes]
+)

@@ -10,6 +10,7 @@ from schema.customers import CustomerQueries
 from schema.duplicates import DuplicateMutations, DuplicateQueries
 from schema.orders import OrderQueries
 from schema.sales_channels import SalesChannelQueries
+from schema.timeline import TimelineSubscriptions
 from schema.users import UserQueries
 from schema.viewer import ViewerQueries
 
@@ -39,3 +40,5 @@ Query = merge_types(
 MUTATION_TYPES: tuple[type, ...] = (DuplicateMutations,)
 
 Mutation = merge_types("Mutation", MUTATION_TYPES) if MUTATION_TYPES else None
+
+Subscription = merge_types("Subscription", (TimelineSubscriptions,))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -12,42 +13,99 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.types.unset import UNSET
 
 from resolvers.context import Context
 from schema import schema
 from server.auth import viewer_for_token
 from server.database import make_engine
+from server.notify import TimelineHub
 from server.runtime import open_database_async
 from server.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
 
+GRAPHIQL_WS_PARAMS = """        wsConnectionParams: () => {
+          try {
+            const h = JSON.parse(localStorage.getItem("graphiql:headers") || "{}");
+            return { authorization: h.Authorization || h.authorization };
+          } catch (e) { return {}; }
+        },
+"""
+
+
 class GraphQLApp(GraphQL):
     def __init__(self, schema, engine_ref: dict, settings: Settings) -> None:
-        super().__init__(schema, graphql_ide="graphiql", allow_queries_via_get=False)
+        super().__init__(
+            schema,
+            graphql_ide="graphiql",
+            allow_queries_via_get=False,
+            subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL],
+            connection_init_wait_timeout=timedelta(seconds=10),
+        )
+        self.max_subscriptions_per_connection = settings.subscriptions_per_connection
+        # Browsers cannot set headers on a WebSocket: GraphiQL sends the Headers tab's
+        # contents (kept in localStorage) as the connection_init payload instead.
+        self.graphql_ide_html = self.graphql_ide_html.replace(
+            "        subscriptionUrl,\n",
+            "        subscriptionUrl,\n" + GRAPHIQL_WS_PARAMS,
+            1,
+        )
         self.engine_ref = engine_ref
         self.settings = settings
 
-    async def get_context(self, request: Request, response: Any) -> Context:
-        engine: AsyncEngine = self.engine_ref["engine"]
-        header = request.headers.get("authorization", "")
-        scheme, _, raw = header.partition(" ")
-        ctx = Context(engine=engine, settings=self.settings, request=request)
-        if header and scheme.lower() != "bearer":
-            ctx.token_error = "Use 'Authorization: Bearer <token>'."
-            return ctx
-        viewer = await viewer_for_token(engine, raw.strip() or None)
-        if viewer is None:
-            ctx.token_error = "The token is unknown, expired or revoked."
-        else:
-            ctx.viewer = viewer
+    def hub(self) -> TimelineHub:
+        hub = self.engine_ref.get("hub")
+        if hub is None:
+            hub = self.engine_ref["hub"] = TimelineHub(
+                self.engine_ref["engine"],
+                max_pending=self.settings.subscription_max_pending,
+                max_per_user=self.settings.subscriptions_per_user,
+            )
+        return hub
+
+    async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
+        ctx = Context(
+            engine=self.engine_ref["engine"],
+            settings=self.settings,
+            request=request,
+            hub=self.hub(),
+        )
+        if isinstance(request, WebSocket):
+            return ctx  # authenticated by connection_init (on_ws_connect)
+        await authenticate(ctx, request.headers.get("authorization", ""))
         return ctx
+
+    async def on_ws_connect(self, context: Context):
+        """graphql-transport-ws: the token travels in the connection_init payload."""
+        params = context.connection_params or {}
+        header = params.get("authorization") or params.get("Authorization") or ""
+        await authenticate(context, str(header))
+        if context.token_error and header:
+            raise ConnectionRejectionError({"message": context.token_error})
+        return UNSET
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
+
+
+async def authenticate(ctx: Context, header: str) -> None:
+    """Resolve `Bearer <token>` into ctx.viewer, or note why it failed in ctx.token_error."""
+    scheme, _, raw = header.partition(" ")
+    if header and scheme.lower() != "bearer":
+        ctx.token_error = "Use 'Authorization: Bearer <token>'."
+        return
+    viewer = await viewer_for_token(ctx.engine, raw.strip() or None)
+    if viewer is None:
+        ctx.token_error = "The token is unknown, expired or revoked."
+    else:
+        ctx.viewer = viewer
 
 
 def create_app(engine: AsyncEngine | None = None, settings: Settings | None = None) -> Starlette:
@@ -65,6 +123,8 @@ def create_app(engine: AsyncEngine | None = None, settings: Settings | None = No
         try:
             yield
         finally:
+            if engine_ref.get("hub") is not None:
+                await engine_ref["hub"].close()
             await engine_ref["engine"].dispose()
             db.stop()
 
@@ -81,6 +141,7 @@ def create_app(engine: AsyncEngine | None = None, settings: Settings | None = No
     app = Starlette(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql),
             Route("/healthz", healthz),
         ],
         lifespan=lifespan,

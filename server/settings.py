@@ -36,6 +36,16 @@ class Settings:
     default_page_size: int = 20
     pool_size: int = field(default_factory=lambda: _int("CUSTOMER_GRAPH_POOL_SIZE", 10))
     search_cap: int = field(default_factory=lambda: _int("CUSTOMER_GRAPH_SEARCH_CAP", 400))
+    subscriptions_per_connection: int = field(
+        default_factory=lambda: _int("CUSTOMER_GRAPH_SUBSCRIPTIONS_PER_CONNECTION", 100)
+    )
+    subscriptions_per_user: int = field(
+        default_factory=lambda: _int("CUSTOMER_GRAPH_SUBSCRIPTIONS_PER_USER", 200)
+    )
+    # Events a subscriber may fall behind before its connection is closed (slow consumer).
+    subscription_max_pending: int = field(
+        default_factory=lambda: _int("CUSTOMER_GRAPH_SUBSCRIPTION_MAX_PENDING", 1000)
+    )
 
 
 def get_settings() -> Settings:
