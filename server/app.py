@@ -50,15 +50,18 @@ class GraphQLApp(GraphQL):
             connection_init_wait_timeout=timedelta(seconds=10),
         )
         self.max_subscriptions_per_connection = settings.subscriptions_per_connection
-        # Browsers cannot set headers on a WebSocket: GraphiQL sends the Headers tab's
-        # contents (kept in localStorage) as the connection_init payload instead.
-        self.graphql_ide_html = self.graphql_ide_html.replace(
-            "        subscriptionUrl,\n",
-            "        subscriptionUrl,\n" + GRAPHIQL_WS_PARAMS,
-            1,
-        )
+
         self.engine_ref = engine_ref
         self.settings = settings
+
+    @property
+    def graphql_ide_html(self) -> str:
+        # Browsers cannot set headers on a WebSocket: GraphiQL sends the Headers tab's
+        # token (kept in localStorage) as the connection_init payload instead.
+        html = super().graphql_ide_html
+        return html.replace(
+            "        subscriptionUrl,\n", "        subscriptionUrl,\n" + GRAPHIQL_WS_PARAMS, 1
+        )
 
     def hub(self) -> TimelineHub:
         hub = self.engine_ref.get("hub")
