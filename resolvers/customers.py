@@ -52,15 +52,24 @@ async def customers_by_account(ctx: Context, keys: Sequence[int]) -> list:
 
 
 async def customer_by(ctx: Context, *, pk: int | None, number: str | None, email: str | None):
-    stmt = visible_customers(ctx)
+    """One customer; a merged one leads to its survivor (merges can chain)."""
     if pk is not None:
-        return await ctx.loader(customers_by_id).load(pk)
-    if number is not None:
-        stmt = stmt.where(customer.c.number == number)
+        row = await ctx.loader(customers_by_id).load(pk)
     else:
-        stmt = live(stmt).where(customer.c.email == email)
-    rows = await ctx.rows(stmt)
-    return rows[0] if rows else None
+        stmt = visible_customers(ctx)
+        if number is not None:
+            stmt = stmt.where(customer.c.number == number)
+        else:  # a live customer owns the email; else the newest merged one that had it
+            stmt = stmt.where(customer.c.email == email).order_by(
+                (customer.c.status == CustomerStatus.MERGED).asc(), customer.c.id.desc()
+            )
+        rows = await ctx.rows(stmt.limit(1))
+        row = rows[0] if rows else None
+    for _ in range(10):  # bounded: a cycle is impossible, but never loop on bad data
+        if row is None or row.merged_into_id is None:
+            return row
+        row = await ctx.loader(customers_by_id).load(row.merged_into_id)
+    return row
 
 
 async def customer_page(

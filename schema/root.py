@@ -8,6 +8,7 @@ from schema.accounts import AccountQueries
 from schema.custom_fields import CustomFieldQueries
 from schema.customers import CustomerQueries
 from schema.duplicates import DuplicateMutations, DuplicateQueries
+from schema.merges import MergeMutations, MergeQueries
 from schema.orders import OrderQueries
 from schema.sales_channels import SalesChannelQueries
 from schema.timeline import TimelineSubscriptions
@@ -33,11 +34,12 @@ Query = merge_types(
         UserQueries,
         CustomFieldQueries,
         DuplicateQueries,
+        MergeQueries,
     ),
 )
 
 # One mutation class per domain, merged like the queries. Add yours to this tuple.
-MUTATION_TYPES: tuple[type, ...] = (DuplicateMutations,)
+MUTATION_TYPES: tuple[type, ...] = (DuplicateMutations, MergeMutations)
 
 Mutation = merge_types("Mutation", MUTATION_TYPES) if MUTATION_TYPES else None
 
