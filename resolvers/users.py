@@ -1,14 +1,24 @@
 """Users: staff (admins, sales reps) and site users."""
 
+import re
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from argon2 import PasswordHasher
+from argon2.exceptions import VerifyMismatchError
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
 
-from models import AppUser
-from models.enums import Role
+from models import AppUser, Customer
+from models.enums import CustomerStatus, Role
 from resolvers.context import Context
 from resolvers.loading import one_per_key
+from resolvers.mutations import Problem, Refused, transaction
 from resolvers.scope import scope_users
+from resolvers.timeline import record
+from server.auth import issue_token
+
+customer = Customer.__table__
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 user = AppUser.__table__
 PUBLIC = [c for c in user.c if c.name != "password_hash"]
@@ -25,3 +35,73 @@ async def users_by_id(ctx: Context, keys: Sequence[int]) -> list:
 async def sales_reps(ctx: Context) -> list:
     stmt = visible_users(ctx).where(user.c.role == Role.SALES_REP, user.c.is_active)
     return list(await ctx.rows(stmt.order_by(user.c.last_name, user.c.first_name, user.c.id)))
+
+
+_hasher = PasswordHasher()
+
+
+async def register(ctx: Context, *, email: str, password: str, first: str, last: str):
+    """A site user and their customer record, in one transaction (the register screen)."""
+    email = email.strip()
+    problems = []
+    if not EMAIL.fullmatch(email):
+        problems.append(Problem(["input", "email"], "INVALID", "Not an email address."))
+    if len(password) < 10:
+        problems.append(Problem(["input", "password"], "INVALID", "Use at least 10 characters."))
+    if problems:
+        raise Refused(*problems)
+    password_hash = _hasher.hash(password)
+    try:
+        async with transaction(ctx) as conn:
+            user_id = (
+                await conn.execute(
+                    insert(user)
+                    .values(
+                        email=email,
+                        role=Role.CUSTOMER,
+                        first_name=first,
+                        last_name=last,
+                        password_hash=password_hash,
+                    )
+                    .returning(user.c.id)
+                )
+            ).scalar_one()
+            customer_id = (
+                await conn.execute(
+                    insert(customer)
+                    .values(email=email, first_name=first, last_name=last, user_id=user_id)
+                    .returning(customer.c.id)
+                )
+            ).scalar_one()
+            await record(
+                conn,
+                customer_id,
+                "CUSTOMER_CREATED",
+                "Registered on the site",
+                actor_id=user_id,
+                data={"source": "registration"},
+            )
+    except IntegrityError as exc:  # the email belongs to a user or a live customer already
+        raise Refused.one(
+            ["input", "email"], "DUPLICATE", "This email is already registered."
+        ) from exc
+    token = await issue_token(ctx.engine, user_id, name="login")
+    return user_id, customer_id, token
+
+
+async def login(ctx: Context, *, email: str, password: str) -> tuple[int, str]:
+    """A token for a user whose password matches; the same answer for every failure."""
+    rows = await ctx.rows(
+        select(user.c.id, user.c.password_hash).where(
+            user.c.email == email.strip(), user.c.is_active
+        )
+    )
+    refused = Refused.one(["input"], "INVALID", "Wrong email or password.")
+    if not rows or rows[0].password_hash is None:
+        _hasher.hash(password)  # spend the same time as a real check
+        raise refused
+    try:
+        _hasher.verify(rows[0].password_hash, password)
+    except VerifyMismatchError as exc:
+        raise refused from exc
+    return rows[0].id, await issue_token(ctx.engine, rows[0].id, name="login")

@@ -4,7 +4,11 @@ import strawberry
 
 from schema.root import Mutation, Query, Subscription
 from server.errors import ErrorCodes
+from server.limits import RequestLimits
 
 schema = strawberry.Schema(
-    query=Query, mutation=Mutation, subscription=Subscription, extensions=[ErrorCodes]
+    query=Query,
+    mutation=Mutation,
+    subscription=Subscription,
+    extensions=[ErrorCodes, RequestLimits],
 )

@@ -11,6 +11,7 @@ import strawberry
 from strawberry import relay
 from strawberry.utils.str_converters import to_camel_case
 
+from resolvers.context import viewer_of
 from resolvers.errors import BadUserInput
 
 T = TypeVar("T")
@@ -61,6 +62,7 @@ def node_resolver(batch, *args):
     """`resolve_nodes` for relay `node`/`nodes`: the type's scoped by-id loader, in order."""
 
     async def resolve_nodes(cls, *, info, node_ids, required: bool = False):
+        viewer_of(info)  # node/nodes are for signed-in users only, like every root field
         try:
             keys = [int(i) for i in node_ids]
         except ValueError as exc:

@@ -12,7 +12,7 @@ from schema.merges import MergeMutations, MergeQueries
 from schema.orders import OrderQueries
 from schema.sales_channels import SalesChannelQueries
 from schema.timeline import TimelineSubscriptions
-from schema.users import UserQueries
+from schema.users import UserMutations, UserQueries
 from schema.viewer import ViewerQueries
 
 
@@ -39,7 +39,7 @@ Query = merge_types(
 )
 
 # One mutation class per domain, merged like the queries. Add yours to this tuple.
-MUTATION_TYPES: tuple[type, ...] = (DuplicateMutations, MergeMutations)
+MUTATION_TYPES: tuple[type, ...] = (UserMutations, DuplicateMutations, MergeMutations)
 
 Mutation = merge_types("Mutation", MUTATION_TYPES) if MUTATION_TYPES else None
 

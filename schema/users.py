@@ -1,14 +1,22 @@
 """Users: staff and site users. A sales rep is a user with role SALES_REP."""
 
 from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 from strawberry import relay
 from strawberry.types import Info
 
+from resolvers import customers as customer_q
 from resolvers import users as q
 from resolvers.context import viewer_of
-from schema.base import from_row, node_resolver, registered
+from resolvers.mutations import Refused
+from schema.base import build, from_row, node_resolver, registered
+from schema.errors import UserError, user_errors
+from server.auth import viewer_for_token
+
+if TYPE_CHECKING:
+    from schema.customers import Customer
 from schema.enums import Role
 
 
@@ -37,3 +45,66 @@ class UserQueries:
     async def sales_reps(self, info: Info) -> list[User]:
         viewer_of(info)
         return [from_row(User, r) for r in await q.sales_reps(info.context)]
+
+
+@strawberry.input
+class RegisterUserInput:
+    email: str
+    password: str = strawberry.field(description="At least 10 characters; stored as argon2.")
+    first_name: str
+    last_name: str
+
+
+@strawberry.input
+class LoginInput:
+    email: str
+    password: str
+
+
+@strawberry.type
+class AuthPayload:
+    user: User | None
+    customer: Annotated["Customer", strawberry.lazy("schema.customers")] | None = None
+    token: str | None = strawberry.field(
+        default=None, description="Send as 'Authorization: Bearer <token>'. Shown once."
+    )
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class UserMutations:
+    @strawberry.mutation(
+        description="Sign up on the site: a CUSTOMER user and their customer record."
+    )
+    async def register_user(self, info: Info, input: RegisterUserInput) -> AuthPayload:
+        ctx = info.context
+        try:
+            user_id, _customer_id, token = await q.register(
+                ctx,
+                email=input.email,
+                password=input.password,
+                first=input.first_name,
+                last=input.last_name,
+            )
+        except Refused as refused:
+            return AuthPayload(user=None, user_errors=user_errors(refused))
+        return await _signed_in(ctx, user_id, token)
+
+    @strawberry.mutation(description="Exchange email and password for a bearer token.")
+    async def login(self, info: Info, input: LoginInput) -> AuthPayload:
+        ctx = info.context
+        try:
+            user_id, token = await q.login(ctx, email=input.email, password=input.password)
+        except Refused as refused:
+            return AuthPayload(user=None, user_errors=user_errors(refused))
+        return await _signed_in(ctx, user_id, token)
+
+
+async def _signed_in(ctx, user_id: int, token: str) -> AuthPayload:
+    # Read back as the new user: the same scoping as any later request.
+    as_user = ctx.fresh()
+    viewer = await viewer_for_token(ctx.engine, token)
+    as_user.viewer = viewer
+    user = build("User", await as_user.loader(q.users_by_id).load(user_id))
+    row = await customer_q.customer_of_user(as_user, user_id)
+    return AuthPayload(user=user, customer=build("Customer", row), token=token)

@@ -24,6 +24,7 @@ from resolvers.context import Context
 from schema import schema
 from server.auth import viewer_for_token
 from server.database import make_engine
+from server.limits import BodyGuard
 from server.notify import TimelineHub
 from server.runtime import open_database_async
 from server.settings import Settings, get_settings
@@ -149,6 +150,7 @@ def create_app(engine: AsyncEngine | None = None, settings: Settings | None = No
         ],
         lifespan=lifespan,
     )
+    app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes)
     app.state.schema = schema
     app.state.engine_ref = engine_ref
     return app

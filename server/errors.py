@@ -28,7 +28,19 @@ _INPUT_HINTS = (
 )
 
 
+# Messages of the limits that graphql-core and Strawberry raise without a code.
+_LIMIT_CODES = (
+    ("exceeds maximum operation depth", "QUERY_TOO_DEEP"),
+    ("aliases found. Allowed", "TOO_MANY_ALIASES"),
+    ("Document contains more than", "TOO_MANY_TOKENS"),
+    ("introspection has been disabled", "INTROSPECTION_DISABLED"),
+)
+
+
 def _code_for(error: GraphQLError) -> str:
+    for hint, code in _LIMIT_CODES:
+        if hint in error.message:
+            return code
     if error.message.startswith("Syntax Error"):
         return "GRAPHQL_PARSE_FAILED"
     if any(hint in error.message for hint in _INPUT_HINTS):

@@ -33,6 +33,13 @@ class Settings:
     debug: bool = field(default_factory=lambda: _bool("CUSTOMER_GRAPH_DEBUG", False))
     introspection: bool = field(default_factory=lambda: _bool("CUSTOMER_GRAPH_INTROSPECTION", True))
     max_page_size: int = 100
+    max_body_bytes: int = field(
+        default_factory=lambda: _int("CUSTOMER_GRAPH_MAX_BODY_BYTES", 100 * 1024)
+    )
+    max_tokens: int = field(default_factory=lambda: _int("CUSTOMER_GRAPH_MAX_TOKENS", 5000))
+    max_depth: int = field(default_factory=lambda: _int("CUSTOMER_GRAPH_MAX_DEPTH", 10))
+    max_aliases: int = field(default_factory=lambda: _int("CUSTOMER_GRAPH_MAX_ALIASES", 30))
+    max_cost: int = field(default_factory=lambda: _int("CUSTOMER_GRAPH_MAX_COST", 50_000))
     default_page_size: int = 20
     pool_size: int = field(default_factory=lambda: _int("CUSTOMER_GRAPH_POOL_SIZE", 10))
     search_cap: int = field(default_factory=lambda: _int("CUSTOMER_GRAPH_SEARCH_CAP", 400))

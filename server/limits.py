@@ -1,0 +1,221 @@
+"""Request limits, each with its own `extensions.code`, checked before any resolver runs.
+
+| limit | default | env var | code |
+| --- | --- | --- | --- |
+| request body | 100 KB | CUSTOMER_GRAPH_MAX_BODY_BYTES | REQUEST_TOO_LARGE (HTTP 413) |
+| batched requests | refused | - | BATCH_NOT_SUPPORTED (HTTP 400) |
+| tokens | 5,000 | CUSTOMER_GRAPH_MAX_TOKENS | TOO_MANY_TOKENS |
+| depth | 10 | CUSTOMER_GRAPH_MAX_DEPTH | QUERY_TOO_DEEP |
+| aliases | 30 | CUSTOMER_GRAPH_MAX_ALIASES | TOO_MANY_ALIASES |
+| cost (nodes) | 50,000 | CUSTOMER_GRAPH_MAX_COST | QUERY_TOO_COSTLY |
+| page size | 0..100 | - | BAD_USER_INPUT |
+| introspection | on | CUSTOMER_GRAPH_INTROSPECTION=0 | INTROSPECTION_DISABLED |
+
+Cost follows GitHub's rule: every connection field costs the page size it asks for
+(`first`/`last`, or the default page size), multiplied by the page sizes of the
+connections it is nested in; `nodes(ids:)` costs one per id. A query costs the sum.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from graphql import (
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    InlineFragmentNode,
+    IntValueNode,
+    ListValueNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
+    VariableNode,
+    validate,
+)
+from graphql.validation import NoSchemaIntrospectionCustomRule
+from strawberry.extensions import MaxAliasesLimiter, QueryDepthLimiter, SchemaExtension
+
+ROOT_PAGE = 20
+NESTED_PAGE = 10
+
+
+def _coded(message: str, code: str, **extensions: Any) -> GraphQLError:
+    return GraphQLError(message, extensions={"code": code, **extensions})
+
+
+def _argument(field: FieldNode, name: str, variables: dict[str, Any]) -> Any:
+    for arg in field.arguments or ():
+        if arg.name.value != name:
+            continue
+        value = arg.value
+        if isinstance(value, VariableNode):
+            return variables.get(value.name.value)
+        if isinstance(value, IntValueNode):
+            return int(value.value)
+        if isinstance(value, ListValueNode):
+            return value.values
+    return None
+
+
+def query_cost(document, operation_name: str | None, variables: dict[str, Any] | None) -> int:
+    """Nodes a query may return at most (GitHub's rule, see the module docstring)."""
+    variables = variables or {}
+    fragments = {
+        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+    }
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if operation_name:
+        operations = [o for o in operations if o.name and o.name.value == operation_name]
+
+    def walk(selection_set: SelectionSetNode | None, multiplier: int, depth: int, seen) -> int:
+        total = 0
+        for node in selection_set.selections if selection_set else ():
+            if isinstance(node, FragmentSpreadNode):
+                name = node.name.value
+                if name in fragments and name not in seen:
+                    total += walk(fragments[name].selection_set, multiplier, depth, seen | {name})
+            elif isinstance(node, InlineFragmentNode):
+                total += walk(node.selection_set, multiplier, depth, seen)
+            elif isinstance(node, FieldNode):
+                size = _page(node, depth, variables)
+                inner = multiplier * size if size else multiplier
+                total += inner if size else 0
+                total += walk(node.selection_set, inner, depth + (1 if size else 0), seen)
+        return total
+
+    return max((walk(op.selection_set, 1, 0, frozenset()) for op in operations), default=0)
+
+
+def _page(field: FieldNode, depth: int, variables: dict[str, Any]) -> int | None:
+    """Page size a field asks for, or None when it is not a list of nodes."""
+    selections = field.selection_set.selections if field.selection_set else ()
+    names = {s.name.value for s in selections if isinstance(s, FieldNode)}
+    if field.name.value == "nodes" and _argument(field, "ids", variables) is not None:
+        ids = _argument(field, "ids", variables)
+        return len(ids) if isinstance(ids, list | tuple) else 1
+    if not names & {"edges", "nodes", "totalCount", "pageInfo"}:
+        return None
+    for name in ("first", "last"):
+        value = _argument(field, name, variables)
+        if isinstance(value, int):
+            return max(value, 1)
+    return ROOT_PAGE if depth == 0 else NESTED_PAGE
+
+
+class RequestLimits(SchemaExtension):
+    """Per-request limits read from the request's settings (so tests can vary them)."""
+
+    def on_operation(self):
+        settings = self.execution_context.context.settings
+        self.execution_context.parse_options["max_tokens"] = settings.max_tokens
+        yield
+
+    def on_validate(self):
+        ctx = self.execution_context
+        settings = ctx.context.settings
+        document = ctx.graphql_document
+        if document is not None and ctx.pre_execution_errors is None:
+            rules = [
+                *QueryDepthLimiter(max_depth=settings.max_depth).validation_rules,
+                *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
+            ]
+            if not settings.introspection:
+                rules.append(NoSchemaIntrospectionCustomRule)
+            errors = validate(ctx.schema._schema, document, rules)
+            if not errors:
+                cost = query_cost(document, ctx.operation_name, ctx.variables)
+                if cost > settings.max_cost:
+                    errors = [
+                        _coded(
+                            f"This query could return up to {cost:,} nodes; the limit is "
+                            f"{settings.max_cost:,}. Ask for smaller pages.",
+                            "QUERY_TOO_COSTLY",
+                            cost=cost,
+                            maxCost=settings.max_cost,
+                        )
+                    ]
+            if errors:
+                ctx.pre_execution_errors = errors
+        yield
+
+
+def _json_error(status: int, message: str, code: str) -> tuple[int, bytes]:
+    return status, orjson.dumps({"errors": [{"message": message, "extensions": {"code": code}}]})
+
+
+class BodyGuard:
+    """ASGI middleware for POST /graphql: bounded body size, one JSON operation per request."""
+
+    def __init__(self, app, *, max_bytes: int, path: str = "/graphql") -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.path = path
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != self.path:
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._reject(send, *self._too_large())
+            return
+        body = bytearray()
+        more = True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > self.max_bytes:
+                await self._reject(send, *self._too_large())
+                return
+        if headers.get(b"content-type", b"").startswith(b"application/json"):
+            stripped = bytes(body).lstrip()
+            if stripped.startswith(b"["):
+                await self._reject(
+                    send,
+                    *_json_error(
+                        400,
+                        "Batched requests are not supported: send one operation per request.",
+                        "BATCH_NOT_SUPPORTED",
+                    ),
+                )
+                return
+            try:
+                orjson.loads(body)
+            except orjson.JSONDecodeError:
+                await self._reject(
+                    send, *_json_error(400, "The request body is not valid JSON.", "BAD_REQUEST")
+                )
+                return
+        replayed = False
+
+        async def replay():
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": bytes(body), "more_body": False}
+
+        await self.app(scope, replay, send)
+
+    def _too_large(self) -> tuple[int, bytes]:
+        return _json_error(
+            413, f"The request body exceeds {self.max_bytes:,} bytes.", "REQUEST_TOO_LARGE"
+        )
+
+    @staticmethod
+    async def _reject(send, status: int, body: bytes) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
