@@ -5,11 +5,11 @@ from collections.abc import Sequence
 
 from argon2 import PasswordHasher
 from argon2.exceptions import VerifyMismatchError
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
 from models import AppUser, Customer
-from models.enums import CustomerStatus, Role
+from models.enums import Role
 from resolvers.context import Context
 from resolvers.loading import one_per_key
 from resolvers.mutations import Problem, Refused, transaction
