@@ -119,8 +119,8 @@ async def in_process_figures(url: str, token: str, cursor: str) -> dict:
     return {
         "sql_statements": counter.count,
         "response_bytes": len(response.content),
-        "customers": len(edges),
-        "orders": sum(len(e["node"]["orders"]["edges"]) for e in edges),
+        "page_customers": len(edges),
+        "page_orders": sum(len(e["node"]["orders"]["edges"]) for e in edges),
     }
 
 
