@@ -5,11 +5,11 @@ from collections.abc import Sequence
 
 from argon2 import PasswordHasher
 from argon2.exceptions import VerifyMismatchError
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from models import AppUser, Customer
-from models.enums import Role
+from models.enums import CustomerStatus, Role
 from resolvers.context import Context
 from resolvers.loading import one_per_key
 from resolvers.mutations import Problem, Refused, transaction
@@ -66,17 +66,34 @@ async def register(ctx: Context, *, email: str, password: str, first: str, last:
                     .returning(user.c.id)
                 )
             ).scalar_one()
+            # A customer the business already knows (an import, a phone order) keeps its
+            # history: the new login attaches to it instead of creating a second record.
             customer_id = (
                 await conn.execute(
-                    insert(customer)
-                    .values(email=email, first_name=first, last_name=last, user_id=user_id)
+                    update(customer)
+                    .where(
+                        customer.c.email == email,
+                        customer.c.user_id.is_(None),
+                        customer.c.status != CustomerStatus.MERGED,
+                    )
+                    .values(user_id=user_id, version=customer.c.version + 1)
                     .returning(customer.c.id)
                 )
-            ).scalar_one()
+            ).scalar()
+            kind = "SITE_ACCOUNT_CREATED"
+            if customer_id is None:
+                kind = "CUSTOMER_CREATED"
+                customer_id = (
+                    await conn.execute(
+                        insert(customer)
+                        .values(email=email, first_name=first, last_name=last, user_id=user_id)
+                        .returning(customer.c.id)
+                    )
+                ).scalar_one()
             await record(
                 conn,
                 customer_id,
-                "CUSTOMER_CREATED",
+                kind,
                 "Registered on the site",
                 actor_id=user_id,
                 data={"source": "registration"},
