@@ -79,7 +79,7 @@ def query_cost(document, operation_name: str | None, variables: dict[str, Any] |
             elif isinstance(node, InlineFragmentNode):
                 total += walk(node.selection_set, multiplier, depth, seen)
             elif isinstance(node, FieldNode):
-                size = _page(node, depth, variables)
+                size = _page(node, depth, variables, fragments)
                 inner = multiplier * size if size else multiplier
                 total += inner if size else 0
                 total += walk(node.selection_set, inner, depth + (1 if size else 0), seen)
@@ -88,10 +88,24 @@ def query_cost(document, operation_name: str | None, variables: dict[str, Any] |
     return max((walk(op.selection_set, 1, 0, frozenset()) for op in operations), default=0)
 
 
-def _page(field: FieldNode, depth: int, variables: dict[str, Any]) -> int | None:
-    """Page size a field asks for, or None when it is not a list of nodes."""
-    selections = field.selection_set.selections if field.selection_set else ()
-    names = {s.name.value for s in selections if isinstance(s, FieldNode)}
+def _names(selection_set: SelectionSetNode | None, fragments: dict, seen=frozenset()) -> set[str]:
+    """Field names selected directly, looking through fragments."""
+    names: set[str] = set()
+    for node in selection_set.selections if selection_set else ():
+        if isinstance(node, FieldNode):
+            names.add(node.name.value)
+        elif isinstance(node, InlineFragmentNode):
+            names |= _names(node.selection_set, fragments, seen)
+        elif isinstance(node, FragmentSpreadNode) and node.name.value not in seen:
+            fragment = fragments.get(node.name.value)
+            if fragment is not None:
+                names |= _names(fragment.selection_set, fragments, seen | {node.name.value})
+    return names
+
+
+def _page(field: FieldNode, depth: int, variables: dict[str, Any], fragments: dict) -> int | None:
+    """Page size a field asks for, or None when it is not a list of nodes (a connection)."""
+    names = _names(field.selection_set, fragments)
     if field.name.value == "nodes" and _argument(field, "ids", variables) is not None:
         ids = _argument(field, "ids", variables)
         return len(ids) if isinstance(ids, list | tuple) else 1
