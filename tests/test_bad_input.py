@@ -128,3 +128,27 @@ async def test_unexpected_error_is_masked(gql, monkeypatch, caplog):
     request_id = error["extensions"]["requestId"]
     assert "secret" not in str(body)
     assert request_id in caplog.text and "secret internals" in caplog.text
+
+
+async def test_debug_mode_shows_the_real_error(engine, settings, admin_token, monkeypatch):
+    import dataclasses
+
+    import httpx
+
+    from resolvers import customers
+    from server.app import create_app
+
+    async def boom(*args, **kwargs):
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(customers, "customer_page", boom)
+    app = create_app(engine=engine, settings=dataclasses.replace(settings, debug=True))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        response = await c.post(
+            "/graphql",
+            json={"query": "{ customers { totalCount } }"},
+            headers={"Authorization": f"Bearer {admin_token}"},
+        )
+    error = response.json()["errors"][0]
+    assert error["message"] == "RuntimeError: secret internals"
+    assert error["extensions"]["code"] == "INTERNAL_SERVER_ERROR"
