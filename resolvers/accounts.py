@@ -23,8 +23,10 @@ async def accounts_by_id(ctx: Context, keys: Sequence[int]) -> list:
     return await one_per_key(ctx, visible_accounts(ctx), account.c.id, keys)
 
 
-async def account_page(ctx: Context, args: PageArgs) -> tuple[Page, Select]:
-    base = visible_accounts(ctx)
+async def account_page(
+    ctx: Context, args: PageArgs, base: Select | None = None
+) -> tuple[Page, Select]:
+    base = visible_accounts(ctx) if base is None else base
     stmt, to_page = paginate(base, BY_NUMBER, args)
     return to_page(await ctx.rows(stmt)), base
 

@@ -73,19 +73,18 @@ async def customer_by(ctx: Context, *, pk: int | None, number: str | None, email
 
 
 async def customer_page(
-    ctx: Context, args: PageArgs, field: CustomerOrderField, descending: bool
+    ctx: Context,
+    args: PageArgs,
+    field: CustomerOrderField,
+    descending: bool,
+    base: Select | None = None,
 ) -> tuple[Page, Select]:
-    """A keyset page of live customers; also returns the unpaged select for totalCount."""
-    base = live(visible_customers(ctx))
+    """A keyset page of `base` (default: live customers); also returns the unpaged select
+    for totalCount."""
+    base = live(visible_customers(ctx)) if base is None else base
     ordering = Ordering(SORT_COLUMNS[field], descending)
     stmt, to_page = paginate(base, ordering, args)
     return to_page(await ctx.rows(stmt)), base
-
-
-async def sales_channel_ids_by_customer(ctx: Context, keys: Sequence[int]) -> list:
-    stmt = select(link).order_by(link.c.sales_channel_id)
-    groups = await many_per_key(ctx, stmt, link.c.customer_id, keys)
-    return [[row.sales_channel_id for row in group] for group in groups]
 
 
 async def customer_of_user(ctx: Context, user_id: int):

@@ -9,11 +9,13 @@ from strawberry.types import Info
 
 from resolvers import accounts as q
 from resolvers import customers as customer_q
+from resolvers import search as search_q
 from resolvers.context import viewer_of
 from resolvers.loading import count
 from resolvers.pagination import page_args
 from schema.base import build, build_all, node_resolver, registered
 from schema.pagination import Connection
+from schema.search import CustomerFilter
 
 if TYPE_CHECKING:
     from schema.customers import Customer
@@ -110,7 +112,10 @@ class Account(relay.Node):
 
 @strawberry.type
 class AccountQueries:
-    @strawberry.field(description="Billing accounts, by number.")
+    @strawberry.field(
+        description="Billing accounts, by number; with `filter`, those with a matching customer "
+        "(kind ACCOUNT matches company/number on the account itself)."
+    )
     async def accounts(
         self,
         info: Info,
@@ -118,8 +123,11 @@ class AccountQueries:
         after: str | None = None,
         last: int | None = None,
         before: str | None = None,
+        filter: CustomerFilter | None = None,
     ) -> Connection[Account]:
         viewer_of(info)
         ctx = info.context
-        page, base = await q.account_page(ctx, page_args(first, after, last, before))
+        args = page_args(first, after, last, before)
+        base = await search_q.filtered_accounts(ctx, filter.criteria()) if filter else None
+        page, base = await q.account_page(ctx, args, base)
         return Connection.of(page, lambda r: build("Account", r), lambda: count(ctx, base))

@@ -13,6 +13,7 @@ from resolvers import customers as q
 from resolvers import ledger as ledger_q
 from resolvers import orders as order_q
 from resolvers import sales_channels as channel_q
+from resolvers import search as search_q
 from resolvers import timeline as timeline_q
 from resolvers import users as user_q
 from resolvers.children import child_counts, child_pages
@@ -29,6 +30,7 @@ from schema.ledger import LedgerTransaction
 from schema.orders import Order
 from schema.pagination import Connection
 from schema.sales_channels import SalesChannel
+from schema.search import CustomerFilter
 from schema.tax import TaxStatus
 from schema.timeline import TimelineEvent
 from schema.users import User
@@ -195,7 +197,9 @@ class CustomerQueries:
         row = await q.customer_by(info.context, pk=pk, number=number, email=email)
         return build("Customer", row)
 
-    @strawberry.field(description="Customers (not merged), keyset-paginated.")
+    @strawberry.field(
+        description="Customers, keyset-paginated: live ones, or those matching `filter`."
+    )
     async def customers(
         self,
         info: Info,
@@ -204,14 +208,14 @@ class CustomerQueries:
         last: int | None = None,
         before: str | None = None,
         order_by: CustomerOrder | None = None,
+        filter: CustomerFilter | None = None,
     ) -> Connection[Customer]:
         viewer_of(info)
         ctx = info.context
         order_by = order_by or CustomerOrder()
+        args = page_args(first, after, last, before)
+        base = await search_q.filtered_customers(ctx, filter.criteria()) if filter else None
         page, base = await q.customer_page(
-            ctx,
-            page_args(first, after, last, before),
-            order_by.field,
-            order_by.direction == OrderDirection.DESC,
+            ctx, args, order_by.field, order_by.direction == OrderDirection.DESC, base
         )
         return Connection.of(page, lambda r: build("Customer", r), lambda: count(ctx, base))

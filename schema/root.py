@@ -11,6 +11,7 @@ from schema.duplicates import DuplicateMutations, DuplicateQueries
 from schema.merges import MergeMutations, MergeQueries
 from schema.orders import OrderQueries
 from schema.sales_channels import SalesChannelQueries
+from schema.search import SearchQueries
 from schema.timeline import TimelineSubscriptions
 from schema.users import UserMutations, UserQueries
 from schema.viewer import ViewerQueries
@@ -28,6 +29,7 @@ Query = merge_types(
         NodeQueries,
         ViewerQueries,
         CustomerQueries,
+        SearchQueries,
         OrderQueries,
         AccountQueries,
         SalesChannelQueries,

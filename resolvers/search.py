@@ -1,0 +1,363 @@
+"""The search screen as SQL: CustomerFilter -> WHERE clauses on the customer table.
+
+Every clause is indexable (see the migration's indexes): folded names (cg_fold =
+lower(unaccent)) for exact/prefix matches and trigrams for fuzzy ones, E.164 digits for
+phones, normalised postal codes, and EXISTS sub-selects on addresses, channels, orders and
+custom field values that walk their own indexes. Clauses combine with AND. Scoping is
+applied first, by resolvers/scope.py, like every other customer query.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import phonenumbers
+import pycountry
+from sqlalchemy import ColumnElement, Select, and_, exists, func, literal, or_, select
+
+from models import (
+    Account,
+    Address,
+    CustomerSalesChannel,
+    CustomFieldDefinition,
+    CustomFieldValue,
+    Order,
+)
+from models.enums import CustomerStatus, CustomFieldType
+from resolvers.context import Context
+from resolvers.customers import customer, visible_customers
+from resolvers.errors import BadUserInput
+
+address = Address.__table__
+account = Account.__table__
+link = CustomerSalesChannel.__table__
+orders = Order.__table__
+definition = CustomFieldDefinition.__table__
+value = CustomFieldValue.__table__
+
+
+class TextMatch(enum.Enum):
+    EXACT = "EXACT"
+    PREFIX = "PREFIX"
+    FUZZY = "FUZZY"
+
+
+class SearchKind(enum.Enum):
+    CUSTOMER = "CUSTOMER"
+    ACCOUNT = "ACCOUNT"
+
+
+@dataclass
+class CustomFieldCriterion:
+    key: str
+    equals: str | None = None
+    min: str | None = None
+    max: str | None = None
+
+
+@dataclass
+class Criteria:
+    """The filter, decoded (global IDs -> ints) by the schema layer."""
+
+    kind: SearchKind = SearchKind.CUSTOMER
+    sales_channels: list[int] = field(default_factory=list)
+    exclude_sales_channels: list[int] = field(default_factory=list)
+    first_name: str | None = None
+    last_name: str | None = None
+    company: str | None = None
+    name_match: TextMatch = TextMatch.EXACT
+    country: str | None = None
+    state: str | None = None
+    city: str | None = None
+    number: str | None = None
+    reference_id: str | None = None
+    postal_code: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    order_id: str | None = None
+    sales_rep: int | None = None
+    custom_fields: list[CustomFieldCriterion] = field(default_factory=list)
+    status: list[CustomerStatus] | None = None
+
+    def is_empty(self) -> bool:
+        return not any(
+            getattr(self, f) for f in self.__dataclass_fields__ if f not in ("kind", "name_match")
+        )
+
+
+def _fold(value: str) -> ColumnElement:
+    return func.cg_fold(literal(value.strip()))
+
+
+def _escape_like(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def text_match(column: ColumnElement, value: str, how: TextMatch) -> ColumnElement[bool]:
+    folded = func.cg_fold(column)
+    if how is TextMatch.PREFIX:
+        return folded.like(func.cg_fold(literal(_escape_like(value.strip()))) + "%")
+    if how is TextMatch.FUZZY:
+        return folded.op("%")(_fold(value))  # pg_trgm similarity above its threshold (0.3)
+    return folded == _fold(value)
+
+
+def country_code(raw: str) -> str:
+    code = raw.strip().upper()
+    if len(code) != 2 or pycountry.countries.get(alpha_2=code) is None:
+        raise BadUserInput(
+            f"Unknown country code {raw!r}: use ISO 3166-1 alpha-2, e.g. US.",
+            argument="filter.country",
+        )
+    return code
+
+
+def state_code(raw: str, country: str | None) -> tuple[str, str]:
+    """(country, subdivision) from "CA" + country, or a full ISO 3166-2 code "US-CA"."""
+    code = raw.strip().upper()
+    if "-" in code:
+        country_part, _, code = code.partition("-")
+        country = country_code(country_part)
+    if country is None:
+        raise BadUserInput(
+            "'state' needs 'country' (or a full code such as US-CA).", argument="filter.state"
+        )
+    if pycountry.subdivisions.get(code=f"{country}-{code}") is None:
+        raise BadUserInput(
+            f"Unknown state {raw!r} in {country}: use ISO 3166-2.", argument="filter.state"
+        )
+    return country, code
+
+
+def phone_digits(raw: str, region: str | None) -> str:
+    try:
+        number = phonenumbers.parse(raw, region or "US")
+    except phonenumbers.NumberParseException as exc:
+        raise BadUserInput(
+            f"Cannot read {raw!r} as a phone number.", argument="filter.phone"
+        ) from exc
+    if not phonenumbers.is_possible_number(number):
+        raise BadUserInput(f"{raw!r} is not a possible phone number.", argument="filter.phone")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)[1:]
+
+
+def postal_norm(raw: str) -> str:
+    return "".join(raw.split()).upper()
+
+
+def _typed(kind: CustomFieldType, raw: str, key: str) -> Any:
+    try:
+        if kind is CustomFieldType.NUMBER:
+            return Decimal(raw)
+        if kind is CustomFieldType.DATE:
+            return date.fromisoformat(raw)
+        if kind is CustomFieldType.BOOLEAN:
+            if raw.lower() not in ("true", "false"):
+                raise ValueError(raw)
+            return raw.lower() == "true"
+        return raw
+    except (ValueError, InvalidOperation) as exc:
+        raise BadUserInput(
+            f"{raw!r} is not a valid {kind.value} for custom field {key!r}.",
+            argument="filter.customFields",
+        ) from exc
+
+
+COLUMN_OF = {
+    CustomFieldType.TEXT: value.c.text_value,
+    CustomFieldType.SELECT: value.c.text_value,
+    CustomFieldType.NUMBER: value.c.number_value,
+    CustomFieldType.DATE: value.c.date_value,
+    CustomFieldType.BOOLEAN: value.c.boolean_value,
+}
+
+
+async def _definitions(ctx: Context, keys: list[str]) -> dict[str, Any]:
+    if not keys:
+        return {}
+    rows = await ctx.rows(select(definition).where(definition.c.key.in_(keys)))
+    found = {row.key: row for row in rows}
+    missing = sorted(set(keys) - set(found))
+    if missing:
+        raise BadUserInput(
+            f"Unknown custom field(s): {', '.join(missing)}.", argument="filter.customFields"
+        )
+    return found
+
+
+async def conditions(ctx: Context, c: Criteria) -> list[ColumnElement[bool]]:
+    """WHERE clauses for the customer table (validates the input on the way)."""
+    where: list[ColumnElement[bool]] = []
+    statuses = c.status or [CustomerStatus.ACTIVE, CustomerStatus.ARCHIVED]
+    where.append(customer.c.status.in_(statuses))
+    if CustomerStatus.MERGED not in statuses:
+        where.append(customer.c.status != CustomerStatus.MERGED)  # matches partial indexes
+    accounts_only = c.kind is SearchKind.ACCOUNT
+    for attr, column in (
+        ("first_name", customer.c.first_name),
+        ("last_name", customer.c.last_name),
+    ):
+        if getattr(c, attr):
+            where.append(text_match(column, getattr(c, attr), c.name_match))
+    if c.company:
+        if accounts_only:
+            where.append(
+                customer.c.account_id.in_(
+                    select(account.c.id).where(text_match(account.c.name, c.company, c.name_match))
+                )
+            )
+        else:
+            where.append(text_match(customer.c.company_name, c.company, c.name_match))
+    if c.number:
+        in_account = customer.c.account_id.in_(
+            select(account.c.id).where(account.c.number == c.number.strip())
+        )
+        where.append(
+            in_account if accounts_only else or_(customer.c.number == c.number.strip(), in_account)
+        )
+    if c.reference_id:
+        where.append(customer.c.reference_id == c.reference_id.strip())
+    if c.email:
+        where.append(customer.c.email == c.email.strip())
+    country = country_code(c.country) if c.country else None
+    if c.phone:
+        where.append(customer.c.phone_digits == phone_digits(c.phone, country))
+    if c.order_id:
+        where.append(
+            customer.c.id.in_(
+                select(orders.c.customer_id).where(orders.c.number == c.order_id.strip())
+            )
+        )
+    if c.sales_rep is not None:
+        where.append(customer.c.sales_rep_id == c.sales_rep)
+    # Address fields match one address that satisfies all of them.
+    place: list[ColumnElement[bool]] = []
+    if c.state:
+        country, state = state_code(c.state, country)
+        place += [address.c.country == country, address.c.region == state]
+    elif country:
+        place.append(address.c.country == country)
+    if c.city:
+        place.append(func.cg_fold(address.c.city) == _fold(c.city))
+    if c.postal_code:
+        place.append(address.c.postal_code_norm == postal_norm(c.postal_code))
+    if place:
+        where.append(customer.c.id.in_(select(address.c.customer_id).where(*place)))
+    if c.sales_channels:
+        where.append(
+            customer.c.id.in_(
+                select(link.c.customer_id).where(link.c.sales_channel_id.in_(c.sales_channels))
+            )
+        )
+    if c.exclude_sales_channels:
+        where.append(
+            ~exists().where(
+                link.c.customer_id == customer.c.id,
+                link.c.sales_channel_id.in_(c.exclude_sales_channels),
+            )
+        )
+    definitions = await _definitions(ctx, [f.key for f in c.custom_fields])
+    for criterion in c.custom_fields:
+        d = definitions[criterion.key]
+        kind = CustomFieldType(d.type)
+        column = COLUMN_OF[kind]
+        test: list[ColumnElement[bool]] = [value.c.definition_id == d.id]
+        if criterion.equals is not None:
+            test.append(column == _typed(kind, criterion.equals, d.key))
+        if criterion.min is not None or criterion.max is not None:
+            if kind not in (CustomFieldType.NUMBER, CustomFieldType.DATE):
+                raise BadUserInput(
+                    f"Ranges apply to NUMBER and DATE fields, not {d.key!r}.",
+                    argument="filter.customFields",
+                )
+            if criterion.min is not None:
+                test.append(column >= _typed(kind, criterion.min, d.key))
+            if criterion.max is not None:
+                test.append(column <= _typed(kind, criterion.max, d.key))
+        where.append(customer.c.id.in_(select(value.c.customer_id).where(and_(*test))))
+    return where
+
+
+async def filtered_customers(ctx: Context, c: Criteria) -> Select:
+    """Visible customers matching the criteria (unordered; callers paginate or count)."""
+    return visible_customers(ctx).where(*await conditions(ctx, c))
+
+
+async def filtered_accounts(ctx: Context, c: Criteria) -> Select:
+    """Accounts with at least one visible customer matching the criteria."""
+    customers = (await filtered_customers(ctx, c)).with_only_columns(customer.c.account_id)
+    return select(account).where(
+        account.c.id.in_(customers.where(customer.c.account_id.is_not(None)))
+    )
+
+
+FACET_SAMPLE = 10_000  # facets are counted over at most this many matches
+
+
+@dataclass
+class Refine:
+    count_at_least: int
+    cap: int
+    sample_size: int
+    facets: dict[str, list[tuple[str, str, int]]]  # name -> [(value, label, count)]
+
+
+async def refine_or_none(ctx: Context, base: Select) -> Refine | None:
+    """None when at most `cap` customers match; else counts that help narrow the search.
+
+    The count stops at cap + 1 (never a full scan); facets group a bounded sample.
+    """
+    cap = ctx.settings.search_cap
+    ids = base.with_only_columns(customer.c.id).order_by(None)
+    capped = select(func.count()).select_from(ids.limit(cap + 1).subquery())
+    matched = (await ctx.rows(capped))[0][0]
+    if matched <= cap:
+        return None
+    sample = ids.limit(FACET_SAMPLE).subquery("sample")
+    rows = await ctx.rows(
+        select(customer.c.kind, customer.c.sales_rep_id).where(
+            customer.c.id.in_(select(sample.c.id))
+        )
+    )
+    sample_size = len(rows)
+    kinds: dict[str, int] = {}
+    reps: dict[int, int] = {}
+    for row in rows:
+        kinds[str(row.kind)] = kinds.get(str(row.kind), 0) + 1
+        if row.sales_rep_id is not None:
+            reps[row.sales_rep_id] = reps.get(row.sales_rep_id, 0) + 1
+    places = await ctx.rows(
+        select(
+            address.c.country, address.c.region, func.count(func.distinct(address.c.customer_id))
+        )
+        .where(address.c.customer_id.in_(select(sample.c.id)))
+        .group_by(address.c.country, address.c.region)
+        .order_by(func.count(func.distinct(address.c.customer_id)).desc())
+        .limit(10)
+    )
+    channels = await ctx.rows(
+        select(link.c.sales_channel_id, func.count())
+        .where(link.c.customer_id.in_(select(sample.c.id)))
+        .group_by(link.c.sales_channel_id)
+        .order_by(func.count().desc())
+        .limit(10)
+    )
+
+    def top(counts: dict, n: int = 10) -> list[tuple[Any, int]]:
+        return sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))[:n]
+
+    return Refine(
+        count_at_least=cap + 1,
+        cap=cap,
+        sample_size=sample_size,
+        facets={
+            "kinds": [(k, k, n) for k, n in top(kinds)],
+            "states": [(f"{r[0]}-{r[1]}" if r[1] else r[0], r[0], r[2]) for r in places],
+            "salesChannels": [(str(r[0]), "", r[1]) for r in channels],
+            "salesReps": [(str(k), "", n) for k, n in top(reps)],
+        },
+    )

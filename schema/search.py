@@ -1,0 +1,210 @@
+"""The search screen: `CustomerFilter` (for customers/accounts) and capped `customerSearch`."""
+
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+from strawberry.types import Info
+
+from resolvers import customers as customer_q
+from resolvers import sales_channels as channel_q
+from resolvers import search as q
+from resolvers import users as user_q
+from resolvers.context import viewer_of
+from resolvers.loading import count
+from resolvers.pagination import page_args
+from schema.base import build, decode_id
+from schema.enums import CustomerStatus
+from schema.pagination import Connection
+from schema.sales_channels import SalesChannel
+from schema.users import User
+
+if TYPE_CHECKING:
+    from schema.customers import Customer
+
+TextMatch = strawberry.enum(q.TextMatch, description="How names compare (case/accents ignored).")
+SearchKind = strawberry.enum(
+    q.SearchKind,
+    description="CUSTOMER: company/number match the customer. ACCOUNT: they match the "
+    "billing account's name and number (use `accounts(filter:)` to list accounts).",
+)
+
+
+@strawberry.input(description="Typed match on an admin-defined field: equals, or a range.")
+class CustomFieldFilter:
+    key: str
+    equals: str | None = None
+    min: str | None = strawberry.field(default=None, description="NUMBER or DATE (ISO).")
+    max: str | None = strawberry.field(default=None, description="NUMBER or DATE (ISO).")
+
+
+@strawberry.input(description="The search screen, field for field. Fields combine with AND.")
+class CustomerFilter:
+    sales_channels: list[strawberry.ID] | None = strawberry.field(
+        default=None, description="In any of these channels."
+    )
+    exclude_sales_channels: list[strawberry.ID] | None = strawberry.field(
+        default=None, description="In none of these channels."
+    )
+    kind: SearchKind = q.SearchKind.CUSTOMER
+    first_name: str | None = None
+    last_name: str | None = None
+    company: str | None = strawberry.field(
+        default=None, description="Company (store) name, or the account name in ACCOUNT mode."
+    )
+    name_match: TextMatch = strawberry.field(
+        default=q.TextMatch.EXACT,
+        description="For firstName, lastName and company: EXACT, PREFIX or FUZZY (trigram).",
+    )
+    country: str | None = strawberry.field(default=None, description="ISO 3166-1 alpha-2.")
+    state: str | None = strawberry.field(
+        default=None, description="ISO 3166-2 subdivision: 'CA' with country, or 'US-CA'."
+    )
+    city: str | None = None
+    number: str | None = strawberry.field(
+        default=None, description="Customer number or account number."
+    )
+    reference_id: str | None = strawberry.field(default=None, description='"Other ID".')
+    postal_code: str | None = strawberry.field(
+        default=None, description="Compared without case or spaces."
+    )
+    email: str | None = strawberry.field(default=None, description="Case-insensitive, exact.")
+    phone: str | None = strawberry.field(
+        default=None, description="Any formatting; national numbers read in `country` (or US)."
+    )
+    order_id: str | None = strawberry.field(
+        default=None, description="An order number (O-…): its customer."
+    )
+    sales_rep: strawberry.ID | None = None
+    custom_fields: list[CustomFieldFilter] | None = None
+    status: list[CustomerStatus] | None = strawberry.field(
+        default=None, description="Default: live customers (ACTIVE and ARCHIVED)."
+    )
+
+    def criteria(self) -> q.Criteria:
+        channels = [
+            decode_id(i, "SalesChannel", "filter.salesChannels") for i in self.sales_channels or []
+        ]
+        excluded = [
+            decode_id(i, "SalesChannel", "filter.excludeSalesChannels")
+            for i in self.exclude_sales_channels or []
+        ]
+        rep = decode_id(self.sales_rep, "User", "filter.salesRep") if self.sales_rep else None
+        return q.Criteria(
+            kind=self.kind,
+            sales_channels=channels,
+            exclude_sales_channels=excluded,
+            first_name=self.first_name,
+            last_name=self.last_name,
+            company=self.company,
+            name_match=self.name_match,
+            country=self.country,
+            state=self.state,
+            city=self.city,
+            number=self.number,
+            reference_id=self.reference_id,
+            postal_code=self.postal_code,
+            email=self.email,
+            phone=self.phone,
+            order_id=self.order_id,
+            sales_rep=rep,
+            custom_fields=[
+                q.CustomFieldCriterion(f.key, f.equals, f.min, f.max)
+                for f in self.custom_fields or []
+            ],
+            status=list(self.status) if self.status else None,
+        )
+
+
+@strawberry.type
+class SearchFacet:
+    value: str = strawberry.field(description="An ISO code (US, US-CA) or a kind.")
+    count: int
+
+
+@strawberry.type
+class SalesChannelFacet:
+    sales_channel: SalesChannel | None
+    count: int
+
+
+@strawberry.type
+class SalesRepFacet:
+    sales_rep: User | None
+    count: int
+
+
+@strawberry.type(description="Too many matches: refine the search. Facets say how.")
+class RefineSearch:
+    message: str
+    count_at_least: int = strawberry.field(description="More than `cap` match (cap + 1).")
+    cap: int
+    sample_size: int = strawberry.field(description="Matches the facet counts were taken from.")
+    kinds: list[SearchFacet]
+    states: list[SearchFacet] = strawberry.field(description="Top country-state pairs.")
+    sales_channels: list[SalesChannelFacet]
+    sales_reps: list[SalesRepFacet]
+
+
+@strawberry.type(description="At most `cap` customers matched.")
+class CustomerSearchMatches:
+    customers: Connection[Annotated["Customer", strawberry.lazy("schema.customers")]]
+
+
+CustomerSearchResult = Annotated[
+    CustomerSearchMatches | RefineSearch, strawberry.union("CustomerSearchResult")
+]
+
+
+async def _refine(info: Info, refine: q.Refine) -> RefineSearch:
+    ctx = info.context
+    channels = await ctx.loader(channel_q.sales_channels_by_id).load_many(
+        [int(v) for v, _, _ in refine.facets["salesChannels"]]
+    )
+    reps = await ctx.loader(user_q.users_by_id).load_many(
+        [int(v) for v, _, _ in refine.facets["salesReps"]]
+    )
+    return RefineSearch(
+        message=f"More than {refine.cap} customers match: add a filter to narrow the search.",
+        count_at_least=refine.count_at_least,
+        cap=refine.cap,
+        sample_size=refine.sample_size,
+        kinds=[SearchFacet(value=v, count=n) for v, _, n in refine.facets["kinds"]],
+        states=[SearchFacet(value=v, count=n) for v, _, n in refine.facets["states"]],
+        sales_channels=[
+            SalesChannelFacet(sales_channel=build("SalesChannel", row), count=n)
+            for row, (_, _, n) in zip(channels, refine.facets["salesChannels"], strict=True)
+        ],
+        sales_reps=[
+            SalesRepFacet(sales_rep=build("User", row), count=n)
+            for row, (_, _, n) in zip(reps, refine.facets["salesReps"], strict=True)
+        ],
+    )
+
+
+@strawberry.type
+class SearchQueries:
+    @strawberry.field(
+        description="The search screen: the matches, or RefineSearch (with counts and facets) "
+        "when more than the cap (400) would match. An empty filter always asks to refine."
+    )
+    async def customer_search(
+        self,
+        info: Info,
+        filter: CustomerFilter | None = None,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> CustomerSearchResult:
+        viewer_of(info)
+        ctx = info.context
+        args = page_args(first, after)
+        criteria = (filter or CustomerFilter()).criteria()
+        base = await q.filtered_customers(ctx, criteria)
+        refine = await q.refine_or_none(ctx, base)
+        if refine is not None:
+            return await _refine(info, refine)
+        page, base = await customer_q.customer_page(
+            ctx, args, customer_q.CustomerOrderField.NAME, False, base
+        )
+        return CustomerSearchMatches(
+            customers=Connection.of(page, lambda r: build("Customer", r), lambda: count(ctx, base))
+        )
