@@ -213,9 +213,12 @@ async def conditions(ctx: Context, c: Criteria) -> list[ColumnElement[bool]]:
         else:
             where.append(text_match(customer.c.company_name, c.company, c.name_match))
     if c.number:
-        in_account = customer.c.account_id.in_(
-            select(account.c.id).where(account.c.number == c.number.strip())
+        # Account numbers are unique: a scalar sub-select keeps both sides index conditions
+        # (a BitmapOr), where `IN (SELECT …)` under OR would scan every customer.
+        account_number = (
+            select(account.c.id).where(account.c.number == c.number.strip()).scalar_subquery()
         )
+        in_account = customer.c.account_id == account_number
         where.append(
             in_account if accounts_only else or_(customer.c.number == c.number.strip(), in_account)
         )
