@@ -6,6 +6,7 @@ from models.base import Base
 from models.custom_fields import CustomFieldDefinition, CustomFieldValue
 from models.customers import Customer
 from models.duplicates import DuplicateDismissal
+from models.idempotency import IdempotencyKey
 from models.ledger import LedgerTransaction
 from models.orders import Order, OrderLine
 from models.sales_channels import CustomerSalesChannel, SalesChannel
@@ -26,6 +27,7 @@ __all__ = [
     "Customer",
     "CustomerSalesChannel",
     "DuplicateDismissal",
+    "IdempotencyKey",
     "LedgerTransaction",
     "Order",
     "OrderLine",

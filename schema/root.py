@@ -8,6 +8,7 @@ from schema.accounts import AccountQueries
 from schema.custom_fields import CustomFieldQueries
 from schema.customers import CustomerQueries
 from schema.duplicates import DuplicateMutations, DuplicateQueries
+from schema.ledger_mutations import LedgerMutations
 from schema.merges import MergeMutations, MergeQueries
 from schema.orders import OrderQueries
 from schema.sales_channels import SalesChannelQueries
@@ -41,7 +42,12 @@ Query = merge_types(
 )
 
 # One mutation class per domain, merged like the queries. Add yours to this tuple.
-MUTATION_TYPES: tuple[type, ...] = (UserMutations, DuplicateMutations, MergeMutations)
+MUTATION_TYPES: tuple[type, ...] = (
+    UserMutations,
+    LedgerMutations,
+    DuplicateMutations,
+    MergeMutations,
+)
 
 Mutation = merge_types("Mutation", MUTATION_TYPES) if MUTATION_TYPES else None
 

@@ -1,0 +1,151 @@
+"""Money movements: charge, payment, credit, adjustment, transfer. All idempotent by key.
+
+Sign convention: an entry's amount is what it adds to the customer's balance, and the
+balance is what the customer owes (positive) or has in credit (negative). CHARGE > 0,
+PAYMENT and CREDIT < 0, ADJUSTMENT either way. A transfer moves credit from one customer to
+another: TRANSFER_OUT (+amount) on the giver, TRANSFER_IN (-amount) on the receiver, one
+transfer group. It "overdraws" when the giver's balance would end above zero (the giver
+would owe money because of the transfer); refused unless allowOverdraft.
+"""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+
+from resolvers import validate
+from resolvers.context import Context
+from resolvers.mutations import Problem, Refused, transaction
+from resolvers.timeline import record
+from resolvers.writes import append, balance, claim_key, ledger, lock_customers, store_result
+
+SIGN = {"CHARGE": 1, "PAYMENT": -1, "CREDIT": -1}
+EVENT = {
+    "CHARGE": "CHARGE_POSTED",
+    "PAYMENT": "PAYMENT_RECEIVED",
+    "CREDIT": "CREDIT_ISSUED",
+    "ADJUSTMENT": "BALANCE_ADJUSTED",
+}
+
+
+async def _replayed(ctx: Context, result: dict) -> tuple[list, Decimal, str]:
+    rows = await ctx.rows(
+        select(ledger).where(ledger.c.id.in_(result["ids"])).order_by(ledger.c.id)
+    )
+    return list(rows), Decimal(result["balance"]), result["currency"]
+
+
+async def post_entry(
+    ctx: Context,
+    kind: str,
+    customer_id: int,
+    raw_amount: Any,
+    raw_currency: str,
+    memo: str | None,
+    key: str | None,
+) -> tuple[list, Decimal, str]:
+    amount = validate.money(raw_amount, ["input", "amount"], positive=kind != "ADJUSTMENT")
+    currency = validate.currency(raw_currency, ["input", "currency"])
+    validate.refuse_card_numbers(memo)
+    signed = amount * SIGN.get(kind, 1)
+    payload = {"customer": customer_id, "amount": str(amount), "currency": currency, "memo": memo}
+    async with transaction(ctx) as conn:
+        stored = await claim_key(conn, ctx, key, f"ledger{kind.title()}", payload)
+        if stored is not None:
+            replay = stored
+        else:
+            await lock_customers(conn, ctx, [customer_id], path=["input", "customerId"])
+            entry = await append(
+                conn, ctx, customer_id, kind, signed, currency, memo=memo, idempotency_key=key
+            )
+            await record(
+                conn,
+                customer_id,
+                EVENT[kind],
+                f"{kind.title()} of {amount} {currency}",
+                actor_id=ctx.viewer.user_id,
+                data={"amount": str(signed), "currency": currency, "entry": entry.id},
+            )
+            replay = {"ids": [entry.id], "balance": str(entry.balance_after), "currency": currency}
+            await store_result(conn, ctx, key, replay)
+    return await _replayed(ctx, replay)
+
+
+async def transfer(
+    ctx: Context,
+    source: int,
+    target: int,
+    raw_amount: Any,
+    raw_currency: str,
+    memo: str | None,
+    allow_overdraft: bool,
+    key: str | None,
+) -> tuple[list, Decimal, str]:
+    amount = validate.money(raw_amount, ["input", "amount"])
+    currency = validate.currency(raw_currency, ["input", "currency"])
+    if source == target:
+        raise Refused(
+            Problem(["input", "toCustomerId"], "INVALID", "Transfer to another customer.")
+        )
+    payload = {
+        "from": source,
+        "to": target,
+        "amount": str(amount),
+        "currency": currency,
+        "memo": memo,
+        "overdraft": allow_overdraft,
+    }
+    async with transaction(ctx) as conn:
+        stored = await claim_key(conn, ctx, key, "ledgerTransfer", payload)
+        if stored is None:
+            rows = await lock_customers(conn, ctx, [source, target], path=["input"])
+            if not allow_overdraft and await balance(conn, source, currency) + amount > 0:
+                raise Refused(
+                    Problem(
+                        ["input", "amount"],
+                        "INSUFFICIENT_FUNDS",
+                        f"{rows[source].number} has less than {amount} {currency} in credit.",
+                    )
+                )
+            group = uuid.uuid4()
+            out = await append(
+                conn,
+                ctx,
+                source,
+                "TRANSFER_OUT",
+                amount,
+                currency,
+                transfer_group=group,
+                memo=memo,
+                idempotency_key=key,
+            )
+            into = await append(
+                conn,
+                ctx,
+                target,
+                "TRANSFER_IN",
+                -amount,
+                currency,
+                transfer_group=group,
+                memo=memo,
+                idempotency_key=key,
+            )
+            for cid, other, verb in ((source, target, "to"), (target, source, "from")):
+                await record(
+                    conn,
+                    cid,
+                    "TRANSFER",
+                    f"Transfer of {amount} {currency} {verb} {rows[other].number}",
+                    actor_id=ctx.viewer.user_id,
+                    data={"group": str(group), "amount": str(amount)},
+                )
+            stored = {
+                "ids": [out.id, into.id],
+                "balance": str(out.balance_after),
+                "currency": currency,
+            }
+            await store_result(conn, ctx, key, stored)
+    return await _replayed(ctx, stored)

@@ -1,0 +1,110 @@
+"""Input checks shared by the mutations: phones, ISO codes, money, card numbers."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import phonenumbers
+import pycountry
+
+from resolvers.mutations import Problem, Refused
+
+CENT = Decimal("0.01")
+_DIGIT_RUNS = re.compile(r"(?:\d[ -]?){13,19}")
+
+
+def luhn(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def contains_card_number(value: Any) -> bool:
+    """True when any string inside `value` holds 13-19 digits (spaces/dashes allowed)
+    that pass the Luhn check: a card number, which this service must never store."""
+    if isinstance(value, str):
+        for match in _DIGIT_RUNS.finditer(value):
+            digits = re.sub(r"\D", "", match.group())
+            for size in range(min(len(digits), 19), 12, -1):
+                for start in range(len(digits) - size + 1):
+                    if luhn(digits[start : start + size]):
+                        return True
+        return False
+    if isinstance(value, dict):
+        return any(contains_card_number(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(contains_card_number(v) for v in value)
+    if hasattr(value, "__dict__"):
+        return any(contains_card_number(v) for v in vars(value).values())
+    return False
+
+
+def refuse_card_numbers(value: Any) -> None:
+    if contains_card_number(value):
+        # The message never echoes the input: the number must not reach logs either.
+        raise Refused.one(
+            ["input"],
+            "CARD_NUMBER_REFUSED",
+            "Card numbers are never accepted: send the processor's token.",
+        )
+
+
+def phone(raw: str | None, region: str | None, path: list[str]) -> str | None:
+    """E.164, or None for an empty value; INVALID when it cannot be a real number."""
+    if raw is None or not raw.strip():
+        return None
+    try:
+        number = phonenumbers.parse(raw, region or "US")
+    except phonenumbers.NumberParseException as exc:
+        raise Refused(Problem(path, "INVALID", f"Cannot read {raw!r} as a phone number.")) from exc
+    if not phonenumbers.is_valid_number(number):
+        raise Refused(Problem(path, "INVALID", f"{raw!r} is not a valid phone number."))
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def country(raw: str, path: list[str]) -> str:
+    code = (raw or "").strip().upper()
+    if len(code) != 2 or pycountry.countries.get(alpha_2=code) is None:
+        raise Refused(
+            Problem(path, "INVALID", f"Unknown country {raw!r}: use ISO 3166-1, e.g. US.")
+        )
+    return code
+
+
+def region(raw: str | None, country_code: str, path: list[str]) -> str | None:
+    if raw is None or not raw.strip():
+        return None
+    code = raw.strip().upper().removeprefix(f"{country_code}-")
+    if pycountry.subdivisions.get(code=f"{country_code}-{code}") is None:
+        raise Refused(Problem(path, "INVALID", f"Unknown region {raw!r} in {country_code}."))
+    return code
+
+
+def currency(raw: str, path: list[str]) -> str:
+    code = (raw or "").strip().upper()
+    if len(code) != 3 or pycountry.currencies.get(alpha_3=code) is None:
+        raise Refused(Problem(path, "INVALID", f"Unknown currency {raw!r}: use ISO 4217."))
+    return code
+
+
+def money(raw: Any, path: list[str], *, positive: bool = True) -> Decimal:
+    """An exact amount with at most 2 decimals (never a float)."""
+    try:
+        amount = Decimal(str(raw))
+    except (InvalidOperation, ValueError) as exc:
+        raise Refused(Problem(path, "INVALID", f"{raw!r} is not an amount.")) from exc
+    if not amount.is_finite() or amount != amount.quantize(CENT):
+        raise Refused(Problem(path, "INVALID", "Amounts have at most 2 decimals."))
+    if positive and amount <= 0:
+        raise Refused(Problem(path, "INVALID", "The amount must be positive."))
+    if not positive and amount == 0:
+        raise Refused(Problem(path, "INVALID", "The amount must not be zero."))
+    if abs(amount) >= Decimal("1e12"):
+        raise Refused(Problem(path, "INVALID", "The amount is too large."))
+    return amount

@@ -1,0 +1,171 @@
+"""Building blocks every mutation shares: find-and-lock the target customer with the
+viewer's permission, idempotency keys, and the exact ledger append.
+
+Concurrency: a money movement locks the customer rows it touches (SELECT … FOR UPDATE, in
+id order so two transfers between the same pair cannot deadlock), then reads the latest
+balance_after per currency and appends. READ COMMITTED plus the row lock makes
+balance_after exact without retry loops; SERIALIZABLE would need them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+import orjson
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from models import IdempotencyKey, LedgerTransaction
+from models.enums import CustomerStatus, Role
+from resolvers.context import Context
+from resolvers.customers import customer
+from resolvers.mutations import Problem, Refused
+from resolvers.scope import scope_customers
+
+ledger = LedgerTransaction.__table__
+idempotency = IdempotencyKey.__table__
+
+
+async def lock_customers(
+    conn: AsyncConnection,
+    ctx: Context,
+    ids: Sequence[int],
+    *,
+    path: list[str],
+    self_service: bool = False,
+) -> dict[int, Any]:
+    """Lock visible, non-merged customers in id order. Out of scope looks like NOT_FOUND.
+
+    `self_service`: a site user (CUSTOMER) may act on their own record (contact details,
+    addresses); otherwise only staff may, and a site user gets FORBIDDEN.
+    """
+    if ctx.viewer.role is Role.CUSTOMER and not self_service:
+        raise Refused(Problem(None, "FORBIDDEN", "Only staff can do this."))
+    stmt = (
+        scope_customers(select(customer), ctx.viewer)
+        .where(customer.c.id.in_(sorted(set(ids))))
+        .order_by(customer.c.id)
+        .with_for_update()
+    )
+    rows = {row.id: row for row in await conn.execute(stmt)}
+    for cid in ids:
+        row = rows.get(cid)
+        if row is None:
+            raise Refused(Problem(path, "NOT_FOUND", "No such customer."))
+        if row.status == CustomerStatus.MERGED:
+            raise Refused(Problem(path, "CONFLICT", "This customer was merged into another."))
+    return rows
+
+
+async def touch(conn: AsyncConnection, customer_id: int) -> None:
+    """A change to a customer's children bumps its version (optimistic concurrency)."""
+    await conn.execute(
+        update(customer)
+        .where(customer.c.id == customer_id)
+        .values(version=customer.c.version + 1, updated_at=func.now())
+    )
+
+
+async def balance(conn: AsyncConnection, customer_id: int, currency: str) -> Decimal:
+    stmt = (
+        select(ledger.c.balance_after)
+        .where(ledger.c.customer_id == customer_id, ledger.c.currency == currency)
+        .order_by(ledger.c.id.desc())
+        .limit(1)
+    )
+    return (await conn.execute(stmt)).scalar() or Decimal("0.00")
+
+
+async def append(
+    conn: AsyncConnection,
+    ctx: Context,
+    customer_id: int,
+    kind: str,
+    amount: Decimal,
+    currency: str,
+    *,
+    order_id: int | None = None,
+    transfer_group: uuid.UUID | None = None,
+    memo: str | None = None,
+    idempotency_key: str | None = None,
+) -> Any:
+    """Append one entry with its exact running balance. The caller holds the customer lock."""
+    after = await balance(conn, customer_id, currency) + amount
+    stmt = (
+        insert(ledger)
+        .values(
+            customer_id=customer_id,
+            kind=kind,
+            amount=amount,
+            currency=currency,
+            balance_after=after,
+            order_id=order_id,
+            transfer_group=transfer_group,
+            memo=memo,
+            idempotency_key=idempotency_key,
+            actor_id=ctx.viewer.user_id,
+        )
+        .returning(ledger)
+    )
+    return (await conn.execute(stmt)).one()
+
+
+def request_hash(operation: str, payload: Any) -> bytes:
+    return hashlib.sha256(
+        orjson.dumps([operation, payload], default=str, option=orjson.OPT_SORT_KEYS)
+    ).digest()
+
+
+async def claim_key(
+    conn: AsyncConnection, ctx: Context, key: str | None, operation: str, payload: Any
+) -> dict | None:
+    """Claim an idempotency key inside the mutation's transaction.
+
+    Returns the stored result when the same request already succeeded (replay it), None
+    when this request is the first (go on, then `store_result`). A concurrent first
+    request holds the key's row until it commits or rolls back, so we wait for it. The
+    claim rolls back with a refused mutation: nothing is stored for invalid input.
+    """
+    if key is None:
+        return None
+    if not 1 <= len(key) <= 255:
+        raise Refused(Problem(["input", "idempotencyKey"], "INVALID", "Use 1 to 255 characters."))
+    digest = request_hash(operation, payload)
+    actor = ctx.viewer.user_id or 0
+    inserted = await conn.execute(
+        pg_insert(idempotency)
+        .values(actor_id=actor, key=key, operation=operation, request_hash=digest)
+        .on_conflict_do_nothing()
+        .returning(idempotency.c.key)
+    )
+    if inserted.first() is not None:
+        return None
+    row = (
+        await conn.execute(
+            select(idempotency).where(idempotency.c.actor_id == actor, idempotency.c.key == key)
+        )
+    ).one()
+    if row.request_hash != digest or row.operation != operation:
+        raise Refused(
+            Problem(
+                ["input", "idempotencyKey"],
+                "IDEMPOTENCY_CONFLICT",
+                "This key was used with different input.",
+            )
+        )
+    return row.result
+
+
+async def store_result(conn: AsyncConnection, ctx: Context, key: str | None, result: dict) -> None:
+    if key is None:
+        return
+    await conn.execute(
+        update(idempotency)
+        .where(idempotency.c.actor_id == (ctx.viewer.user_id or 0), idempotency.c.key == key)
+        .values(result=result)
+    )

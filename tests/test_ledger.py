@@ -1,0 +1,194 @@
+"""Ledger mutations: signs, balances, transfers, idempotency, concurrency, permissions."""
+
+import asyncio
+import base64
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import text
+
+from tests.conftest import GraphQLClient
+from tests.factories import make_customer, make_user
+
+ENTRY = """mutation($input: LedgerEntryInput!) { %s(input: $input) {
+  transactions { kind amount { amount currency } balanceAfter { amount } }
+  balance { amount currency } userErrors { field code message } } }"""
+TRANSFER = """mutation($input: LedgerTransferInput!) { ledgerTransfer(input: $input) {
+  transactions { kind amount { amount } balanceAfter { amount } customer { number } }
+  balance { amount } userErrors { field code message } } }"""
+
+
+def gid(pk: int) -> str:
+    return base64.b64encode(f"Customer:{pk}".encode()).decode()
+
+
+async def post(gql, op: str, customer, amount, currency="USD", **extra) -> dict:
+    data = await gql.data(
+        ENTRY % op,
+        {
+            "input": {
+                "customerId": gid(customer.id),
+                "amount": amount,
+                "currency": currency,
+                **extra,
+            }
+        },
+    )
+    return data[op]
+
+
+async def ledger_sums(engine, customer_id: int) -> tuple[Decimal, Decimal]:
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(
+                text(
+                    "SELECT sum(amount), (array_agg(balance_after ORDER BY id DESC))[1]"
+                    " FROM ledger_transaction WHERE customer_id = :c AND currency = 'USD'"
+                ),
+                {"c": customer_id},
+            )
+        ).one()
+    return row[0], row[1]
+
+
+async def test_signs_and_running_balance(gql, engine):
+    c = await make_customer(engine)
+    assert (await post(gql, "ledgerCharge", c, "100.00"))["balance"] == {
+        "amount": "100.00",
+        "currency": "USD",
+    }
+    assert (await post(gql, "ledgerPayment", c, "60.50"))["balance"]["amount"] == "39.50"
+    assert (await post(gql, "ledgerCredit", c, "9.50"))["balance"]["amount"] == "30.00"
+    result = await post(gql, "ledgerAdjust", c, "-5.00")
+    assert result["transactions"] == [
+        {
+            "kind": "ADJUSTMENT",
+            "amount": {"amount": "-5.00", "currency": "USD"},
+            "balanceAfter": {"amount": "25.00"},
+        }
+    ]
+    assert await ledger_sums(engine, c.id) == (Decimal("25.00"), Decimal("25.00"))
+    data = await gql.data(
+        f'{{ customer(number: "{c.number}") {{ balances {{ amount }} '
+        "timeline(first: 10) { totalCount } } }"
+    )
+    assert data["customer"]["balances"] == [{"amount": "25.00"}]
+    assert data["customer"]["timeline"]["totalCount"] == 4
+
+
+@pytest.mark.parametrize(
+    "op,amount,currency,field,code",
+    [
+        ("ledgerCharge", "0", "USD", "amount", "INVALID"),
+        ("ledgerCharge", "-5", "USD", "amount", "INVALID"),
+        ("ledgerCharge", "1.005", "USD", "amount", "INVALID"),
+        ("ledgerAdjust", "0.00", "USD", "amount", "INVALID"),
+        ("ledgerCharge", "5", "XYZ", "currency", "INVALID"),
+    ],
+)
+async def test_bad_amounts_are_user_errors(gql, engine, op, amount, currency, field, code):
+    c = await make_customer(engine)
+    result = await post(gql, op, c, amount, currency)
+    assert result["userErrors"][0]["field"] == ["input", field]
+    assert result["userErrors"][0]["code"] == code
+    assert await ledger_sums(engine, c.id) == (None, None)
+
+
+async def test_transfer_moves_credit_and_refuses_to_overdraw(gql, engine):
+    giver = await make_customer(engine, first_name="Giver")
+    taker = await make_customer(engine, first_name="Taker")
+    await post(gql, "ledgerCredit", giver, "50.00")  # giver has 50 in credit
+    variables = {
+        "fromCustomerId": gid(giver.id),
+        "toCustomerId": gid(taker.id),
+        "amount": "30.00",
+        "currency": "USD",
+    }
+    data = await gql.data(TRANSFER, {"input": variables})
+    result = data["ledgerTransfer"]
+    assert result["userErrors"] == []
+    assert [(t["kind"], t["amount"]["amount"]) for t in result["transactions"]] == [
+        ("TRANSFER_OUT", "30.00"),
+        ("TRANSFER_IN", "-30.00"),
+    ]
+    too_much = await gql.data(TRANSFER, {"input": {**variables, "amount": "30.00"}})
+    assert too_much["ledgerTransfer"]["userErrors"][0]["code"] == "INSUFFICIENT_FUNDS"
+    allowed = await gql.data(TRANSFER, {"input": {**variables, "allowOverdraft": True}})
+    assert allowed["ledgerTransfer"]["balance"] == {"amount": "10.00"}
+    async with engine.connect() as conn:
+        groups = (
+            await conn.execute(
+                text(
+                    "SELECT count(DISTINCT transfer_group), sum(amount) FROM ledger_transaction"
+                    " WHERE transfer_group IS NOT NULL"
+                )
+            )
+        ).one()
+    assert groups == (2, Decimal("0.00"))
+    same = await gql.data(TRANSFER, {"input": {**variables, "toCustomerId": gid(giver.id)}})
+    assert same["ledgerTransfer"]["userErrors"][0]["code"] == "INVALID"
+
+
+async def test_idempotency_replays_and_conflicts(gql, engine):
+    c = await make_customer(engine)
+    first = await post(gql, "ledgerCharge", c, "10.00", idempotencyKey="order-1")
+    again = await post(gql, "ledgerCharge", c, "10.00", idempotencyKey="order-1")
+    assert again == first
+    assert await ledger_sums(engine, c.id) == (Decimal("10.00"), Decimal("10.00"))
+    other = await post(gql, "ledgerCharge", c, "11.00", idempotencyKey="order-1")
+    assert other["userErrors"] == [
+        {
+            "field": ["input", "idempotencyKey"],
+            "code": "IDEMPOTENCY_CONFLICT",
+            "message": other["userErrors"][0]["message"],
+        }
+    ]
+    # A refused request stores nothing: the key stays free for a valid retry.
+    bad = await post(gql, "ledgerCharge", c, "-1", idempotencyKey="order-2")
+    assert bad["userErrors"][0]["code"] == "INVALID"
+    good = await post(gql, "ledgerCharge", c, "1.00", idempotencyKey="order-2")
+    assert good["userErrors"] == [] and good["balance"]["amount"] == "11.00"
+
+
+async def test_concurrent_same_key_charges_once(gql, engine):
+    c = await make_customer(engine)
+    results = await asyncio.gather(
+        *(post(gql, "ledgerCharge", c, "7.00", idempotencyKey="same") for _ in range(5))
+    )
+    assert all(r == results[0] for r in results)
+    assert await ledger_sums(engine, c.id) == (Decimal("7.00"), Decimal("7.00"))
+
+
+async def test_twenty_concurrent_charges_keep_exact_balances(gql, engine):
+    c = await make_customer(engine)
+    await asyncio.gather(*(post(gql, "ledgerCharge", c, f"{i}.00") for i in range(1, 21)))
+    total, latest = await ledger_sums(engine, c.id)
+    assert total == latest == Decimal("210.00")
+    async with engine.connect() as conn:
+        running = (
+            await conn.execute(
+                text(
+                    "SELECT count(*) FROM (SELECT balance_after, sum(amount) OVER (ORDER BY id) s"
+                    " FROM ledger_transaction WHERE customer_id = :c) x WHERE balance_after <> s"
+                ),
+                {"c": c.id},
+            )
+        ).scalar()
+    assert running == 0
+
+
+async def test_permissions(client, engine):
+    rep, rep_token = await make_user(engine, role="SALES_REP", email="rep@reps.test")
+    user, user_token = await make_user(engine, role="CUSTOMER", email="me@site.test")
+    mine = await make_customer(engine, sales_rep_id=rep)
+    other = await make_customer(engine, first_name="Other")
+    own = await make_customer(engine, user_id=user, first_name="Own")
+    as_rep = GraphQLClient(client, rep_token)
+    assert (await post(as_rep, "ledgerCharge", mine, "1.00"))["userErrors"] == []
+    assert (await post(as_rep, "ledgerCharge", other, "1.00"))["userErrors"][0]["code"] == (
+        "NOT_FOUND"
+    )
+    as_user = GraphQLClient(client, user_token)
+    assert (await post(as_user, "ledgerCredit", own, "1.00"))["userErrors"][0]["code"] == (
+        "FORBIDDEN"
+    )
