@@ -6,6 +6,7 @@ from strawberry.tools import merge_types
 
 from schema.accounts import AccountQueries
 from schema.custom_fields import CustomFieldQueries
+from schema.customer_mutations import CustomerMutations
 from schema.customers import CustomerQueries
 from schema.duplicates import DuplicateMutations, DuplicateQueries
 from schema.ledger_mutations import LedgerMutations
@@ -44,6 +45,7 @@ Query = merge_types(
 # One mutation class per domain, merged like the queries. Add yours to this tuple.
 MUTATION_TYPES: tuple[type, ...] = (
     UserMutations,
+    CustomerMutations,
     LedgerMutations,
     DuplicateMutations,
     MergeMutations,

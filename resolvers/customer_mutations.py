@@ -1,0 +1,345 @@
+"""Customer use cases: create, update (optimistic), archive/restore, notes; addresses."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from models import Account, Address, AppUser, CustomerSalesChannel, SalesChannel
+from models.enums import CustomerStatus, Role
+from resolvers import validate
+from resolvers.context import Context
+from resolvers.customers import customer
+from resolvers.mutations import Problem, Refused, transaction
+from resolvers.timeline import record
+from resolvers.writes import lock_customers, touch
+
+address = Address.__table__
+user = AppUser.__table__
+link = CustomerSalesChannel.__table__
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+CONTACT = {"first_name", "last_name", "email", "phone"}  # what a site user may edit
+NAMES = ("first_name", "last_name", "company_name", "email")
+
+
+@dataclass
+class CustomerChanges:
+    """Columns to set (absent = unchanged; None = clear), validated by `clean`."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+    sales_channel_ids: list[int] | None = None
+    phone_region: str | None = None
+
+
+def clean(changes: CustomerChanges) -> dict[str, Any]:
+    v = dict(changes.values)
+    validate.refuse_card_numbers(v)
+    for name in (*NAMES, "reference_id", "tax_code", "note"):
+        if isinstance(v.get(name), str):
+            v[name] = v[name].strip() or None
+    if v.get("email") is not None and not EMAIL.fullmatch(v["email"]):
+        raise Refused(Problem(["input", "email"], "INVALID", "Not an email address."))
+    if "phone" in v:
+        v["phone"] = validate.phone(v["phone"], changes.phone_region, ["input", "phone"])
+    return v
+
+
+def _duplicate_email(exc: IntegrityError) -> Refused:
+    if "uq_customer_email_live" in str(exc.orig):
+        return Refused(
+            Problem(["input", "email"], "DUPLICATE", "Another customer already has this email.")
+        )
+    raise exc
+
+
+async def _check_rep(conn, ctx: Context, values: dict[str, Any]) -> None:
+    rep = values.get("sales_rep_id")
+    if rep is None:
+        return
+    if ctx.viewer.role is Role.SALES_REP and rep != ctx.viewer.user_id:
+        raise Refused(
+            Problem(
+                ["input", "salesRepId"],
+                "FORBIDDEN",
+                "Sales reps assign customers to themselves only.",
+            )
+        )
+    found = (
+        await conn.execute(select(user.c.id).where(user.c.id == rep, user.c.role == Role.SALES_REP))
+    ).first()
+    if found is None:
+        raise Refused(Problem(["input", "salesRepId"], "NOT_FOUND", "No such sales rep."))
+
+
+async def _check_refs(conn, values: dict[str, Any], channel_ids: list[int] | None) -> None:
+    """Unknown accounts or channels are the client's mistake, not a database error."""
+    account_id = values.get("account_id")
+    if account_id is not None:
+        table = Account.__table__
+        if (await conn.execute(select(table.c.id).where(table.c.id == account_id))).first() is None:
+            raise Refused(Problem(["input", "accountId"], "NOT_FOUND", "No such account."))
+    if channel_ids:
+        table = SalesChannel.__table__
+        found = {
+            r[0] for r in await conn.execute(select(table.c.id).where(table.c.id.in_(channel_ids)))
+        }
+        if found != set(channel_ids):
+            raise Refused(
+                Problem(["input", "salesChannelIds"], "NOT_FOUND", "No such sales channel.")
+            )
+
+
+async def _set_channels(conn, customer_id: int, ids: list[int] | None) -> None:
+    if ids is None:
+        return
+    await conn.execute(delete(link).where(link.c.customer_id == customer_id))
+    if ids:
+        await conn.execute(
+            insert(link),
+            [{"customer_id": customer_id, "sales_channel_id": i} for i in sorted(set(ids))],
+        )
+
+
+async def create(ctx: Context, changes: CustomerChanges) -> int:
+    if ctx.viewer.role not in (Role.ADMIN, Role.SALES_REP):
+        raise Refused(Problem(None, "FORBIDDEN", "Only staff create customers."))
+    values = clean(changes)
+    if not any(values.get(n) for n in NAMES):
+        raise Refused(
+            Problem(["input"], "REQUIRED", "Give a first or last name, a company or an email.")
+        )
+    if ctx.viewer.role is Role.SALES_REP and values.get("sales_rep_id") is None:
+        values["sales_rep_id"] = ctx.viewer.user_id  # a rep's new customer is theirs
+    try:
+        async with transaction(ctx) as conn:
+            await _check_rep(conn, ctx, values)
+            await _check_refs(conn, values, changes.sales_channel_ids)
+            cid = (
+                await conn.execute(insert(customer).values(**values).returning(customer.c.id))
+            ).scalar_one()
+            await _set_channels(conn, cid, changes.sales_channel_ids)
+            await record(
+                conn,
+                cid,
+                "CUSTOMER_CREATED",
+                "Customer created",
+                actor_id=ctx.viewer.user_id,
+                data={"source": "admin"},
+            )
+    except IntegrityError as exc:
+        raise _duplicate_email(exc) from exc
+    return cid
+
+
+async def update_customer(
+    ctx: Context, customer_id: int, expected_version: int | None, changes: CustomerChanges
+) -> int:
+    values = clean(changes)
+    if ctx.viewer.role is Role.CUSTOMER and (set(values) - CONTACT or changes.sales_channel_ids):
+        raise Refused(Problem(["input"], "FORBIDDEN", "You may change your contact details only."))
+    try:
+        async with transaction(ctx) as conn:
+            row = (
+                await lock_customers(
+                    conn, ctx, [customer_id], path=["input", "id"], self_service=True
+                )
+            )[customer_id]
+            if expected_version is not None and row.version != expected_version:
+                raise Refused(
+                    Problem(
+                        ["input", "expectedVersion"],
+                        "CONFLICT",
+                        f"Changed meanwhile: now at version {row.version}.",
+                    )
+                )
+            merged = {n: values.get(n, getattr(row, n)) for n in NAMES}
+            if not any(merged.values()):
+                raise Refused(Problem(["input"], "REQUIRED", "Keep a name, a company or an email."))
+            await _check_rep(conn, ctx, values)
+            await _check_refs(conn, values, changes.sales_channel_ids)
+            changed = sorted(k for k, v in values.items() if getattr(row, k) != v)
+            await conn.execute(
+                update(customer)
+                .where(customer.c.id == customer_id)
+                .values(**values, version=customer.c.version + 1, updated_at=func.now())
+            )
+            await _set_channels(conn, customer_id, changes.sales_channel_ids)
+            await record(
+                conn,
+                customer_id,
+                "CUSTOMER_UPDATED",
+                f"Updated {', '.join(changed) or 'nothing'}",
+                actor_id=ctx.viewer.user_id,
+                data={"fields": changed},
+            )
+    except IntegrityError as exc:
+        raise _duplicate_email(exc) from exc
+    return customer_id
+
+
+async def set_status(ctx: Context, customer_id: int, archived: bool) -> int:
+    async with transaction(ctx) as conn:
+        row = (await lock_customers(conn, ctx, [customer_id], path=["input", "id"]))[customer_id]
+        target = CustomerStatus.ARCHIVED if archived else CustomerStatus.ACTIVE
+        if row.status != target:
+            await conn.execute(
+                update(customer)
+                .where(customer.c.id == customer_id)
+                .values(status=target, version=customer.c.version + 1)
+            )
+            await record(
+                conn,
+                customer_id,
+                "CUSTOMER_ARCHIVED" if archived else "CUSTOMER_RESTORED",
+                "Archived" if archived else "Restored",
+                actor_id=ctx.viewer.user_id,
+            )
+    return customer_id
+
+
+async def add_note(ctx: Context, customer_id: int, note: str) -> int:
+    note = (note or "").strip()
+    if not note:
+        raise Refused(Problem(["input", "note"], "REQUIRED", "Write something."))
+    if len(note) > 10_000:
+        raise Refused(Problem(["input", "note"], "INVALID", "At most 10,000 characters."))
+    validate.refuse_card_numbers(note)
+    async with transaction(ctx) as conn:
+        await lock_customers(conn, ctx, [customer_id], path=["input", "customerId"])
+        event = await record(
+            conn,
+            customer_id,
+            "NOTE_ADDED",
+            note[:200],
+            actor_id=ctx.viewer.user_id,
+            data={"note": note},
+        )
+    return event
+
+
+# --- addresses ---------------------------------------------------------------------------
+
+ADDRESS_FIELDS = (
+    "kind",
+    "name",
+    "company",
+    "line1",
+    "line2",
+    "city",
+    "region",
+    "postal_code",
+    "country",
+    "phone",
+)
+
+
+def clean_address(values: dict[str, Any], current: Any = None) -> dict[str, Any]:
+    v = {k: (x.strip() if isinstance(x, str) else x) for k, x in values.items()}
+    validate.refuse_card_numbers(v)
+    merged = {k: v.get(k, getattr(current, k, None)) for k in ADDRESS_FIELDS}
+    if not merged["line1"]:
+        raise Refused(Problem(["input", "line1"], "REQUIRED", "Give the street address."))
+    country = validate.country(merged["country"] or "", ["input", "country"])
+    if "country" in v:
+        v["country"] = country
+    if "region" in v or "country" in v:
+        v["region"] = validate.region(merged["region"], country, ["input", "region"])
+    if "phone" in v:
+        v["phone"] = validate.phone(v["phone"], country, ["input", "phone"])
+    return v
+
+
+async def _unset_default(conn, customer_id: int, kind: str, keep: int | None) -> None:
+    stmt = update(address).where(
+        address.c.customer_id == customer_id, address.c.kind == kind, address.c.is_default
+    )
+    if keep is not None:
+        stmt = stmt.where(address.c.id != keep)
+    await conn.execute(stmt.values(is_default=False))
+
+
+async def _lock_address(conn, ctx: Context, address_id: int) -> Any:
+    row = (await conn.execute(select(address).where(address.c.id == address_id))).first()
+    if row is None:
+        raise Refused(Problem(["input", "id"], "NOT_FOUND", "No such address."))
+    try:
+        await lock_customers(conn, ctx, [row.customer_id], path=["input", "id"], self_service=True)
+    except Refused as refused:  # out of scope: the address does not exist for this viewer
+        if refused.problems[0].code == "NOT_FOUND":
+            raise Refused(Problem(["input", "id"], "NOT_FOUND", "No such address.")) from None
+        raise
+    return (await conn.execute(select(address).where(address.c.id == address_id))).one()
+
+
+async def add_address(ctx: Context, customer_id: int, values: dict[str, Any], default: bool):
+    v = clean_address(values)
+    async with transaction(ctx) as conn:
+        await lock_customers(
+            conn, ctx, [customer_id], path=["input", "customerId"], self_service=True
+        )
+        if default:
+            await _unset_default(conn, customer_id, v["kind"], None)
+        aid = (
+            await conn.execute(
+                insert(address)
+                .values(customer_id=customer_id, is_default=default, **v)
+                .returning(address.c.id)
+            )
+        ).scalar_one()
+        await touch(conn, customer_id)
+        await record(
+            conn,
+            customer_id,
+            "ADDRESS_ADDED",
+            f"Address added: {v['line1']}",
+            actor_id=ctx.viewer.user_id,
+            data={"address": aid},
+        )
+    return aid
+
+
+async def change_address(
+    ctx: Context, address_id: int, values: dict[str, Any], default: bool | None
+) -> int:
+    async with transaction(ctx) as conn:
+        row = await _lock_address(conn, ctx, address_id)
+        v = clean_address(values, row)
+        kind = v.get("kind", row.kind)
+        if default:
+            await _unset_default(conn, row.customer_id, kind, address_id)
+        if default is not None:
+            v["is_default"] = default
+        elif "kind" in v and row.is_default and kind != row.kind:
+            await _unset_default(conn, row.customer_id, kind, address_id)
+        if v:
+            await conn.execute(update(address).where(address.c.id == address_id).values(**v))
+        await touch(conn, row.customer_id)
+        await record(
+            conn,
+            row.customer_id,
+            "ADDRESS_UPDATED",
+            f"Address updated: {v.get('line1', row.line1)}",
+            actor_id=ctx.viewer.user_id,
+            data={"address": address_id, "fields": sorted(v)},
+        )
+    return address_id
+
+
+async def remove_address(ctx: Context, address_id: int) -> int:
+    async with transaction(ctx) as conn:
+        row = await _lock_address(conn, ctx, address_id)
+        await conn.execute(delete(address).where(address.c.id == address_id))
+        await touch(conn, row.customer_id)
+        await record(
+            conn,
+            row.customer_id,
+            "ADDRESS_REMOVED",
+            f"Address removed: {row.line1}",
+            actor_id=ctx.viewer.user_id,
+            data={"address": address_id},
+        )
+    return row.customer_id

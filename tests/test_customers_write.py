@@ -1,0 +1,225 @@
+"""Customer and address mutations: validation, races, versions, permissions, timeline."""
+
+import asyncio
+import base64
+import logging
+
+import pytest
+from sqlalchemy import text
+
+from tests.conftest import GraphQLClient
+from tests.factories import make_customer, make_sales_channel, make_user
+
+CREATE = """mutation($input: CustomerCreateInput!) { customerCreate(input: $input) {
+  customer { id number kind firstName email phone version salesChannels { code }
+             salesRep { email } timeline(first: 5) { edges { node { kind } } } }
+  userErrors { field code message } } }"""
+UPDATE = """mutation($input: CustomerUpdateInput!) { customerUpdate(input: $input) {
+  customer { firstName lastName email phone version note }
+  userErrors { field code message } } }"""
+ADDRESS = """mutation($input: AddressInput!) { addressCreate(input: $input) {
+  address { id kind isDefault region country phone postalCode }
+  customer { addresses { id kind isDefault } }
+  userErrors { field code message } } }"""
+
+
+def gid(type_name: str, pk) -> str:
+    return base64.b64encode(f"{type_name}:{pk}".encode()).decode()
+
+
+async def count(engine, sql: str) -> int:
+    async with engine.connect() as conn:
+        return (await conn.execute(text(sql))).scalar()
+
+
+async def test_create_normalises_and_records(gql, engine):
+    web = await make_sales_channel(engine, "web")
+    data = await gql.data(
+        CREATE,
+        {
+            "input": {
+                "firstName": " Ada ",
+                "email": "Ada@Example.com",
+                "phone": "(415) 555-2671",
+                "salesChannelIds": [gid("SalesChannel", web.id)],
+            }
+        },
+    )
+    result = data["customerCreate"]
+    assert result["userErrors"] == []
+    c = result["customer"]
+    assert (c["firstName"], c["phone"], c["version"]) == ("Ada", "+14155552671", 1)
+    assert c["number"].startswith("C-") and c["salesChannels"] == [{"code": "web"}]
+    assert [e["node"]["kind"] for e in c["timeline"]["edges"]] == ["CUSTOMER_CREATED"]
+
+
+@pytest.mark.parametrize(
+    "payload,field,code",
+    [
+        ({}, ["input"], "REQUIRED"),
+        ({"firstName": "A", "email": "nope"}, ["input", "email"], "INVALID"),
+        ({"firstName": "A", "phone": "12"}, ["input", "phone"], "INVALID"),
+        ({"firstName": "A", "note": "card 4111 1111 1111 1111"}, ["input"], "CARD_NUMBER_REFUSED"),
+        ({"firstName": "A", "salesRepId": gid("User", 999)}, ["input", "salesRepId"], "NOT_FOUND"),
+        ({"firstName": "A", "accountId": gid("Account", 999)}, ["input", "accountId"], "NOT_FOUND"),
+    ],
+)
+async def test_create_refuses_bad_input(gql, engine, payload, field, code, caplog):
+    caplog.set_level(logging.DEBUG)
+    data = await gql.data(CREATE, {"input": payload})
+    assert data["customerCreate"]["customer"] is None
+    error = data["customerCreate"]["userErrors"][0]
+    assert (error["field"], error["code"]) == (field, code)
+    assert await count(engine, "SELECT count(*) FROM customer") == 0
+    assert "4111 1111 1111 1111" not in caplog.text
+
+
+async def test_email_unique_even_under_a_race(gql, engine):
+    results = await asyncio.gather(
+        *(
+            gql.data(CREATE, {"input": {"firstName": f"Twin{i}", "email": "same@example.com"}})
+            for i in range(2)
+        )
+    )
+    outcomes = sorted(len(r["customerCreate"]["userErrors"]) for r in results)
+    assert outcomes == [0, 1]
+    loser = next(r for r in results if r["customerCreate"]["userErrors"])
+    assert loser["customerCreate"]["userErrors"][0]["field"] == ["input", "email"]
+    assert loser["customerCreate"]["userErrors"][0]["code"] == "DUPLICATE"
+    again = await gql.data(CREATE, {"input": {"email": "SAME@example.com"}})
+    assert again["customerCreate"]["userErrors"][0]["code"] == "DUPLICATE"
+    assert await count(engine, "SELECT count(*) FROM customer") == 1
+
+
+async def test_update_with_versions(gql, engine):
+    c = await make_customer(engine, email="v@example.com")
+    ok = await gql.data(
+        UPDATE,
+        {
+            "input": {
+                "id": gid("Customer", c.id),
+                "expectedVersion": 1,
+                "lastName": "Byron",
+                "phone": "+44 20 7123 4567",
+            }
+        },
+    )
+    assert ok["customerUpdate"]["customer"]["lastName"] == "Byron"
+    assert ok["customerUpdate"]["customer"]["phone"] == "+442071234567"
+    assert ok["customerUpdate"]["customer"]["version"] == 2
+    stale = await gql.data(
+        UPDATE, {"input": {"id": gid("Customer", c.id), "expectedVersion": 1, "firstName": "X"}}
+    )
+    assert stale["customerUpdate"]["userErrors"][0]["code"] == "CONFLICT"
+    cleared = await gql.data(UPDATE, {"input": {"id": gid("Customer", c.id), "note": None}})
+    assert cleared["customerUpdate"]["customer"]["firstName"] == "Ada"  # untouched
+    nothing_left = await gql.data(
+        UPDATE,
+        {
+            "input": {
+                "id": gid("Customer", c.id),
+                "firstName": None,
+                "lastName": None,
+                "email": None,
+            }
+        },
+    )
+    assert nothing_left["customerUpdate"]["userErrors"][0]["code"] == "REQUIRED"
+
+
+async def test_archive_restore_and_notes(gql, engine):
+    c = await make_customer(engine)
+    variables = {"input": {"id": gid("Customer", c.id)}}
+    archived = await gql.data(
+        "mutation($input: CustomerIdInput!) { customerArchive(input:"
+        " $input) { customer { status } } }",
+        variables,
+    )
+    assert archived["customerArchive"]["customer"]["status"] == "ARCHIVED"
+    restored = await gql.data(
+        "mutation($input: CustomerIdInput!) { customerRestore(input:"
+        " $input) { customer { status } } }",
+        variables,
+    )
+    assert restored["customerRestore"]["customer"]["status"] == "ACTIVE"
+    note = await gql.data(
+        "mutation($input: CustomerAddNoteInput!) { customerAddNote(input: $input) {"
+        " event { kind summary data } userErrors { code } } }",
+        {"input": {"customerId": gid("Customer", c.id), "note": "Prefers phone calls"}},
+    )
+    assert note["customerAddNote"]["event"]["kind"] == "NOTE_ADDED"
+    assert note["customerAddNote"]["event"]["data"] == {"note": "Prefers phone calls"}
+    kinds = await gql.data(
+        f'{{ customer(number: "{c.number}") {{ timeline {{ edges {{ node {{ kind }} }} }} }} }}'
+    )
+    assert [e["node"]["kind"] for e in kinds["customer"]["timeline"]["edges"]] == [
+        "NOTE_ADDED",
+        "CUSTOMER_RESTORED",
+        "CUSTOMER_ARCHIVED",
+    ]
+
+
+async def test_addresses_one_default_per_kind(gql, engine):
+    c = await make_customer(engine)
+    base = {
+        "customerId": gid("Customer", c.id),
+        "line1": "1 Main St",
+        "country": "us",
+        "region": "CA",
+        "isDefault": True,
+        "phone": "415 555 2671",
+    }
+    first = (await gql.data(ADDRESS, {"input": base}))["addressCreate"]
+    assert first["address"]["region"] == "CA" and first["address"]["country"] == "US"
+    assert first["address"]["phone"] == "+14155552671"
+    second = (await gql.data(ADDRESS, {"input": {**base, "line1": "2 Oak"}}))["addressCreate"]
+    defaults = [a for a in second["customer"]["addresses"] if a["isDefault"]]
+    assert [a["id"] for a in defaults] == [second["address"]["id"]]
+    flip = await gql.data(
+        "mutation($input: AddressIdInput!) { addressSetDefault(input: $input) {"
+        " customer { addresses { id isDefault } } } }",
+        {"input": {"id": first["address"]["id"]}},
+    )
+    flags = {a["id"]: a["isDefault"] for a in flip["addressSetDefault"]["customer"]["addresses"]}
+    assert flags == {first["address"]["id"]: True, second["address"]["id"]: False}
+    bad = (await gql.data(ADDRESS, {"input": {**base, "region": "ZZ"}}))["addressCreate"]
+    assert bad["userErrors"][0]["field"] == ["input", "region"]
+    gone = await gql.data(
+        "mutation($input: AddressIdInput!) { addressDelete(input: $input) {"
+        " customer { addresses { id } } userErrors { code } } }",
+        {"input": {"id": second["address"]["id"]}},
+    )
+    assert gone["addressDelete"]["customer"]["addresses"] == [{"id": first["address"]["id"]}]
+
+
+async def test_site_user_edits_only_own_contact_details(client, engine):
+    user_id, token = await make_user(engine, role="CUSTOMER", email="me@site.test")
+    own = await make_customer(engine, user_id=user_id, email="me@site.test")
+    other = await make_customer(engine, first_name="Other")
+    me = GraphQLClient(client, token)
+    ok = await me.data(UPDATE, {"input": {"id": gid("Customer", own.id), "firstName": "Me"}})
+    assert ok["customerUpdate"]["customer"]["firstName"] == "Me"
+    note = await me.data(UPDATE, {"input": {"id": gid("Customer", own.id), "note": "x"}})
+    assert note["customerUpdate"]["userErrors"][0]["code"] == "FORBIDDEN"
+    theirs = await me.data(UPDATE, {"input": {"id": gid("Customer", other.id), "firstName": "X"}})
+    assert theirs["customerUpdate"]["userErrors"][0]["code"] == "NOT_FOUND"
+    created = await me.data(CREATE, {"input": {"firstName": "New"}})
+    assert created["customerCreate"]["userErrors"][0]["code"] == "FORBIDDEN"
+    address = await me.data(
+        ADDRESS,
+        {"input": {"customerId": gid("Customer", own.id), "line1": "9 Home Rd", "country": "FR"}},
+    )
+    assert address["addressCreate"]["userErrors"] == []
+
+
+async def test_sales_rep_creates_own_customers(client, engine):
+    _, token = await make_user(engine, role="SALES_REP", email="rep@reps.test")
+    other_rep, _ = await make_user(engine, role="SALES_REP", email="other@reps.test")
+    as_rep = GraphQLClient(client, token)
+    mine = await as_rep.data(CREATE, {"input": {"firstName": "Mine"}})
+    assert mine["customerCreate"]["userErrors"] == []
+    assert mine["customerCreate"]["customer"]["salesRep"] == {"email": "rep@reps.test"}
+    theirs = await as_rep.data(
+        CREATE, {"input": {"firstName": "X", "salesRepId": gid("User", other_rep)}}
+    )
+    assert theirs["customerCreate"]["userErrors"][0]["code"] == "FORBIDDEN"
