@@ -11,6 +11,7 @@ from schema.customers import CustomerQueries
 from schema.duplicates import DuplicateMutations, DuplicateQueries
 from schema.ledger_mutations import LedgerMutations
 from schema.merges import MergeMutations, MergeQueries
+from schema.order_mutations import OrderMutations
 from schema.orders import OrderQueries
 from schema.sales_channels import SalesChannelQueries
 from schema.search import SearchQueries
@@ -46,6 +47,7 @@ Query = merge_types(
 MUTATION_TYPES: tuple[type, ...] = (
     UserMutations,
     CustomerMutations,
+    OrderMutations,
     LedgerMutations,
     DuplicateMutations,
     MergeMutations,

@@ -1,0 +1,216 @@
+"""Orders: server-side totals, checkout all-or-nothing, cancel, refunds within what was paid."""
+
+import base64
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import text
+
+from tests.factories import make_address, make_customer
+
+CHECKOUT = """mutation($input: CheckoutInput!) { checkout(input: $input) {
+  order { number status source currency subtotal { amount } taxTotal { amount }
+          shippingTotal { amount } total { amount } amountPaid { amount }
+          lines { sku quantity lineTotal { amount } }
+          customer { email number balances { amount currency } addresses { line1 isDefault }
+                     timeline(first: 10) { edges { node { kind } } } } }
+  userErrors { field code message } } }"""
+CREATE = """mutation($input: OrderCreateInput!) { orderCreate(input: $input) {
+  order { id number status subtotal { amount } taxTotal { amount } total { amount currency }
+          customer { balances { amount } } }
+  userErrors { field code message } } }"""
+REFUND = """mutation($input: OrderRefundInput!) { orderRefund(input: $input) {
+  order { status amountRefunded { amount } customer { balances { amount } } }
+  userErrors { field code message } } }"""
+
+
+def gid(t: str, pk: int) -> str:
+    return base64.b64encode(f"{t}:{pk}".encode()).decode()
+
+
+def checkout_input(**over) -> dict:
+    base = {
+        "email": "buyer@shop.test",
+        "firstName": "Bea",
+        "lastName": "Buyer",
+        "shippingAddress": {
+            "line1": "1 Rue de Rivoli",
+            "city": "Paris",
+            "postalCode": "75001",
+            "country": "FR",
+        },
+        "currency": "EUR",
+        "paymentToken": "tok_visa_abc",
+        "lines": [
+            {"sku": "TEE", "description": "Tee", "quantity": 2, "unitPrice": "19.90"},
+            {"sku": "MUG", "description": "Mug", "quantity": 1, "unitPrice": "12.50"},
+        ],
+        "shippingTotal": "4.90",
+    }
+    return {**base, **over}
+
+
+TABLES = ("customer", "address", "orders", "order_line", "ledger_transaction", "timeline_event")
+
+
+async def snapshot(engine) -> tuple:
+    counts = []
+    async with engine.connect() as conn:
+        for table in TABLES:
+            counts.append((await conn.execute(text(f"SELECT count(*) FROM {table}"))).scalar())
+    return tuple(counts)
+
+
+async def test_checkout_creates_everything(gql, engine):
+    data = await gql.data(CHECKOUT, {"input": checkout_input()})
+    result = data["checkout"]
+    assert result["userErrors"] == []
+    order = result["order"]
+    # 2 x 19.90 + 12.50 = 52.30; FR VAT 20% = 10.46; + 4.90 shipping = 67.66
+    assert (
+        order["subtotal"]["amount"],
+        order["taxTotal"]["amount"],
+        order["shippingTotal"]["amount"],
+        order["total"]["amount"],
+    ) == ("52.30", "10.46", "4.90", "67.66")
+    assert order["status"] == "PAID" and order["amountPaid"]["amount"] == "67.66"
+    assert order["source"] == "CHECKOUT" and [x["sku"] for x in order["lines"]] == ["TEE", "MUG"]
+    customer = order["customer"]
+    assert customer["balances"] == [{"amount": "0.00", "currency": "EUR"}]
+    assert customer["addresses"] == [{"line1": "1 Rue de Rivoli", "isDefault": True}]
+    kinds = [e["node"]["kind"] for e in customer["timeline"]["edges"]]
+    assert kinds == ["PAYMENT_RECEIVED", "ORDER_PLACED", "ADDRESS_ADDED", "CUSTOMER_CREATED"]
+    # The same buyer again: found by email, the address reused.
+    again = await gql.data(CHECKOUT, {"input": checkout_input(email="BUYER@shop.test")})
+    assert again["checkout"]["order"]["customer"]["number"] == customer["number"]
+    assert len(again["checkout"]["order"]["customer"]["addresses"]) == 1
+
+
+async def test_checkout_is_all_or_nothing(gql, engine, monkeypatch):
+    from resolvers import order_mutations
+
+    before = await snapshot(engine)
+    calls = {"n": 0}
+    real = order_mutations.append
+
+    async def fail_on_payment(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:  # after customer, address, order and CHARGE were written
+            raise RuntimeError("processor down")
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(order_mutations, "append", fail_on_payment)
+    body = await gql(CHECKOUT, {"input": checkout_input()})
+    assert body["errors"][0]["extensions"]["code"] == "INTERNAL_SERVER_ERROR"
+    assert await snapshot(engine) == before
+
+
+@pytest.mark.parametrize(
+    "over,field,code",
+    [
+        ({"currency": "EURO"}, ["input", "currency"], "INVALID"),
+        ({"lines": []}, ["input", "lines"], "REQUIRED"),
+        (
+            {"lines": [{"description": "x", "quantity": 0, "unitPrice": "1"}]},
+            ["input", "lines", "0", "quantity"],
+            "INVALID",
+        ),
+        ({"shippingAddress": {"line1": "x", "country": "XX"}}, ["input", "country"], "INVALID"),
+        ({"paymentToken": "4242 4242 4242 4242"}, ["input"], "CARD_NUMBER_REFUSED"),
+    ],
+)
+async def test_checkout_bad_input_writes_nothing(gql, engine, over, field, code):
+    before = await snapshot(engine)
+    data = await gql.data(CHECKOUT, {"input": checkout_input(**over)})
+    error = data["checkout"]["userErrors"][0]
+    assert (error["field"], error["code"]) == (field, code)
+    assert await snapshot(engine) == before
+
+
+async def test_checkout_idempotent(gql, engine):
+    first = await gql.data(CHECKOUT, {"input": checkout_input(idempotencyKey="cart-42")})
+    second = await gql.data(CHECKOUT, {"input": checkout_input(idempotencyKey="cart-42")})
+    assert first == second
+    assert (await snapshot(engine))[2] == 1
+    other = await gql.data(
+        CHECKOUT, {"input": checkout_input(idempotencyKey="cart-42", shippingTotal="9.99")}
+    )
+    assert other["checkout"]["userErrors"][0]["code"] == "IDEMPOTENCY_CONFLICT"
+
+
+async def test_admin_order_taxes_and_exemption(gql, engine):
+    taxed = await make_customer(engine)
+    addr = await make_address(engine, taxed.id, country="US")
+    exempt = await make_customer(engine, first_name="Ex", tax_status="EXEMPT")
+    lines = [{"description": "Consulting", "quantity": 3, "unitPrice": "100.00"}]
+    data = await gql.data(
+        CREATE,
+        {
+            "input": {
+                "customerId": gid("Customer", taxed.id),
+                "currency": "USD",
+                "lines": lines,
+                "shippingAddressId": gid("Address", addr.id),
+            }
+        },
+    )
+    order = data["orderCreate"]["order"]
+    assert (
+        order["status"],
+        order["subtotal"]["amount"],
+        order["taxTotal"]["amount"],
+        order["total"]["amount"],
+    ) == ("PLACED", "300.00", "21.75", "321.75")
+    assert order["customer"]["balances"] == [{"amount": "321.75"}]
+    data = await gql.data(
+        CREATE,
+        {"input": {"customerId": gid("Customer", exempt.id), "currency": "USD", "lines": lines}},
+    )
+    assert data["orderCreate"]["order"]["taxTotal"]["amount"] == "0.00"
+
+
+async def test_cancel_unpaid_and_refuse_paid(gql, engine):
+    c = await make_customer(engine)
+    created = await gql.data(
+        CREATE,
+        {
+            "input": {
+                "customerId": gid("Customer", c.id),
+                "currency": "USD",
+                "lines": [{"description": "x", "unitPrice": "10.00"}],
+            }
+        },
+    )
+    order_id = created["orderCreate"]["order"]["id"]
+    cancel = """mutation($input: OrderCancelInput!) { orderCancel(input: $input) {
+        order { status customer { balances { amount } } } userErrors { code } } }"""
+    data = await gql.data(cancel, {"input": {"orderId": order_id}})
+    assert data["orderCancel"]["order"]["status"] == "CANCELLED"
+    assert data["orderCancel"]["order"]["customer"]["balances"] == [{"amount": "0.00"}]
+    paid = await gql.data(CHECKOUT, {"input": checkout_input()})
+    number = paid["checkout"]["order"]["number"]
+    order = await gql.data(f'{{ order(number: "{number}") {{ id }} }}')
+    refused = await gql.data(cancel, {"input": {"orderId": order["order"]["id"]}})
+    assert refused["orderCancel"]["userErrors"] == [{"code": "CONFLICT"}]
+
+
+async def test_refunds_never_exceed_what_was_paid(gql, engine):
+    paid = await gql.data(CHECKOUT, {"input": checkout_input()})
+    number = paid["checkout"]["order"]["number"]
+    order_id = (await gql.data(f'{{ order(number: "{number}") {{ id }} }}'))["order"]["id"]
+    partial = await gql.data(REFUND, {"input": {"orderId": order_id, "amount": "20.00"}})
+    assert partial["orderRefund"]["order"]["status"] == "PAID"
+    assert partial["orderRefund"]["order"]["amountRefunded"] == {"amount": "20.00"}
+    assert partial["orderRefund"]["order"]["customer"]["balances"] == [{"amount": "0.00"}]
+    too_much = await gql.data(REFUND, {"input": {"orderId": order_id, "amount": "50.00"}})
+    assert too_much["orderRefund"]["userErrors"][0]["code"] == "INVALID"
+    rest = await gql.data(REFUND, {"input": {"orderId": order_id}})
+    assert rest["orderRefund"]["order"]["status"] == "REFUNDED"
+    assert rest["orderRefund"]["order"]["amountRefunded"] == {"amount": "67.66"}
+    async with engine.connect() as conn:
+        refunds = (
+            await conn.execute(
+                text("SELECT count(*), sum(amount) FROM ledger_transaction WHERE kind = 'REFUND'")
+            )
+        ).one()
+    assert refunds == (4, Decimal("0.00"))
