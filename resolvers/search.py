@@ -17,7 +17,19 @@ from typing import Any
 
 import phonenumbers
 import pycountry
-from sqlalchemy import ColumnElement, Select, and_, exists, func, literal, or_, select
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Select,
+    and_,
+    bindparam,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from models import (
     Account,
@@ -312,19 +324,21 @@ class Refine:
 async def refine_or_none(ctx: Context, base: Select) -> Refine | None:
     """None when at most `cap` customers match; else counts that help narrow the search.
 
-    The count stops at cap + 1 (never a full scan); facets group a bounded sample.
+    The filter runs once, bounded: it fetches at most FACET_SAMPLE matching ids (never a
+    full count), which decide "too many" (more than cap) and feed the facet queries as an
+    id array, so the facets do not re-run the filter.
     """
     cap = ctx.settings.search_cap
-    ids = base.with_only_columns(customer.c.id).order_by(None)
-    capped = select(func.count()).select_from(ids.limit(cap + 1).subquery())
-    matched = (await ctx.rows(capped))[0][0]
-    if matched <= cap:
+    limit = max(FACET_SAMPLE, cap + 1)
+    ids = [
+        r[0]
+        for r in await ctx.rows(base.with_only_columns(customer.c.id).order_by(None).limit(limit))
+    ]
+    if len(ids) <= cap:
         return None
-    sample = ids.limit(FACET_SAMPLE).subquery("sample")
+    sample = bindparam("sample", ids, type_=ARRAY(BigInteger))
     rows = await ctx.rows(
-        select(customer.c.kind, customer.c.sales_rep_id).where(
-            customer.c.id.in_(select(sample.c.id))
-        )
+        select(customer.c.kind, customer.c.sales_rep_id).where(customer.c.id == func.any(sample))
     )
     sample_size = len(rows)
     kinds: dict[str, int] = {}
@@ -333,18 +347,17 @@ async def refine_or_none(ctx: Context, base: Select) -> Refine | None:
         kinds[str(row.kind)] = kinds.get(str(row.kind), 0) + 1
         if row.sales_rep_id is not None:
             reps[row.sales_rep_id] = reps.get(row.sales_rep_id, 0) + 1
+    customers_in_place = func.count(func.distinct(address.c.customer_id))
     places = await ctx.rows(
-        select(
-            address.c.country, address.c.region, func.count(func.distinct(address.c.customer_id))
-        )
-        .where(address.c.customer_id.in_(select(sample.c.id)))
+        select(address.c.country, address.c.region, customers_in_place)
+        .where(address.c.customer_id == func.any(sample))
         .group_by(address.c.country, address.c.region)
-        .order_by(func.count(func.distinct(address.c.customer_id)).desc())
+        .order_by(customers_in_place.desc())
         .limit(10)
     )
     channels = await ctx.rows(
         select(link.c.sales_channel_id, func.count())
-        .where(link.c.customer_id.in_(select(sample.c.id)))
+        .where(link.c.customer_id == func.any(sample))
         .group_by(link.c.sales_channel_id)
         .order_by(func.count().desc())
         .limit(10)
