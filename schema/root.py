@@ -4,7 +4,9 @@ import strawberry
 from strawberry import relay
 from strawberry.tools import merge_types
 
+from schema.account_mutations import AccountMutations
 from schema.accounts import AccountQueries
+from schema.custom_field_mutations import CustomFieldMutations
 from schema.custom_fields import CustomFieldQueries
 from schema.customer_mutations import CustomerMutations
 from schema.customers import CustomerQueries
@@ -15,6 +17,7 @@ from schema.order_mutations import OrderMutations
 from schema.orders import OrderQueries
 from schema.sales_channels import SalesChannelQueries
 from schema.search import SearchQueries
+from schema.tax_mutations import TaxMutations
 from schema.timeline import TimelineSubscriptions
 from schema.users import UserMutations, UserQueries
 from schema.viewer import ViewerQueries
@@ -47,7 +50,10 @@ Query = merge_types(
 MUTATION_TYPES: tuple[type, ...] = (
     UserMutations,
     CustomerMutations,
+    AccountMutations,
     OrderMutations,
+    CustomFieldMutations,
+    TaxMutations,
     LedgerMutations,
     DuplicateMutations,
     MergeMutations,

@@ -1,0 +1,187 @@
+"""Custom field definitions (admins) and values on customers (staff).
+
+A value is stored in the column of its type, parsed here: NUMBER as Decimal, DATE as ISO
+date, BOOLEAN as true/false, SELECT as one of the options. `required` means a required
+field cannot be cleared once set (the UI asks for it; imports may leave it empty).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import IntegrityError
+
+from models.enums import CustomFieldType, Role
+from resolvers import validate
+from resolvers.context import Context
+from resolvers.custom_fields import definition, value
+from resolvers.mutations import Problem, Refused, transaction
+from resolvers.timeline import record
+from resolvers.writes import lock_customers, touch
+
+KEY_HELP = "lowercase letters, digits and _, starting with a letter (max 63)"
+
+
+def _admin(ctx: Context) -> None:
+    if ctx.viewer.role is not Role.ADMIN:
+        raise Refused(Problem(None, "FORBIDDEN", "Only admins define custom fields."))
+
+
+def _options(kind: CustomFieldType, options: list[str] | None) -> list[str] | None:
+    if kind is not CustomFieldType.SELECT:
+        if options:
+            raise Refused(Problem(["input", "options"], "INVALID", "Only SELECT has options."))
+        return None
+    cleaned = [o.strip() for o in options or [] if o.strip()]
+    if not cleaned or len(set(cleaned)) != len(cleaned):
+        raise Refused(Problem(["input", "options"], "INVALID", "Give distinct options."))
+    return cleaned
+
+
+async def create_definition(
+    ctx: Context,
+    key: str,
+    label: str,
+    kind: CustomFieldType,
+    options: list[str] | None,
+    required: bool,
+    position: int,
+) -> int:
+    _admin(ctx)
+    if not re.fullmatch(r"[a-z][a-z0-9_]{0,62}", key or ""):
+        raise Refused(Problem(["input", "key"], "INVALID", f"Keys use {KEY_HELP}."))
+    if not (label or "").strip():
+        raise Refused(Problem(["input", "label"], "REQUIRED", "Give a label."))
+    try:
+        async with transaction(ctx) as conn:
+            return (
+                await conn.execute(
+                    insert(definition)
+                    .values(
+                        key=key,
+                        label=label.strip(),
+                        type=kind,
+                        options=_options(kind, options),
+                        required=required,
+                        position=position,
+                    )
+                    .returning(definition.c.id)
+                )
+            ).scalar_one()
+    except IntegrityError as exc:
+        raise Refused(Problem(["input", "key"], "DUPLICATE", "This key exists.")) from exc
+
+
+async def update_definition(ctx: Context, def_id: int, changes: dict[str, Any]) -> int:
+    _admin(ctx)
+    async with transaction(ctx) as conn:
+        row = (
+            await conn.execute(
+                select(definition).where(definition.c.id == def_id).with_for_update()
+            )
+        ).first()
+        if row is None:
+            raise Refused(Problem(["input", "id"], "NOT_FOUND", "No such custom field."))
+        if "options" in changes:
+            changes["options"] = _options(CustomFieldType(row.type), changes["options"])
+        if "label" in changes and not (changes["label"] or "").strip():
+            raise Refused(Problem(["input", "label"], "REQUIRED", "Give a label."))
+        if changes:
+            await conn.execute(
+                update(definition)
+                .where(definition.c.id == def_id)
+                .values(**changes, updated_at=func.now())
+            )
+    return def_id
+
+
+def parse(kind: CustomFieldType, raw: str, options: list[str] | None) -> dict[str, Any]:
+    columns: dict[str, Any] = {
+        "text_value": None,
+        "number_value": None,
+        "boolean_value": None,
+        "date_value": None,
+    }
+    path = ["input", "value"]
+    try:
+        if kind is CustomFieldType.NUMBER:
+            number = Decimal(raw)
+            if not number.is_finite():
+                raise InvalidOperation
+            columns["number_value"] = number
+        elif kind is CustomFieldType.DATE:
+            columns["date_value"] = date.fromisoformat(raw)
+        elif kind is CustomFieldType.BOOLEAN:
+            if raw.lower() not in ("true", "false"):
+                raise ValueError(raw)
+            columns["boolean_value"] = raw.lower() == "true"
+        elif kind is CustomFieldType.SELECT:
+            if raw not in (options or []):
+                raise Refused(
+                    Problem(path, "INVALID", f"Choose one of: {', '.join(options or [])}.")
+                )
+            columns["text_value"] = raw
+        else:
+            validate.refuse_card_numbers(raw)
+            columns["text_value"] = raw
+    except (ValueError, InvalidOperation) as exc:
+        raise Refused(Problem(path, "INVALID", f"{raw!r} is not a valid {kind.value}.")) from exc
+    return columns
+
+
+async def _definition(conn, key: str) -> Any:
+    row = (await conn.execute(select(definition).where(definition.c.key == key))).first()
+    if row is None or row.archived:
+        raise Refused(Problem(["input", "key"], "NOT_FOUND", "No such custom field."))
+    return row
+
+
+async def set_value(ctx: Context, customer_id: int, key: str, raw: str) -> int:
+    async with transaction(ctx) as conn:
+        await lock_customers(conn, ctx, [customer_id], path=["input", "customerId"])
+        d = await _definition(conn, key)
+        columns = parse(CustomFieldType(d.type), raw, d.options)
+        await conn.execute(
+            pg_insert(value)
+            .values(customer_id=customer_id, definition_id=d.id, **columns)
+            .on_conflict_do_update(
+                index_elements=["customer_id", "definition_id"],
+                set_={**columns, "updated_at": func.now()},
+            )
+        )
+        await touch(conn, customer_id)
+        await record(
+            conn,
+            customer_id,
+            "CUSTOM_FIELD_SET",
+            f"{d.label} set to {raw}"[:200],
+            actor_id=ctx.viewer.user_id,
+            data={"key": key, "value": raw},
+        )
+    return customer_id
+
+
+async def clear_value(ctx: Context, customer_id: int, key: str) -> int:
+    async with transaction(ctx) as conn:
+        await lock_customers(conn, ctx, [customer_id], path=["input", "customerId"])
+        d = await _definition(conn, key)
+        if d.required:
+            raise Refused(Problem(["input", "key"], "REQUIRED", f"{d.label} is required."))
+        await conn.execute(
+            delete(value).where(value.c.customer_id == customer_id, value.c.definition_id == d.id)
+        )
+        await touch(conn, customer_id)
+        await record(
+            conn,
+            customer_id,
+            "CUSTOM_FIELD_CLEARED",
+            f"{d.label} cleared",
+            actor_id=ctx.viewer.user_id,
+            data={"key": key},
+        )
+    return customer_id
