@@ -27,6 +27,7 @@ class CustomFieldDefinition(Base):
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     key: Mapped[str] = mapped_column(Text, unique=True)
     label: Mapped[str] = mapped_column(Text)
+    help_text: Mapped[str | None] = mapped_column(Text)
     type: Mapped[CustomFieldType] = mapped_column(Enum(CustomFieldType, name="custom_field_type"))
     options: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
     required: Mapped[bool] = mapped_column(server_default="false")

@@ -185,3 +185,71 @@ async def clear_value(ctx: Context, customer_id: int, key: str) -> int:
             data={"key": key},
         )
     return customer_id
+
+
+async def set_many(ctx: Context, customer_id: int, values: list[tuple[str, str | None]]) -> int:
+    """Set (or, with None, clear) several values at once; afterwards every required,
+    live field must have a value, or nothing is written."""
+    async with transaction(ctx) as conn:
+        await lock_customers(conn, ctx, [customer_id], path=["input", "customerId"])
+        changed = {}
+        for i, (key, raw) in enumerate(values):
+            d = await _definition(conn, key)
+            if raw is None:
+                await conn.execute(
+                    delete(value).where(
+                        value.c.customer_id == customer_id, value.c.definition_id == d.id
+                    )
+                )
+            else:
+                try:
+                    columns = parse(CustomFieldType(d.type), raw, d.options)
+                except Refused as refused:
+                    problem = refused.problems[0]
+                    raise Refused(
+                        Problem(["input", "values", str(i), "value"], problem.code, problem.message)
+                    ) from None
+                await conn.execute(
+                    pg_insert(value)
+                    .values(
+                        customer_id=customer_id,
+                        definition_id=d.id,
+                        **columns,
+                    )
+                    .on_conflict_do_update(
+                        index_elements=["customer_id", "definition_id"],
+                        set_={**columns, "updated_at": func.now()},
+                    )
+                )
+            changed[key] = raw
+        missing = (
+            (
+                await conn.execute(
+                    select(definition.c.key)
+                    .where(
+                        definition.c.required,
+                        ~definition.c.archived,
+                        definition.c.id.not_in(
+                            select(value.c.definition_id).where(value.c.customer_id == customer_id)
+                        ),
+                    )
+                    .order_by(definition.c.key)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        if missing:
+            raise Refused(
+                Problem(["input", "values"], "REQUIRED", f"Required: {', '.join(missing)}.")
+            )
+        await touch(conn, customer_id)
+        await record(
+            conn,
+            customer_id,
+            "CUSTOM_FIELDS_CHANGED",
+            f"Custom fields changed: {', '.join(changed)}",
+            actor_id=ctx.viewer.user_id,
+            data={"values": changed},
+        )
+    return customer_id

@@ -25,12 +25,17 @@ async def definitions_by_id(ctx: Context, keys: Sequence[int]) -> list:
 
 
 async def values_by_customer(ctx: Context, keys: Sequence[int]) -> list:
-    """Values joined to their (live) definitions: key, label and type in one statement."""
+    """Values joined to their definitions (archived ones stay readable, listed last)."""
     stmt = (
         visible(ctx, value)
-        .add_columns(definition.c.key, definition.c.label, definition.c.type, definition.c.position)
+        .add_columns(
+            definition.c.key,
+            definition.c.label,
+            definition.c.type,
+            definition.c.position,
+            definition.c.archived,
+        )
         .join(definition, definition.c.id == value.c.definition_id)
-        .where(~definition.c.archived)
-        .order_by(definition.c.position, definition.c.key)
+        .order_by(definition.c.archived, definition.c.position, definition.c.key)
     )
     return await many_per_key(ctx, stmt, value.c.customer_id, keys)

@@ -48,6 +48,10 @@ def clean(changes: CustomerChanges) -> dict[str, Any]:
     return v
 
 
+def _text(value: Any) -> str | None:
+    return None if value is None else str(getattr(value, "value", value))
+
+
 def _duplicate_email(exc: IntegrityError) -> Refused:
     if "uq_customer_email_live" in str(exc.orig):
         return Refused(
@@ -162,6 +166,7 @@ async def update_customer(
             await _check_rep(conn, ctx, values)
             await _check_refs(conn, values, changes.sales_channel_ids)
             changed = sorted(k for k, v in values.items() if getattr(row, k) != v)
+            diff = {k: {"old": _text(getattr(row, k)), "new": _text(values[k])} for k in changed}
             await conn.execute(
                 update(customer)
                 .where(customer.c.id == customer_id)
@@ -174,7 +179,7 @@ async def update_customer(
                 "CUSTOMER_UPDATED",
                 f"Updated {', '.join(changed) or 'nothing'}",
                 actor_id=ctx.viewer.user_id,
-                data={"fields": changed},
+                data={"changes": diff},
             )
     except IntegrityError as exc:
         raise _duplicate_email(exc) from exc

@@ -9,6 +9,7 @@ the cent; total = subtotal + tax + shipping.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -16,13 +17,14 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from models import Address, Order, OrderLine, SalesChannel
-from models.enums import OrderStatus, Role, TaxStatus
+from models.enums import OrderStatus, Role
 from resolvers import validate
 from resolvers.context import Context
 from resolvers.customer_mutations import clean_address
 from resolvers.customers import customer
 from resolvers.mutations import Problem, Refused, transaction
 from resolvers.scope import scope_children
+from resolvers.tax import determine
 from resolvers.timeline import record
 from resolvers.writes import append, claim_key, lock_customers, store_result
 
@@ -93,6 +95,14 @@ def totals(lines: list[LineIn], shipping: Any, rate: Decimal) -> Totals:
         ship = validate.money(shipping, ["input", "shippingTotal"])
     tax = (subtotal * rate).quantize(CENT, rounding=ROUND_HALF_UP)
     return Totals(out, subtotal, tax, ship, subtotal + tax + ship, rate)
+
+
+async def tax_rate(conn, customer_row: Any, country: str | None, region: str | None) -> Decimal:
+    """The shipping country's rate, or 0 where taxDetermination says the customer is exempt."""
+    if country is None:
+        return Decimal(0)
+    exempt = await determine(conn, customer_row, country, region, date.today())
+    return Decimal(0) if exempt.exempt else TAX_RATES.get(country, Decimal(0))
 
 
 async def _channel(conn, channel_id: int | None) -> None:
@@ -201,10 +211,8 @@ async def create_order(
                         "No such address of this customer.",
                     )
                 )
-        rate = (
-            Decimal(0)
-            if rows[customer_id].tax_status == TaxStatus.EXEMPT
-            else TAX_RATES.get(ship.country if ship else "", Decimal(0))
+        rate = await tax_rate(
+            conn, rows[customer_id], ship.country if ship else None, ship.region if ship else None
         )
         t = totals(lines, shipping, rate)
         row = await _insert_order(
@@ -328,12 +336,8 @@ async def checkout(ctx: Context, c: CheckoutIn) -> int:
                     actor_id=ctx.viewer.user_id,
                     data={"address": saved.id},
                 )
-            exempt = rows[found].tax_status == TaxStatus.EXEMPT
-            t = totals(
-                c.lines,
-                c.shipping,
-                Decimal(0) if exempt else TAX_RATES.get(saved.country, Decimal(0)),
-            )
+            rate = await tax_rate(conn, rows[found], saved.country, saved.region)
+            t = totals(c.lines, c.shipping, rate)
             row = await _insert_order(
                 conn,
                 ctx,

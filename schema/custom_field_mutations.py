@@ -27,12 +27,14 @@ class CustomFieldDefinitionInput:
     options: list[str] | None = strawberry.field(default=None, description="SELECT only.")
     required: bool = False
     position: int = 0
+    help_text: str | None = None
 
 
 @strawberry.input
 class CustomFieldDefinitionUpdateInput:
     id: strawberry.ID
     label: str | None = UNSET
+    help_text: str | None = UNSET
     options: list[str] | None = UNSET
     required: bool | None = UNSET
     position: int | None = UNSET
@@ -57,6 +59,18 @@ class CustomFieldValueInput:
 class CustomFieldClearInput:
     customer_id: strawberry.ID
     key: str
+
+
+@strawberry.input
+class CustomFieldEntry:
+    key: str
+    value: str | None = strawberry.field(description="null clears the value.")
+
+
+@strawberry.input
+class CustomerSetCustomFieldsInput:
+    customer_id: strawberry.ID
+    values: list[CustomFieldEntry]
 
 
 @strawberry.type
@@ -141,6 +155,21 @@ class CustomFieldMutations:
         try:
             cid = decode_id(input.customer_id, "Customer", "customerId")
             await q.set_value(info.context, cid, input.key, input.value)
+        except Refused as refused:
+            return CustomFieldValuePayload(customer=None, user_errors=user_errors(refused))
+        return await _customer(info, cid)
+
+    @strawberry.mutation(
+        description="Set several values at once, validated against their definitions (type, "
+        "options, required); all or nothing."
+    )
+    async def customer_set_custom_fields(
+        self, info: Info, input: CustomerSetCustomFieldsInput
+    ) -> CustomFieldValuePayload:
+        viewer_of(info)
+        try:
+            cid = decode_id(input.customer_id, "Customer", "customerId")
+            await q.set_many(info.context, cid, [(v.key, v.value) for v in input.values])
         except Refused as refused:
             return CustomFieldValuePayload(customer=None, user_errors=user_errors(refused))
         return await _customer(info, cid)

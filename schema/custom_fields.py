@@ -19,6 +19,7 @@ class CustomFieldDefinition(relay.Node):
     id: relay.NodeID[int]
     key: str
     label: str
+    help_text: str | None
     type: CustomFieldType
     options: list[str] | None = strawberry.field(description="The choices of a SELECT field.")
     required: bool
@@ -36,6 +37,9 @@ class CustomFieldValue:
     key: str
     label: str
     type: CustomFieldType
+    archived: bool = strawberry.field(
+        description="The definition was archived; the stored value stays readable."
+    )
     text_value: str | None
     number_value: Decimal | None
     boolean_value: bool | None

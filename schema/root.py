@@ -17,7 +17,7 @@ from schema.order_mutations import OrderMutations
 from schema.orders import OrderQueries
 from schema.sales_channels import SalesChannelQueries
 from schema.search import SearchQueries
-from schema.tax_mutations import TaxMutations
+from schema.tax_mutations import TaxMutations, TaxQueries
 from schema.timeline import TimelineSubscriptions
 from schema.users import UserMutations, UserQueries
 from schema.viewer import ViewerQueries
@@ -41,6 +41,7 @@ Query = merge_types(
         SalesChannelQueries,
         UserQueries,
         CustomFieldQueries,
+        TaxQueries,
         DuplicateQueries,
         MergeQueries,
     ),

@@ -2,6 +2,7 @@
 
 from datetime import date
 
+import pycountry
 import strawberry
 from strawberry.types import Info
 
@@ -10,6 +11,7 @@ from resolvers import tax as tax_q
 from resolvers import tax_mutations as q
 from resolvers.children import child_by_id
 from resolvers.context import viewer_of
+from resolvers.errors import BadUserInput
 from resolvers.mutations import Refused
 from schema.base import build, decode_id
 from schema.customers import Customer
@@ -61,7 +63,7 @@ async def _payload(info: Info, cert_id: int | None, customer_id: int | None) -> 
 @strawberry.type
 class TaxMutations:
     @strawberry.mutation(description="Set a customer's tax status and code.")
-    async def tax_status_set(self, info: Info, input: TaxStatusInput) -> TaxPayload:
+    async def customer_set_tax_status(self, info: Info, input: TaxStatusInput) -> TaxPayload:
         viewer_of(info)
         try:
             cid = decode_id(input.customer_id, "Customer", "customerId")
@@ -71,7 +73,9 @@ class TaxMutations:
         return await _payload(info, None, cid)
 
     @strawberry.mutation(description="Record an exemption certificate.")
-    async def tax_certificate_add(self, info: Info, input: TaxCertificateInput) -> TaxPayload:
+    async def tax_exemption_certificate_add(
+        self, info: Info, input: TaxCertificateInput
+    ) -> TaxPayload:
         viewer_of(info)
         try:
             cid = decode_id(input.customer_id, "Customer", "customerId")
@@ -90,7 +94,9 @@ class TaxMutations:
         return await _payload(info, cert, cid)
 
     @strawberry.mutation(description="Revoke an exemption certificate.")
-    async def tax_certificate_revoke(self, info: Info, input: TaxCertificateIdInput) -> TaxPayload:
+    async def tax_exemption_certificate_revoke(
+        self, info: Info, input: TaxCertificateIdInput
+    ) -> TaxPayload:
         viewer_of(info)
         try:
             cert = await q.revoke_certificate(
@@ -99,3 +105,46 @@ class TaxMutations:
         except Refused as refused:
             return TaxPayload(customer=None, user_errors=user_errors(refused))
         return await _payload(info, cert, None)
+
+
+@strawberry.type(description="Whether a customer is exempt from tax in a region on a date.")
+class TaxDetermination:
+    exempt: bool
+    reason: str = strawberry.field(
+        description="TAX_STATUS (the customer is exempt), CERTIFICATE (a valid exemption "
+        "certificate covers the region and date) or NONE."
+    )
+    tax_code: str | None
+    certificate: TaxExemptionCertificate | None
+
+
+@strawberry.type
+class TaxQueries:
+    @strawberry.field(description="The rule orders use to decide whether to charge tax.")
+    async def tax_determination(
+        self,
+        info: Info,
+        customer_id: strawberry.ID,
+        region: str = strawberry.argument(description="A country (FR) or subdivision (US-CA)."),
+        on: date | None = None,
+    ) -> TaxDetermination | None:
+        viewer_of(info)
+        ctx = info.context
+        pk = decode_id(customer_id, "Customer", "customerId")
+        row = await ctx.loader(customer_q.customers_by_id).load(pk)
+        if row is None:
+            return None
+        country, _, subdivision = region.strip().upper().partition("-")
+        if pycountry.countries.get(alpha_2=country) is None or (
+            subdivision and pycountry.subdivisions.get(code=f"{country}-{subdivision}") is None
+        ):
+            raise BadUserInput(
+                f"Unknown region {region!r}: use ISO 3166 (FR, US-CA).", argument="region"
+            )
+        result = await tax_q.determine(ctx, row, country, subdivision or None, on or date.today())
+        return TaxDetermination(
+            exempt=result.exempt,
+            reason=result.reason,
+            tax_code=result.tax_code,
+            certificate=build("TaxExemptionCertificate", result.certificate),
+        )

@@ -95,3 +95,56 @@ async def test_required_values_cannot_be_cleared(gql, engine):
         {"input": {"customerId": gid("Customer", c.id), "key": "region_code"}},
     )
     assert data["customFieldValueClear"]["userErrors"] == [{"code": "REQUIRED"}]
+
+
+SET_MANY = """mutation($input: CustomerSetCustomFieldsInput!) {
+  customerSetCustomFields(input: $input) { customer { customFields { key value archived } }
+  userErrors { field code message } } }"""
+
+
+async def test_set_many_validates_and_archived_values_stay_readable(gql, engine):
+    c = await make_customer(engine)
+    tier = await define(gql, "tier", "SELECT", options=["gold", "silver"])
+    await define(gql, "owner", "TEXT", required=True, helpText="Who owns the relationship")
+    cid = gid("Customer", c.id)
+    missing = await gql.data(
+        SET_MANY, {"input": {"customerId": cid, "values": [{"key": "tier", "value": "gold"}]}}
+    )
+    assert missing["customerSetCustomFields"]["userErrors"][0]["code"] == "REQUIRED"
+    wrong = await gql.data(
+        SET_MANY,
+        {
+            "input": {
+                "customerId": cid,
+                "values": [{"key": "owner", "value": "Ann"}, {"key": "tier", "value": "tin"}],
+            }
+        },
+    )
+    assert wrong["customerSetCustomFields"]["userErrors"][0]["field"] == [
+        "input",
+        "values",
+        "1",
+        "value",
+    ]
+    ok = await gql.data(
+        SET_MANY,
+        {
+            "input": {
+                "customerId": cid,
+                "values": [{"key": "owner", "value": "Ann"}, {"key": "tier", "value": "gold"}],
+            }
+        },
+    )
+    assert ok["customerSetCustomFields"]["userErrors"] == []
+    await gql.data(
+        "mutation($input: CustomFieldDefinitionIdInput!) {"
+        " customFieldDefinitionArchive(input: $input) { definition { id } } }",
+        {"input": {"id": tier["definition"]["id"]}},
+    )
+    data = await gql.data(
+        f'{{ customer(number: "{c.number}") {{ customFields {{ key value archived }} }} }}'
+    )
+    assert data["customer"]["customFields"] == [
+        {"key": "owner", "value": "Ann", "archived": False},
+        {"key": "tier", "value": "gold", "archived": True},
+    ]

@@ -107,6 +107,19 @@ async def test_update_with_versions(gql, engine):
     assert ok["customerUpdate"]["customer"]["lastName"] == "Byron"
     assert ok["customerUpdate"]["customer"]["phone"] == "+442071234567"
     assert ok["customerUpdate"]["customer"]["version"] == 2
+    event = await gql.data(
+        f'{{ customer(number: "{c.number}") {{ timeline(first: 1) {{'
+        " edges { node { kind data } } } } }"
+    )
+    assert event["customer"]["timeline"]["edges"][0]["node"] == {
+        "kind": "CUSTOMER_UPDATED",
+        "data": {
+            "changes": {
+                "last_name": {"old": "Lovelace", "new": "Byron"},
+                "phone": {"old": None, "new": "+442071234567"},
+            }
+        },
+    }
     stale = await gql.data(
         UPDATE, {"input": {"id": gid("Customer", c.id), "expectedVersion": 1, "firstName": "X"}}
     )

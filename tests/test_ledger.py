@@ -192,3 +192,87 @@ async def test_permissions(client, engine):
     assert (await post(as_user, "ledgerCredit", own, "1.00"))["userErrors"][0]["code"] == (
         "FORBIDDEN"
     )
+
+
+async def test_two_hundred_concurrent_transfers_among_ten_customers(gql, engine):
+    import random
+
+    customers = [await make_customer(engine, first_name=f"C{i}") for i in range(10)]
+    for c in customers:
+        await post(gql, "ledgerCredit", c, "100.00")  # everyone starts with 100 in credit
+    rng = random.Random(7)
+    pairs = [rng.sample(customers, 2) for _ in range(200)]
+    results = await asyncio.gather(
+        *(
+            gql.data(
+                TRANSFER,
+                {
+                    "input": {
+                        "fromCustomerId": gid(a.id),
+                        "toCustomerId": gid(b.id),
+                        "amount": f"{rng.randint(1, 40)}.00",
+                        "currency": "USD",
+                    }
+                },
+            )
+            for a, b in pairs
+        )
+    )
+    outcomes = [r["ledgerTransfer"]["userErrors"] for r in results]
+    assert all(o == [] or o[0]["code"] == "INSUFFICIENT_FUNDS" for o in outcomes)
+    assert sum(o == [] for o in outcomes) > 50
+    async with engine.connect() as conn:
+
+        def one(sql):
+            return conn.execute(text(sql))
+
+        # Every balance equals the sum of its entries, and every running balance is exact.
+        assert (
+            await one(
+                "SELECT count(*) FROM (SELECT balance_after, sum(amount) OVER (PARTITION BY"
+                " customer_id, currency ORDER BY id) s FROM ledger_transaction) x"
+                " WHERE balance_after <> s"
+            )
+        ).scalar() == 0
+        # Nobody was overdrawn: no balance ever went above zero (owing) by a transfer.
+        assert (
+            await one(
+                "SELECT count(*) FROM ledger_transaction WHERE kind = 'TRANSFER_OUT'"
+                " AND balance_after > 0"
+            )
+        ).scalar() == 0
+        # No transfer is half-written: every group has one OUT and one IN summing to zero.
+        assert (
+            await one(
+                "SELECT count(*) FROM (SELECT transfer_group FROM ledger_transaction"
+                " WHERE transfer_group IS NOT NULL GROUP BY transfer_group"
+                " HAVING count(*) <> 2 OR sum(amount) <> 0) g"
+            )
+        ).scalar() == 0
+        assert (await one("SELECT sum(amount) FROM ledger_transaction")).scalar() == Decimal(
+            "-1000.00"
+        )
+
+
+async def test_retried_transfer_writes_once(gql, engine):
+    a = await make_customer(engine, first_name="A")
+    b = await make_customer(engine, first_name="B")
+    await post(gql, "ledgerCredit", a, "50.00")
+    variables = {
+        "input": {
+            "fromCustomerId": gid(a.id),
+            "toCustomerId": gid(b.id),
+            "amount": "20.00",
+            "currency": "USD",
+            "idempotencyKey": "t-1",
+        }
+    }
+    first, second = [await gql.data(TRANSFER, variables) for _ in range(2)]
+    assert first == second
+    async with engine.connect() as conn:
+        groups = (
+            await conn.execute(
+                text("SELECT count(DISTINCT transfer_group) FROM ledger_transaction")
+            )
+        ).scalar()
+    assert groups == 1
