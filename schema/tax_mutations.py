@@ -1,6 +1,7 @@
 """Tax status and exemption certificate mutations."""
 
 from datetime import date
+from typing import Annotated
 
 import pycountry
 import strawberry
@@ -125,7 +126,9 @@ class TaxQueries:
         self,
         info: Info,
         customer_id: strawberry.ID,
-        region: str = strawberry.argument(description="A country (FR) or subdivision (US-CA)."),
+        region: Annotated[
+            str, strawberry.argument(description="A country (FR) or subdivision (US-CA).")
+        ],
         on: date | None = None,
     ) -> TaxDetermination | None:
         viewer_of(info)
