@@ -64,6 +64,13 @@ class GraphQLApp(GraphQL):
             "        subscriptionUrl,\n", "        subscriptionUrl,\n" + GRAPHIQL_WS_PARAMS, 1
         )
 
+    def should_render_graphql_ide(self, request) -> bool:
+        # A browser opening a shared GraphiQL link (/graphql?query=…) gets GraphiQL, not JSON.
+        accept = request.headers.get("accept", "")
+        return request.method == "GET" and (
+            "text/html" in accept or super().should_render_graphql_ide(request)
+        )
+
     def hub(self) -> TimelineHub:
         hub = self.engine_ref.get("hub")
         if hub is None:

@@ -35,7 +35,9 @@ from graphql import (
     validate,
 )
 from graphql.validation import NoSchemaIntrospectionCustomRule
+from starlette.websockets import WebSocket
 from strawberry.extensions import MaxAliasesLimiter, QueryDepthLimiter, SchemaExtension
+from strawberry.types.graphql import OperationType
 
 ROOT_PAGE = 20
 NESTED_PAGE = 10
@@ -130,6 +132,18 @@ class RequestLimits(SchemaExtension):
         ctx = self.execution_context
         settings = ctx.context.settings
         document = ctx.graphql_document
+        if (
+            document is not None
+            and ctx.pre_execution_errors is None
+            and ctx.operation_type is OperationType.SUBSCRIPTION
+            and not isinstance(ctx.context.request, WebSocket)
+        ):
+            ctx.pre_execution_errors = [
+                _coded(
+                    "Subscriptions run over a WebSocket (graphql-transport-ws) at /graphql.",
+                    "SUBSCRIPTION_NEEDS_WEBSOCKET",
+                )
+            ]
         if document is not None and ctx.pre_execution_errors is None:
             rules = [
                 *QueryDepthLimiter(max_depth=settings.max_depth).validation_rules,

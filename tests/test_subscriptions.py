@@ -318,3 +318,13 @@ async def test_slow_consumer_is_disconnected(engine, settings, admin_token):
                 await client.receive()
         assert closed.value.rcvd.code == 1013
         assert "Slow consumer" in closed.value.rcvd.reason
+
+
+async def test_subscriptions_over_http_are_refused_clearly(gql, engine):
+    body = await gql("subscription { timelineEvents { kind } }")
+    assert body["errors"][0]["extensions"]["code"] == "SUBSCRIPTION_NEEDS_WEBSOCKET"
+
+
+async def test_shared_graphiql_links_open_graphiql(client):
+    response = await client.get("/graphql?query=%7B__typename%7D", headers={"Accept": "text/html"})
+    assert response.status_code == 200 and "graphiql" in response.text.lower()
