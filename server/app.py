@@ -32,15 +32,6 @@ from server.settings import Settings, get_settings
 log = logging.getLogger(__name__)
 
 
-GRAPHIQL_WS_PARAMS = """        wsConnectionParams: () => {
-          try {
-            const h = JSON.parse(localStorage.getItem("graphiql:headers") || "{}");
-            return { authorization: h.Authorization || h.authorization };
-          } catch (e) { return {}; }
-        },
-"""
-
-
 class GraphQLApp(GraphQL):
     def __init__(self, schema, engine_ref: dict, settings: Settings) -> None:
         super().__init__(
@@ -54,15 +45,6 @@ class GraphQLApp(GraphQL):
 
         self.engine_ref = engine_ref
         self.settings = settings
-
-    @property
-    def graphql_ide_html(self) -> str:
-        # Browsers cannot set headers on a WebSocket: GraphiQL sends the Headers tab's
-        # token (kept in localStorage) as the connection_init payload instead.
-        html = super().graphql_ide_html
-        return html.replace(
-            "        subscriptionUrl,\n", "        subscriptionUrl,\n" + GRAPHIQL_WS_PARAMS, 1
-        )
 
     def should_render_graphql_ide(self, request) -> bool:
         # A browser opening a shared GraphiQL link (/graphql?query=…) gets GraphiQL, not JSON.
@@ -102,8 +84,9 @@ class GraphQLApp(GraphQL):
             raise ConnectionRejectionError({"message": context.token_error})
         return UNSET
 
-    def encode_json(self, data: object) -> bytes:
-        return orjson.dumps(data)
+    def encode_json(self, data: object) -> str:
+        # Text, not bytes: WebSocket clients (graphql-ws in GraphiQL) need text frames.
+        return orjson.dumps(data).decode()
 
 
 async def authenticate(ctx: Context, header: str) -> None:

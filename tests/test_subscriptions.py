@@ -69,7 +69,9 @@ class Client:
         ) as ws:
             payload = {"authorization": f"Bearer {token}"} if token else {}
             await ws.send(orjson.dumps({"type": "connection_init", "payload": payload}).decode())
-            ack = orjson.loads(await asyncio.wait_for(ws.recv(), 5))
+            frame = await asyncio.wait_for(ws.recv(), 5)
+            assert isinstance(frame, str), "graphql-ws clients need text frames"
+            ack = orjson.loads(frame)
             assert ack["type"] == "connection_ack", ack
             yield cls(ws)
 
@@ -86,7 +88,9 @@ class Client:
     async def receive(self, wait: float = 5) -> dict:
         """The next message that is not a ping or a `complete`."""
         while True:
-            message = orjson.loads(await asyncio.wait_for(self.ws.recv(), wait))
+            frame = await asyncio.wait_for(self.ws.recv(), wait)
+            assert isinstance(frame, str), "graphql-ws clients need text frames"
+            message = orjson.loads(frame)
             if message["type"] not in ("ping", "complete"):
                 return message
 
