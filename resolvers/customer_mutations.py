@@ -331,6 +331,8 @@ async def change_address(
             v["is_default"] = default
         elif "kind" in v and row.is_default and kind != row.kind:
             await _unset_default(conn, row.customer_id, kind, address_id)
+        changed = sorted(k for k, x in v.items() if getattr(row, k) != x)
+        diff = {k: {"old": _text(getattr(row, k)), "new": _text(v[k])} for k in changed}
         if v:
             await conn.execute(update(address).where(address.c.id == address_id).values(**v))
         await touch(conn, row.customer_id)
@@ -340,7 +342,7 @@ async def change_address(
             "ADDRESS_UPDATED",
             f"Address updated: {v.get('line1', row.line1)}",
             actor_id=ctx.viewer.user_id,
-            data={"address": address_id, "fields": sorted(v)},
+            data={"address": address_id, "fields": changed, "changes": diff},
         )
     return address_id
 
