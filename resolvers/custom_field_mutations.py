@@ -51,8 +51,10 @@ async def create_definition(
     options: list[str] | None,
     required: bool,
     position: int,
+    help_text: str | None = None,
 ) -> int:
     _admin(ctx)
+    validate.refuse_card_numbers([label, options, help_text])
     if not re.fullmatch(r"[a-z][a-z0-9_]{0,62}", key or ""):
         raise Refused(Problem(["input", "key"], "INVALID", f"Keys use {KEY_HELP}."))
     if not (label or "").strip():
@@ -69,6 +71,7 @@ async def create_definition(
                         options=_options(kind, options),
                         required=required,
                         position=position,
+                        help_text=(help_text or "").strip() or None,
                     )
                     .returning(definition.c.id)
                 )
@@ -79,6 +82,13 @@ async def create_definition(
 
 async def update_definition(ctx: Context, def_id: int, changes: dict[str, Any]) -> int:
     _admin(ctx)
+    validate.refuse_card_numbers(changes)
+    # required and position always have a value: null leaves them as they are.
+    changes = {
+        k: v for k, v in changes.items() if v is not None or k not in ("required", "position")
+    }
+    if "help_text" in changes:
+        changes["help_text"] = (changes["help_text"] or "").strip() or None
     async with transaction(ctx) as conn:
         row = (
             await conn.execute(
@@ -89,8 +99,10 @@ async def update_definition(ctx: Context, def_id: int, changes: dict[str, Any]) 
             raise Refused(Problem(["input", "id"], "NOT_FOUND", "No such custom field."))
         if "options" in changes:
             changes["options"] = _options(CustomFieldType(row.type), changes["options"])
-        if "label" in changes and not (changes["label"] or "").strip():
-            raise Refused(Problem(["input", "label"], "REQUIRED", "Give a label."))
+        if "label" in changes:
+            changes["label"] = (changes["label"] or "").strip()
+            if not changes["label"]:
+                raise Refused(Problem(["input", "label"], "REQUIRED", "Give a label."))
         if changes:
             await conn.execute(
                 update(definition)
@@ -111,7 +123,7 @@ def parse(kind: CustomFieldType, raw: str, options: list[str] | None) -> dict[st
     try:
         if kind is CustomFieldType.NUMBER:
             number = Decimal(raw)
-            if not number.is_finite():
+            if not number.is_finite() or abs(number.adjusted()) > 30:
                 raise InvalidOperation
             columns["number_value"] = number
         elif kind is CustomFieldType.DATE:
@@ -134,10 +146,10 @@ def parse(kind: CustomFieldType, raw: str, options: list[str] | None) -> dict[st
     return columns
 
 
-async def _definition(conn, key: str) -> Any:
+async def _definition(conn, key: str, path: list[str] | None = None) -> Any:
     row = (await conn.execute(select(definition).where(definition.c.key == key))).first()
     if row is None or row.archived:
-        raise Refused(Problem(["input", "key"], "NOT_FOUND", "No such custom field."))
+        raise Refused(Problem(path or ["input", "key"], "NOT_FOUND", "No such custom field."))
     return row
 
 
@@ -187,62 +199,65 @@ async def clear_value(ctx: Context, customer_id: int, key: str) -> int:
     return customer_id
 
 
+async def write_values(
+    conn, customer_id: int, values: list[tuple[str, str | None]], path: list[str]
+) -> dict[str, str | None]:
+    """Set (or, with None, clear) several values of a customer (locked by the caller); then
+    every required, live field must have a value. Errors point at `path` + index."""
+    changed: dict[str, str | None] = {}
+    for i, (key, raw) in enumerate(values):
+        d = await _definition(conn, key, [*path, str(i), "key"])
+        if raw is None:
+            await conn.execute(
+                delete(value).where(
+                    value.c.customer_id == customer_id, value.c.definition_id == d.id
+                )
+            )
+        else:
+            try:
+                columns = parse(CustomFieldType(d.type), raw, d.options)
+            except Refused as refused:
+                problem = refused.problems[0]
+                raise Refused(
+                    Problem([*path, str(i), "value"], problem.code, problem.message)
+                ) from None
+            await conn.execute(
+                pg_insert(value)
+                .values(customer_id=customer_id, definition_id=d.id, **columns)
+                .on_conflict_do_update(
+                    index_elements=["customer_id", "definition_id"],
+                    set_={**columns, "updated_at": func.now()},
+                )
+            )
+        changed[key] = raw
+    missing = (
+        (
+            await conn.execute(
+                select(definition.c.key)
+                .where(
+                    definition.c.required,
+                    ~definition.c.archived,
+                    definition.c.id.not_in(
+                        select(value.c.definition_id).where(value.c.customer_id == customer_id)
+                    ),
+                )
+                .order_by(definition.c.key)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    if missing:
+        raise Refused(Problem(path, "REQUIRED", f"Required: {', '.join(missing)}."))
+    return changed
+
+
 async def set_many(ctx: Context, customer_id: int, values: list[tuple[str, str | None]]) -> int:
     """Set (or, with None, clear) several values at once; afterwards every required,
     live field must have a value, or nothing is written."""
     async with transaction(ctx) as conn:
         await lock_customers(conn, ctx, [customer_id], path=["input", "customerId"])
-        changed = {}
-        for i, (key, raw) in enumerate(values):
-            d = await _definition(conn, key)
-            if raw is None:
-                await conn.execute(
-                    delete(value).where(
-                        value.c.customer_id == customer_id, value.c.definition_id == d.id
-                    )
-                )
-            else:
-                try:
-                    columns = parse(CustomFieldType(d.type), raw, d.options)
-                except Refused as refused:
-                    problem = refused.problems[0]
-                    raise Refused(
-                        Problem(["input", "values", str(i), "value"], problem.code, problem.message)
-                    ) from None
-                await conn.execute(
-                    pg_insert(value)
-                    .values(
-                        customer_id=customer_id,
-                        definition_id=d.id,
-                        **columns,
-                    )
-                    .on_conflict_do_update(
-                        index_elements=["customer_id", "definition_id"],
-                        set_={**columns, "updated_at": func.now()},
-                    )
-                )
-            changed[key] = raw
-        missing = (
-            (
-                await conn.execute(
-                    select(definition.c.key)
-                    .where(
-                        definition.c.required,
-                        ~definition.c.archived,
-                        definition.c.id.not_in(
-                            select(value.c.definition_id).where(value.c.customer_id == customer_id)
-                        ),
-                    )
-                    .order_by(definition.c.key)
-                )
-            )
-            .scalars()
-            .all()
-        )
-        if missing:
-            raise Refused(
-                Problem(["input", "values"], "REQUIRED", f"Required: {', '.join(missing)}.")
-            )
+        changed = await write_values(conn, customer_id, values, ["input", "values"])
         await touch(conn, customer_id)
         await record(
             conn,

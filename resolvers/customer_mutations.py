@@ -13,6 +13,7 @@ from models import Account, Address, AppUser, CustomerSalesChannel, SalesChannel
 from models.enums import CustomerStatus, Role
 from resolvers import validate
 from resolvers.context import Context
+from resolvers.custom_field_mutations import write_values
 from resolvers.customers import customer
 from resolvers.mutations import Problem, Refused, transaction
 from resolvers.timeline import record
@@ -33,6 +34,8 @@ class CustomerChanges:
     values: dict[str, Any] = field(default_factory=dict)
     sales_channel_ids: list[int] | None = None
     phone_region: str | None = None
+    # customerCreate only: (key, value) pairs; given, every required field must be in them.
+    custom_fields: list[tuple[str, str | None]] | None = None
 
 
 def clean(changes: CustomerChanges) -> dict[str, Any]:
@@ -109,9 +112,12 @@ async def _set_channels(conn, customer_id: int, ids: list[int] | None) -> None:
 
 
 async def create(ctx: Context, changes: CustomerChanges) -> int:
+    """A new customer. Custom fields are optional here (quick-add, imports); when the input
+    carries some, they are validated like customerSetCustomFields, required ones included."""
     if ctx.viewer.role not in (Role.ADMIN, Role.SALES_REP):
         raise Refused(Problem(None, "FORBIDDEN", "Only staff create customers."))
     values = clean(changes)
+    validate.refuse_card_numbers(changes.custom_fields)
     if not any(values.get(n) for n in NAMES):
         raise Refused(
             Problem(["input"], "REQUIRED", "Give a first or last name, a company or an email.")
@@ -126,13 +132,18 @@ async def create(ctx: Context, changes: CustomerChanges) -> int:
                 await conn.execute(insert(customer).values(**values).returning(customer.c.id))
             ).scalar_one()
             await _set_channels(conn, cid, changes.sales_channel_ids)
+            fields = None
+            if changes.custom_fields is not None:
+                fields = await write_values(
+                    conn, cid, changes.custom_fields, ["input", "customFields"]
+                )
             await record(
                 conn,
                 cid,
                 "CUSTOMER_CREATED",
                 "Customer created",
                 actor_id=ctx.viewer.user_id,
-                data={"source": "admin"},
+                data={"source": "admin", **({"customFields": fields} if fields else {})},
             )
     except IntegrityError as exc:
         raise _duplicate_email(exc) from exc
@@ -320,6 +331,8 @@ async def change_address(
             v["is_default"] = default
         elif "kind" in v and row.is_default and kind != row.kind:
             await _unset_default(conn, row.customer_id, kind, address_id)
+        changed = sorted(k for k, x in v.items() if getattr(row, k) != x)
+        diff = {k: {"old": _text(getattr(row, k)), "new": _text(v[k])} for k in changed}
         if v:
             await conn.execute(update(address).where(address.c.id == address_id).values(**v))
         await touch(conn, row.customer_id)
@@ -329,7 +342,7 @@ async def change_address(
             "ADDRESS_UPDATED",
             f"Address updated: {v.get('line1', row.line1)}",
             actor_id=ctx.viewer.user_id,
-            data={"address": address_id, "fields": sorted(v)},
+            data={"address": address_id, "fields": changed, "changes": diff},
         )
     return address_id
 

@@ -86,6 +86,7 @@ async def transfer(
 ) -> tuple[list, Decimal, str]:
     amount = validate.money(raw_amount, ["input", "amount"])
     currency = validate.currency(raw_currency, ["input", "currency"])
+    validate.refuse_card_numbers(memo)
     if source == target:
         raise Refused(
             Problem(["input", "toCustomerId"], "INVALID", "Transfer to another customer.")
@@ -133,14 +134,21 @@ async def transfer(
                 memo=memo,
                 idempotency_key=key,
             )
-            for cid, other, verb in ((source, target, "to"), (target, source, "from")):
+            sides = ((source, target, "OUT", "to", out), (target, source, "IN", "from", into))
+            for cid, other, side, verb, entry in sides:
                 await record(
                     conn,
                     cid,
-                    "TRANSFER",
+                    f"TRANSFER_{side}",
                     f"Transfer of {amount} {currency} {verb} {rows[other].number}",
                     actor_id=ctx.viewer.user_id,
-                    data={"group": str(group), "amount": str(amount)},
+                    data={
+                        "group": str(group),
+                        "amount": str(entry.amount),
+                        "currency": currency,
+                        "entry": entry.id,
+                        "counterparty": rows[other].number,
+                    },
                 )
             stored = {
                 "ids": [out.id, into.id],

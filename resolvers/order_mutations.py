@@ -187,11 +187,24 @@ async def create_order(
     shipping: Any,
     channel_id: int | None,
     address_id: int | None,
+    key: str | None = None,
 ) -> int:
-    """An order entered by staff (phone order, ad hoc invoice): PLACED, charged, unpaid."""
+    """An order entered by staff (phone order, ad hoc invoice): PLACED, charged, unpaid.
+    It writes a CHARGE, so it takes an idempotency key like every money movement."""
     currency = validate.currency(currency, ["input", "currency"])
     validate.refuse_card_numbers([vars(x) for x in lines])
+    payload = {
+        "customer": customer_id,
+        "currency": currency,
+        "lines": [vars(x) for x in lines],
+        "shipping": shipping,
+        "channel": channel_id,
+        "address": address_id,
+    }
     async with transaction(ctx) as conn:
+        stored = await claim_key(conn, ctx, key, "orderCreate", payload)
+        if stored is not None:
+            return stored["order"]
         rows = await lock_customers(conn, ctx, [customer_id], path=["input", "customerId"])
         await _channel(conn, channel_id)
         ship = None
@@ -226,6 +239,7 @@ async def create_order(
             ship_to=_ship_to(ship),
             paid=False,
         )
+        await store_result(conn, ctx, key, {"order": row.id})
     return row.id
 
 
@@ -396,6 +410,7 @@ async def _lock_order(conn, ctx: Context, order_id: int) -> Any:
 
 
 async def cancel(ctx: Context, order_id: int, reason: str | None) -> int:
+    validate.refuse_card_numbers(reason)
     async with transaction(ctx) as conn:
         row = await _lock_order(conn, ctx, order_id)
         if row.status == OrderStatus.CANCELLED:
@@ -432,17 +447,20 @@ async def cancel(ctx: Context, order_id: int, reason: str | None) -> int:
 async def refund(ctx: Context, order_id: int, raw_amount: Any, key: str | None) -> int:
     """Refund part or all of what was paid. Two REFUND entries: the charge reversed
     (-amount) and the money paid back (+amount), so the balance is unchanged."""
+    # The key is bound to the request as sent: "refund the rest" (no amount) stays the same
+    # request on a retry, although the rest is 0 by then.
+    requested = None if raw_amount is None else str(raw_amount)
     async with transaction(ctx) as conn:
         row = await _lock_order(conn, ctx, order_id)
+        stored = await claim_key(
+            conn, ctx, key, "orderRefund", {"order": order_id, "amount": requested}
+        )
+        if stored is not None:
+            return order_id
         refundable = row.amount_paid - row.amount_refunded
         amount = (
             refundable if raw_amount is None else validate.money(raw_amount, ["input", "amount"])
         )
-        stored = await claim_key(
-            conn, ctx, key, "orderRefund", {"order": order_id, "amount": str(amount)}
-        )
-        if stored is not None:
-            return order_id
         if amount <= 0 or amount > refundable:
             raise Refused(
                 Problem(

@@ -17,6 +17,7 @@ from resolvers.writes import lock_customers
 
 
 async def set_status(ctx: Context, customer_id: int, status: TaxStatus, code: str | None) -> int:
+    validate.refuse_card_numbers(code)
     async with transaction(ctx) as conn:
         row = (await lock_customers(conn, ctx, [customer_id], path=["input", "customerId"]))[
             customer_id
@@ -53,6 +54,7 @@ async def add_certificate(
     valid_from: date,
     valid_to: date | None,
 ) -> int:
+    validate.refuse_card_numbers([number, reason])
     if not (number or "").strip():
         raise Refused(Problem(["input", "number"], "REQUIRED", "Give the certificate number."))
     country = validate.country(country, ["input", "country"])

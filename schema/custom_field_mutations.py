@@ -113,12 +113,15 @@ class CustomFieldMutations:
                 input.options,
                 input.required,
                 input.position,
+                input.help_text,
             )
         except Refused as refused:
             return CustomFieldDefinitionPayload(definition=None, user_errors=user_errors(refused))
         return await _definition(info, did)
 
-    @strawberry.mutation(description="Change a field's label, options, required or position.")
+    @strawberry.mutation(
+        description="Change a field's label, help text, options, required or position."
+    )
     async def custom_field_definition_update(
         self, info: Info, input: CustomFieldDefinitionUpdateInput
     ) -> CustomFieldDefinitionPayload:
@@ -127,7 +130,7 @@ class CustomFieldMutations:
             did = decode_id(input.id, "CustomFieldDefinition", "id")
             changes = {
                 k: getattr(input, k)
-                for k in ("label", "options", "required", "position")
+                for k in ("label", "help_text", "options", "required", "position")
                 if getattr(input, k) is not UNSET
             }
             await q.update_definition(info.context, did, changes)

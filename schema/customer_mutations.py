@@ -14,6 +14,7 @@ from resolvers.mutations import Refused
 from resolvers.timeline import timeline_event
 from schema.addresses import Address
 from schema.base import build, decode_id
+from schema.custom_field_mutations import CustomFieldEntry
 from schema.customers import Customer
 from schema.enums import AddressKind, CustomerKind, TaxStatusKind
 from schema.errors import UserError, user_errors
@@ -43,6 +44,11 @@ class CustomerCreateInput:
     sales_channel_ids: list[strawberry.ID] | None = None
     tax_status: TaxStatusKind | None = None
     tax_code: str | None = None
+    custom_fields: list[CustomFieldEntry] | None = strawberry.field(
+        default=None,
+        description="Optional. When given, validated like customerSetCustomFields: types, "
+        "options, and every required field must be among them.",
+    )
 
 
 @strawberry.input(description="Only the fields you send change; send null to clear one.")
@@ -96,7 +102,9 @@ def _changes(input: Any) -> q.CustomerChanges:
     )
     if channels is None and isinstance(input, CustomerUpdateInput):
         ids = []
-    return q.CustomerChanges(values, ids, input.phone_region)
+    fields = getattr(input, "custom_fields", None)
+    pairs = None if fields is None else [(f.key, f.value) for f in fields]
+    return q.CustomerChanges(values, ids, input.phone_region, pairs)
 
 
 @strawberry.type

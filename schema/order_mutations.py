@@ -33,6 +33,9 @@ class OrderCreateInput:
     shipping_address_id: strawberry.ID | None = strawberry.field(
         default=None, description="One of the customer's addresses; its country sets the tax."
     )
+    idempotency_key: str | None = strawberry.field(
+        default=None, description="Retry safely: the same key and input create one order."
+    )
 
 
 @strawberry.input
@@ -115,6 +118,7 @@ class OrderMutations:
                 decode_id(input.shipping_address_id, "Address", "shippingAddressId")
                 if input.shipping_address_id
                 else None,
+                input.idempotency_key,
             )
         except Refused as refused:
             return OrderPayload(order=None, user_errors=user_errors(refused))

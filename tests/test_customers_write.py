@@ -172,39 +172,6 @@ async def test_archive_restore_and_notes(gql, engine):
     ]
 
 
-async def test_addresses_one_default_per_kind(gql, engine):
-    c = await make_customer(engine)
-    base = {
-        "customerId": gid("Customer", c.id),
-        "line1": "1 Main St",
-        "country": "us",
-        "region": "CA",
-        "isDefault": True,
-        "phone": "415 555 2671",
-    }
-    first = (await gql.data(ADDRESS, {"input": base}))["addressCreate"]
-    assert first["address"]["region"] == "CA" and first["address"]["country"] == "US"
-    assert first["address"]["phone"] == "+14155552671"
-    second = (await gql.data(ADDRESS, {"input": {**base, "line1": "2 Oak"}}))["addressCreate"]
-    defaults = [a for a in second["customer"]["addresses"] if a["isDefault"]]
-    assert [a["id"] for a in defaults] == [second["address"]["id"]]
-    flip = await gql.data(
-        "mutation($input: AddressIdInput!) { addressSetDefault(input: $input) {"
-        " customer { addresses { id isDefault } } } }",
-        {"input": {"id": first["address"]["id"]}},
-    )
-    flags = {a["id"]: a["isDefault"] for a in flip["addressSetDefault"]["customer"]["addresses"]}
-    assert flags == {first["address"]["id"]: True, second["address"]["id"]: False}
-    bad = (await gql.data(ADDRESS, {"input": {**base, "region": "ZZ"}}))["addressCreate"]
-    assert bad["userErrors"][0]["field"] == ["input", "region"]
-    gone = await gql.data(
-        "mutation($input: AddressIdInput!) { addressDelete(input: $input) {"
-        " customer { addresses { id } } userErrors { code } } }",
-        {"input": {"id": second["address"]["id"]}},
-    )
-    assert gone["addressDelete"]["customer"]["addresses"] == [{"id": first["address"]["id"]}]
-
-
 async def test_site_user_edits_only_own_contact_details(client, engine):
     user_id, token = await make_user(engine, role="CUSTOMER", email="me@site.test")
     own = await make_customer(engine, user_id=user_id, email="me@site.test")
