@@ -18,6 +18,7 @@ from strawberry.asgi import GraphQL
 from resolvers.context import Context
 from schema import schema
 from server.auth import viewer_for_token
+from server.compiled import AUTH_KEY, CompiledGraphQL
 from server.database import make_engine
 from server.runtime import open_database_async
 from server.settings import Settings, get_settings
@@ -36,6 +37,12 @@ class GraphQLApp(GraphQL):
         header = request.headers.get("authorization", "")
         scheme, _, raw = header.partition(" ")
         ctx = Context(engine=engine, settings=self.settings, request=request)
+        known = request.scope.get(AUTH_KEY)  # the compiled path already looked the token up
+        if known is not None:
+            viewer, ctx.token_error = known
+            if viewer is not None:
+                ctx.viewer = viewer
+            return ctx
         if header and scheme.lower() != "bearer":
             ctx.token_error = "Use 'Authorization: Bearer <token>'."
             return ctx
@@ -80,7 +87,9 @@ def create_app(engine: AsyncEngine | None = None, settings: Settings | None = No
     graphql = GraphQLApp(schema, engine_ref, settings)
     app = Starlette(
         routes=[
-            Route("/graphql", graphql, methods=["GET", "POST"]),
+            Route(
+                "/graphql", CompiledGraphQL(graphql, engine_ref, settings), methods=["GET", "POST"]
+            ),
             Route("/healthz", healthz),
         ],
         lifespan=lifespan,
