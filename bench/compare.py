@@ -182,9 +182,12 @@ def stop_peer(port: int) -> None:
     subprocess.run([str(PEER), "stop"], check=False, env=env)
 
 
+_HTTP = httpx.Client(timeout=60)  # one client: a new one per call costs an SSL context
+
+
 def post(url: str, query: str, variables: dict, token: str | None = None) -> dict:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    r = httpx.post(url, json={"query": query, "variables": variables}, headers=headers, timeout=60)
+    r = _HTTP.post(url, json={"query": query, "variables": variables}, headers=headers)
     body = r.json()
     if body.get("errors"):
         raise SystemExit(f"{url}: {body['errors']}")

@@ -46,6 +46,17 @@ HASH_MISMATCH = orjson.dumps(
     }
 )
 
+GET_MUTATION = orjson.dumps(
+    {
+        "errors": [
+            {
+                "message": "Only queries can be sent by GET; use POST.",
+                "extensions": {"code": "BAD_REQUEST"},
+            }
+        ]
+    }
+)
+
 
 class _LRU(OrderedDict):
     def __init__(self, size: int) -> None:
@@ -136,6 +147,8 @@ class CompiledGraphQL:
         elif method == "GET":
             return await self.fallback(scope, receive, send)
 
+        if method == "GET" and isinstance(query, str) and not self._read_only(query, payload):
+            return await _send(send, 405, GET_MUTATION)
         if isinstance(query, str):
             answer = await self._compiled(scope, query, payload)
             if answer is not None:
@@ -156,6 +169,15 @@ class CompiledGraphQL:
             headers += [(b"content-length", str(len(body)).encode())]
             scope = dict(scope, method="POST", headers=headers, query_string=b"")
         return await self.fallback(scope, _replay(body, receive), send)
+
+    def _read_only(self, query: str, payload: dict) -> bool:
+        """GET must not change anything (it is not protected against cross-site requests)."""
+        doc = self.document(query)
+        if doc is None:
+            return True  # invalid: Strawberry reports why, nothing runs
+        op_name = payload.get("operationName")
+        op = get_operation_ast(doc, op_name if isinstance(op_name, str) else None)
+        return op is None or op.operation is OperationType.QUERY
 
     def document(self, query: str) -> DocumentNode | None:
         try:
