@@ -82,15 +82,19 @@ def j_raw(e: str) -> str:  # int, bool: their text is their JSON
 
 
 def j_dec(e: str) -> str:  # Decimal scalars are JSON strings: str(Decimal) == numeric text
-    return f"coalesce(to_json(({e})::text)::text, 'null')"
+    return f"coalesce('\"' || ({e})::text || '\"', 'null')"
 
 
 def iso(e: str) -> str:
-    """Python's datetime.isoformat() of a timestamptz read back in UTC."""
+    """Python's datetime.isoformat() of a timestamptz read back in UTC.
+
+    Whole seconds (the common case) take the cheap timestamp text (DateStyle ISO);
+    to_char prints the six microsecond digits Python prints when there are any.
+    """
     u = f"({e}) AT TIME ZONE 'UTC'"
     return (
-        f"to_char({u}, 'YYYY-MM-DD\"T\"HH24:MI:SS') || CASE WHEN date_trunc('second', {e}) = {e}"
-        f" THEN '' ELSE '.' || to_char({u}, 'US') END || '+00:00'"
+        f"CASE WHEN date_trunc('second', {e}) = {e} THEN replace(({u})::text, ' ', 'T')"
+        f" ELSE to_char({u}, 'YYYY-MM-DD\"T\"HH24:MI:SS.US') END || '+00:00'"
     )
 
 
