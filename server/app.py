@@ -23,6 +23,7 @@ from strawberry.types.unset import UNSET
 from resolvers.context import Context
 from schema import schema
 from server.auth import viewer_for_token
+from server.compiled import AUTH_KEY, CompiledGraphQL
 from server.database import make_engine
 from server.limits import BodyGuard
 from server.notify import TimelineHub
@@ -72,6 +73,12 @@ class GraphQLApp(GraphQL):
         )
         if isinstance(request, WebSocket):
             return ctx  # authenticated by connection_init (on_ws_connect)
+        known = request.scope.get(AUTH_KEY)  # the compiled path already looked the token up
+        if known is not None:
+            viewer, ctx.token_error = known
+            if viewer is not None:
+                ctx.viewer = viewer
+            return ctx
         await authenticate(ctx, request.headers.get("authorization", ""))
         return ctx
 
@@ -134,7 +141,9 @@ def create_app(engine: AsyncEngine | None = None, settings: Settings | None = No
     graphql = GraphQLApp(schema, engine_ref, settings)
     app = Starlette(
         routes=[
-            Route("/graphql", graphql, methods=["GET", "POST"]),
+            Route(
+                "/graphql", CompiledGraphQL(graphql, engine_ref, settings), methods=["GET", "POST"]
+            ),
             WebSocketRoute("/graphql", graphql),
             Route("/healthz", healthz),
         ],

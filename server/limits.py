@@ -145,28 +145,38 @@ class RequestLimits(SchemaExtension):
                 )
             ]
         if document is not None and ctx.pre_execution_errors is None:
-            rules = [
-                *QueryDepthLimiter(max_depth=settings.max_depth).validation_rules,
-                *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
-            ]
-            if not settings.introspection:
-                rules.append(NoSchemaIntrospectionCustomRule)
-            errors = validate(ctx.schema._schema, document, rules)
-            if not errors:
-                cost = query_cost(document, ctx.operation_name, ctx.variables)
-                if cost > settings.max_cost:
-                    errors = [
-                        _coded(
-                            f"This query could return up to {cost:,} nodes; the limit is "
-                            f"{settings.max_cost:,}. Ask for smaller pages.",
-                            "QUERY_TOO_COSTLY",
-                            cost=cost,
-                            maxCost=settings.max_cost,
-                        )
-                    ]
+            errors = limit_errors(
+                ctx.schema._schema, document, ctx.operation_name, ctx.variables, settings
+            )
             if errors:
                 ctx.pre_execution_errors = errors
         yield
+
+
+def limit_errors(schema, document, operation_name, variables, settings) -> list[GraphQLError]:
+    """Depth, aliases, introspection and cost errors of a parsed document (empty: fine).
+    Shared by the Strawberry path and the compiled read path (server/compiled.py)."""
+    rules = [
+        *QueryDepthLimiter(max_depth=settings.max_depth).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
+    ]
+    if not settings.introspection:
+        rules.append(NoSchemaIntrospectionCustomRule)
+    errors = validate(schema, document, rules)
+    if errors:
+        return list(errors)
+    cost = query_cost(document, operation_name, variables)
+    if cost > settings.max_cost:
+        return [
+            _coded(
+                f"This query could return up to {cost:,} nodes; the limit is "
+                f"{settings.max_cost:,}. Ask for smaller pages.",
+                "QUERY_TOO_COSTLY",
+                cost=cost,
+                maxCost=settings.max_cost,
+            )
+        ]
+    return []
 
 
 def _json_error(status: int, message: str, code: str) -> tuple[int, bytes]:
