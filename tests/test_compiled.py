@@ -561,3 +561,30 @@ async def test_persisted_queries(both, world):
     r = await compiled.get("/graphql", params={"extensions": _apq(vdigest)}, headers=headers)
     assert r.json() == {"data": {"me": {"user": {"email": "boss@example.com"}}}}
     assert "x-customer-graph-path" not in r.headers
+
+
+async def test_limits_apply_to_the_compiled_path(engine, world):
+    """Over a limit, the compiled path steps aside and the limit's own error answers."""
+    import dataclasses
+
+    settings = Settings(database_url="unused", debug=False, compiled_reads=True)
+    tight = dataclasses.replace(settings, max_depth=4, max_cost=30, max_aliases=1)
+    app = create_app(engine=engine, settings=tight)
+    token = world["tokens"]["ADMIN"]
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        for query, code in (
+            (
+                "{ customers { edges { node { orders { edges { node { number } } } } } } }",
+                "QUERY_TOO_DEEP",
+            ),
+            (
+                "{ customers(first: 10) { nodes { number timeline(first: 5) { totalCount } } } }",
+                "QUERY_TOO_COSTLY",
+            ),
+            ("{ a: customers { totalCount } b: customers { totalCount } }", "TOO_MANY_ALIASES"),
+        ):
+            r = await c.post(
+                "/graphql", json={"query": query}, headers={"Authorization": f"Bearer {token}"}
+            )
+            assert r.headers.get("x-customer-graph-path") is None, query
+            assert r.json()["errors"][0]["extensions"]["code"] == code, r.json()
