@@ -12,6 +12,7 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
+    Numeric,
     Text,
     text,
 )
@@ -70,7 +71,7 @@ class OrderLine(Base):
     description: Mapped[str] = mapped_column(Text)
     quantity: Mapped[int] = mapped_column(Integer)
     unit_price: Mapped[Decimal]
-    tax_rate: Mapped[Decimal] = mapped_column(server_default="0")
+    tax_rate: Mapped[Decimal] = mapped_column(Numeric(6, 4), server_default="0")
     line_total: Mapped[Decimal]
 
     __table_args__ = (

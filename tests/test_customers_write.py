@@ -203,3 +203,13 @@ async def test_sales_rep_creates_own_customers(client, engine):
         CREATE, {"input": {"firstName": "X", "salesRepId": gid("User", other_rep)}}
     )
     assert theirs["customerCreate"]["userErrors"][0]["code"] == "FORBIDDEN"
+
+
+async def test_numbers_keep_growing_past_six_digits(gql, engine):
+    async with engine.begin() as conn:
+        await conn.execute(text("SELECT setval('customer_number_seq', 999998)"))
+    numbers = []
+    for i in range(2):
+        data = await gql.data(CREATE, {"input": {"firstName": f"N{i}"}})
+        numbers.append(data["customerCreate"]["customer"]["number"])
+    assert numbers == ["C-999999", "C-1000000"]

@@ -17,6 +17,7 @@ CHECKOUT = """mutation($input: CheckoutInput!) { checkout(input: $input) {
   userErrors { field code message } } }"""
 CREATE = """mutation($input: OrderCreateInput!) { orderCreate(input: $input) {
   order { id number status subtotal { amount } taxTotal { amount } total { amount currency }
+          lines { taxRate }
           customer { balances { amount } } }
   userErrors { field code message } } }"""
 REFUND = """mutation($input: OrderRefundInput!) { orderRefund(input: $input) {
@@ -162,6 +163,7 @@ async def test_admin_order_taxes_and_exemption(gql, engine):
         order["total"]["amount"],
     ) == ("PLACED", "300.00", "21.75", "321.75")
     assert order["customer"]["balances"] == [{"amount": "321.75"}]
+    assert order["lines"] == [{"taxRate": "0.0725"}]
     data = await gql.data(
         CREATE,
         {"input": {"customerId": gid("Customer", exempt.id), "currency": "USD", "lines": lines}},
