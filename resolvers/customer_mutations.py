@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from models import Account, Address, AppUser, CustomerSalesChannel, SalesChannel
 from models.enums import CustomerStatus, Role
 from resolvers import validate
+from resolvers.accounts import visible_accounts
 from resolvers.context import Context
 from resolvers.custom_field_mutations import write_values
 from resolvers.customers import customer
@@ -22,7 +22,6 @@ from resolvers.writes import lock_customers, touch
 address = Address.__table__
 user = AppUser.__table__
 link = CustomerSalesChannel.__table__
-EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 CONTACT = {"first_name", "last_name", "email", "phone"}  # what a site user may edit
 NAMES = ("first_name", "last_name", "company_name", "email")
 
@@ -44,8 +43,8 @@ def clean(changes: CustomerChanges) -> dict[str, Any]:
     for name in (*NAMES, "reference_id", "tax_code", "note"):
         if isinstance(v.get(name), str):
             v[name] = v[name].strip() or None
-    if v.get("email") is not None and not EMAIL.fullmatch(v["email"]):
-        raise Refused(Problem(["input", "email"], "INVALID", "Not an email address."))
+    if "email" in v:
+        v["email"] = validate.email(v["email"], ["input", "email"])
     if "phone" in v:
         v["phone"] = validate.phone(v["phone"], changes.phone_region, ["input", "phone"])
     return v
@@ -82,12 +81,16 @@ async def _check_rep(conn, ctx: Context, values: dict[str, Any]) -> None:
         raise Refused(Problem(["input", "salesRepId"], "NOT_FOUND", "No such sales rep."))
 
 
-async def _check_refs(conn, values: dict[str, Any], channel_ids: list[int] | None) -> None:
-    """Unknown accounts or channels are the client's mistake, not a database error."""
+async def _check_refs(
+    conn, ctx: Context, values: dict[str, Any], channel_ids: list[int] | None
+) -> None:
+    """Unknown accounts or channels are the client's mistake, not a database error. An
+    account must be one the viewer sees (a rep cannot bill to someone else's account)."""
     account_id = values.get("account_id")
     if account_id is not None:
         table = Account.__table__
-        if (await conn.execute(select(table.c.id).where(table.c.id == account_id))).first() is None:
+        stmt = visible_accounts(ctx).with_only_columns(table.c.id).where(table.c.id == account_id)
+        if (await conn.execute(stmt)).first() is None:
             raise Refused(Problem(["input", "accountId"], "NOT_FOUND", "No such account."))
     if channel_ids:
         table = SalesChannel.__table__
@@ -127,7 +130,7 @@ async def create(ctx: Context, changes: CustomerChanges) -> int:
     try:
         async with transaction(ctx) as conn:
             await _check_rep(conn, ctx, values)
-            await _check_refs(conn, values, changes.sales_channel_ids)
+            await _check_refs(conn, ctx, values, changes.sales_channel_ids)
             cid = (
                 await conn.execute(insert(customer).values(**values).returning(customer.c.id))
             ).scalar_one()
@@ -175,7 +178,7 @@ async def update_customer(
             if not any(merged.values()):
                 raise Refused(Problem(["input"], "REQUIRED", "Keep a name, a company or an email."))
             await _check_rep(conn, ctx, values)
-            await _check_refs(conn, values, changes.sales_channel_ids)
+            await _check_refs(conn, ctx, values, changes.sales_channel_ids)
             changed = sorted(k for k, v in values.items() if getattr(row, k) != v)
             diff = {k: {"old": _text(getattr(row, k)), "new": _text(values[k])} for k in changed}
             await conn.execute(

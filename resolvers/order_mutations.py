@@ -263,9 +263,9 @@ async def checkout(ctx: Context, c: CheckoutIn) -> int:
     CHARGE and PAYMENT, record the events: one transaction, so a failure leaves nothing."""
     validate.refuse_card_numbers(vars(c))
     currency = validate.currency(c.currency, ["input", "currency"])
-    email = (c.email or "").strip()
-    if "@" not in email:
-        raise Refused(Problem(["input", "email"], "INVALID", "Not an email address."))
+    email = validate.email(c.email, ["input", "email"])
+    if email is None:
+        raise Refused(Problem(["input", "email"], "REQUIRED", "Check out with an email."))
     if ctx.viewer.role is Role.CUSTOMER and email.lower() != (ctx.viewer.email or "").lower():
         raise Refused(Problem(["input", "email"], "FORBIDDEN", "Check out as yourself."))
     addr = clean_address({"kind": "SHIPPING", **c.address})
