@@ -29,7 +29,6 @@ BILLING = (
     "billing_postal_code",
     "billing_country",
 )
-TOKEN = re.compile(r"^[A-Za-z][A-Za-z0-9_\-:.]{5,254}$")
 
 
 def _staff(ctx: Context) -> None:
@@ -63,7 +62,9 @@ def clean_account(values: dict[str, Any], current: Any = None) -> dict[str, Any]
 
 
 async def _customers_of(conn, account_id: int) -> list[int]:
-    rows = await conn.execute(select(customer.c.id).where(customer.c.account_id == account_id))
+    rows = await conn.execute(
+        select(customer.c.id).where(customer.c.account_id == account_id).order_by(customer.c.id)
+    )
     return [r[0] for r in rows]
 
 
@@ -173,11 +174,7 @@ async def detach(ctx: Context, customer_id: int) -> int:
 
 def clean_payment_method(values: dict[str, Any]) -> dict[str, Any]:
     validate.refuse_card_numbers(values)
-    token = (values.get("token") or "").strip()
-    if not TOKEN.fullmatch(token):
-        raise Refused(
-            Problem(["input", "token"], "INVALID", "Send the processor's token (e.g. tok_…, pm_…).")
-        )
+    token = validate.token(values.get("token"), ["input", "token"])
     last4 = values.get("last4")
     if last4 is not None and not re.fullmatch(r"\d{4}", last4):
         raise Refused(Problem(["input", "last4"], "INVALID", "Four digits."))
@@ -214,8 +211,12 @@ async def add_payment_method(
             )
         ).scalar_one()
         label = f"{v.get('brand') or 'card'} ending {v.get('last4') or '????'}"
-        for cid in await _customers_of(conn, account_id):
+        customers = await _customers_of(conn, account_id)
+        # Every row write before the first event: `record` takes the timeline's lock, and
+        # waiting for a customer row while holding it could deadlock with a money movement.
+        for cid in customers:
             await touch(conn, cid)
+        for cid in customers:
             await record(
                 conn,
                 cid,

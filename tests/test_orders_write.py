@@ -435,3 +435,22 @@ async def test_cancel_records_reason_and_refuses_card_numbers(gql, engine):
         ).scalar()
     assert [tuple(r) for r in rows] == [("ORDER_CANCELLED", "Customer changed mind")]
     assert adjustments == 1
+
+
+async def test_checkout_keeps_the_token_out_of_readable_places(gql, engine):
+    bad = await gql.data(CHECKOUT, {"input": checkout_input(paymentToken=" ")})
+    assert bad["checkout"]["userErrors"] == [
+        {"field": ["input", "paymentToken"], "code": "INVALID", "message": ANY}
+    ]
+    ok = await gql.data(CHECKOUT, {"input": checkout_input(paymentToken="tok_secret_123")})
+    assert ok["checkout"]["userErrors"] == []
+    async with engine.connect() as conn:
+        dump = (
+            await conn.execute(
+                text(
+                    "SELECT (SELECT string_agg(l::text, ' ') FROM ledger_transaction l)"
+                    " || (SELECT string_agg(t::text, ' ') FROM timeline_event t)"
+                )
+            )
+        ).scalar()
+    assert "tok_secret_123" not in dump
