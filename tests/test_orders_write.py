@@ -454,3 +454,23 @@ async def test_checkout_keeps_the_token_out_of_readable_places(gql, engine):
             )
         ).scalar()
     assert "tok_secret_123" not in dump
+
+
+async def test_line_tax_rate_keeps_its_precision(gql, engine):
+    c = await make_customer(engine)
+    addr = await make_address(engine, c.id, country="US")
+    data = await gql.data(
+        """mutation($input: OrderCreateInput!) { orderCreate(input: $input) {
+          order { taxTotal { amount } lines { taxRate } } } }""",
+        {
+            "input": {
+                "customerId": gid("Customer", c.id),
+                "currency": "USD",
+                "lines": [{"description": "x", "quantity": 1, "unitPrice": "10.00"}],
+                "shippingAddressId": gid("Address", addr.id),
+            }
+        },
+    )
+    order = data["orderCreate"]["order"]
+    assert order["lines"] == [{"taxRate": "0.072500"}]  # 7.25 %, not rounded to 7 %
+    assert order["taxTotal"] == {"amount": "0.73"}  # 0.725 rounded half-up
