@@ -315,7 +315,8 @@ async def test_transfer_records_out_and_in_on_each_timeline(gql, engine):
     "over,field,code",
     [
         ({"memo": "from card 4111 1111 1111 1111"}, ["input"], "CARD_NUMBER_REFUSED"),
-        ({"toCustomerId": gid(999)}, ["input"], "NOT_FOUND"),
+        ({"toCustomerId": gid(999)}, ["input", "toCustomerId"], "NOT_FOUND"),
+        ({"fromCustomerId": gid(999)}, ["input", "fromCustomerId"], "NOT_FOUND"),
         ({"currency": "usd1"}, ["input", "currency"], "INVALID"),
         ({"amount": "0"}, ["input", "amount"], "INVALID"),
         ({"amount": "1000.00"}, ["input", "amount"], "INSUFFICIENT_FUNDS"),
@@ -363,7 +364,7 @@ async def test_transfer_needs_both_customers_in_scope(client, engine):
     assert ok["ledgerTransfer"]["userErrors"] == []
     out = await as_rep.data(TRANSFER, {"input": {**base, "toCustomerId": gid(other.id)}})
     assert out["ledgerTransfer"]["userErrors"] == [
-        {"field": ["input"], "code": "NOT_FOUND", "message": ANY}
+        {"field": ["input", "toCustomerId"], "code": "NOT_FOUND", "message": ANY}
     ]
 
 
