@@ -37,7 +37,7 @@ class CustomerChanges:
     custom_fields: list[tuple[str, str | None]] | None = None
 
 
-def clean(changes: CustomerChanges) -> dict[str, Any]:
+def clean(changes: CustomerChanges, *, parse_phone: bool = True) -> dict[str, Any]:
     v = dict(changes.values)
     validate.refuse_card_numbers(v)
     for name in (*NAMES, "reference_id", "tax_code", "note"):
@@ -45,9 +45,20 @@ def clean(changes: CustomerChanges) -> dict[str, Any]:
             v[name] = v[name].strip() or None
     if "email" in v:
         v["email"] = validate.email(v["email"], ["input", "email"])
-    if "phone" in v:
+    if "phone" in v and parse_phone:
         v["phone"] = validate.phone(v["phone"], changes.phone_region, ["input", "phone"])
     return v
+
+
+async def _address_country(conn, customer_id: int) -> str | None:
+    """Where a national phone number is most likely from: the customer's default address."""
+    stmt = (
+        select(address.c.country)
+        .where(address.c.customer_id == customer_id)
+        .order_by(address.c.is_default.desc(), address.c.id)
+        .limit(1)
+    )
+    return (await conn.execute(stmt)).scalar()
 
 
 def _text(value: Any) -> str | None:
@@ -156,7 +167,9 @@ async def create(ctx: Context, changes: CustomerChanges) -> int:
 async def update_customer(
     ctx: Context, customer_id: int, expected_version: int | None, changes: CustomerChanges
 ) -> int:
-    values = clean(changes)
+    # A national phone number without phoneRegion is read in the customer's address country.
+    phone_later = "phone" in changes.values and not changes.phone_region
+    values = clean(changes, parse_phone=not phone_later)
     if ctx.viewer.role is Role.CUSTOMER and (set(values) - CONTACT or changes.sales_channel_ids):
         raise Refused(Problem(["input"], "FORBIDDEN", "You may change your contact details only."))
     try:
@@ -173,6 +186,10 @@ async def update_customer(
                         "CONFLICT",
                         f"Changed meanwhile: now at version {row.version}.",
                     )
+                )
+            if phone_later:
+                values["phone"] = validate.phone(
+                    values["phone"], await _address_country(conn, customer_id), ["input", "phone"]
                 )
             merged = {n: values.get(n, getattr(row, n)) for n in NAMES}
             if not any(merged.values()):

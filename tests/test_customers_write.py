@@ -272,3 +272,19 @@ async def test_unauthenticated_mutations_are_refused(client, engine):
     body = await GraphQLClient(client).__call__(CREATE, {"input": {"firstName": "Anon"}})
     assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
     assert await count(engine, "SELECT count(*) FROM customer") == 0
+
+
+async def test_national_phone_read_in_the_address_country(gql, engine):
+    from tests.factories import make_address
+
+    c = await make_customer(engine)
+    await make_address(engine, c.id, country="FR", line1="1 Rue de Rivoli", is_default=True)
+    data = await gql.data(
+        UPDATE, {"input": {"id": gid("Customer", c.id), "phone": "01 42 60 30 00"}}
+    )
+    assert data["customerUpdate"]["customer"]["phone"] == "+33142603000"
+    explicit = await gql.data(
+        UPDATE,
+        {"input": {"id": gid("Customer", c.id), "phone": "(415) 555-2671", "phoneRegion": "US"}},
+    )
+    assert explicit["customerUpdate"]["customer"]["phone"] == "+14155552671"
