@@ -23,6 +23,7 @@ from strawberry.types.unset import UNSET
 from resolvers.context import Context
 from schema import schema
 from server.auth import viewer_for_token
+from server.compiled import AUTH_KEY, CompiledGraphQL
 from server.database import make_engine
 from server.limits import BodyGuard
 from server.notify import TimelineHub
@@ -30,15 +31,6 @@ from server.runtime import open_database_async
 from server.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
-
-
-GRAPHIQL_WS_PARAMS = """        wsConnectionParams: () => {
-          try {
-            const h = JSON.parse(localStorage.getItem("graphiql:headers") || "{}");
-            return { authorization: h.Authorization || h.authorization };
-          } catch (e) { return {}; }
-        },
-"""
 
 
 class GraphQLApp(GraphQL):
@@ -55,13 +47,11 @@ class GraphQLApp(GraphQL):
         self.engine_ref = engine_ref
         self.settings = settings
 
-    @property
-    def graphql_ide_html(self) -> str:
-        # Browsers cannot set headers on a WebSocket: GraphiQL sends the Headers tab's
-        # token (kept in localStorage) as the connection_init payload instead.
-        html = super().graphql_ide_html
-        return html.replace(
-            "        subscriptionUrl,\n", "        subscriptionUrl,\n" + GRAPHIQL_WS_PARAMS, 1
+    def should_render_graphql_ide(self, request) -> bool:
+        # A browser opening a shared GraphiQL link (/graphql?query=…) gets GraphiQL, not JSON.
+        accept = request.headers.get("accept", "")
+        return request.method == "GET" and (
+            "text/html" in accept or super().should_render_graphql_ide(request)
         )
 
     def hub(self) -> TimelineHub:
@@ -83,6 +73,12 @@ class GraphQLApp(GraphQL):
         )
         if isinstance(request, WebSocket):
             return ctx  # authenticated by connection_init (on_ws_connect)
+        known = request.scope.get(AUTH_KEY)  # the compiled path already looked the token up
+        if known is not None:
+            viewer, ctx.token_error = known
+            if viewer is not None:
+                ctx.viewer = viewer
+            return ctx
         await authenticate(ctx, request.headers.get("authorization", ""))
         return ctx
 
@@ -95,8 +91,9 @@ class GraphQLApp(GraphQL):
             raise ConnectionRejectionError({"message": context.token_error})
         return UNSET
 
-    def encode_json(self, data: object) -> bytes:
-        return orjson.dumps(data)
+    def encode_json(self, data: object) -> str:
+        # Text, not bytes: WebSocket clients (graphql-ws in GraphiQL) need text frames.
+        return orjson.dumps(data).decode()
 
 
 async def authenticate(ctx: Context, header: str) -> None:
@@ -144,7 +141,9 @@ def create_app(engine: AsyncEngine | None = None, settings: Settings | None = No
     graphql = GraphQLApp(schema, engine_ref, settings)
     app = Starlette(
         routes=[
-            Route("/graphql", graphql, methods=["GET", "POST"]),
+            Route(
+                "/graphql", CompiledGraphQL(graphql, engine_ref, settings), methods=["GET", "POST"]
+            ),
             WebSocketRoute("/graphql", graphql),
             Route("/healthz", healthz),
         ],

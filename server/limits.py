@@ -8,6 +8,8 @@
 | depth | 10 | CUSTOMER_GRAPH_MAX_DEPTH | QUERY_TOO_DEEP |
 | aliases | 30 | CUSTOMER_GRAPH_MAX_ALIASES | TOO_MANY_ALIASES |
 | cost (nodes) | 50,000 | CUSTOMER_GRAPH_MAX_COST | QUERY_TOO_COSTLY |
+| expanded fields | 10,000 | CUSTOMER_GRAPH_MAX_SELECTIONS | SELECTION_LIMIT_EXCEEDED |
+| NUL / lone surrogates in text | refused | - | BAD_USER_INPUT |
 | page size | 0..100 | - | BAD_USER_INPUT |
 | introspection | on | CUSTOMER_GRAPH_INTROSPECTION=0 | INTROSPECTION_DISABLED |
 
@@ -18,6 +20,7 @@ connections it is nested in; `nodes(ids:)` costs one per id. A query costs the s
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
@@ -31,11 +34,16 @@ from graphql import (
     ListValueNode,
     OperationDefinitionNode,
     SelectionSetNode,
+    StringValueNode,
     VariableNode,
+    Visitor,
     validate,
+    visit,
 )
 from graphql.validation import NoSchemaIntrospectionCustomRule
+from starlette.websockets import WebSocket
 from strawberry.extensions import MaxAliasesLimiter, QueryDepthLimiter, SchemaExtension
+from strawberry.types.graphql import OperationType
 
 ROOT_PAGE = 20
 NESTED_PAGE = 10
@@ -130,29 +138,158 @@ class RequestLimits(SchemaExtension):
         ctx = self.execution_context
         settings = ctx.context.settings
         document = ctx.graphql_document
-        if document is not None and ctx.pre_execution_errors is None:
-            rules = [
-                *QueryDepthLimiter(max_depth=settings.max_depth).validation_rules,
-                *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
+        if (
+            document is not None
+            and ctx.pre_execution_errors is None
+            and ctx.operation_type is OperationType.SUBSCRIPTION
+            and not isinstance(ctx.context.request, WebSocket)
+        ):
+            ctx.pre_execution_errors = [
+                _coded(
+                    "Subscriptions run over a WebSocket (graphql-transport-ws) at /graphql.",
+                    "SUBSCRIPTION_NEEDS_WEBSOCKET",
+                )
             ]
-            if not settings.introspection:
-                rules.append(NoSchemaIntrospectionCustomRule)
-            errors = validate(ctx.schema._schema, document, rules)
-            if not errors:
-                cost = query_cost(document, ctx.operation_name, ctx.variables)
-                if cost > settings.max_cost:
-                    errors = [
-                        _coded(
-                            f"This query could return up to {cost:,} nodes; the limit is "
-                            f"{settings.max_cost:,}. Ask for smaller pages.",
-                            "QUERY_TOO_COSTLY",
-                            cost=cost,
-                            maxCost=settings.max_cost,
-                        )
-                    ]
+        if document is not None and ctx.pre_execution_errors is None:
+            errors = limit_errors(
+                ctx.schema._schema, document, ctx.operation_name, ctx.variables, settings
+            )
             if errors:
                 ctx.pre_execution_errors = errors
         yield
+
+
+def limit_errors(schema, document, operation_name, variables, settings) -> list[GraphQLError]:
+    """Selections, text, depth, aliases, introspection and cost errors of a parsed document
+    (empty: fine). Shared by the Strawberry path and the compiled read path."""
+    # First, in linear time: fragments spread twice per level expand exponentially, and the
+    # depth/alias validators (and the cost walk) expand them without memoising.
+    size = expanded_size(document, cap=settings.max_selections + 1)
+    if size > settings.max_selections:
+        return [
+            _coded(
+                f"This document selects more than {settings.max_selections:,} fields once its "
+                "fragments are expanded.",
+                "SELECTION_LIMIT_EXCEEDED",
+                limit=settings.max_selections,
+            )
+        ]
+    if _unstorable(variables) or any(
+        isinstance(node, StringValueNode) and UNSTORABLE.search(node.value)
+        for node in _string_nodes(document)
+    ):
+        return [_coded(UNSTORABLE_MESSAGE, "BAD_USER_INPUT")]
+    rules = [
+        *QueryDepthLimiter(max_depth=settings.max_depth).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
+    ]
+    if not settings.introspection:
+        rules.append(NoSchemaIntrospectionCustomRule)
+    errors = validate(schema, document, rules)
+    if errors:
+        return list(errors)
+    cost = query_cost(document, operation_name, variables)
+    if cost > settings.max_cost:
+        return [
+            _coded(
+                f"This query could return up to {cost:,} nodes; the limit is "
+                f"{settings.max_cost:,}. Ask for smaller pages.",
+                "QUERY_TOO_COSTLY",
+                cost=cost,
+                maxCost=settings.max_cost,
+            )
+        ]
+    return []
+
+
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+UNSTORABLE_MESSAGE = "Text may not contain NUL (U+0000) or unpaired surrogate characters."
+
+
+def _unstorable(value: Any) -> bool:
+    """PostgreSQL text cannot hold NUL, and UTF-8 cannot encode a lone surrogate."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if UNSTORABLE.search(item):
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
+
+
+def _string_nodes(document) -> list:
+    found: list = []
+
+    class Collect(Visitor):
+        def enter_string_value(self, node, *_args):
+            found.append(node)
+
+    visit(document, Collect())
+    return found
+
+
+def expanded_size(document, cap: int) -> int:
+    """Fields selected by the operations with every fragment spread expanded, each fragment
+    sized once (cycles and unknown fragments count 0); at most `cap`."""
+    fragments = {
+        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+    }
+    direct = {name: _direct(f.selection_set) for name, f in fragments.items()}
+    sizes: dict[str, int] = {}
+    for name in _dependency_order({n: spreads for n, (_, spreads) in direct.items()}):
+        own, spreads = direct[name]
+        sizes[name] = min(cap, own + sum(sizes.get(s, 0) for s in spreads))
+    total = 0
+    for definition in document.definitions:
+        if isinstance(definition, OperationDefinitionNode):
+            own, spreads = _direct(definition.selection_set)
+            total = min(cap, total + own + sum(sizes.get(s, 0) for s in spreads))
+    return total
+
+
+def _direct(selection_set: SelectionSetNode | None) -> tuple[int, list[str]]:
+    """Fields selected directly (inline fragments and sub-selections included) and the
+    fragment spreads met, with repetition."""
+    fields, spreads = 0, []
+    pending = [selection_set] if selection_set is not None else []
+    while pending:
+        for selection in pending.pop().selections:
+            if isinstance(selection, FragmentSpreadNode):
+                spreads.append(selection.name.value)
+                continue
+            if isinstance(selection, FieldNode):
+                fields += 1
+            if selection.selection_set is not None:
+                pending.append(selection.selection_set)
+    return fields, spreads
+
+
+def _dependency_order(spreads: dict[str, list[str]]) -> list[str]:
+    """Fragment names, each after the fragments it spreads (cycles dropped); iterative, so
+    a chain of hundreds of fragments cannot exhaust the stack."""
+    order: list[str] = []
+    done: set[str] = set()
+    open_: set[str] = set()
+    for root in spreads:
+        stack = [root]
+        while stack:
+            name = stack[-1]
+            if name in done:
+                stack.pop()
+            elif name not in open_:
+                open_.add(name)
+                stack.extend(s for s in spreads[name] if s in spreads and s not in open_)
+            else:
+                open_.discard(name)
+                done.add(name)
+                order.append(name)
+                stack.pop()
+    return order
 
 
 def _json_error(status: int, message: str, code: str) -> tuple[int, bytes]:

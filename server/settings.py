@@ -40,8 +40,13 @@ class Settings:
     max_depth: int = field(default_factory=lambda: _int("CUSTOMER_GRAPH_MAX_DEPTH", 10))
     max_aliases: int = field(default_factory=lambda: _int("CUSTOMER_GRAPH_MAX_ALIASES", 30))
     max_cost: int = field(default_factory=lambda: _int("CUSTOMER_GRAPH_MAX_COST", 50_000))
+    max_selections: int = field(
+        default_factory=lambda: _int("CUSTOMER_GRAPH_MAX_SELECTIONS", 10_000)
+    )
     default_page_size: int = 20
     pool_size: int = field(default_factory=lambda: _int("CUSTOMER_GRAPH_POOL_SIZE", 10))
+    # Reads of plain data answered by one SQL statement (server/compiled.py); 0 disables.
+    compiled_reads: bool = field(default_factory=lambda: _bool("CUSTOMER_GRAPH_COMPILED", True))
     search_cap: int = field(default_factory=lambda: _int("CUSTOMER_GRAPH_SEARCH_CAP", 400))
     subscriptions_per_connection: int = field(
         default_factory=lambda: _int("CUSTOMER_GRAPH_SUBSCRIPTIONS_PER_CONNECTION", 100)

@@ -135,3 +135,34 @@ async def test_introspection_switch(limited):
     assert set(codes(body)) == {"INTROSPECTION_DISABLED"}
     _, body = await post(off, "{ __typename }")
     assert body["data"] == {"__typename": "Query"}
+
+
+def fan_out(levels: int) -> str:
+    """Each fragment spreads the next twice: 2**levels fields from a few hundred bytes."""
+    fragments = [f"fragment F{i} on Query {{ ...F{i + 1} ...F{i + 1} }}" for i in range(levels)]
+    fragments.append(f"fragment F{levels} on Query {{ __typename }}")
+    return "query { ...F0 } " + " ".join(fragments)
+
+
+async def test_fragment_fan_out_is_refused_fast(limited):
+    import time
+
+    client = await limited(max_selections=1024, max_tokens=100_000)
+    _, body = await post(client, fan_out(10))  # 1,024 fields: at the limit
+    assert "errors" not in body, body
+    _, body = await post(client, fan_out(11))
+    assert codes(body) == ["SELECTION_LIMIT_EXCEEDED"]
+    started = time.perf_counter()
+    _, body = await post(client, fan_out(40))  # a trillion fields once expanded
+    assert codes(body) == ["SELECTION_LIMIT_EXCEEDED"]
+    assert time.perf_counter() - started < 2
+
+
+async def test_nul_characters_are_bad_input(limited):
+    client = await limited()
+    _, body = await post(client, 'query { customer(number: "C-\\u0000") { id } }')
+    assert codes(body) == ["BAD_USER_INPUT"]
+    _, body = await post(
+        client, "query($n: String) { customer(number: $n) { id } }", {"n": "C-\x00"}
+    )
+    assert codes(body) == ["BAD_USER_INPUT"]

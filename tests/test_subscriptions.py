@@ -69,7 +69,9 @@ class Client:
         ) as ws:
             payload = {"authorization": f"Bearer {token}"} if token else {}
             await ws.send(orjson.dumps({"type": "connection_init", "payload": payload}).decode())
-            ack = orjson.loads(await asyncio.wait_for(ws.recv(), 5))
+            frame = await asyncio.wait_for(ws.recv(), 5)
+            assert isinstance(frame, str), "graphql-ws clients need text frames"
+            ack = orjson.loads(frame)
             assert ack["type"] == "connection_ack", ack
             yield cls(ws)
 
@@ -86,7 +88,9 @@ class Client:
     async def receive(self, wait: float = 5) -> dict:
         """The next message that is not a ping or a `complete`."""
         while True:
-            message = orjson.loads(await asyncio.wait_for(self.ws.recv(), wait))
+            frame = await asyncio.wait_for(self.ws.recv(), wait)
+            assert isinstance(frame, str), "graphql-ws clients need text frames"
+            message = orjson.loads(frame)
             if message["type"] not in ("ping", "complete"):
                 return message
 
@@ -318,3 +322,13 @@ async def test_slow_consumer_is_disconnected(engine, settings, admin_token):
                 await client.receive()
         assert closed.value.rcvd.code == 1013
         assert "Slow consumer" in closed.value.rcvd.reason
+
+
+async def test_subscriptions_over_http_are_refused_clearly(gql, engine):
+    body = await gql("subscription { timelineEvents { kind } }")
+    assert body["errors"][0]["extensions"]["code"] == "SUBSCRIPTION_NEEDS_WEBSOCKET"
+
+
+async def test_shared_graphiql_links_open_graphiql(client):
+    response = await client.get("/graphql?query=%7B__typename%7D", headers={"Accept": "text/html"})
+    assert response.status_code == 200 and "graphiql" in response.text.lower()

@@ -1,0 +1,282 @@
+"""POST/GET /graphql in front of Strawberry: persisted queries and the compiled read path.
+
+For each request: resolve an Apollo persisted query (APQ) if one is named; parse and
+validate the document (cached per document text); when the operation is a query whose
+whole selection compiles (resolvers/compiled.py), run its one statement and send
+`{"data":` + the statement's JSON text + `}`. Anything else goes to Strawberry
+unchanged, which therefore produces every error response.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import OrderedDict
+from typing import Any
+from urllib.parse import parse_qs
+
+import orjson
+from graphql import DocumentNode, OperationType, get_operation_ast, parse, validate
+from graphql.execution.values import get_variable_values
+
+from resolvers.compiled import NotCompilable, compile_operation
+from server.auth import viewer_for_token
+from server.limits import limit_errors
+
+log = logging.getLogger(__name__)
+
+AUTH_KEY = "customer_graph.auth"  # (viewer | None, token_error | None), reused by get_context
+NOT_FOUND = orjson.dumps(
+    {
+        "errors": [
+            {
+                "message": "PersistedQueryNotFound",
+                "extensions": {"code": "PERSISTED_QUERY_NOT_FOUND"},
+            }
+        ]
+    }
+)
+HASH_MISMATCH = orjson.dumps(
+    {
+        "errors": [
+            {
+                "message": "provided sha does not match query",
+                "extensions": {"code": "BAD_USER_INPUT"},
+            }
+        ]
+    }
+)
+
+GET_MUTATION = orjson.dumps(
+    {
+        "errors": [
+            {
+                "message": "Only queries can be sent by GET; use POST.",
+                "extensions": {"code": "BAD_REQUEST"},
+            }
+        ]
+    }
+)
+
+
+class _LRU(OrderedDict):
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        try:
+            self.move_to_end(key)
+        except KeyError:
+            return default
+        return self[key]
+
+    def put(self, key: Any, value: Any) -> None:
+        self[key] = value
+        self.move_to_end(key)
+        if len(self) > self.size:
+            self.popitem(last=False)
+
+
+async def _send(send, status: int, body: bytes, compiled: bool = False) -> None:
+    headers = [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]
+    if compiled:
+        headers.append((b"x-customer-graph-path", b"compiled"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class CompiledGraphQL:
+    """ASGI app wrapping the Strawberry app (`fallback`) at /graphql."""
+
+    def __init__(self, fallback, engine_ref: dict, settings) -> None:
+        self.fallback = fallback
+        self.engine_ref = engine_ref
+        self.settings = settings
+        self.schema = fallback.schema._schema
+        self.documents: _LRU = _LRU(2000)  # query text -> validated DocumentNode | None
+        self.persisted: _LRU = _LRU(10000)  # sha256 hex -> query text
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.fallback(scope, receive, send)
+        method = scope["method"]
+        if method == "GET":
+            params = {k: v[0] for k, v in parse_qs(scope["query_string"].decode()).items()}
+            if "extensions" not in params:
+                return await self.fallback(scope, receive, send)  # GraphiQL, or GET refused
+            try:
+                payload = {
+                    "query": params.get("query"),
+                    "operationName": params.get("operationName"),
+                    "variables": orjson.loads(params["variables"])
+                    if params.get("variables")
+                    else None,
+                    "extensions": orjson.loads(params["extensions"]),
+                }
+            except orjson.JSONDecodeError:
+                return await self.fallback(scope, receive, send)
+            body = None
+        elif method == "POST":
+            body = await _read_body(receive)
+            payload = None
+            content_type = dict(scope["headers"]).get(b"content-type", b"")
+            if content_type.startswith(b"application/json"):
+                try:
+                    payload = orjson.loads(body)
+                except orjson.JSONDecodeError:
+                    payload = None
+            if not isinstance(payload, dict):
+                return await self.fallback(scope, _replay(body, receive), send)
+        else:
+            return await self.fallback(scope, receive, send)
+
+        query = payload.get("query")
+        extensions = payload.get("extensions")
+        persisted = extensions.get("persistedQuery") if isinstance(extensions, dict) else None
+        if isinstance(persisted, dict) and isinstance(persisted.get("sha256Hash"), str):
+            digest = persisted["sha256Hash"]
+            if isinstance(query, str):
+                if hashlib.sha256(query.encode()).hexdigest() != digest:
+                    return await _send(send, 400, HASH_MISMATCH)
+                self.persisted.put(digest, query)
+            else:
+                query = self.persisted.get(digest)
+                if query is None:
+                    return await _send(send, 200, NOT_FOUND)
+            body = None  # the fallback gets the full query text
+        elif method == "GET":
+            return await self.fallback(scope, receive, send)
+
+        if method == "GET" and isinstance(query, str) and not self._read_only(query, payload):
+            return await _send(send, 405, GET_MUTATION)
+        if isinstance(query, str):
+            answer = await self._compiled(scope, query, payload)
+            if answer is not None:
+                return await _send(send, 200, answer, compiled=True)
+
+        if body is None:  # rebuild as a plain POST for Strawberry
+            body = orjson.dumps(
+                {
+                    "query": query,
+                    "variables": payload.get("variables"),
+                    "operationName": payload.get("operationName"),
+                }
+            )
+            headers = [
+                (k, v) for k, v in scope["headers"] if k not in (b"content-type", b"content-length")
+            ]
+            headers += [(b"content-type", b"application/json")]
+            headers += [(b"content-length", str(len(body)).encode())]
+            scope = dict(scope, method="POST", headers=headers, query_string=b"")
+        return await self.fallback(scope, _replay(body, receive), send)
+
+    def _read_only(self, query: str, payload: dict) -> bool:
+        """GET must not change anything (it is not protected against cross-site requests)."""
+        doc = self.document(query)
+        if doc is None:
+            return True  # invalid: Strawberry reports why, nothing runs
+        op_name = payload.get("operationName")
+        op = get_operation_ast(doc, op_name if isinstance(op_name, str) else None)
+        return op is None or op.operation is OperationType.QUERY
+
+    def document(self, query: str) -> DocumentNode | None:
+        try:
+            return self.documents[query] if query in self.documents else self._parse(query)
+        except Exception:  # pragma: no cover - parse errors are cached as None
+            return None
+
+    def _parse(self, query: str) -> DocumentNode | None:
+        try:
+            doc = parse(query, max_tokens=self.settings.max_tokens)
+            if validate(self.schema, doc):
+                doc = None
+        except Exception:
+            doc = None
+        self.documents.put(query, doc)
+        return doc
+
+    async def _compiled(self, scope, query: str, payload: dict) -> bytes | None:
+        if not getattr(self.settings, "compiled_reads", True):
+            return None
+        doc = self.document(query)
+        if doc is None:
+            return None
+        op_name = payload.get("operationName")
+        op = get_operation_ast(doc, op_name if isinstance(op_name, str) else None)
+        if op is None or op.operation is not OperationType.QUERY:
+            return None
+        variables = payload.get("variables")
+        if variables is None:
+            variables = {}
+        if not isinstance(variables, dict):
+            return None
+        # Over a limit: Strawberry answers with the limit's own error code.
+        if limit_errors(
+            self.schema,
+            doc,
+            op_name if isinstance(op_name, str) else None,
+            variables,
+            self.settings,
+        ):
+            return None
+        coerced = get_variable_values(self.schema, op.variable_definitions or (), variables)
+        if isinstance(coerced, list):
+            return None
+        viewer = await self._viewer(scope)
+        if viewer is None or not viewer.is_authenticated:
+            return None
+        try:
+            sql, params = compile_operation(self.schema, doc, op, coerced, viewer)
+        except NotCompilable:
+            return None
+        except Exception:
+            log.exception("compiling a read failed; answering field by field")
+            return None
+        try:
+            async with self.engine_ref["engine"].connect() as conn:
+                text = (await conn.exec_driver_sql(sql, tuple(params))).scalar_one()
+        except Exception:
+            log.exception("compiled read failed; answering field by field")
+            return None
+        return b'{"data":' + text.encode() + b"}"
+
+    async def _viewer(self, scope):
+        header = ""
+        for k, v in scope["headers"]:
+            if k == b"authorization":
+                header = v.decode("latin-1")
+                break
+        scheme, _, raw = header.partition(" ")
+        if header and scheme.lower() != "bearer":
+            scope[AUTH_KEY] = (None, "Use 'Authorization: Bearer <token>'.")
+            return None
+        viewer = await viewer_for_token(self.engine_ref["engine"], raw.strip() or None)
+        error = "The token is unknown, expired or revoked." if viewer is None else None
+        scope[AUTH_KEY] = (viewer, error)
+        return viewer
+
+
+async def _read_body(receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            break
+    return b"".join(chunks)
+
+
+def _replay(body: bytes, receive):
+    sent = False
+
+    async def replayed():
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replayed

@@ -1,0 +1,590 @@
+"""The compiled read path answers byte for byte what the field-by-field path answers.
+
+Every query runs twice against the same data: through the compiled path (one SQL
+statement) and through Strawberry with dataloaders (CUSTOMER_GRAPH_COMPILED off). The
+response bodies must be identical bytes, for each role, including nulls, empty lists,
+cursors and argument errors (which the compiled path leaves to Strawberry).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import random
+
+import httpx
+import orjson
+import pytest
+from sqlalchemy import text
+
+from server.app import create_app
+from server.settings import Settings
+from tests.factories import (
+    T0,
+    make_address,
+    make_certificate,
+    make_customer,
+    make_event,
+    make_ledger,
+    make_order,
+    make_user,
+)
+from tests.test_nested_reads import PAGE, seed_customers
+
+
+@pytest.fixture
+async def both(engine):
+    """(compiled client, dataloader client)."""
+    clients = []
+    for compiled in (True, False):
+        settings = Settings(database_url="unused", debug=False, compiled_reads=compiled)
+        app = create_app(engine=engine, settings=settings)
+        clients.append(
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
+        )
+    yield clients
+    for c in clients:
+        await c.aclose()
+
+
+async def post(client, token, query, variables=None) -> bytes:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    r = await client.post(
+        "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
+    )
+    return r.content
+
+
+async def same(both, token, query, variables=None, *, compiled: bool | None = None) -> bytes:
+    """Both paths answer the same bytes; `compiled` asserts which path the first one took."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    payload = {"query": query, "variables": variables or {}}
+    ra = await both[0].post("/graphql", json=payload, headers=headers)
+    rb = await both[1].post("/graphql", json=payload, headers=headers)
+    a, b = ra.content, rb.content
+    assert a == b, f"\ncompiled: {a[:3000]!r}\nloaders:  {b[:3000]!r}\nquery: {query} {variables}"
+    assert ra.status_code == rb.status_code
+    assert rb.headers.get("x-customer-graph-path") is None
+    if compiled is not None:
+        took = ra.headers.get("x-customer-graph-path") == "compiled"
+        assert took == compiled, (query, variables, a[:500])
+    return a
+
+
+@pytest.fixture
+async def world(engine):
+    """Seeded customers plus the edge cases: nulls, empty lists, a rep, a site user."""
+    customers = await seed_customers(engine, 6)
+    async with engine.begin() as conn:  # seed_customers inserts explicit order ids
+        await conn.execute(
+            text("SELECT setval(pg_get_serial_sequence('orders', 'id'), max(id)) FROM orders")
+        )
+    rep_id, rep_token = await make_user(engine, role="SALES_REP", email="rep2@example.com")
+    site_id, site_token = await make_user(engine, role="CUSTOMER", email="site@example.com")
+    _admin_id, admin_token = await make_user(engine, role="ADMIN", email="boss@example.com")
+    bare = await make_customer(
+        engine,
+        first_name=None,
+        last_name=None,
+        company_name='Ünïcode "Quote" Co\n',
+        kind="BUSINESS",
+        email="bare@example.com",
+        sales_rep_id=rep_id,
+        user_id=site_id,
+        note="line1\nline2\t\\",
+    )
+    other = await make_customer(
+        engine, first_name="Zed", email="zed@example.com", sales_rep_id=rep_id
+    )
+    merged = await make_customer(
+        engine,
+        first_name="Old",
+        email="old@example.com",
+        status="MERGED",
+        merged_into_id=other.id,
+    )
+    await make_certificate(engine, other.id, revoked_at=T0)
+    await make_order(engine, other.id, lines=3)
+    await make_address(engine, other.id, region=None)
+    await make_ledger(engine, other.id, ["12.50", "-2.25"], currency="USD")
+    await make_ledger(engine, other.id, ["1.00"], currency="EUR")
+    await make_event(engine, other.id, actor_id=rep_id)
+    return {
+        "customers": customers,
+        "bare": bare,
+        "other": other,
+        "merged": merged,
+        "tokens": {"ADMIN": admin_token, "SALES_REP": rep_token, "CUSTOMER": site_token},
+    }
+
+
+ROLES = ["ADMIN", "SALES_REP", "CUSTOMER"]
+
+
+@pytest.mark.parametrize("role", ROLES)
+async def test_nested_page_is_identical(both, world, role):
+    body = await same(both, world["tokens"][role], PAGE, {"n": 50})
+    assert b'"errors"' not in body
+
+
+async def test_compiled_page_is_one_statement(both, world, counter):
+    counter.reset()
+    body = await post(both[0], world["tokens"]["ADMIN"], PAGE, {"n": 50})
+    assert orjson.loads(body)["data"]["customers"]["edges"]
+    assert counter.count == 2, counter.statements  # the token lookup + the page
+
+
+# ---------------------------------------------------------------------------------------
+# Hand-written corpus: every Customer relation, every field of the compilable subset
+
+CUSTOMER_SCALARS = """id __typename number kind firstName lastName companyName email phone
+  referenceId status note version createdAt updatedAt displayName"""
+ACCOUNT = """account { __typename id number name createdAt updatedAt
+  billingContact { __typename name email phone }
+  billingAddress { __typename line1 line2 city region postalCode country }
+  paymentMethods { __typename id processor brand last4 expMonth expYear isDefault createdAt } }"""
+USER = "id email role firstName lastName isActive createdAt displayName __typename"
+ORDER = """__typename id number status source currency placedAt createdAt updatedAt
+  subtotal { amount currency } taxTotal { amount currency } shippingTotal { amount currency }
+  total { __typename amount currency } amountPaid { amount } amountRefunded { currency }
+  salesChannel { id code name }
+  lines { __typename id position sku description quantity taxRate
+          unitPrice { amount currency } lineTotal { amount currency } }"""
+PAGE_INFO = "pageInfo { __typename hasNextPage hasPreviousPage startCursor endCursor }"
+LEDGER = """__typename id kind transferGroup memo createdAt amount { amount currency }
+  balanceAfter { amount currency } order { number total { amount } }"""
+EVERYTHING = f"""{CUSTOMER_SCALARS}
+  {ACCOUNT}
+  salesRep {{ {USER} }}
+  salesChannels {{ __typename id code name }}
+  addresses {{ __typename id kind isDefault name company line1 line2 city region postalCode
+              country phone createdAt updatedAt }}
+  orders {{ __typename totalCount {PAGE_INFO} edges {{ __typename cursor node {{ {ORDER} }} }} }}
+  ledgerTransactions(first: 3) {{ totalCount {PAGE_INFO} nodes {{ {LEDGER} }} }}
+  balances {{ __typename amount currency }}
+  customFields {{ __typename key label type textValue numberValue booleanValue dateValue value }}
+  taxStatus {{ __typename status taxCode exemptionCertificates {{ __typename id number country
+    region reason validFrom validTo revokedAt createdAt isValid }} }}
+  timeline(first: 2) {{ totalCount {PAGE_INFO} edges {{ cursor node {{ __typename id kind
+    occurredAt summary actor {{ email displayName }} }} }} }}"""
+
+
+def corpus(world) -> list[tuple[str, dict, bool]]:
+    """(query, variables, answered by the compiled path?)"""
+    other, bare, merged = world["other"], world["bare"], world["merged"]
+    gid = base64.b64encode(f"Customer:{other.id}".encode()).decode()
+    return [
+        (
+            f"query($n: String!) {{ customer(number: $n) {{ {EVERYTHING} }} }}",
+            {"n": other.number},
+            True,
+        ),
+        (
+            f"query($n: String!) {{ customer(number: $n) {{ {EVERYTHING} }} }}",
+            {"n": bare.number},
+            True,
+        ),
+        (f"query($id: ID!) {{ customer(id: $id) {{ {EVERYTHING} }} }}", {"id": gid}, True),
+        (f'{{ customer(email: "BARE@example.com") {{ {EVERYTHING} }} }}', {}, True),
+        ('{ customer(email: "old@example.com") { number } }', {}, True),
+        (
+            "query($n: String!) { customer(number: $n) { number status } }",
+            {"n": merged.number},
+            True,
+        ),
+        ('{ customer(number: "nope") { number } }', {}, True),
+        (
+            f"{{ customers(first: 3) {{ {PAGE_INFO} edges {{ cursor node {{ {EVERYTHING} }} }} }} }}",  # noqa: E501
+            {},
+            True,
+        ),
+        ("{ customers { totalCount nodes { number } } }", {}, True),
+        (
+            f"{{ __typename a: customers(first: 0) {{ totalCount {PAGE_INFO} nodes {{ id }} }} }}",
+            {},
+            True,
+        ),
+        *[
+            (
+                "query($f: CustomerOrderField!, $d: OrderDirection!) { customers(first: 4,"
+                f" orderBy: {{field: $f, direction: $d}}) {{ {PAGE_INFO} edges {{ cursor node {{ number }} }} }} }}",  # noqa: E501
+                {"f": f, "d": d},
+                True,
+            )
+            for f in ("NAME", "NUMBER", "CREATED_AT", "UPDATED_AT")
+            for d in ("ASC", "DESC")
+        ],
+        (f"{{ customers(last: 2) {{ {PAGE_INFO} nodes {{ number }} }} }}", {}, True),
+        (
+            f"{{ customers(orderBy: {{field: NUMBER}}) {{ nodes {{ number orders(last: 2) {{ {PAGE_INFO}"  # noqa: E501
+            " nodes { number } } } } }",
+            {},
+            True,
+        ),
+        # fragments, aliases, directives, variables
+        (
+            f"""query($yes: Boolean!, $no: Boolean!) {{ customer(number: "{other.number}") {{
+            ...C  ... on Customer {{ x: number  email @skip(if: $yes) }}
+            y: orders(first: 2) @include(if: $yes) {{ ...Conn }}
+            z: orders(first: 1) @include(if: $no) {{ totalCount }}
+            ledgerTransactions @skip(if: $no) {{ nodes {{ ... on LedgerTransaction {{ kind }} }} }} }} }}  # noqa: E501
+          fragment C on Customer {{ number n2: number taxStatus {{ ...T }} }}
+          fragment T on TaxStatus {{ status }}
+          fragment Conn on OrderConnection {{ edges {{ cursor }} edges {{ node {{ number }} }} }}""",  # noqa: E501
+            {"yes": True, "no": False},
+            True,
+        ),
+        (
+            f'{{ a: customer(number: "{other.number}") {{ number }} b: customer(number: "{bare.number}") {{ n: number }} }}',  # noqa: E501
+            {},
+            True,
+        ),
+        # falls back: JSON scalars, fields that need Python or are not compiled, mixed roots
+        (
+            f'{{ customer(number: "{other.number}") {{ orders {{ nodes {{ shippingAddress }} }} }} }}',  # noqa: E501
+            {},
+            False,
+        ),
+        (
+            f'{{ customer(number: "{other.number}") {{ timeline {{ nodes {{ data }} }} }} }}',
+            {},
+            False,
+        ),
+        (f'{{ customer(number: "{merged.number}") {{ mergedInto {{ number }} }} }}', {}, False),
+        ("{ customers(first: 1) { nodes { number } } me { user { email } } }", {}, False),
+        ("{ customers(first: 1) { nodes { addresses { customer { number } } } } }", {}, False),
+        # bad arguments: Strawberry answers, the bytes still match
+        ("{ customers(first: 101) { totalCount } }", {}, False),
+        ("{ customers(first: -1) { totalCount } }", {}, False),
+        ("{ customers(first: 1, last: 1) { totalCount } }", {}, False),
+        ('{ customers(after: "garbage") { totalCount } }', {}, False),
+        ('{ customers(before: "WyJ4Il0") { totalCount } }', {}, False),
+        (
+            f'{{ customer(number: "{other.number}") {{ orders(after: "bad!") {{ totalCount }} }} }}',  # noqa: E501
+            {},
+            False,
+        ),
+        (
+            f'{{ customer(number: "{other.number}") {{ orders(first: 500) {{ totalCount }} }} }}',
+            {},
+            False,
+        ),
+        ('{ customer(id: "bad") { number } }', {}, False),
+        (
+            '{{ customer(id: "{}") {{ number }} }}'.format(base64.b64encode(b"Order:1").decode()),
+            {},
+            False,
+        ),
+        ("{ customer { number } }", {}, False),
+        ('{ customer(number: "x", email: "y") { number } }', {}, False),
+        ("query($n: Int) { customers(first: $n) { totalCount } }", {"n": "ten"}, False),
+        ("{ customers { nope } }", {}, False),
+        ("{ customers { ", {}, False),
+    ]
+
+
+@pytest.mark.parametrize("role", ROLES)
+async def test_corpus_is_identical(both, world, role):
+    token = world["tokens"][role]
+    for query, variables, compiled in corpus(world):
+        await same(both, token, query, variables, compiled=compiled)
+
+
+async def test_nested_cursor_walk_is_identical(both, world):
+    """Page through orders forward and backward with the cursors the compiled path prints."""
+    token = world["tokens"]["ADMIN"]
+    number = world["customers"][0].number
+    q = f"""query($n: String!, $a: String, $b: String, $f: Int, $l: Int) {{ customer(number: $n) {{
+      orders(first: $f, after: $a, last: $l, before: $b) {{ {PAGE_INFO} nodes {{ number }} }} }} }}"""  # noqa: E501
+    variables = {"n": number, "f": 5}
+    while True:
+        body = orjson.loads(await same(both, token, q, variables, compiled=True))
+        info = body["data"]["customer"]["orders"]["pageInfo"]
+        if not info["hasNextPage"]:
+            break
+        variables = {"n": number, "f": 5, "a": info["endCursor"]}
+    variables = {"n": number, "l": 4, "b": info["startCursor"]}
+    while True:
+        body = orjson.loads(await same(both, token, q, variables, compiled=True))
+        info = body["data"]["customer"]["orders"]["pageInfo"]
+        if not info["hasPreviousPage"]:
+            break
+        variables = {"n": number, "l": 4, "b": info["startCursor"]}
+
+
+async def test_tokens_and_anonymous_fall_back(both, world):
+    for token in (None, "cg_unknown"):
+        await same(both, token, "{ customers { totalCount } }", compiled=False)
+    _compiled, _loaders = both
+    for c in both:
+        r = await c.post(
+            "/graphql",
+            json={"query": "{ customers { totalCount } }"},
+            headers={"Authorization": "Basic abc"},
+        )
+        assert r.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+# ---------------------------------------------------------------------------------------
+# Generated queries: random subsets of the compilable subset, seeded RNG
+
+SCHEMA = {
+    "Customer": {
+        "scalars": CUSTOMER_SCALARS.split(),
+        "one": {"account": "Account", "salesRep": "User", "taxStatus": "TaxStatus"},
+        "many": {
+            "addresses": "Address",
+            "salesChannels": "SalesChannel",
+            "balances": "Money",
+            "customFields": "CustomFieldValue",
+        },
+        "conn": {
+            "orders": ("Order", "OrderConnection", "OrderEdge"),
+            "ledgerTransactions": (
+                "LedgerTransaction",
+                "LedgerTransactionConnection",
+                "LedgerTransactionEdge",
+            ),
+            "timeline": ("TimelineEvent", "TimelineEventConnection", "TimelineEventEdge"),
+        },
+    },
+    "Account": {
+        "scalars": "id number name createdAt updatedAt __typename".split(),
+        "one": {"billingContact": "BillingContact", "billingAddress": "BillingAddress"},
+        "many": {"paymentMethods": "PaymentMethod"},
+    },
+    "BillingContact": {"scalars": ["name", "email", "phone", "__typename"]},
+    "BillingAddress": {"scalars": "line1 line2 city region postalCode country".split()},
+    "PaymentMethod": {
+        "scalars": "id processor brand last4 expMonth expYear isDefault createdAt".split()
+    },
+    "User": {"scalars": USER.split()},
+    "TaxStatus": {
+        "scalars": ["status", "taxCode", "__typename"],
+        "many": {"exemptionCertificates": "TaxExemptionCertificate"},
+    },
+    "TaxExemptionCertificate": {
+        "scalars": "id number country region reason validFrom validTo revokedAt isValid".split()
+    },
+    "Address": {
+        "scalars": "id kind isDefault name company line1 line2 city region postalCode country"
+        " phone createdAt".split()
+    },
+    "SalesChannel": {"scalars": ["id", "code", "name", "__typename"]},
+    "Money": {"scalars": ["amount", "currency", "__typename"]},
+    "CustomFieldValue": {
+        "scalars": "key label type textValue numberValue booleanValue dateValue value".split()
+    },
+    "Order": {
+        "scalars": "id number status source currency placedAt createdAt updatedAt".split(),
+        "one": {
+            "total": "Money",
+            "subtotal": "Money",
+            "taxTotal": "Money",
+            "amountPaid": "Money",
+            "salesChannel": "SalesChannel",
+        },
+        "many": {"lines": "OrderLine"},
+    },
+    "OrderLine": {
+        "scalars": "id position sku description quantity taxRate".split(),
+        "one": {"unitPrice": "Money", "lineTotal": "Money"},
+    },
+    "LedgerTransaction": {
+        "scalars": "id kind transferGroup memo createdAt".split(),
+        "one": {"amount": "Money", "balanceAfter": "Money", "order": "Order"},
+    },
+    "TimelineEvent": {
+        "scalars": "id kind occurredAt summary".split(),
+        "one": {"actor": "User"},
+    },
+}
+
+
+class QueryGen:
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.fragments: list[str] = []
+        self.used: set[str] = set()
+
+    def directive(self) -> str:
+        r = self.rng.random()
+        if r < 0.08:
+            self.used.add("yes")
+            return " @include(if: $yes)"
+        if r < 0.12:
+            self.used.add("no")
+            return " @skip(if: $no)"
+        if r < 0.15:
+            self.used.add("no")
+            return " @include(if: $no)"
+        return ""
+
+    def alias(self, name: str) -> str:
+        return f"{name}_{self.rng.randint(1, 9)}: " if self.rng.random() < 0.15 else ""
+
+    def selection(self, type_name: str, depth: int) -> str:
+        spec = SCHEMA[type_name]
+        fields = []
+        scalars = spec["scalars"]
+        for s in self.rng.sample(scalars, self.rng.randint(1, min(4, len(scalars)))):
+            fields.append(f"{self.alias(s)}{s}{self.directive()}")
+        if depth < 3:
+            for kind in ("one", "many"):
+                for name, child in spec.get(kind, {}).items():
+                    if self.rng.random() < 0.3:
+                        fields.append(
+                            f"{self.alias(name)}{name}{self.directive()}"
+                            f" {{ {self.selection(child, depth + 1)} }}"
+                        )
+            for name, (node, conn, edge) in spec.get("conn", {}).items():
+                if self.rng.random() < 0.35:
+                    fields.append(self.connection(name, node, conn, edge, depth))
+        body = " ".join(fields)
+        r = self.rng.random()
+        if r < 0.15:
+            return f"... on {type_name} {{ {body} }}"
+        if r < 0.3:
+            name = f"F{len(self.fragments)}"
+            self.fragments.append(f"fragment {name} on {type_name} {{ {body} }}")
+            return f"...{name}"
+        return body
+
+    def connection(self, name: str, node: str, conn: str, edge: str, depth: int) -> str:
+        rng = self.rng
+        args = []
+        if rng.random() < 0.7:
+            args.append(f"{'last' if rng.random() < 0.2 else 'first'}: {rng.randint(0, 4)}")
+        parts = []
+        if rng.random() < 0.4:
+            parts.append("totalCount")
+        if rng.random() < 0.5:
+            info = rng.sample(
+                ["hasNextPage", "hasPreviousPage", "startCursor", "endCursor"], rng.randint(1, 4)
+            )
+            parts.append(f"pageInfo {{ {' '.join(info)} }}")
+        if rng.random() < 0.6:
+            cursor = "cursor " if rng.random() < 0.5 else ""
+            parts.append(f"edges {{ {cursor}node {{ {self.selection(node, depth + 1)} }} }}")
+        if not parts or rng.random() < 0.3:
+            parts.append(f"nodes {{ {self.selection(node, depth + 1)} }}")
+        if rng.random() < 0.1:
+            parts.append("__typename")
+        arg_text = f"({', '.join(args)})" if args else ""
+        return f"{self.alias(name)}{name}{arg_text}{self.directive()} {{ {' '.join(parts)} }}"
+
+    def query(self, numbers: list[str]) -> tuple[str, dict]:
+        if self.rng.random() < 0.5:
+            root = f'customer(number: "{self.rng.choice(numbers)}")'
+        else:
+            field = self.rng.choice(["NAME", "NUMBER", "CREATED_AT", "UPDATED_AT"])
+            direction = self.rng.choice(["ASC", "DESC"])
+            root = f"customers(first: {self.rng.randint(1, 5)}, orderBy: {{field: {field},"
+            root += f" direction: {direction}}}) {{ totalCount nodes"
+        body = self.selection("Customer", 0)
+        text = f"{root} {{ {body} }}" + (" }" if root.startswith("customers") else "")
+        defs = ", ".join(f"${v}: Boolean!" for v in sorted(self.used))
+        head = f"query({defs})" if defs else "query"
+        variables = {v: v == "yes" for v in self.used}
+        return f"{head} {{ {text} }} " + " ".join(self.fragments), variables
+
+
+GENERATED = 300
+
+
+async def test_generated_queries_are_identical(both, world):
+    rng = random.Random(20250801)
+    numbers = [c.number for c in world["customers"]] + [
+        world["other"].number,
+        world["bare"].number,
+        world["merged"].number,
+    ]
+    for i in range(GENERATED):
+        query, variables = QueryGen(rng).query(numbers)
+        role = ROLES[i % 3]
+        await same(both, world["tokens"][role], query, variables, compiled=True)
+
+
+# ---------------------------------------------------------------------------------------
+# Automatic persisted queries (Apollo APQ)
+
+
+def _apq(digest: str) -> str:
+    return orjson.dumps({"persistedQuery": {"version": 1, "sha256Hash": digest}}).decode()
+
+
+async def test_persisted_queries(both, world):
+    compiled = both[0]
+    headers = {"Authorization": f"Bearer {world['tokens']['ADMIN']}"}
+    query = "query($n: Int) { customers(first: $n) { nodes { number } } }"
+    digest = hashlib.sha256(query.encode()).hexdigest()
+    ext = {"persistedQuery": {"version": 1, "sha256Hash": digest}}
+
+    r = await compiled.post("/graphql", json={"extensions": ext}, headers=headers)
+    assert r.json() == {
+        "errors": [
+            {
+                "message": "PersistedQueryNotFound",
+                "extensions": {"code": "PERSISTED_QUERY_NOT_FOUND"},
+            }
+        ]
+    }
+    params = {"extensions": _apq(digest), "variables": '{"n": 2}'}
+    r = await compiled.get("/graphql", params=params, headers=headers)
+    assert r.json()["errors"][0]["extensions"]["code"] == "PERSISTED_QUERY_NOT_FOUND"
+
+    # register with the full query, then the hash alone works, by POST and by GET
+    full = await compiled.post(
+        "/graphql", json={"query": query, "variables": {"n": 2}, "extensions": ext}, headers=headers
+    )
+    assert full.headers["x-customer-graph-path"] == "compiled"
+    by_post = await compiled.post(
+        "/graphql", json={"variables": {"n": 2}, "extensions": ext}, headers=headers
+    )
+    by_get = await compiled.get("/graphql", params=params, headers=headers)
+    assert full.content == by_post.content == by_get.content
+    assert len(orjson.loads(by_get.content)["data"]["customers"]["nodes"]) == 2
+
+    # a mismatching hash is refused
+    bad = await compiled.post(
+        "/graphql",
+        json={"query": query + " ", "extensions": ext},
+        headers=headers,
+    )
+    assert bad.status_code == 400
+
+    # a persisted query the compiled path cannot answer still runs (through Strawberry)
+    viewer_q = "{ me { user { email } } }"
+    vdigest = hashlib.sha256(viewer_q.encode()).hexdigest()
+    vext = {"persistedQuery": {"version": 1, "sha256Hash": vdigest}}
+    await compiled.post("/graphql", json={"query": viewer_q, "extensions": vext}, headers=headers)
+    r = await compiled.get("/graphql", params={"extensions": _apq(vdigest)}, headers=headers)
+    assert r.json() == {"data": {"me": {"user": {"email": "boss@example.com"}}}}
+    assert "x-customer-graph-path" not in r.headers
+
+
+async def test_limits_apply_to_the_compiled_path(engine, world):
+    """Over a limit, the compiled path steps aside and the limit's own error answers."""
+    import dataclasses
+
+    settings = Settings(database_url="unused", debug=False, compiled_reads=True)
+    tight = dataclasses.replace(settings, max_depth=4, max_cost=30, max_aliases=1)
+    app = create_app(engine=engine, settings=tight)
+    token = world["tokens"]["ADMIN"]
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        for query, code in (
+            (
+                "{ customers { edges { node { orders { edges { node { number } } } } } } }",
+                "QUERY_TOO_DEEP",
+            ),
+            (
+                "{ customers(first: 10) { nodes { number timeline(first: 5) { totalCount } } } }",
+                "QUERY_TOO_COSTLY",
+            ),
+            ("{ a: customers { totalCount } b: customers { totalCount } }", "TOO_MANY_ALIASES"),
+        ):
+            r = await c.post(
+                "/graphql", json={"query": query}, headers={"Authorization": f"Bearer {token}"}
+            )
+            assert r.headers.get("x-customer-graph-path") is None, query
+            assert r.json()["errors"][0]["extensions"]["code"] == code, r.json()
