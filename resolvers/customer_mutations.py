@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from models import Account, Address, AppUser, CustomerSalesChannel, SalesChannel
 from models.enums import CustomerStatus, Role
 from resolvers import validate
+from resolvers.accounts import visible_accounts
 from resolvers.context import Context
 from resolvers.custom_field_mutations import write_values
 from resolvers.customers import customer
@@ -22,7 +22,6 @@ from resolvers.writes import lock_customers, touch
 address = Address.__table__
 user = AppUser.__table__
 link = CustomerSalesChannel.__table__
-EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 CONTACT = {"first_name", "last_name", "email", "phone"}  # what a site user may edit
 NAMES = ("first_name", "last_name", "company_name", "email")
 
@@ -38,17 +37,28 @@ class CustomerChanges:
     custom_fields: list[tuple[str, str | None]] | None = None
 
 
-def clean(changes: CustomerChanges) -> dict[str, Any]:
+def clean(changes: CustomerChanges, *, parse_phone: bool = True) -> dict[str, Any]:
     v = dict(changes.values)
     validate.refuse_card_numbers(v)
     for name in (*NAMES, "reference_id", "tax_code", "note"):
         if isinstance(v.get(name), str):
             v[name] = v[name].strip() or None
-    if v.get("email") is not None and not EMAIL.fullmatch(v["email"]):
-        raise Refused(Problem(["input", "email"], "INVALID", "Not an email address."))
-    if "phone" in v:
+    if "email" in v:
+        v["email"] = validate.email(v["email"], ["input", "email"])
+    if "phone" in v and parse_phone:
         v["phone"] = validate.phone(v["phone"], changes.phone_region, ["input", "phone"])
     return v
+
+
+async def _address_country(conn, customer_id: int) -> str | None:
+    """Where a national phone number is most likely from: the customer's default address."""
+    stmt = (
+        select(address.c.country)
+        .where(address.c.customer_id == customer_id)
+        .order_by(address.c.is_default.desc(), address.c.id)
+        .limit(1)
+    )
+    return (await conn.execute(stmt)).scalar()
 
 
 def _text(value: Any) -> str | None:
@@ -82,12 +92,16 @@ async def _check_rep(conn, ctx: Context, values: dict[str, Any]) -> None:
         raise Refused(Problem(["input", "salesRepId"], "NOT_FOUND", "No such sales rep."))
 
 
-async def _check_refs(conn, values: dict[str, Any], channel_ids: list[int] | None) -> None:
-    """Unknown accounts or channels are the client's mistake, not a database error."""
+async def _check_refs(
+    conn, ctx: Context, values: dict[str, Any], channel_ids: list[int] | None
+) -> None:
+    """Unknown accounts or channels are the client's mistake, not a database error. An
+    account must be one the viewer sees (a rep cannot bill to someone else's account)."""
     account_id = values.get("account_id")
     if account_id is not None:
         table = Account.__table__
-        if (await conn.execute(select(table.c.id).where(table.c.id == account_id))).first() is None:
+        stmt = visible_accounts(ctx).with_only_columns(table.c.id).where(table.c.id == account_id)
+        if (await conn.execute(stmt)).first() is None:
             raise Refused(Problem(["input", "accountId"], "NOT_FOUND", "No such account."))
     if channel_ids:
         table = SalesChannel.__table__
@@ -127,7 +141,7 @@ async def create(ctx: Context, changes: CustomerChanges) -> int:
     try:
         async with transaction(ctx) as conn:
             await _check_rep(conn, ctx, values)
-            await _check_refs(conn, values, changes.sales_channel_ids)
+            await _check_refs(conn, ctx, values, changes.sales_channel_ids)
             cid = (
                 await conn.execute(insert(customer).values(**values).returning(customer.c.id))
             ).scalar_one()
@@ -153,7 +167,9 @@ async def create(ctx: Context, changes: CustomerChanges) -> int:
 async def update_customer(
     ctx: Context, customer_id: int, expected_version: int | None, changes: CustomerChanges
 ) -> int:
-    values = clean(changes)
+    # A national phone number without phoneRegion is read in the customer's address country.
+    phone_later = "phone" in changes.values and not changes.phone_region
+    values = clean(changes, parse_phone=not phone_later)
     if ctx.viewer.role is Role.CUSTOMER and (set(values) - CONTACT or changes.sales_channel_ids):
         raise Refused(Problem(["input"], "FORBIDDEN", "You may change your contact details only."))
     try:
@@ -171,11 +187,15 @@ async def update_customer(
                         f"Changed meanwhile: now at version {row.version}.",
                     )
                 )
+            if phone_later:
+                values["phone"] = validate.phone(
+                    values["phone"], await _address_country(conn, customer_id), ["input", "phone"]
+                )
             merged = {n: values.get(n, getattr(row, n)) for n in NAMES}
             if not any(merged.values()):
                 raise Refused(Problem(["input"], "REQUIRED", "Keep a name, a company or an email."))
             await _check_rep(conn, ctx, values)
-            await _check_refs(conn, values, changes.sales_channel_ids)
+            await _check_refs(conn, ctx, values, changes.sales_channel_ids)
             changed = sorted(k for k, v in values.items() if getattr(row, k) != v)
             diff = {k: {"old": _text(getattr(row, k)), "new": _text(values[k])} for k in changed}
             await conn.execute(

@@ -102,7 +102,8 @@ async def transfer(
     async with transaction(ctx) as conn:
         stored = await claim_key(conn, ctx, key, "ledgerTransfer", payload)
         if stored is None:
-            rows = await lock_customers(conn, ctx, [source, target], path=["input"])
+            sides = {source: ["input", "fromCustomerId"], target: ["input", "toCustomerId"]}
+            rows = await lock_customers(conn, ctx, [source, target], path=sides)
             if not allow_overdraft and await balance(conn, source, currency) + amount > 0:
                 raise Refused(
                     Problem(

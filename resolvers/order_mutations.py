@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -125,6 +125,7 @@ async def _insert_order(
     channel_id: int | None,
     ship_to: dict | None,
     paid: bool,
+    events: list[Event],
 ) -> Any:
     row = (
         await conn.execute(
@@ -159,15 +160,31 @@ async def _insert_order(
         order_id=row.id,
         memo=f"Order {row.number}",
     )
-    await record(
-        conn,
-        customer_id,
-        "ORDER_PLACED",
-        f"Order {row.number} placed ({source.lower()})",
-        actor_id=ctx.viewer.user_id,
-        data={"order": row.number, "total": str(t.total), "currency": currency},
+    events.append(
+        Event(
+            customer_id,
+            "ORDER_PLACED",
+            f"Order {row.number} placed ({source.lower()})",
+            {"order": row.number, "total": str(t.total), "currency": currency},
+        )
     )
     return row
+
+
+class Event(NamedTuple):
+    customer_id: int
+    kind: str
+    summary: str
+    data: dict
+
+
+async def _record_all(conn, ctx: Context, events: list[Event]) -> None:
+    """Timeline events go last: `record` holds the timeline's commit-order lock until
+    commit (see resolvers/timeline.py), so the rest of the use case runs without it."""
+    for e in events:
+        await record(
+            conn, e.customer_id, e.kind, e.summary, actor_id=ctx.viewer.user_id, data=e.data
+        )
 
 
 def _ship_to(row: Any) -> dict | None:
@@ -228,6 +245,7 @@ async def create_order(
             conn, rows[customer_id], ship.country if ship else None, ship.region if ship else None
         )
         t = totals(lines, shipping, rate)
+        events: list[Event] = []
         row = await _insert_order(
             conn,
             ctx,
@@ -238,7 +256,9 @@ async def create_order(
             channel_id=channel_id,
             ship_to=_ship_to(ship),
             paid=False,
+            events=events,
         )
+        await _record_all(conn, ctx, events)
         await store_result(conn, ctx, key, {"order": row.id})
     return row.id
 
@@ -263,11 +283,12 @@ async def checkout(ctx: Context, c: CheckoutIn) -> int:
     CHARGE and PAYMENT, record the events: one transaction, so a failure leaves nothing."""
     validate.refuse_card_numbers(vars(c))
     currency = validate.currency(c.currency, ["input", "currency"])
-    email = (c.email or "").strip()
-    if "@" not in email:
-        raise Refused(Problem(["input", "email"], "INVALID", "Not an email address."))
+    email = validate.email(c.email, ["input", "email"])
+    if email is None:
+        raise Refused(Problem(["input", "email"], "REQUIRED", "Check out with an email."))
     if ctx.viewer.role is Role.CUSTOMER and email.lower() != (ctx.viewer.email or "").lower():
         raise Refused(Problem(["input", "email"], "FORBIDDEN", "Check out as yourself."))
+    validate.token(c.payment_token, ["input", "paymentToken"])
     addr = clean_address({"kind": "SHIPPING", **c.address})
     phone = validate.phone(c.phone, addr["country"], ["input", "phone"])
     payload = {**vars(c), "lines": [vars(x) for x in c.lines], "idempotency_key": None}
@@ -276,6 +297,7 @@ async def checkout(ctx: Context, c: CheckoutIn) -> int:
             stored = await claim_key(conn, ctx, c.idempotency_key, "checkout", payload)
             if stored is not None:
                 return stored["order"]
+            events: list[Event] = []
             found = (
                 await conn.execute(
                     select(customer.c.id).where(
@@ -302,13 +324,13 @@ async def checkout(ctx: Context, c: CheckoutIn) -> int:
                         .returning(customer.c.id)
                     )
                 ).scalar_one()
-                await record(
-                    conn,
-                    found,
-                    "CUSTOMER_CREATED",
-                    "Customer created at checkout",
-                    actor_id=ctx.viewer.user_id,
-                    data={"source": "checkout"},
+                events.append(
+                    Event(
+                        found,
+                        "CUSTOMER_CREATED",
+                        "Customer created at checkout",
+                        {"source": "checkout"},
+                    )
                 )
             rows = await lock_customers(
                 conn, ctx, [found], path=["input", "email"], self_service=True
@@ -342,13 +364,13 @@ async def checkout(ctx: Context, c: CheckoutIn) -> int:
                         .returning(address)
                     )
                 ).one()
-                await record(
-                    conn,
-                    found,
-                    "ADDRESS_ADDED",
-                    f"Address added: {saved.line1}",
-                    actor_id=ctx.viewer.user_id,
-                    data={"address": saved.id},
+                events.append(
+                    Event(
+                        found,
+                        "ADDRESS_ADDED",
+                        f"Address added: {saved.line1}",
+                        {"address": saved.id},
+                    )
                 )
             rate = await tax_rate(conn, rows[found], saved.country, saved.region)
             t = totals(c.lines, c.shipping, rate)
@@ -362,6 +384,7 @@ async def checkout(ctx: Context, c: CheckoutIn) -> int:
                 channel_id=c.channel_id,
                 ship_to=_ship_to(saved),
                 paid=True,
+                events=events,
             )
             await append(
                 conn,
@@ -371,17 +394,19 @@ async def checkout(ctx: Context, c: CheckoutIn) -> int:
                 -t.total,
                 currency,
                 order_id=row.id,
-                memo=f"Payment for {row.number} ({c.payment_token[:24]})",
+                # The processor's token stays out of readable memos (like payment methods').
+                memo=f"Payment for {row.number}",
                 idempotency_key=c.idempotency_key,
             )
-            await record(
-                conn,
-                found,
-                "PAYMENT_RECEIVED",
-                f"Payment of {t.total} {currency}",
-                actor_id=ctx.viewer.user_id,
-                data={"order": row.number},
+            events.append(
+                Event(
+                    found,
+                    "PAYMENT_RECEIVED",
+                    f"Payment of {t.total} {currency}",
+                    {"order": row.number, "amount": str(t.total), "currency": currency},
+                )
             )
+            await _record_all(conn, ctx, events)
             await store_result(conn, ctx, c.idempotency_key, {"order": row.id})
     except IntegrityError as exc:  # two checkouts creating the same new customer at once
         raise Refused(

@@ -6,7 +6,7 @@ An object outside the scope is filtered out in SQL, so it is indistinguishable f
 that does not exist.
 """
 
-from sqlalchemy import ColumnElement, Select, false, select
+from sqlalchemy import ColumnElement, Select, false, or_, select
 
 from models import Account, AppUser, Customer
 from models.enums import Role
@@ -50,9 +50,18 @@ def scope_accounts(stmt: Select, viewer: Viewer) -> Select:
 
 
 def scope_users(stmt: Select, viewer: Viewer) -> Select:
-    """Staff see every user (reps need to see colleagues' names); a site user sees only self."""
-    if viewer.role in (Role.ADMIN, Role.SALES_REP):
+    """Staff see staff (names of colleagues and reps); a site user is visible to staff only
+    through a customer record they may see (a rep never sees another rep's site users);
+    a site user sees only themselves."""
+    users = AppUser.__table__
+    if viewer.role is Role.ADMIN:
         return stmt
+    if viewer.role is Role.SALES_REP:
+        predicate = customer_predicate(viewer)
+        own_site_users = select(customer.c.user_id).where(
+            predicate, customer.c.user_id.is_not(None)
+        )
+        return stmt.where(or_(users.c.role != Role.CUSTOMER, users.c.id.in_(own_site_users)))
     if viewer.role is Role.CUSTOMER:
-        return stmt.where(AppUser.__table__.c.id == viewer.user_id)
+        return stmt.where(users.c.id == viewer.user_id)
     return stmt.where(false())

@@ -12,6 +12,8 @@ import pycountry
 from resolvers.mutations import Problem, Refused
 
 CENT = Decimal("0.01")
+_TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9_\-:.]{5,254}")
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _DIGIT_RUNS = re.compile(r"(?:\d[ -]?){13,19}")
 
 
@@ -53,6 +55,24 @@ def refuse_card_numbers(value: Any) -> None:
             "CARD_NUMBER_REFUSED",
             "Card numbers are never accepted: send the processor's token.",
         )
+
+
+def token(raw: str | None, path: list[str]) -> str:
+    """A payment processor's token (tok_…, pm_…, src_…): what we keep instead of a card."""
+    value = (raw or "").strip()
+    if not _TOKEN.fullmatch(value):
+        raise Refused(Problem(path, "INVALID", "Send the processor's token (e.g. tok_…, pm_…)."))
+    return value
+
+
+def email(raw: str | None, path: list[str]) -> str | None:
+    """A trimmed address (stored citext: case is kept, compared without it), or None."""
+    if raw is None or not raw.strip():
+        return None
+    value = raw.strip()
+    if not _EMAIL.fullmatch(value):
+        raise Refused(Problem(path, "INVALID", "Not an email address."))
+    return value
 
 
 def phone(raw: str | None, region: str | None, path: list[str]) -> str | None:

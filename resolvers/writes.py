@@ -36,11 +36,12 @@ async def lock_customers(
     ctx: Context,
     ids: Sequence[int],
     *,
-    path: list[str],
+    path: list[str] | dict[int, list[str]],
     self_service: bool = False,
 ) -> dict[int, Any]:
     """Lock visible, non-merged customers in id order. Out of scope looks like NOT_FOUND.
 
+    `path` is the input field a problem points at, or one per id (a transfer's two sides).
     `self_service`: a site user (CUSTOMER) may act on their own record (contact details,
     addresses); otherwise only staff may, and a site user gets FORBIDDEN.
     """
@@ -54,11 +55,12 @@ async def lock_customers(
     )
     rows = {row.id: row for row in await conn.execute(stmt)}
     for cid in ids:
+        where = path[cid] if isinstance(path, dict) else path
         row = rows.get(cid)
         if row is None:
-            raise Refused(Problem(path, "NOT_FOUND", "No such customer."))
+            raise Refused(Problem(where, "NOT_FOUND", "No such customer."))
         if row.status == CustomerStatus.MERGED:
-            raise Refused(Problem(path, "CONFLICT", "This customer was merged into another."))
+            raise Refused(Problem(where, "CONFLICT", "This customer was merged into another."))
     return rows
 
 

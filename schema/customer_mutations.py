@@ -63,7 +63,11 @@ class CustomerUpdateInput:
     company_name: str | None = UNSET
     email: str | None = UNSET
     phone: str | None = UNSET
-    phone_region: str | None = None
+    phone_region: str | None = strawberry.field(
+        default=None,
+        description="Where a national phone number is from (default: the country of the "
+        "customer's default address, else US).",
+    )
     reference_id: str | None = UNSET
     note: str | None = UNSET
     sales_rep_id: strawberry.ID | None = UNSET

@@ -229,3 +229,18 @@ async def test_access_matrix(client, engine, admin_token):
     assert not failures, f"{len(failures)} of {cases} cases leak or fail:\n" + "\n".join(failures)
     assert cases >= 250, cases
     print(f"access matrix: {cases} cases")
+
+
+async def test_reps_do_not_see_other_reps_site_users(client, engine):
+    rep_a, token_a = await make_user(engine, role="SALES_REP", email="a@reps.test")
+    rep_b, _ = await make_user(engine, role="SALES_REP", email="b@reps.test")
+    user_x, _ = await make_user(engine, role="CUSTOMER", email="x@users.test")
+    user_y, _ = await make_user(engine, role="CUSTOMER", email="y@users.test")
+    await make_customer(engine, email="x@example.com", sales_rep_id=rep_a, user_id=user_x)
+    await make_customer(engine, email="y@example.com", sales_rep_id=rep_b, user_id=user_y)
+    as_rep = GraphQLClient(client, token_a)
+    ids = [gid("User", pk) for pk in (rep_b, user_x, user_y)]
+    data = await as_rep.data(
+        "query($ids: [ID!]!) { nodes(ids: $ids) { ... on User { email } } }", {"ids": ids}
+    )
+    assert data["nodes"] == [{"email": "b@reps.test"}, {"email": "x@users.test"}, None]

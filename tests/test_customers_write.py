@@ -3,6 +3,7 @@
 import asyncio
 import base64
 import logging
+from unittest.mock import ANY
 
 import pytest
 from sqlalchemy import text
@@ -213,3 +214,87 @@ async def test_numbers_keep_growing_past_six_digits(gql, engine):
         data = await gql.data(CREATE, {"input": {"firstName": f"N{i}"}})
         numbers.append(data["customerCreate"]["customer"]["number"])
     assert numbers == ["C-999999", "C-1000000"]
+
+
+async def test_update_refusals(gql, engine):
+    a = await make_customer(engine, email="a@example.com")
+    await make_customer(engine, email="b@example.com", first_name="Bea")
+    cases = [
+        ({"email": "B@example.com"}, ["input", "email"], "DUPLICATE"),
+        ({"email": "not-an-email"}, ["input", "email"], "INVALID"),
+        ({"phone": "000"}, ["input", "phone"], "INVALID"),
+        ({"referenceId": "4111 1111 1111 1111"}, ["input"], "CARD_NUMBER_REFUSED"),
+        ({"salesRepId": gid("User", 999)}, ["input", "salesRepId"], "NOT_FOUND"),
+        ({"id": gid("Customer", 999)}, ["input", "id"], "NOT_FOUND"),
+    ]
+    for over, field, code in cases:
+        data = await gql.data(UPDATE, {"input": {"id": gid("Customer", a.id), **over}})
+        assert data["customerUpdate"] == {
+            "customer": None,
+            "userErrors": [{"field": field, "code": code, "message": ANY}],
+        }, over
+    assert await count(engine, "SELECT count(*) FROM timeline_event") == 0
+    assert await count(engine, f"SELECT version FROM customer WHERE id = {a.id}") == 1
+
+
+async def test_phone_region_reads_national_numbers(gql, engine):
+    data = await gql.data(
+        CREATE, {"input": {"firstName": "Hans", "phone": "030 901820", "phoneRegion": "DE"}}
+    )
+    assert data["customerCreate"]["customer"]["phone"] == "+4930901820"
+
+
+async def test_archive_note_refusals(gql, engine):
+    c = await make_customer(engine)
+    survivor = await make_customer(engine, first_name="Survivor")
+    merged = await make_customer(
+        engine, first_name="Merged", status="MERGED", merged_into_id=survivor.id
+    )
+    archive = """mutation($input: CustomerIdInput!) { customerArchive(input: $input) {
+      customer { status } userErrors { field code message } } }"""
+    note = """mutation($input: CustomerAddNoteInput!) { customerAddNote(input: $input) {
+      event { kind } userErrors { field code message } } }"""
+    missing = await gql.data(archive, {"input": {"id": gid("Customer", 999)}})
+    assert missing["customerArchive"]["userErrors"] == [
+        {"field": ["input", "id"], "code": "NOT_FOUND", "message": ANY}
+    ]
+    gone = await gql.data(archive, {"input": {"id": gid("Customer", merged.id)}})
+    assert gone["customerArchive"]["userErrors"] == [
+        {"field": ["input", "id"], "code": "CONFLICT", "message": ANY}
+    ]
+    twice = [await gql.data(archive, {"input": {"id": gid("Customer", c.id)}}) for _ in range(2)]
+    assert twice[1]["customerArchive"] == {"customer": {"status": "ARCHIVED"}, "userErrors": []}
+    for text_, field, code in (
+        ("   ", ["input", "note"], "REQUIRED"),
+        ("x" * 10_001, ["input", "note"], "INVALID"),
+        ("card 4111 1111 1111 1111", ["input"], "CARD_NUMBER_REFUSED"),
+    ):
+        data = await gql.data(note, {"input": {"customerId": gid("Customer", c.id), "note": text_}})
+        assert data["customerAddNote"] == {
+            "event": None,
+            "userErrors": [{"field": field, "code": code, "message": ANY}],
+        }
+    # Archiving twice records once; refused notes record nothing.
+    assert await count(engine, "SELECT count(*) FROM timeline_event") == 1
+
+
+async def test_unauthenticated_mutations_are_refused(client, engine):
+    body = await GraphQLClient(client).__call__(CREATE, {"input": {"firstName": "Anon"}})
+    assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    assert await count(engine, "SELECT count(*) FROM customer") == 0
+
+
+async def test_national_phone_read_in_the_address_country(gql, engine):
+    from tests.factories import make_address
+
+    c = await make_customer(engine)
+    await make_address(engine, c.id, country="FR", line1="1 Rue de Rivoli", is_default=True)
+    data = await gql.data(
+        UPDATE, {"input": {"id": gid("Customer", c.id), "phone": "01 42 60 30 00"}}
+    )
+    assert data["customerUpdate"]["customer"]["phone"] == "+33142603000"
+    explicit = await gql.data(
+        UPDATE,
+        {"input": {"id": gid("Customer", c.id), "phone": "(415) 555-2671", "phoneRegion": "US"}},
+    )
+    assert explicit["customerUpdate"]["customer"]["phone"] == "+14155552671"

@@ -3,6 +3,7 @@
 import asyncio
 import base64
 from decimal import Decimal
+from unittest.mock import ANY
 
 import pytest
 from sqlalchemy import text
@@ -276,3 +277,133 @@ async def test_retried_transfer_writes_once(gql, engine):
             )
         ).scalar()
     assert groups == 1
+
+
+async def test_transfer_records_out_and_in_on_each_timeline(gql, engine):
+    a = await make_customer(engine, first_name="A")
+    b = await make_customer(engine, first_name="B")
+    await post(gql, "ledgerCredit", a, "50.00")
+    data = await gql.data(
+        TRANSFER,
+        {
+            "input": {
+                "fromCustomerId": gid(a.id),
+                "toCustomerId": gid(b.id),
+                "amount": "20.00",
+                "currency": "USD",
+                "memo": "Gift card",
+            }
+        },
+    )
+    assert data["ledgerTransfer"]["userErrors"] == []
+    async with engine.connect() as conn:
+        events = (
+            await conn.execute(
+                text(
+                    "SELECT customer_id, kind, data->>'amount', data->>'counterparty'"
+                    " FROM timeline_event WHERE kind LIKE 'TRANSFER%' ORDER BY id"
+                )
+            )
+        ).all()
+    assert [tuple(e) for e in events] == [
+        (a.id, "TRANSFER_OUT", "20.00", b.number),
+        (b.id, "TRANSFER_IN", "-20.00", a.number),
+    ]
+
+
+@pytest.mark.parametrize(
+    "over,field,code",
+    [
+        ({"memo": "from card 4111 1111 1111 1111"}, ["input"], "CARD_NUMBER_REFUSED"),
+        ({"toCustomerId": gid(999)}, ["input", "toCustomerId"], "NOT_FOUND"),
+        ({"fromCustomerId": gid(999)}, ["input", "fromCustomerId"], "NOT_FOUND"),
+        ({"currency": "usd1"}, ["input", "currency"], "INVALID"),
+        ({"amount": "0"}, ["input", "amount"], "INVALID"),
+        ({"amount": "1000.00"}, ["input", "amount"], "INSUFFICIENT_FUNDS"),
+        ({"idempotencyKey": ""}, ["input", "idempotencyKey"], "INVALID"),
+    ],
+)
+async def test_transfer_refusals_write_nothing(gql, engine, over, field, code):
+    a = await make_customer(engine, first_name="A")
+    b = await make_customer(engine, first_name="B")
+    await post(gql, "ledgerCredit", a, "50.00")
+    variables = {
+        "fromCustomerId": gid(a.id),
+        "toCustomerId": gid(b.id),
+        "amount": "20.00",
+        "currency": "USD",
+        **over,
+    }
+    data = await gql.data(TRANSFER, {"input": variables})
+    assert data["ledgerTransfer"] == {
+        "transactions": [],
+        "balance": None,
+        "userErrors": [{"field": field, "code": code, "message": ANY}],
+    }
+    async with engine.connect() as conn:
+        counts = (
+            await conn.execute(
+                text(
+                    "SELECT (SELECT count(*) FROM ledger_transaction),"
+                    " (SELECT count(*) FROM timeline_event), (SELECT count(*) FROM idempotency_key)"
+                )
+            )
+        ).one()
+    assert tuple(counts) == (1, 1, 0)  # the opening credit only
+
+
+async def test_transfer_needs_both_customers_in_scope(client, engine):
+    rep, token = await make_user(engine, role="SALES_REP", email="rep@reps.test")
+    mine = await make_customer(engine, sales_rep_id=rep, first_name="Mine")
+    also_mine = await make_customer(engine, sales_rep_id=rep, first_name="AlsoMine")
+    other = await make_customer(engine, first_name="Other")
+    as_rep = GraphQLClient(client, token)
+    await post(as_rep, "ledgerCredit", mine, "10.00")
+    base = {"fromCustomerId": gid(mine.id), "amount": "5.00", "currency": "USD"}
+    ok = await as_rep.data(TRANSFER, {"input": {**base, "toCustomerId": gid(also_mine.id)}})
+    assert ok["ledgerTransfer"]["userErrors"] == []
+    out = await as_rep.data(TRANSFER, {"input": {**base, "toCustomerId": gid(other.id)}})
+    assert out["ledgerTransfer"]["userErrors"] == [
+        {"field": ["input", "toCustomerId"], "code": "NOT_FOUND", "message": ANY}
+    ]
+
+
+async def test_a_key_belongs_to_one_operation_and_one_actor(client, gql, engine):
+    c = await make_customer(engine)
+    await post(gql, "ledgerCharge", c, "5.00", idempotencyKey="k-1")
+    reused = await post(gql, "ledgerPayment", c, "5.00", idempotencyKey="k-1")
+    assert reused["userErrors"] == [
+        {"field": ["input", "idempotencyKey"], "code": "IDEMPOTENCY_CONFLICT", "message": ANY}
+    ]
+    # Keys are scoped per actor (as Stripe scopes them per account): another admin's k-1 is new.
+    _, token = await make_user(engine, role="ADMIN", email="other-admin@example.com")
+    theirs = await post(
+        GraphQLClient(client, token), "ledgerCharge", c, "5.00", idempotencyKey="k-1"
+    )
+    assert theirs["userErrors"] == [] and theirs["balance"]["amount"] == "10.00"
+
+
+async def test_unknown_customer_is_not_found(gql, engine):
+    class Ghost:
+        id = 999
+
+    result = await post(gql, "ledgerCharge", Ghost, "5.00")
+    assert result == {
+        "transactions": [],
+        "balance": None,
+        "userErrors": [{"field": ["input", "customerId"], "code": "NOT_FOUND", "message": ANY}],
+    }
+
+
+async def test_balances_are_per_currency(gql, engine):
+    c = await make_customer(engine)
+    await post(gql, "ledgerCharge", c, "10.00", "USD")
+    eur = await post(gql, "ledgerCharge", c, "3.00", "eur")
+    assert eur["balance"] == {"amount": "3.00", "currency": "EUR"}
+    data = await gql.data(
+        f'{{ customer(number: "{c.number}") {{ balances {{ amount currency }} }} }}'
+    )
+    assert data["customer"]["balances"] == [
+        {"amount": "3.00", "currency": "EUR"},
+        {"amount": "10.00", "currency": "USD"},
+    ]

@@ -2,6 +2,7 @@
 
 import base64
 from decimal import Decimal
+from unittest.mock import ANY
 
 import pytest
 from sqlalchemy import text
@@ -163,7 +164,7 @@ async def test_admin_order_taxes_and_exemption(gql, engine):
         order["total"]["amount"],
     ) == ("PLACED", "300.00", "21.75", "321.75")
     assert order["customer"]["balances"] == [{"amount": "321.75"}]
-    assert order["lines"] == [{"taxRate": "0.0725"}]
+    assert order["lines"] == [{"taxRate": "0.072500"}]
     data = await gql.data(
         CREATE,
         {"input": {"customerId": gid("Customer", exempt.id), "currency": "USD", "lines": lines}},
@@ -216,3 +217,262 @@ async def test_refunds_never_exceed_what_was_paid(gql, engine):
             )
         ).one()
     assert refunds == (4, Decimal("0.00"))
+
+
+async def order_id_of(gql, number: str) -> str:
+    return (await gql.data(f'{{ order(number: "{number}") {{ id }} }}'))["order"]["id"]
+
+
+async def test_retried_full_refund_replays(gql, engine):
+    paid = await gql.data(CHECKOUT, {"input": checkout_input()})
+    order_id = await order_id_of(gql, paid["checkout"]["order"]["number"])
+    request = {"input": {"orderId": order_id, "idempotencyKey": "refund-all"}}
+    first = await gql.data(REFUND, request)
+    # The retry is the same request ("refund the rest") although the rest is now 0.
+    second = await gql.data(REFUND, request)
+    assert first == second
+    assert first["orderRefund"]["userErrors"] == []
+    assert first["orderRefund"]["order"]["amountRefunded"] == {"amount": "67.66"}
+    other = await gql.data(
+        REFUND, {"input": {"orderId": order_id, "amount": "1.00", "idempotencyKey": "refund-all"}}
+    )
+    assert other["orderRefund"]["userErrors"] == [
+        {"field": ["input", "idempotencyKey"], "code": "IDEMPOTENCY_CONFLICT", "message": ANY}
+    ]
+    async with engine.connect() as conn:
+        refunds = (
+            await conn.execute(
+                text("SELECT count(*) FROM ledger_transaction WHERE kind = 'REFUND'")
+            )
+        ).scalar()
+    assert refunds == 2
+
+
+@pytest.mark.parametrize(
+    "amount,code",
+    [("0.00", "INVALID"), ("-1.00", "INVALID"), ("1.001", "INVALID"), ("67.67", "INVALID")],
+)
+async def test_refund_refusals_write_nothing(gql, engine, amount, code):
+    paid = await gql.data(CHECKOUT, {"input": checkout_input()})
+    order_id = await order_id_of(gql, paid["checkout"]["order"]["number"])
+    before = await snapshot(engine)
+    data = await gql.data(REFUND, {"input": {"orderId": order_id, "amount": amount}})
+    assert data["orderRefund"] == {
+        "order": None,
+        "userErrors": [{"field": ["input", "amount"], "code": code, "message": ANY}],
+    }
+    assert await snapshot(engine) == before
+
+
+async def test_unpaid_order_cannot_be_refunded(gql, engine):
+    c = await make_customer(engine)
+    created = await gql.data(
+        CREATE,
+        {
+            "input": {
+                "customerId": gid("Customer", c.id),
+                "currency": "USD",
+                "lines": [{"description": "x", "unitPrice": "10.00"}],
+            }
+        },
+    )
+    order_id = created["orderCreate"]["order"]["id"]
+    data = await gql.data(REFUND, {"input": {"orderId": order_id}})
+    assert data["orderRefund"]["userErrors"] == [
+        {"field": ["input", "amount"], "code": "INVALID", "message": ANY}
+    ]
+
+
+async def test_order_create_is_idempotent(gql, engine):
+    c = await make_customer(engine)
+    request = {
+        "input": {
+            "customerId": gid("Customer", c.id),
+            "currency": "USD",
+            "lines": [{"description": "Phone order", "quantity": 2, "unitPrice": "15.00"}],
+            "idempotencyKey": "phone-order-7",
+        }
+    }
+    first = await gql.data(CREATE, request)
+    second = await gql.data(CREATE, request)
+    assert first == second and first["orderCreate"]["userErrors"] == []
+    assert (await snapshot(engine))[2:5] == (1, 1, 1)  # one order, one line, one CHARGE
+    changed = {"input": {**request["input"], "currency": "EUR"}}
+    conflict = await gql.data(CREATE, changed)
+    assert conflict["orderCreate"]["userErrors"] == [
+        {"field": ["input", "idempotencyKey"], "code": "IDEMPOTENCY_CONFLICT", "message": ANY}
+    ]
+
+
+@pytest.mark.parametrize(
+    "over,field,code",
+    [
+        ({"currency": "XXX1"}, ["input", "currency"], "INVALID"),
+        ({"lines": []}, ["input", "lines"], "REQUIRED"),
+        (
+            {"lines": [{"description": " ", "unitPrice": "1.00"}]},
+            ["input", "lines", "0", "description"],
+            "REQUIRED",
+        ),
+        (
+            {"lines": [{"description": "x", "unitPrice": "-1.00"}]},
+            ["input", "lines", "0", "unitPrice"],
+            "INVALID",
+        ),
+        ({"shippingTotal": "-5"}, ["input", "shippingTotal"], "INVALID"),
+        ({"customerId": gid("Customer", 999)}, ["input", "customerId"], "NOT_FOUND"),
+        ({"salesChannelId": gid("SalesChannel", 999)}, ["input", "salesChannelId"], "NOT_FOUND"),
+        ({"shippingAddressId": "OTHER"}, ["input", "shippingAddressId"], "NOT_FOUND"),
+        (
+            {"lines": [{"description": "4111 1111 1111 1111", "unitPrice": "1.00"}]},
+            ["input"],
+            "CARD_NUMBER_REFUSED",
+        ),
+    ],
+)
+async def test_order_create_refusals_write_nothing(gql, engine, over, field, code):
+    c = await make_customer(engine)
+    other = await make_customer(engine, first_name="Other")
+    theirs = await make_address(engine, other.id)
+    if over.get("shippingAddressId") == "OTHER":  # another customer's address
+        over = {"shippingAddressId": gid("Address", theirs.id)}
+    before = await snapshot(engine)
+    base = {
+        "customerId": gid("Customer", c.id),
+        "currency": "USD",
+        "lines": [{"description": "x", "unitPrice": "10.00"}],
+    }
+    data = await gql.data(CREATE, {"input": {**base, **over}})
+    assert data["orderCreate"] == {
+        "order": None,
+        "userErrors": [{"field": field, "code": code, "message": ANY}],
+    }
+    assert await snapshot(engine) == before
+
+
+async def test_order_permissions(client, engine):
+    from tests.conftest import GraphQLClient
+    from tests.factories import make_order, make_user
+
+    rep_id, rep_token = await make_user(engine, role="SALES_REP", email="rep@reps.test")
+    user_id, user_token = await make_user(engine, role="CUSTOMER", email="me@site.test")
+    mine = await make_customer(engine, sales_rep_id=rep_id)
+    own = await make_customer(engine, user_id=user_id, first_name="Own")
+    their_order = await make_order(engine, own.id)
+    rep, me = GraphQLClient(client, rep_token), GraphQLClient(client, user_token)
+    lines = [{"description": "x", "unitPrice": "10.00"}]
+    ok = await rep.data(
+        CREATE,
+        {"input": {"customerId": gid("Customer", mine.id), "currency": "USD", "lines": lines}},
+    )
+    assert ok["orderCreate"]["userErrors"] == []
+    hidden = await rep.data(
+        CREATE,
+        {"input": {"customerId": gid("Customer", own.id), "currency": "USD", "lines": lines}},
+    )
+    assert hidden["orderCreate"]["userErrors"][0]["code"] == "NOT_FOUND"
+    forbidden = await me.data(
+        CREATE,
+        {"input": {"customerId": gid("Customer", own.id), "currency": "USD", "lines": lines}},
+    )
+    assert forbidden["orderCreate"]["userErrors"] == [
+        {"field": None, "code": "FORBIDDEN", "message": ANY}
+    ]
+    cancel = """mutation($input: OrderCancelInput!) { orderCancel(input: $input) {
+        order { status } userErrors { field code message } } }"""
+    order_id = gid("Order", their_order.id)
+    assert (await rep.data(cancel, {"input": {"orderId": order_id}}))["orderCancel"][
+        "userErrors"
+    ] == [{"field": ["input", "orderId"], "code": "NOT_FOUND", "message": ANY}]
+    assert (await me.data(cancel, {"input": {"orderId": order_id}}))["orderCancel"][
+        "userErrors"
+    ] == [{"field": None, "code": "FORBIDDEN", "message": ANY}]
+    # Checkout as a site user: only as themselves.
+    as_other = await me.data(CHECKOUT, {"input": checkout_input(email="someone@else.test")})
+    assert as_other["checkout"]["userErrors"] == [
+        {"field": ["input", "email"], "code": "FORBIDDEN", "message": ANY}
+    ]
+
+
+async def test_cancel_records_reason_and_refuses_card_numbers(gql, engine):
+    c = await make_customer(engine)
+    created = await gql.data(
+        CREATE,
+        {
+            "input": {
+                "customerId": gid("Customer", c.id),
+                "currency": "USD",
+                "lines": [{"description": "x", "unitPrice": "10.00"}],
+            }
+        },
+    )
+    order_id = created["orderCreate"]["order"]["id"]
+    cancel = """mutation($input: OrderCancelInput!) { orderCancel(input: $input) {
+        order { status } userErrors { field code message } } }"""
+    refused = await gql.data(
+        cancel, {"input": {"orderId": order_id, "reason": "paid by 4111 1111 1111 1111"}}
+    )
+    assert refused["orderCancel"]["userErrors"] == [
+        {"field": ["input"], "code": "CARD_NUMBER_REFUSED", "message": ANY}
+    ]
+    done = await gql.data(
+        cancel, {"input": {"orderId": order_id, "reason": "Customer changed mind"}}
+    )
+    assert done["orderCancel"]["order"]["status"] == "CANCELLED"
+    again = await gql.data(cancel, {"input": {"orderId": order_id}})  # a no-op, not an error
+    assert again["orderCancel"] == {"order": {"status": "CANCELLED"}, "userErrors": []}
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                text(
+                    "SELECT kind, data->>'reason' FROM timeline_event"
+                    " WHERE kind = 'ORDER_CANCELLED'"
+                )
+            )
+        ).all()
+        adjustments = (
+            await conn.execute(
+                text("SELECT count(*) FROM ledger_transaction WHERE kind = 'ADJUSTMENT'")
+            )
+        ).scalar()
+    assert [tuple(r) for r in rows] == [("ORDER_CANCELLED", "Customer changed mind")]
+    assert adjustments == 1
+
+
+async def test_checkout_keeps_the_token_out_of_readable_places(gql, engine):
+    bad = await gql.data(CHECKOUT, {"input": checkout_input(paymentToken=" ")})
+    assert bad["checkout"]["userErrors"] == [
+        {"field": ["input", "paymentToken"], "code": "INVALID", "message": ANY}
+    ]
+    ok = await gql.data(CHECKOUT, {"input": checkout_input(paymentToken="tok_secret_123")})
+    assert ok["checkout"]["userErrors"] == []
+    async with engine.connect() as conn:
+        dump = (
+            await conn.execute(
+                text(
+                    "SELECT (SELECT string_agg(l::text, ' ') FROM ledger_transaction l)"
+                    " || (SELECT string_agg(t::text, ' ') FROM timeline_event t)"
+                )
+            )
+        ).scalar()
+    assert "tok_secret_123" not in dump
+
+
+async def test_line_tax_rate_keeps_its_precision(gql, engine):
+    c = await make_customer(engine)
+    addr = await make_address(engine, c.id, country="US")
+    data = await gql.data(
+        """mutation($input: OrderCreateInput!) { orderCreate(input: $input) {
+          order { taxTotal { amount } lines { taxRate } } } }""",
+        {
+            "input": {
+                "customerId": gid("Customer", c.id),
+                "currency": "USD",
+                "lines": [{"description": "x", "quantity": 1, "unitPrice": "10.00"}],
+                "shippingAddressId": gid("Address", addr.id),
+            }
+        },
+    )
+    order = data["orderCreate"]["order"]
+    assert order["lines"] == [{"taxRate": "0.072500"}]  # 7.25 %, not rounded to 7 %
+    assert order["taxTotal"] == {"amount": "0.73"}  # 0.725 rounded half-up

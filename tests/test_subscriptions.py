@@ -125,7 +125,7 @@ async def live(engine, settings):
 
 async def subscribed(client: Client, query: str, variables: dict) -> str:
     op = await client.subscribe(query, variables)
-    await asyncio.sleep(0.3)  # let the server register the subscriber before events are written
+    await asyncio.sleep(1.0)  # let the server register the subscriber before events are written
     return op
 
 

@@ -1,8 +1,7 @@
-"""human numbers past 999,999; order line tax rates with four decimals
+"""human numbers past 999,999
 
 lpad(n, 6) cut numbers above 999,999 (C-1000000 became C-100000). cg_number() draws the
-sequence once and pads to at least six digits. A tax rate such as 7.25% is 0.0725: it
-needs four decimals, not money's two.
+sequence once and pads to at least six digits.
 
 Revision ID: 0007
 Revises: 0006
@@ -32,13 +31,9 @@ def upgrade() -> None:
     for table, prefix, seq in NUMBERED:
         op.alter_column(table, "number",
                         server_default=sa.text(f"cg_number('{prefix}', nextval('{seq}'))"))
-    op.alter_column("order_line", "tax_rate", type_=sa.Numeric(6, 4),
-                    existing_type=sa.Numeric(14, 2))
 
 
 def downgrade() -> None:
-    op.alter_column("order_line", "tax_rate", type_=sa.Numeric(14, 2),
-                    existing_type=sa.Numeric(6, 4))
     for table, prefix, seq in NUMBERED:
         op.alter_column(table, "number",
                         server_default=sa.text(f"'{prefix}-' || lpad(nextval('{seq}')::text, 6, '0')"))
