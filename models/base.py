@@ -36,5 +36,6 @@ def number_column(prefix: str, sequence: str) -> Mapped[str]:
     return mapped_column(
         Text,
         unique=True,
-        server_default=text(f"'{prefix}-' || lpad(nextval('{sequence}')::text, 6, '0')"),
+        # cg_number pads to six digits and keeps longer numbers whole (migration 0007).
+        server_default=text(f"cg_number('{prefix}', nextval('{sequence}'))"),
     )

@@ -288,3 +288,13 @@ async def test_national_phone_read_in_the_address_country(gql, engine):
         {"input": {"id": gid("Customer", c.id), "phone": "(415) 555-2671", "phoneRegion": "US"}},
     )
     assert explicit["customerUpdate"]["customer"]["phone"] == "+14155552671"
+
+
+async def test_numbers_keep_growing_past_six_digits(gql, engine):
+    async with engine.begin() as conn:
+        await conn.execute(text("SELECT setval('customer_number_seq', 999998)"))
+    numbers = []
+    for i in range(2):
+        data = await gql.data(CREATE, {"input": {"firstName": f"N{i}"}})
+        numbers.append(data["customerCreate"]["customer"]["number"])
+    assert numbers == ["C-999999", "C-1000000"]

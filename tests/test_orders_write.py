@@ -18,6 +18,7 @@ CHECKOUT = """mutation($input: CheckoutInput!) { checkout(input: $input) {
   userErrors { field code message } } }"""
 CREATE = """mutation($input: OrderCreateInput!) { orderCreate(input: $input) {
   order { id number status subtotal { amount } taxTotal { amount } total { amount currency }
+          lines { taxRate }
           customer { balances { amount } } }
   userErrors { field code message } } }"""
 REFUND = """mutation($input: OrderRefundInput!) { orderRefund(input: $input) {
@@ -182,6 +183,7 @@ async def test_admin_order_taxes_and_exemption(gql, engine):
         order["total"]["amount"],
     ) == ("PLACED", "300.00", "21.75", "321.75")
     assert order["customer"]["balances"] == [{"amount": "321.75"}]
+    assert order["lines"] == [{"taxRate": "0.0725"}]
     data = await gql.data(
         CREATE,
         {"input": {"customerId": gid("Customer", exempt.id), "currency": "USD", "lines": lines}},
@@ -441,7 +443,7 @@ async def test_checkout_keeps_the_token_out_of_readable_places(gql, engine):
     assert "tok_secret_123" not in dump
 
 
-async def test_line_tax_rate_keeps_its_precision(gql, engine):
+async def test_tax_rounds_half_up_to_the_cent(gql, engine):
     c = await make_customer(engine)
     addr = await make_address(engine, c.id, country="US")
     data = await gql.data(
@@ -457,5 +459,5 @@ async def test_line_tax_rate_keeps_its_precision(gql, engine):
         },
     )
     order = data["orderCreate"]["order"]
-    assert order["lines"] == [{"taxRate": "0.072500"}]  # 7.25 %, not rounded to 7 %
-    assert order["taxTotal"] == {"amount": "0.73"}  # 0.725 rounded half-up
+    assert order["lines"] == [{"taxRate": "0.0725"}]
+    assert order["taxTotal"] == {"amount": "0.73"}  # 10.00 x 7.25 % = 0.725, half-up
