@@ -52,7 +52,26 @@ def checkout_input(**over) -> dict:
     return {**base, **over}
 
 
+CANCEL = """mutation($input: OrderCancelInput!) { orderCancel(input: $input) {
+  order { status } userErrors { field code message } } }"""
+
+
 TABLES = ("customer", "address", "orders", "order_line", "ledger_transaction", "timeline_event")
+
+
+async def unpaid_order(client, customer) -> str:
+    """An order entered by staff for `customer` (PLACED, charged 10.00 USD): its global id."""
+    created = await client.data(
+        CREATE,
+        {
+            "input": {
+                "customerId": gid("Customer", customer.id),
+                "currency": "USD",
+                "lines": [{"description": "x", "unitPrice": "10.00"}],
+            }
+        },
+    )
+    return created["orderCreate"]["order"]["id"]
 
 
 async def snapshot(engine) -> tuple:
@@ -174,17 +193,7 @@ async def test_admin_order_taxes_and_exemption(gql, engine):
 
 async def test_cancel_unpaid_and_refuse_paid(gql, engine):
     c = await make_customer(engine)
-    created = await gql.data(
-        CREATE,
-        {
-            "input": {
-                "customerId": gid("Customer", c.id),
-                "currency": "USD",
-                "lines": [{"description": "x", "unitPrice": "10.00"}],
-            }
-        },
-    )
-    order_id = created["orderCreate"]["order"]["id"]
+    order_id = await unpaid_order(gql, c)
     cancel = """mutation($input: OrderCancelInput!) { orderCancel(input: $input) {
         order { status customer { balances { amount } } } userErrors { code } } }"""
     data = await gql.data(cancel, {"input": {"orderId": order_id}})
@@ -266,17 +275,7 @@ async def test_refund_refusals_write_nothing(gql, engine, amount, code):
 
 async def test_unpaid_order_cannot_be_refunded(gql, engine):
     c = await make_customer(engine)
-    created = await gql.data(
-        CREATE,
-        {
-            "input": {
-                "customerId": gid("Customer", c.id),
-                "currency": "USD",
-                "lines": [{"description": "x", "unitPrice": "10.00"}],
-            }
-        },
-    )
-    order_id = created["orderCreate"]["order"]["id"]
+    order_id = await unpaid_order(gql, c)
     data = await gql.data(REFUND, {"input": {"orderId": order_id}})
     assert data["orderRefund"]["userErrors"] == [
         {"field": ["input", "amount"], "code": "INVALID", "message": ANY}
@@ -378,13 +377,11 @@ async def test_order_permissions(client, engine):
     assert forbidden["orderCreate"]["userErrors"] == [
         {"field": None, "code": "FORBIDDEN", "message": ANY}
     ]
-    cancel = """mutation($input: OrderCancelInput!) { orderCancel(input: $input) {
-        order { status } userErrors { field code message } } }"""
     order_id = gid("Order", their_order.id)
-    assert (await rep.data(cancel, {"input": {"orderId": order_id}}))["orderCancel"][
+    assert (await rep.data(CANCEL, {"input": {"orderId": order_id}}))["orderCancel"][
         "userErrors"
     ] == [{"field": ["input", "orderId"], "code": "NOT_FOUND", "message": ANY}]
-    assert (await me.data(cancel, {"input": {"orderId": order_id}}))["orderCancel"][
+    assert (await me.data(CANCEL, {"input": {"orderId": order_id}}))["orderCancel"][
         "userErrors"
     ] == [{"field": None, "code": "FORBIDDEN", "message": ANY}]
     # Checkout as a site user: only as themselves.
@@ -396,30 +393,18 @@ async def test_order_permissions(client, engine):
 
 async def test_cancel_records_reason_and_refuses_card_numbers(gql, engine):
     c = await make_customer(engine)
-    created = await gql.data(
-        CREATE,
-        {
-            "input": {
-                "customerId": gid("Customer", c.id),
-                "currency": "USD",
-                "lines": [{"description": "x", "unitPrice": "10.00"}],
-            }
-        },
-    )
-    order_id = created["orderCreate"]["order"]["id"]
-    cancel = """mutation($input: OrderCancelInput!) { orderCancel(input: $input) {
-        order { status } userErrors { field code message } } }"""
+    order_id = await unpaid_order(gql, c)
     refused = await gql.data(
-        cancel, {"input": {"orderId": order_id, "reason": "paid by 4111 1111 1111 1111"}}
+        CANCEL, {"input": {"orderId": order_id, "reason": "paid by 4111 1111 1111 1111"}}
     )
     assert refused["orderCancel"]["userErrors"] == [
         {"field": ["input"], "code": "CARD_NUMBER_REFUSED", "message": ANY}
     ]
     done = await gql.data(
-        cancel, {"input": {"orderId": order_id, "reason": "Customer changed mind"}}
+        CANCEL, {"input": {"orderId": order_id, "reason": "Customer changed mind"}}
     )
     assert done["orderCancel"]["order"]["status"] == "CANCELLED"
-    again = await gql.data(cancel, {"input": {"orderId": order_id}})  # a no-op, not an error
+    again = await gql.data(CANCEL, {"input": {"orderId": order_id}})  # a no-op, not an error
     assert again["orderCancel"] == {"order": {"status": "CANCELLED"}, "userErrors": []}
     async with engine.connect() as conn:
         rows = (
@@ -458,7 +443,7 @@ async def test_checkout_keeps_the_token_out_of_readable_places(gql, engine):
     assert "tok_secret_123" not in dump
 
 
-async def test_line_tax_rate_keeps_its_precision(gql, engine):
+async def test_tax_rounds_half_up_to_the_cent(gql, engine):
     c = await make_customer(engine)
     addr = await make_address(engine, c.id, country="US")
     data = await gql.data(
@@ -474,5 +459,5 @@ async def test_line_tax_rate_keeps_its_precision(gql, engine):
         },
     )
     order = data["orderCreate"]["order"]
-    assert order["lines"] == [{"taxRate": "0.072500"}]  # 7.25 %, not rounded to 7 %
-    assert order["taxTotal"] == {"amount": "0.73"}  # 0.725 rounded half-up
+    assert order["lines"] == [{"taxRate": "0.072500"}]
+    assert order["taxTotal"] == {"amount": "0.73"}  # 10.00 x 7.25 % = 0.725, half-up
