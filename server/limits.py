@@ -185,10 +185,18 @@ def limit_errors(schema, document, operation_name, variables, settings) -> list[
     ]
     if not settings.introspection:
         rules.append(NoSchemaIntrospectionCustomRule)
-    errors = validate(schema, document, rules)
+    try:
+        errors = validate(schema, document, rules)
+    except RecursionError:  # Strawberry's depth limiter recurses once per fragment level
+        return [_coded("The document nests fragments too deeply.", "QUERY_TOO_DEEP")]
+    except KeyError:  # an unknown fragment: the standard validation reports it
+        return []
     if errors:
         return list(errors)
-    cost = query_cost(document, operation_name, variables)
+    try:
+        cost = query_cost(document, operation_name, variables)
+    except RecursionError:
+        return [_coded("The document nests fragments too deeply.", "QUERY_TOO_DEEP")]
     if cost > settings.max_cost:
         return [
             _coded(

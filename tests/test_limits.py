@@ -166,3 +166,16 @@ async def test_nul_characters_are_bad_input(limited):
         client, "query($n: String) { customer(number: $n) { id } }", {"n": "C-\x00"}
     )
     assert codes(body) == ["BAD_USER_INPUT"]
+
+
+async def test_unknown_fragments_and_deep_fragment_chains_get_codes(limited):
+    client = await limited(max_tokens=100_000)
+    _, body = await post(client, "{ ...Nope }")
+    assert codes(body) == ["GRAPHQL_VALIDATION_FAILED"] and "Nope" in body["errors"][0]["message"]
+    chain = (
+        "query { ...F0 } "
+        + " ".join(f"fragment F{i} on Query {{ ...F{i + 1} }}" for i in range(300))
+        + " fragment F300 on Query { __typename }"
+    )
+    _, body = await post(client, chain)
+    assert codes(body) == ["QUERY_TOO_DEEP"], body
