@@ -29,6 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 
+from resolvers.datetimes import iso_datetime
 from resolvers.errors import BadUserInput
 
 MAX_PAGE = 100
@@ -96,7 +97,9 @@ class Ordering:
 
 
 def _plain(value: Any) -> Any:
-    if isinstance(value, datetime | date):
+    if isinstance(value, datetime):
+        return iso_datetime(value)
+    if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, Decimal):
         return str(value)

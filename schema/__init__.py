@@ -3,6 +3,7 @@
 import strawberry
 
 from schema.root import Mutation, Query, Subscription
+from schema.scalars import SCALAR_OVERRIDES
 from server.errors import ErrorCodes
 from server.limits import RequestLimits
 
@@ -11,4 +12,5 @@ schema = strawberry.Schema(
     mutation=Mutation,
     subscription=Subscription,
     extensions=[ErrorCodes, RequestLimits],
+    scalar_overrides=SCALAR_OVERRIDES,
 )

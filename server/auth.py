@@ -4,7 +4,8 @@ import hashlib
 import secrets
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import bindparam, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from models import ApiToken, AppUser
@@ -39,25 +40,47 @@ async def issue_token(
     return raw
 
 
+# Who a token stands for: one statement, run through SQLAlchemy or (compiled read path)
+# straight on the asyncpg connection, compiled once.
+VIEWER_BY_TOKEN = (
+    select(user.c.id, user.c.role, user.c.email)
+    .join(token, token.c.user_id == user.c.id)
+    .where(
+        token.c.token_hash == bindparam("token_hash"),
+        token.c.revoked_at.is_(None),
+        or_(token.c.expires_at.is_(None), token.c.expires_at > bindparam("now")),
+        user.c.is_active,
+    )
+)
+_compiled_viewer = VIEWER_BY_TOKEN.compile(dialect=asyncpg.dialect())
+VIEWER_BY_TOKEN_SQL = str(_compiled_viewer)
+VIEWER_BY_TOKEN_ORDER = tuple(_compiled_viewer.positiontup or ())
+
+
+def _viewer(row) -> Viewer | None:
+    if row is None:
+        return None
+    return Viewer(user_id=row[0], role=Role(row[1]), email=row[2])
+
+
 async def viewer_for_token(engine: AsyncEngine, raw: str | None) -> Viewer | None:
     """The viewer a bearer token stands for; None when it is unknown, expired or revoked."""
     if not raw:
         return ANONYMOUS
-    stmt = (
-        select(user.c.id, user.c.role, user.c.email)
-        .join(token, token.c.user_id == user.c.id)
-        .where(
-            token.c.token_hash == hash_token(raw),
-            token.c.revoked_at.is_(None),
-            or_(token.c.expires_at.is_(None), token.c.expires_at > datetime.now(UTC)),
-            user.c.is_active,
-        )
-    )
+    params = {"token_hash": hash_token(raw), "now": datetime.now(UTC)}
     async with engine.connect() as conn:
-        row = (await conn.execute(stmt)).first()
-    if row is None:
-        return None
-    return Viewer(user_id=row.id, role=Role(row.role), email=row.email)
+        return _viewer((await conn.execute(VIEWER_BY_TOKEN, params)).first())
+
+
+async def viewer_on(connection, raw: str | None) -> Viewer | None:
+    """viewer_for_token on a bare asyncpg connection (one round trip, no transaction)."""
+    if not raw:
+        return ANONYMOUS
+    params = {"token_hash": hash_token(raw), "now": datetime.now(UTC)}
+    row = await connection.fetchrow(
+        VIEWER_BY_TOKEN_SQL, *(params[name] for name in VIEWER_BY_TOKEN_ORDER)
+    )
+    return _viewer(row)
 
 
 async def revoke(engine: AsyncEngine, raw: str) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -20,8 +21,9 @@ from graphql import DocumentNode, OperationType, get_operation_ast, parse, valid
 from graphql.execution.values import get_variable_values
 
 from resolvers.compiled import NotCompilable, compile_operation
-from server.auth import viewer_for_token
-from server.limits import limit_errors
+from server.auth import VIEWER_BY_TOKEN_SQL, viewer_on
+from server.database import bare_statement
+from server.limits import document_limit_errors, request_limit_errors
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +61,12 @@ GET_MUTATION = orjson.dumps(
 )
 
 
+@dataclass(frozen=True, slots=True)
+class _Document:
+    node: DocumentNode
+    over_limit: bool  # a document-level limit refuses it: Strawberry answers with the code
+
+
 class _LRU(OrderedDict):
     def __init__(self, size: int) -> None:
         super().__init__()
@@ -94,7 +102,7 @@ class CompiledGraphQL:
         self.engine_ref = engine_ref
         self.settings = settings
         self.schema = fallback.schema._schema
-        self.documents: _LRU = _LRU(2000)  # query text -> validated DocumentNode | None
+        self.documents: _LRU = _LRU(2000)  # query text -> _Document | None (invalid)
         self.persisted: _LRU = _LRU(10000)  # sha256 hex -> query text
 
     async def __call__(self, scope, receive, send) -> None:
@@ -177,33 +185,33 @@ class CompiledGraphQL:
         if doc is None:
             return True  # invalid: Strawberry reports why, nothing runs
         op_name = payload.get("operationName")
-        op = get_operation_ast(doc, op_name if isinstance(op_name, str) else None)
+        op = get_operation_ast(doc.node, op_name if isinstance(op_name, str) else None)
         return op is None or op.operation is OperationType.QUERY
 
-    def document(self, query: str) -> DocumentNode | None:
+    def document(self, query: str) -> _Document | None:
+        """The parsed, validated document (cached per text with its document-level limits)."""
+        if query in self.documents:
+            return self.documents.get(query)
         try:
-            return self.documents[query] if query in self.documents else self._parse(query)
-        except Exception:  # pragma: no cover - parse errors are cached as None
-            return None
-
-    def _parse(self, query: str) -> DocumentNode | None:
-        try:
-            doc = parse(query, max_tokens=self.settings.max_tokens)
-            if validate(self.schema, doc):
-                doc = None
+            node = parse(query, max_tokens=self.settings.max_tokens)
+            doc = None if validate(self.schema, node) else node
         except Exception:
             doc = None
-        self.documents.put(query, doc)
-        return doc
+        entry = None
+        if doc is not None:
+            entry = _Document(doc, bool(document_limit_errors(self.schema, doc, self.settings)))
+        self.documents.put(query, entry)
+        return entry
 
     async def _compiled(self, scope, query: str, payload: dict) -> bytes | None:
         if not getattr(self.settings, "compiled_reads", True):
             return None
         doc = self.document(query)
-        if doc is None:
+        if doc is None or doc.over_limit:
             return None
         op_name = payload.get("operationName")
-        op = get_operation_ast(doc, op_name if isinstance(op_name, str) else None)
+        op_name = op_name if isinstance(op_name, str) else None
+        op = get_operation_ast(doc.node, op_name)
         if op is None or op.operation is not OperationType.QUERY:
             return None
         variables = payload.get("variables")
@@ -212,36 +220,46 @@ class CompiledGraphQL:
         if not isinstance(variables, dict):
             return None
         # Over a limit: Strawberry answers with the limit's own error code.
-        if limit_errors(
-            self.schema,
-            doc,
-            op_name if isinstance(op_name, str) else None,
-            variables,
-            self.settings,
-        ):
+        if request_limit_errors(doc.node, op_name, variables, self.settings):
             return None
         coerced = get_variable_values(self.schema, op.variable_definitions or (), variables)
         if isinstance(coerced, list):
             return None
-        viewer = await self._viewer(scope)
-        if viewer is None or not viewer.is_authenticated:
+        raw_token = self._bearer(scope)
+        if raw_token is None:
             return None
-        try:
-            sql, params = compile_operation(self.schema, doc, op, coerced, viewer)
-        except NotCompilable:
-            return None
-        except Exception:
-            log.exception("compiling a read failed; answering field by field")
-            return None
-        try:
-            async with self.engine_ref["engine"].connect() as conn:
-                text = (await conn.exec_driver_sql(sql, tuple(params))).scalar_one()
-        except Exception:
-            log.exception("compiled read failed; answering field by field")
-            return None
+        # One pooled connection, used bare: the token lookup and the read are one round
+        # trip each, outside any transaction (a single statement sees one snapshot).
+        engine = self.engine_ref["engine"]
+        async with engine.connect() as conn:
+            pg = (await conn.get_raw_connection()).driver_connection
+            try:
+                if raw_token:
+                    bare_statement(engine, VIEWER_BY_TOKEN_SQL)
+                viewer = await viewer_on(pg, raw_token)
+                error = "The token is unknown, expired or revoked." if viewer is None else None
+                scope[AUTH_KEY] = (viewer, error)
+                if viewer is None or not viewer.is_authenticated:
+                    return None
+                try:
+                    sql, params = compile_operation(self.schema, doc.node, op, coerced, viewer)
+                except NotCompilable:
+                    return None
+                except Exception:
+                    log.exception("compiling a read failed; answering field by field")
+                    return None
+                bare_statement(engine, sql)
+                text = await pg.fetchval(sql, *params)
+            except Exception:
+                log.exception("compiled read failed; answering field by field")
+                if pg.is_closed():
+                    await conn.invalidate()
+                return None
         return b'{"data":' + text.encode() + b"}"
 
-    async def _viewer(self, scope):
+    @staticmethod
+    def _bearer(scope) -> str | None:
+        """The bearer token ("" when none is sent); None when the header is not Bearer."""
         header = ""
         for k, v in scope["headers"]:
             if k == b"authorization":
@@ -251,10 +269,7 @@ class CompiledGraphQL:
         if header and scheme.lower() != "bearer":
             scope[AUTH_KEY] = (None, "Use 'Authorization: Bearer <token>'.")
             return None
-        viewer = await viewer_for_token(self.engine_ref["engine"], raw.strip() or None)
-        error = "The token is unknown, expired or revoked." if viewer is None else None
-        scope[AUTH_KEY] = (viewer, error)
-        return viewer
+        return raw.strip()
 
 
 async def _read_body(receive) -> bytes:

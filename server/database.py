@@ -7,6 +7,7 @@ Every URL is normalised to SQLAlchemy's asyncpg form, so ordinary libpq URLs wor
 import logging
 import os
 import tempfile
+import weakref
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -97,6 +98,16 @@ def ensure_database(embedded: EmbeddedPostgres, name: str) -> str:
     return with_database(base, name)
 
 
+# Listeners for statements run on a pooled connection's bare asyncpg driver (the compiled
+# read path), which SQLAlchemy's events do not see.
+_BARE_LISTENERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def bare_statement(engine: AsyncEngine, sql: str) -> None:
+    for listener in _BARE_LISTENERS.get(engine.sync_engine, ()):
+        listener(sql)
+
+
 class StatementCounter:
     """Counts SQL statements sent through an engine (tests and benchmarks read it)."""
 
@@ -104,8 +115,12 @@ class StatementCounter:
         self.count = 0
         self.statements: list[str] = []
         event.listen(engine.sync_engine, "before_cursor_execute", self._on_execute)
+        _BARE_LISTENERS.setdefault(engine.sync_engine, []).append(self._note)
 
     def _on_execute(self, conn, cursor, statement, parameters, context, executemany) -> None:
+        self._note(statement)
+
+    def _note(self, statement: str) -> None:
         self.count += 1
         self.statements.append(statement)
 
@@ -126,6 +141,8 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
             "server_settings": {
                 "jit": "off",
                 "random_page_cost": "1.1",
+                # The compiled read path lets PostgreSQL print timestamps: always in UTC.
+                "TimeZone": "UTC",
                 "application_name": "customer-graph",
             }
         },

@@ -162,6 +162,13 @@ class RequestLimits(SchemaExtension):
 def limit_errors(schema, document, operation_name, variables, settings) -> list[GraphQLError]:
     """Selections, text, depth, aliases, introspection and cost errors of a parsed document
     (empty: fine). Shared by the Strawberry path and the compiled read path."""
+    return document_limit_errors(schema, document, settings) or request_limit_errors(
+        document, operation_name, variables, settings
+    )
+
+
+def document_limit_errors(schema, document, settings) -> list[GraphQLError]:
+    """The limits that depend on the document alone (the compiled path caches them)."""
     # First, in linear time: fragments spread twice per level expand exponentially, and the
     # depth/alias validators (and the cost walk) expand them without memoising.
     size = expanded_size(document, cap=settings.max_selections + 1)
@@ -174,7 +181,7 @@ def limit_errors(schema, document, operation_name, variables, settings) -> list[
                 limit=settings.max_selections,
             )
         ]
-    if _unstorable(variables) or any(
+    if any(
         isinstance(node, StringValueNode) and UNSTORABLE.search(node.value)
         for node in _string_nodes(document)
     ):
@@ -191,8 +198,13 @@ def limit_errors(schema, document, operation_name, variables, settings) -> list[
         return [_coded("The document nests fragments too deeply.", "QUERY_TOO_DEEP")]
     except KeyError:  # an unknown fragment: the standard validation reports it
         return []
-    if errors:
-        return list(errors)
+    return list(errors)
+
+
+def request_limit_errors(document, operation_name, variables, settings) -> list[GraphQLError]:
+    """The limits that depend on the variables too: their text, and the query's cost."""
+    if _unstorable(variables):
+        return [_coded(UNSTORABLE_MESSAGE, "BAD_USER_INPUT")]
     try:
         cost = query_cost(document, operation_name, variables)
     except RecursionError:
