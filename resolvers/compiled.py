@@ -66,6 +66,26 @@ class NotCompilable(Exception):
     """This selection (or these arguments) must take the field-by-field path."""
 
 
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """A compiled read: SQL text and parameters. The viewer's id and today's date sit at
+    known positions, so the statement serves every request with the same document,
+    variables and role (server/compiled.py caches it)."""
+
+    sql: str
+    params: tuple[Any, ...]
+    viewer_slot: int | None = None
+    today_slot: int | None = None
+
+    def bind(self, viewer: Viewer) -> list[Any]:
+        params = list(self.params)
+        if self.viewer_slot is not None:
+            params[self.viewer_slot] = viewer.user_id
+        if self.today_slot is not None:
+            params[self.today_slot] = dt.date.today()
+        return params
+
+
 # ---------------------------------------------------------------------------------------
 # JSON text encoders: SQL expression -> SQL expression of its JSON text (never NULL)
 
@@ -220,6 +240,8 @@ class Builder:
         self.params: list[Any] = []
         self._uid: str | None = None
         self._today: str | None = None
+        self.viewer_slot: int | None = None
+        self.today_slot: int | None = None
 
     # -- parameters
     def param(self, value: Any, cast: str) -> str:
@@ -229,6 +251,7 @@ class Builder:
     def today(self) -> str:
         if self._today is None:
             self._today = self.param(dt.date.today(), "date")
+            self.today_slot = len(self.params) - 1
         return self._today
 
     def scope(self, kind: str, table: str) -> str:
@@ -238,6 +261,7 @@ class Builder:
         if str(_SENTINEL) in template:
             if self._uid is None:
                 self._uid = self.param(self.viewer.user_id, "bigint")
+                self.viewer_slot = len(self.params) - 1
             template = template.replace(str(_SENTINEL), self._uid)
         return f"({template})"
 
@@ -812,8 +836,8 @@ ROOTS: dict[str, Callable[[Builder, GraphQLObjectType, list[FieldNode]], str]] =
 
 def compile_operation(
     schema, document, operation: OperationDefinitionNode, variables, viewer: Viewer
-) -> tuple[str, list[Any]]:
-    """(sql, params) of one statement returning the `data` object's JSON text."""
+) -> Statement:
+    """The one statement returning the `data` object's JSON text."""
     if operation.operation is not OperationType.QUERY:
         raise NotCompilable("not a query")
     fragments = {
@@ -834,7 +858,7 @@ def compile_operation(
         parts.append((key, root(b, query_type, fnodes)))
     if not parts:
         raise NotCompilable("empty")
-    return "SELECT " + obj_sql(parts), b.params
+    return Statement("SELECT " + obj_sql(parts), tuple(b.params), b.viewer_slot, b.today_slot)
 
 
 __all__ = [

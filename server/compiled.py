@@ -20,13 +20,14 @@ import orjson
 from graphql import DocumentNode, OperationType, get_operation_ast, parse, validate
 from graphql.execution.values import get_variable_values
 
-from resolvers.compiled import NotCompilable, compile_operation
+from resolvers.compiled import NotCompilable, Statement, compile_operation
 from server.auth import VIEWER_BY_TOKEN_SQL, viewer_on
 from server.database import bare_statement
 from server.limits import document_limit_errors, request_limit_errors
 
 log = logging.getLogger(__name__)
 
+_MISSING = object()
 AUTH_KEY = "customer_graph.auth"  # (viewer | None, token_error | None), reused by get_context
 NOT_FOUND = orjson.dumps(
     {
@@ -104,6 +105,8 @@ class CompiledGraphQL:
         self.schema = fallback.schema._schema
         self.documents: _LRU = _LRU(2000)  # query text -> _Document | None (invalid)
         self.persisted: _LRU = _LRU(10000)  # sha256 hex -> query text
+        # (query, operation, role, variables) -> Statement | None (not compilable)
+        self.statements: _LRU = _LRU(4000)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -219,12 +222,6 @@ class CompiledGraphQL:
             variables = {}
         if not isinstance(variables, dict):
             return None
-        # Over a limit: Strawberry answers with the limit's own error code.
-        if request_limit_errors(doc.node, op_name, variables, self.settings):
-            return None
-        coerced = get_variable_values(self.schema, op.variable_definitions or (), variables)
-        if isinstance(coerced, list):
-            return None
         raw_token = self._bearer(scope)
         if raw_token is None:
             return None
@@ -241,21 +238,38 @@ class CompiledGraphQL:
                 scope[AUTH_KEY] = (viewer, error)
                 if viewer is None or not viewer.is_authenticated:
                     return None
-                try:
-                    sql, params = compile_operation(self.schema, doc.node, op, coerced, viewer)
-                except NotCompilable:
+                statement = self._statement(query, doc.node, op, op_name, variables, viewer)
+                if statement is None:
                     return None
-                except Exception:
-                    log.exception("compiling a read failed; answering field by field")
-                    return None
-                bare_statement(engine, sql)
-                text = await pg.fetchval(sql, *params)
+                bare_statement(engine, statement.sql)
+                text = await pg.fetchval(statement.sql, *statement.bind(viewer))
             except Exception:
                 log.exception("compiled read failed; answering field by field")
                 if pg.is_closed():
                     await conn.invalidate()
                 return None
         return b'{"data":' + text.encode() + b"}"
+
+    def _statement(self, query, node, op, op_name, variables, viewer) -> Statement | None:
+        """The compiled statement for this document, variables and role (cached; None:
+        answer field by field, cached too)."""
+        key = (query, op_name, viewer.role, orjson.dumps(variables, option=orjson.OPT_SORT_KEYS))
+        cached = self.statements.get(key, _MISSING)
+        if cached is not _MISSING:
+            return cached
+        statement = None
+        # Over a limit: Strawberry answers with the limit's own error code.
+        if not request_limit_errors(node, op_name, variables, self.settings):
+            coerced = get_variable_values(self.schema, op.variable_definitions or (), variables)
+            if not isinstance(coerced, list):
+                try:
+                    statement = compile_operation(self.schema, node, op, coerced, viewer)
+                except NotCompilable:
+                    pass
+                except Exception:
+                    log.exception("compiling a read failed; answering field by field")
+        self.statements.put(key, statement)
+        return statement
 
     @staticmethod
     def _bearer(scope) -> str | None:

@@ -588,3 +588,36 @@ async def test_limits_apply_to_the_compiled_path(engine, world):
             )
             assert r.headers.get("x-customer-graph-path") is None, query
             assert r.json()["errors"][0]["extensions"]["code"] == code, r.json()
+
+
+async def test_cached_statement_serves_each_viewer_their_own(both, world, engine):
+    """The statement cache is keyed by role, not viewer: two reps with the same query and
+    variables each see their own customers, on the compiled path both times."""
+    rep_a, token_a = await make_user(engine, role="SALES_REP", email="rep-a@example.com")
+    rep_b, token_b = await make_user(engine, role="SALES_REP", email="rep-b@example.com")
+    await make_customer(engine, first_name="Ann", email="ann@example.com", sales_rep_id=rep_a)
+    await make_customer(engine, first_name="Bob", email="bob@example.com", sales_rep_id=rep_b)
+    query = "query { customers(first: 10) { nodes { firstName } } }"
+    names = []
+    for token in (token_a, token_b, token_a):
+        body = await same(both, token, query, compiled=True)
+        names.append([n["firstName"] for n in orjson.loads(body)["data"]["customers"]["nodes"]])
+    assert names == [["Ann"], ["Bob"], ["Ann"]]
+
+
+async def test_fractional_seconds_print_as_postgresql_prints_them(both, world, engine):
+    """µs 120000 prints `.12` on both paths (PostgreSQL's JSON form), whole seconds none."""
+    order = await make_order(engine, world["other"].id, lines=1)
+    async with engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE orders SET placed_at = :t WHERE id = :id"),
+            {"t": T0.replace(microsecond=120000), "id": order.id},
+        )
+    query = """query($id: ID!) { customer(id: $id) {
+        orders(first: 5) { edges { cursor node { number placedAt } } } } }"""
+    gid = base64.b64encode(f"Customer:{world['other'].id}".encode()).decode()
+    body = await same(both, world["tokens"]["ADMIN"], query, {"id": gid}, compiled=True)
+    stamps = [
+        e["node"]["placedAt"] for e in orjson.loads(body)["data"]["customer"]["orders"]["edges"]
+    ]
+    assert "2025-01-01T00:00:00.12+00:00" in stamps
