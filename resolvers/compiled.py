@@ -42,6 +42,7 @@ from graphql import (
 from graphql.execution.values import get_argument_values, get_directive_values
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 from strawberry import relay
 from strawberry.utils.str_converters import to_camel_case
 
@@ -50,6 +51,7 @@ from resolvers import accounts as account_q
 from resolvers import customers as customer_q
 from resolvers import ledger as ledger_q
 from resolvers import orders as order_q
+from resolvers import search as search_q
 from resolvers import timeline as timeline_q
 from resolvers.errors import CodedError
 from resolvers.pagination import Ordering, PageArgs, decode_cursor, page_args
@@ -59,6 +61,7 @@ from schema.base import _TYPES, columns_of, decode_id
 
 NESTED_PAGE = 10
 _DIALECT = postgresql.dialect()
+_ASYNCPG = asyncpg_dialect.dialect()
 _SENTINEL = 987654321987  # stands for the viewer's id while a scope predicate is compiled
 
 
@@ -264,6 +267,30 @@ class Builder:
                 self.viewer_slot = len(self.params) - 1
             template = template.replace(str(_SENTINEL), self._uid)
         return f"({template})"
+
+    def customer_clauses(self, clauses: list) -> str:
+        """SQLAlchemy clauses over `customer` as SQL text, their binds renumbered as this
+        statement's parameters (enums through their bind processors)."""
+        compiled = (
+            select(customer_q.customer.c.id)
+            .where(*clauses)
+            .compile(dialect=_ASYNCPG, compile_kwargs={"render_postcompile": True})
+        )
+        head = "SELECT customer.id \nFROM customer \nWHERE "
+        if not compiled.string.startswith(head):  # pragma: no cover - SQLAlchemy changed
+            raise NotCompilable("unexpected clause SQL")
+        names = compiled.positiontup or []
+        values = compiled.params
+        processors = compiled._bind_processors
+
+        def renumber(match: re.Match) -> str:
+            name = names[int(match[1]) - 1]
+            process = processors.get(name) or processors.get(re.sub(r"_\d+$", "", name))
+            value = values[name]
+            self.params.append(process(value) if process else value)
+            return f"${len(self.params)}"
+
+        return "(" + re.sub(r"\$(\d+)", renumber, compiled.string[len(head) :]) + ")"
 
     # -- selections
     def _include(self, node) -> bool:
@@ -755,10 +782,27 @@ RELATIONS: dict[str, dict[str, Callable[..., str]]] = {
 # Root fields
 
 
+def _filter_criteria(raw: dict[str, Any]) -> search_q.Criteria:
+    """The field-by-field path's own `CustomerFilter.criteria()`, from graphql-core's
+    argument dict (so a new filter field can never be silently ignored here)."""
+    from schema.search import CustomerFilter
+
+    kwargs = {}
+    for f in CustomerFilter.__strawberry_definition__.fields:
+        name = f.graphql_name or to_camel_case(f.python_name)
+        if name in raw:
+            kwargs[f.python_name] = raw[name]
+    if kwargs.get("custom_fields"):
+        raise NotCompilable("custom-field criteria look their definitions up first")
+    try:
+        return CustomerFilter(**kwargs).criteria()
+    except CodedError as exc:
+        raise NotCompilable("bad filter") from exc
+
+
 def _root_customers(b: Builder, gtype, nodes) -> str:
     a = b.args(gtype, nodes)
-    if a.get("filter") is None:
-        a.pop("filter", None)  # a search filter goes field by field (resolvers/search.py)
+    raw_filter = a.pop("filter", None)
     if not a.keys() <= PAGE_ARGS | {"orderBy"}:
         raise NotCompilable("unknown arguments")
     order_by = a.get("orderBy") or {}
@@ -776,7 +820,15 @@ def _root_customers(b: Builder, gtype, nodes) -> str:
     except CodedError as exc:
         raise NotCompilable("bad page arguments") from exc
     conn = b.child_type(gtype, nodes[0].name.value)
-    where = ["customer.status <> 'MERGED'", b.scope("customer", "customer")]
+    if raw_filter is None:
+        where = ["customer.status <> 'MERGED'"]
+    else:  # the search screen's own clauses (resolvers/search.py), as this statement's SQL
+        try:
+            clauses = search_q.plain_conditions(_filter_criteria(raw_filter))
+        except CodedError as exc:
+            raise NotCompilable("bad filter") from exc
+        where = [b.customer_clauses(clauses)]
+    where.append(b.scope("customer", "customer"))
     return b.connection(
         conn,
         nodes,

@@ -203,6 +203,12 @@ async def _definitions(ctx: Context, keys: list[str]) -> dict[str, Any]:
 
 async def conditions(ctx: Context, c: Criteria) -> list[ColumnElement[bool]]:
     """WHERE clauses for the customer table (validates the input on the way)."""
+    return plain_conditions(c) + await custom_field_conditions(ctx, c)
+
+
+def plain_conditions(c: Criteria) -> list[ColumnElement[bool]]:
+    """The clauses that need no lookup: everything but custom fields (the compiled read
+    path builds its SQL from these too)."""
     where: list[ColumnElement[bool]] = []
     statuses = c.status or [CustomerStatus.ACTIVE, CustomerStatus.ARCHIVED]
     where.append(customer.c.status.in_(statuses))
@@ -275,6 +281,12 @@ async def conditions(ctx: Context, c: Criteria) -> list[ColumnElement[bool]]:
                 link.c.sales_channel_id.in_(c.exclude_sales_channels),
             )
         )
+    return where
+
+
+async def custom_field_conditions(ctx: Context, c: Criteria) -> list[ColumnElement[bool]]:
+    """Custom-field clauses: typed by each definition, loaded (and checked) first."""
+    where: list[ColumnElement[bool]] = []
     definitions = await _definitions(ctx, [f.key for f in c.custom_fields])
     for criterion in c.custom_fields:
         d = definitions[criterion.key]
