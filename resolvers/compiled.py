@@ -91,10 +91,67 @@ class Statement:
 
 # ---------------------------------------------------------------------------------------
 # JSON text encoders: SQL expression -> SQL expression of its JSON text (never NULL)
+#
+# A value is SQL text; a `Json` value also keeps its pieces (literal JSON text and SQL
+# expressions), so an object inlines its fields' pieces, nested objects included, into
+# one `format()` call: a page of 14,000 fields then costs a quarter less than chains of
+# `||`, each of which copies the string built so far.
+
+Piece = tuple[bool, str]  # (True, literal JSON text) or (False, SQL expression of JSON text)
+_FORMAT_ARGS = 90  # format() takes at most 99 arguments after its format string
 
 
 def lit(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
+
+
+class Json(str):
+    """The SQL text of a JSON value, built from pieces a parent can inline."""
+
+    pieces: tuple[Piece, ...]
+
+    def __new__(cls, pieces: list[Piece]) -> Json:
+        merged: list[Piece] = []
+        for piece in pieces:
+            if piece[0] and merged and merged[-1][0]:
+                merged[-1] = (True, merged[-1][1] + piece[1])
+            else:
+                merged.append(piece)
+        self = super().__new__(cls, _render(merged))
+        self.pieces = tuple(merged)
+        return self
+
+
+def _render(pieces: list[Piece]) -> str:
+    if len(pieces) == 1:
+        literal, text = pieces[0]
+        return lit(text) if literal else text
+    calls, fmt, args = [], "", []
+    for literal, text in pieces:
+        if literal:
+            fmt += text.replace("%", "%%")
+            continue
+        if len(args) == _FORMAT_ARGS:
+            calls.append(f"format({lit(fmt)}, {', '.join(args)})")
+            fmt, args = "", []
+        fmt += "%s"
+        args.append(f"({text})")
+    calls.append(f"format({lit(fmt)}, {', '.join(args)})" if args else lit(fmt))
+    return " || ".join(calls)
+
+
+def pieces_of(value: str) -> tuple[Piece, ...]:
+    return value.pieces if isinstance(value, Json) else ((False, value),)
+
+
+def jlit(text: str) -> Json:
+    return Json([(True, text)])
+
+
+def quoted(e: str) -> Json:
+    """A JSON string around an expression whose text needs no escaping (numbers, enums,
+    base64)."""
+    return Json([(True, '"'), (False, e), (True, '"')])
 
 
 def _or_null(text: str, nullable: bool) -> str:
@@ -111,7 +168,14 @@ def j_raw(e: str, nullable: bool = True) -> str:  # int, bool: their text is the
 
 def j_dec(e: str, nullable: bool = True) -> str:
     # Decimal scalars are JSON strings: str(Decimal) == numeric text
-    return _or_null(f"'\"' || ({e})::text || '\"'", nullable)
+    if nullable:
+        return f"coalesce('\"' || ({e})::text || '\"', 'null')"
+    return quoted(f"({e})::text")
+
+
+def j_enum(e: str, nullable: bool = True) -> str:
+    # Enum labels are upper-case identifiers: nothing to escape.
+    return j_str(e) if nullable else quoted(f"({e})::text")
 
 
 def j_dt(e: str, nullable: bool = True) -> str:
@@ -125,7 +189,7 @@ def b64(e: str) -> str:
 
 
 def j_gid(type_name: str, e: str) -> str:
-    return f"'\"' || {b64(lit(type_name + ':') + f' || ({e})::text')} || '\"'"
+    return quoted(b64(lit(type_name + ":") + f" || ({e})::text"))
 
 
 SCALAR_ENCODERS: dict[str, Callable[[str], str]] = {
@@ -140,24 +204,24 @@ SCALAR_ENCODERS: dict[str, Callable[[str], str]] = {
 }
 
 
-def obj_sql(parts: list[tuple[str, str]]) -> str:
-    """'{"k":' || v || ',"k2":' || v2 || '}' with adjacent literals merged."""
-    pieces: list[str] = []
-    literal = "{"
+def obj_sql(parts: list[tuple[str, str]]) -> Json:
+    """{"k":v,"k2":v2} as one format() call, nested objects inlined."""
+    pieces: list[Piece] = [(True, "{")]
     for i, (key, value) in enumerate(parts):
-        literal += ("," if i else "") + f'"{key}":'
-        pieces.append(lit(literal))
-        pieces.append(f"({value})")
-        literal = ""
-    pieces.append(lit(literal + "}"))
-    return " || ".join(pieces)
+        pieces.append((True, ("," if i else "") + f'"{key}":'))
+        pieces.extend(pieces_of(value))
+    pieces.append((True, "}"))
+    return Json(pieces)
+
+
+def array_sql(agg: str) -> Json:
+    """[…] around a string_agg of items (NULL when there are none)."""
+    return Json([(True, "["), (False, f"coalesce({agg}, '')"), (True, "]")])
 
 
 def list_sql(item: str, from_where: str, order: str) -> str:
-    return (
-        f"(SELECT '[' || coalesce(string_agg({item}, ',' ORDER BY {order}), '') || ']'"
-        f" {from_where})"
-    )
+    agg = f"string_agg({item}, ',' ORDER BY {order})"
+    return f"(SELECT {array_sql(agg)} {from_where})"
 
 
 def nullable_sql(item: str, from_where: str) -> str:
@@ -339,7 +403,7 @@ class Builder:
         for key, fnodes in self.collect(gtype, nodes).items():
             name = fnodes[0].name.value
             if name == "__typename":
-                parts.append((key, lit(f'"{gtype.name}"')))
+                parts.append((key, jlit(f'"{gtype.name}"')))
                 continue
             parts.append((key, self.field(gtype, name, fnodes, src)))
         return obj_sql(parts)
@@ -359,7 +423,7 @@ class Builder:
             return j_gid(gtype.name, src.col(column))
         nullable = src.nullable(column)
         if getattr(named, "values", None) is not None:  # enum
-            return j_str(src.col(column), nullable)
+            return j_enum(src.col(column), nullable)
         encoder = SCALAR_ENCODERS.get(named.name)
         if encoder is None:
             raise NotCompilable(f"scalar {named.name}")
@@ -419,7 +483,7 @@ class Builder:
         for key, fnodes in self.collect(conn_type, nodes).items():
             name = fnodes[0].name.value
             if name == "__typename":
-                parts.append((key, lit(f'"{conn_type.name}"')))
+                parts.append((key, jlit(f'"{conn_type.name}"')))
             elif name == "totalCount":
                 base = " AND ".join(where) or "true"
                 parts.append((key, f"(SELECT count(*) FROM {table} WHERE {base})::text"))
@@ -431,21 +495,21 @@ class Builder:
                     item = self.object(node_type, fnodes, src)
                 agg = f"_a{len(aggs)}"
                 aggs[agg] = f"string_agg({item}, ',' ORDER BY {shown}) FILTER (WHERE _rn <= {n})"
-                parts.append((key, f"'[' || coalesce({agg}, '') || ']'"))
+                parts.append((key, array_sql(agg)))
             elif name == "pageInfo":
                 aggs.setdefault("_cnt", "count(*)")
                 aggs.setdefault(
                     "_cur", f"array_agg({cursor} ORDER BY {shown}) FILTER (WHERE _rn <= {n})"
                 )
                 more = f"(_cnt > {n})::text"
-                given_after = lit("true" if args.after is not None else "false")
-                given_before = lit("true" if args.before is not None else "false")
+                given_after = jlit("true" if args.after is not None else "false")
+                given_before = jlit("true" if args.before is not None else "false")
                 info_type = self.child_type(conn_type, "pageInfo")
                 info = []
                 for ikey, inodes in self.collect(info_type, fnodes).items():
                     iname = inodes[0].name.value
                     value = {
-                        "__typename": lit('"PageInfo"'),
+                        "__typename": jlit('"PageInfo"'),
                         "hasNextPage": given_before if backward else more,
                         "hasPreviousPage": more if backward else given_after,
                         "startCursor": "coalesce(_cur[1], 'null')",
@@ -467,7 +531,7 @@ class Builder:
         for key, fnodes in self.collect(edge_type, nodes).items():
             name = fnodes[0].name.value
             if name == "__typename":
-                parts.append((key, lit(f'"{edge_type.name}"')))
+                parts.append((key, jlit(f'"{edge_type.name}"')))
             elif name == "cursor":
                 parts.append((key, cursor))
             elif name == "node":
@@ -492,7 +556,7 @@ class Builder:
         encoded = (
             f"translate(encode(convert_to('[' || {body} || ']', 'UTF8'), 'base64'), E'+/\\n', '-_')"
         )
-        return f"'\"' || rtrim({encoded}, '=') || '\"'"
+        return quoted(f"rtrim({encoded}, '=')")
 
 
 @functools.cache
@@ -902,7 +966,7 @@ def compile_operation(
     for key, fnodes in b.collect(query_type, [fake]).items():
         name = fnodes[0].name.value
         if name == "__typename":
-            parts.append((key, lit('"Query"')))
+            parts.append((key, jlit('"Query"')))
             continue
         root = ROOTS.get(name)
         if root is None:
@@ -910,7 +974,9 @@ def compile_operation(
         parts.append((key, root(b, query_type, fnodes)))
     if not parts:
         raise NotCompilable("empty")
-    return Statement("SELECT " + obj_sql(parts), tuple(b.params), b.viewer_slot, b.today_slot)
+    # The whole response: server/compiled.py sends these bytes as they are.
+    data = Json([(True, '{"data":'), *pieces_of(obj_sql(parts)), (True, "}")])
+    return Statement(f"SELECT {data}", tuple(b.params), b.viewer_slot, b.today_slot)
 
 
 __all__ = [

@@ -3,7 +3,7 @@
 For each request: resolve an Apollo persisted query (APQ) if one is named; parse and
 validate the document (cached per document text); when the operation is a query whose
 whole selection compiles (resolvers/compiled.py), run its one statement and send
-`{"data":` + the statement's JSON text + `}`. Anything else goes to Strawberry
+the statement's JSON text (the whole response). Anything else goes to Strawberry
 unchanged, which therefore produces every error response.
 """
 
@@ -248,7 +248,7 @@ class CompiledGraphQL:
                 if pg.is_closed():
                     await conn.invalidate()
                 return None
-        return b'{"data":' + text.encode() + b"}"
+        return text.encode()
 
     def _statement(self, query, node, op, op_name, variables, viewer) -> Statement | None:
         """The compiled statement for this document, variables and role (cached; None:
