@@ -953,7 +953,7 @@ ROOTS: dict[str, Callable[[Builder, GraphQLObjectType, list[FieldNode]], str]] =
 def compile_operation(
     schema, document, operation: OperationDefinitionNode, variables, viewer: Viewer
 ) -> Statement:
-    """The one statement returning the `data` object's JSON text."""
+    """The one statement returning the response's JSON (`{"data":…}`) as bytes."""
     if operation.operation is not OperationType.QUERY:
         raise NotCompilable("not a query")
     fragments = {
@@ -974,9 +974,11 @@ def compile_operation(
         parts.append((key, root(b, query_type, fnodes)))
     if not parts:
         raise NotCompilable("empty")
-    # The whole response: server/compiled.py sends these bytes as they are.
+    # The whole response, as UTF-8 bytes that server/compiled.py sends as they are (no
+    # decoding into a str and encoding back: a page is hundreds of kilobytes).
     data = Json([(True, '{"data":'), *pieces_of(obj_sql(parts)), (True, "}")])
-    return Statement(f"SELECT {data}", tuple(b.params), b.viewer_slot, b.today_slot)
+    sql = f"SELECT convert_to({data}, 'UTF8')"
+    return Statement(sql, tuple(b.params), b.viewer_slot, b.today_slot)
 
 
 __all__ = [

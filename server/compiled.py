@@ -3,7 +3,7 @@
 For each request: resolve an Apollo persisted query (APQ) if one is named; parse and
 validate the document (cached per document text); when the operation is a query whose
 whole selection compiles (resolvers/compiled.py), run its one statement and send
-the statement's JSON text (the whole response). Anything else goes to Strawberry
+the statement's bytes (the whole response). Anything else goes to Strawberry
 unchanged, which therefore produces every error response.
 """
 
@@ -242,13 +242,13 @@ class CompiledGraphQL:
                 if statement is None:
                     return None
                 bare_statement(engine, statement.sql)
-                text = await pg.fetchval(statement.sql, *statement.bind(viewer))
+                body = await pg.fetchval(statement.sql, *statement.bind(viewer))
             except Exception:
                 log.exception("compiled read failed; answering field by field")
                 if pg.is_closed():
                     await conn.invalidate()
                 return None
-        return text.encode()
+        return body
 
     def _statement(self, query, node, op, op_name, variables, viewer) -> Statement | None:
         """The compiled statement for this document, variables and role (cached; None:
