@@ -34,6 +34,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     db = open_database(settings)  # start + migrate once, before any worker
     os.environ["DATABASE_URL"] = db.url  # workers (and reloads) connect to the same database
     try:
+        if not os.environ.get("CUSTOMER_GRAPH_POOL_SIZE"):
+            from server.database import sized_pool
+
+            # Every worker's pool fits in the server's max_connections.
+            pool = asyncio.run(sized_pool(db.url, args.workers))
+            os.environ["CUSTOMER_GRAPH_POOL_SIZE"] = str(pool)
+        print(
+            f"customer-graph: {args.workers} worker(s), a pool of"
+            f" {os.environ['CUSTOMER_GRAPH_POOL_SIZE']} connections each",
+            flush=True,
+        )
         print(f"customer-graph: GraphiQL at http://{args.host}:{args.port}/graphql", flush=True)
         if args.demo:
             from server.seed import seed_if_empty
@@ -52,6 +63,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             host=args.host,
             port=args.port,
             workers=args.workers,
+            loop="uvloop",
+            http="httptools",
             log_level=args.log_level,
             access_log=args.access_log,
         )

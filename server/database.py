@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import orjson
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 
 log = logging.getLogger(__name__)
 
@@ -147,3 +148,31 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
             }
         },
     )
+
+
+def pool_size_for(max_connections: int, reserved: int, workers: int, *, cap: int = 10) -> int:
+    """Connections per worker pool so that `workers` processes never exceed the server's
+    `max_connections`: each worker may open its pool, twice as many overflow connections
+    and one LISTEN connection (live timeline); five stay free for migrations, the CLI
+    and psql."""
+    per_worker = (max_connections - reserved - 5) // max(1, workers)
+    return max(1, min(cap, (per_worker - 1) // 3))
+
+
+# reserved_connections is new in PostgreSQL 16: missing settings read as 0.
+_CONNECTION_LIMITS = (
+    "SELECT current_setting('max_connections')::int,"
+    " coalesce(current_setting('superuser_reserved_connections', true)::int, 0)"
+    " + coalesce(current_setting('reserved_connections', true)::int, 0)"
+)
+
+
+async def sized_pool(url: str, workers: int) -> int:
+    """pool_size_for, read off the server at `url`."""
+    engine = create_async_engine(to_asyncpg_url(url), poolclass=NullPool)
+    try:
+        async with engine.connect() as conn:
+            limit, reserved = (await conn.exec_driver_sql(_CONNECTION_LIMITS)).one()
+    finally:
+        await engine.dispose()
+    return pool_size_for(limit, reserved, workers)

@@ -44,6 +44,7 @@ class Settings:
         default_factory=lambda: _int("CUSTOMER_GRAPH_MAX_SELECTIONS", 10_000)
     )
     default_page_size: int = 20
+    # `serve` sets it from the server's max_connections and --workers unless given.
     pool_size: int = field(default_factory=lambda: _int("CUSTOMER_GRAPH_POOL_SIZE", 10))
     # Reads of plain data answered by one SQL statement (server/compiled.py); 0 disables.
     compiled_reads: bool = field(default_factory=lambda: _bool("CUSTOMER_GRAPH_COMPILED", True))
