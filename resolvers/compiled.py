@@ -38,6 +38,7 @@ from graphql import (
     OperationDefinitionNode,
     OperationType,
     get_named_type,
+    is_abstract_type,
 )
 from graphql.execution.values import get_argument_values, get_directive_values
 from sqlalchemy import select
@@ -321,15 +322,19 @@ class Builder:
             self.today_slot = len(self.params) - 1
         return self._today
 
+    def viewer_param(self) -> str:
+        """The viewer's id, a parameter bound per request (Statement.bind)."""
+        if self._uid is None:
+            self._uid = self.param(self.viewer.user_id, "bigint")
+            self.viewer_slot = len(self.params) - 1
+        return self._uid
+
     def scope(self, kind: str, table: str) -> str:
         template = _scope_template(kind, table, self.viewer.role)
         if template is None:
             return "true"
         if str(_SENTINEL) in template:
-            if self._uid is None:
-                self._uid = self.param(self.viewer.user_id, "bigint")
-                self.viewer_slot = len(self.params) - 1
-            template = template.replace(str(_SENTINEL), self._uid)
+            template = template.replace(str(_SENTINEL), self.viewer_param())
         return f"({template})"
 
     def customer_clauses(self, clauses: list) -> str:
@@ -375,24 +380,30 @@ class Builder:
                     key = sel.alias.value if sel.alias else sel.name.value
                     out.setdefault(key, []).append(sel)
                 elif isinstance(sel, InlineFragmentNode):
-                    if sel.type_condition and sel.type_condition.name.value != gtype.name:
-                        raise NotCompilable("type condition")
-                    walk(sel.selection_set, seen)
+                    if sel.type_condition is None or self._applies(sel.type_condition, gtype):
+                        walk(sel.selection_set, seen)
                 elif isinstance(sel, FragmentSpreadNode):
                     name = sel.name.value
                     if name in seen:
                         continue
                     seen.add(name)
                     frag = self.fragments[name]
-                    if frag.type_condition.name.value != gtype.name:
-                        raise NotCompilable("fragment type condition")
-                    walk(frag.selection_set, seen)
+                    if self._applies(frag.type_condition, gtype):
+                        walk(frag.selection_set, seen)
 
         seen: set[str] = set()
         for node in nodes:
             if node.selection_set is not None:
                 walk(node.selection_set, seen)
         return out
+
+    def _applies(self, condition, gtype: GraphQLObjectType) -> bool:
+        """A fragment on the type itself, or on an interface or union it belongs to
+        (`node { ... on Customer { … } ... on Order { … } }`); others select nothing here."""
+        named = self.schema.get_type(condition.name.value)
+        if named is gtype:
+            return True
+        return is_abstract_type(named) and self.schema.is_sub_type(named, gtype)
 
     def args(self, gtype: GraphQLObjectType, nodes: list[FieldNode]) -> dict[str, Any]:
         fdef = gtype.fields[nodes[0].name.value]
@@ -944,9 +955,106 @@ def _root_customer(b: Builder, gtype, nodes) -> str:
     )
 
 
+# Node types readable by id straight from their table: (table, scope kind or None). Each
+# mirrors its `resolve_nodes` loader (schema/*.py): the table's rows through the scope.
+NODE_TABLES: dict[str, tuple[str, str | None]] = {
+    "Customer": ("customer", "customer"),
+    "Account": ("account", "account"),
+    "PaymentMethod": ("payment_method", "payment_method"),
+    "Address": ("address", "child"),
+    "Order": ("orders", "child"),
+    "LedgerTransaction": ("ledger_transaction", "child"),
+    "TimelineEvent": ("timeline_event", "child"),
+    "TaxExemptionCertificate": ("tax_exemption_certificate", "child"),
+    "SalesChannel": ("sales_channel", None),
+    "User": ("app_user", "user"),
+}
+MAX_NODES = 100  # `nodes(ids:)` with more ids takes the field-by-field path
+
+
+def _by_id(b: Builder, type_name: str, pk_sql: str, nodes) -> str:
+    """One object of a node type by primary key through its scope, or null."""
+    spec = NODE_TABLES.get(type_name)
+    if spec is None:
+        raise NotCompilable(f"node of type {type_name}")
+    table, scope = spec
+    t = b.schema.get_type(type_name)
+    where = f"{table}.id = {pk_sql}" + (f" AND {b.scope(scope, table)}" if scope else "")
+    return nullable_sql(b.object(t, nodes, Source(table)), f"FROM {table} WHERE {where}")
+
+
+def _global_id(value: Any) -> tuple[str, int]:
+    try:
+        gid = relay.GlobalID.from_id(value)
+        pk = int(gid.node_id)
+    except Exception as exc:
+        raise NotCompilable("bad global id") from exc
+    if not -(2**63) <= pk < 2**63:
+        raise NotCompilable("id out of range")
+    return gid.type_name, pk
+
+
+def _root_node(b: Builder, gtype, nodes) -> str:
+    type_name, pk = _global_id(b.args(gtype, nodes)["id"])
+    return _by_id(b, type_name, b.param(pk, "bigint"), nodes)
+
+
+def _root_nodes(b: Builder, gtype, nodes) -> str:
+    ids = b.args(gtype, nodes)["ids"]
+    if len(ids) > MAX_NODES:
+        raise NotCompilable("too many ids")
+    pieces: list[Piece] = [(True, "[")]
+    for i, value in enumerate(ids):
+        type_name, pk = _global_id(value)
+        pieces += [
+            (True, "," if i else ""),
+            (False, _by_id(b, type_name, b.param(pk, "bigint"), nodes)),
+        ]
+    return Json([*pieces, (True, "]")])
+
+
+def _root_order(b: Builder, gtype, nodes) -> str:
+    given = {k: v for k, v in b.args(gtype, nodes).items() if v is not None}
+    if len(given) != 1 or not given.keys() <= {"id", "number"}:
+        raise NotCompilable("exactly one of id/number")
+    if "id" not in given:
+        number = b.param(given["number"], "text")
+        pk = f"(SELECT orders.id FROM orders WHERE orders.number = {number})"
+        return _by_id(b, "Order", pk, nodes)
+    type_name, pk = _global_id(given["id"])
+    if type_name != "Order":
+        raise NotCompilable("not an Order id")
+    return _by_id(b, "Order", b.param(pk, "bigint"), nodes)
+
+
+def _root_me(b: Builder, gtype, nodes) -> str:
+    me = b.child_type(gtype, "me")
+    parts = []
+    for key, fnodes in b.collect(me, nodes).items():
+        name = fnodes[0].name.value
+        if name == "__typename":
+            parts.append((key, jlit('"Me"')))
+            continue
+        uid = b.viewer_param()
+        if name == "user":
+            parts.append((key, _by_id(b, "User", uid, fnodes)))
+        elif name == "customer":
+            t = b.child_type(me, "customer")
+            where = f"customer.user_id = {uid} AND {b.scope('customer', 'customer')}"
+            item = b.object(t, fnodes, Source("customer"))
+            parts.append((key, nullable_sql(item, f"FROM customer WHERE {where}")))
+        else:
+            raise NotCompilable(f"Me.{name}")
+    return obj_sql(parts)
+
+
 ROOTS: dict[str, Callable[[Builder, GraphQLObjectType, list[FieldNode]], str]] = {
     "customers": _root_customers,
     "customer": _root_customer,
+    "node": _root_node,
+    "nodes": _root_nodes,
+    "order": _root_order,
+    "me": _root_me,
 }
 
 
