@@ -15,8 +15,20 @@ import random
 import httpx
 import orjson
 import pytest
+from graphql import (
+    GraphQLEnumType,
+    GraphQLObjectType,
+    Undefined,
+    get_named_type,
+    get_nullable_type,
+    is_leaf_type,
+    is_list_type,
+    is_non_null_type,
+)
 from sqlalchemy import text
 
+from resolvers import compiled as compiled_q
+from schema import schema as app_schema
 from server.app import create_app
 from server.settings import Settings
 from tests.factories import (
@@ -327,85 +339,97 @@ async def test_tokens_and_anonymous_fall_back(both, world):
 
 # ---------------------------------------------------------------------------------------
 # Generated queries: random subsets of the compilable subset, seeded RNG
+#
+# What the generator may select is read from the real schema, restricted to what
+# resolvers/compiled.py declares compilable (the test `Builder.field` applies): a field of
+# object type T is `__typename`, a column-backed scalar of `scalar_columns(T)` whose type
+# the builder can print, or an entry of `RELATIONS[T]`. A newly declared field is then
+# generated (and `test_generator_covers_every_compilable_field` insists it was).
 
-SCHEMA = {
-    "Customer": {
-        "scalars": CUSTOMER_SCALARS.split(),
-        "one": {"account": "Account", "salesRep": "User", "taxStatus": "TaxStatus"},
-        "many": {
-            "addresses": "Address",
-            "salesChannels": "SalesChannel",
-            "balances": "Money",
-            "customFields": "CustomFieldValue",
-        },
-        "conn": {
-            "orders": ("Order", "OrderConnection", "OrderEdge"),
-            "ledgerTransactions": (
-                "LedgerTransaction",
-                "LedgerTransactionConnection",
-                "LedgerTransactionEdge",
-            ),
-            "timeline": ("TimelineEvent", "TimelineEventConnection", "TimelineEventEdge"),
-        },
-    },
-    "Account": {
-        "scalars": "id number name createdAt updatedAt __typename".split(),
-        "one": {"billingContact": "BillingContact", "billingAddress": "BillingAddress"},
-        "many": {"paymentMethods": "PaymentMethod"},
-    },
-    "BillingContact": {"scalars": ["name", "email", "phone", "__typename"]},
-    "BillingAddress": {"scalars": "line1 line2 city region postalCode country".split()},
-    "PaymentMethod": {
-        "scalars": "id processor brand last4 expMonth expYear isDefault createdAt".split()
-    },
-    "User": {"scalars": USER.split()},
-    "TaxStatus": {
-        "scalars": ["status", "taxCode", "__typename"],
-        "many": {"exemptionCertificates": "TaxExemptionCertificate"},
-    },
-    "TaxExemptionCertificate": {
-        "scalars": "id number country region reason validFrom validTo revokedAt isValid".split()
-    },
-    "Address": {
-        "scalars": "id kind isDefault name company line1 line2 city region postalCode country"
-        " phone createdAt".split()
-    },
-    "SalesChannel": {"scalars": ["id", "code", "name", "__typename"]},
-    "Money": {"scalars": ["amount", "currency", "__typename"]},
-    "CustomFieldValue": {
-        "scalars": "key label type textValue numberValue booleanValue dateValue value".split()
-    },
-    "Order": {
-        "scalars": "id number status source currency placedAt createdAt updatedAt".split(),
-        "one": {
-            "total": "Money",
-            "subtotal": "Money",
-            "taxTotal": "Money",
-            "amountPaid": "Money",
-            "salesChannel": "SalesChannel",
-        },
-        "many": {"lines": "OrderLine"},
-    },
-    "OrderLine": {
-        "scalars": "id position sku description quantity taxRate".split(),
-        "one": {"unitPrice": "Money", "lineTotal": "Money"},
-    },
-    "LedgerTransaction": {
-        "scalars": "id kind transferGroup memo createdAt".split(),
-        "one": {"amount": "Money", "balanceAfter": "Money", "order": "Order"},
-    },
-    "TimelineEvent": {
-        "scalars": "id kind occurredAt summary".split(),
-        "one": {"actor": "User"},
-    },
-}
+GQL = app_schema._schema
+
+
+def _is_required(arg) -> bool:
+    return is_non_null_type(arg.type) and arg.default_value is Undefined
+
+
+def _prints(field_name: str, leaf) -> bool:
+    """Whether `Builder.field` prints this column-backed leaf (a JSON scalar falls back)."""
+    if field_name == "id" and leaf.name == "ID":
+        return True
+    return isinstance(leaf, GraphQLEnumType) or leaf.name in compiled_q.SCALAR_ENCODERS
+
+
+def _connection(gtype) -> tuple[str, str, str] | None:
+    """(node type, connection type, edge type) of a Relay connection type, else None."""
+    if not isinstance(gtype, GraphQLObjectType) or "pageInfo" not in gtype.fields:
+        return None
+    if "edges" not in gtype.fields:
+        return None
+    edge = get_named_type(gtype.fields["edges"].type)
+    node = get_named_type(edge.fields["node"].type)
+    return node.name, gtype.name, edge.name
+
+
+def derive_schema(root: str = "Customer") -> dict[str, dict]:
+    """Per object type reachable from `root` through compilable fields: its compilable
+    fields as "scalars" (leaves), "one" / "many" (object, list of objects: field -> type)
+    and "conn" (Relay connections: field -> (node, connection, edge) type names)."""
+    out: dict[str, dict] = {}
+    todo = [root]
+    while todo:
+        type_name = todo.pop(0)
+        if type_name in out:
+            continue
+        gtype = GQL.type_map[type_name]
+        columns = compiled_q.scalar_columns(type_name)
+        relations = compiled_q.RELATIONS.get(type_name, {})
+        spec: dict = {"scalars": ["__typename"], "one": {}, "many": {}, "conn": {}}
+        out[type_name] = spec
+        for name, fdef in gtype.fields.items():
+            if name not in relations and name not in columns:
+                continue  # not compilable: the operation would fall back
+            if any(
+                _is_required(arg)
+                for arg_name, arg in fdef.args.items()
+                if arg_name not in compiled_q.PAGE_ARGS
+            ):
+                continue
+            named = get_named_type(fdef.type)
+            if is_leaf_type(named):
+                if name in relations or _prints(name, named):
+                    spec["scalars"].append(name)
+                continue
+            if name not in relations or not isinstance(named, GraphQLObjectType):
+                continue  # an object needs a relation; interfaces and unions fall back
+            conn = _connection(named)
+            if conn is not None:
+                spec["conn"][name] = conn
+                todo.append(conn[0])
+            elif is_list_type(get_nullable_type(fdef.type)):
+                spec["many"][name] = named.name
+                todo.append(named.name)
+            else:
+                spec["one"][name] = named.name
+                todo.append(named.name)
+    return out
+
+
+SCHEMA = derive_schema()
+
+
+def compilable_fields(spec: dict) -> set[str]:
+    return {*spec["scalars"], *spec["one"], *spec["many"], *spec["conn"]}
 
 
 class QueryGen:
-    def __init__(self, rng: random.Random) -> None:
+    def __init__(self, rng: random.Random, seen: dict[str, set[str]] | None = None) -> None:
         self.rng = rng
         self.fragments: list[str] = []
         self.used: set[str] = set()
+        # type -> compilable fields emitted where they are evaluated (not under a false
+        # @include or a true @skip, nor inside such a field)
+        self.seen = seen if seen is not None else {}
 
     def directive(self) -> str:
         r = self.rng.random()
@@ -423,23 +447,34 @@ class QueryGen:
     def alias(self, name: str) -> str:
         return f"{name}_{self.rng.randint(1, 9)}: " if self.rng.random() < 0.15 else ""
 
-    def selection(self, type_name: str, depth: int) -> str:
+    def emit(self, type_name: str, name: str, directive: str, live: bool) -> bool:
+        """Records the field as generated; whether its own selection is evaluated."""
+        live = live and directive != " @include(if: $no)"
+        if live:
+            self.seen.setdefault(type_name, set()).add(name)
+        return live
+
+    def selection(self, type_name: str, depth: int, live: bool = True) -> str:
         spec = SCHEMA[type_name]
         fields = []
         scalars = spec["scalars"]
         for s in self.rng.sample(scalars, self.rng.randint(1, min(4, len(scalars)))):
-            fields.append(f"{self.alias(s)}{s}{self.directive()}")
+            alias, directive = self.alias(s), self.directive()
+            self.emit(type_name, s, directive, live)
+            fields.append(f"{alias}{s}{directive}")
         if depth < 3:
             for kind in ("one", "many"):
-                for name, child in spec.get(kind, {}).items():
+                for name, child in spec[kind].items():
                     if self.rng.random() < 0.3:
+                        alias, directive = self.alias(name), self.directive()
+                        inner = self.emit(type_name, name, directive, live)
                         fields.append(
-                            f"{self.alias(name)}{name}{self.directive()}"
-                            f" {{ {self.selection(child, depth + 1)} }}"
+                            f"{alias}{name}{directive}"
+                            f" {{ {self.selection(child, depth + 1, inner)} }}"
                         )
-            for name, (node, conn, edge) in spec.get("conn", {}).items():
+            for name, types in spec["conn"].items():
                 if self.rng.random() < 0.35:
-                    fields.append(self.connection(name, node, conn, edge, depth))
+                    fields.append(self.connection(type_name, name, types, depth, live))
         body = " ".join(fields)
         r = self.rng.random()
         if r < 0.15:
@@ -450,13 +485,23 @@ class QueryGen:
             return f"...{name}"
         return body
 
-    def connection(self, name: str, node: str, conn: str, edge: str, depth: int) -> str:
+    def connection(
+        self, parent: str, name: str, types: tuple[str, str, str], depth: int, live: bool
+    ) -> str:
         rng = self.rng
+        node, conn, _edge = types
+        page_args = GQL.type_map[parent].fields[name].args
+        conn_fields = GQL.type_map[conn].fields
         args = []
         if rng.random() < 0.7:
-            args.append(f"{'last' if rng.random() < 0.2 else 'first'}: {rng.randint(0, 4)}")
+            arg = "last" if rng.random() < 0.2 else "first"
+            size = rng.randint(0, 4)
+            if arg in page_args:
+                args.append(f"{arg}: {size}")
+        alias, directive = self.alias(name), self.directive()
+        inner = self.emit(parent, name, directive, live)
         parts = []
-        if rng.random() < 0.4:
+        if rng.random() < 0.4 and "totalCount" in conn_fields:
             parts.append("totalCount")
         if rng.random() < 0.5:
             info = rng.sample(
@@ -464,14 +509,18 @@ class QueryGen:
             )
             parts.append(f"pageInfo {{ {' '.join(info)} }}")
         if rng.random() < 0.6:
+            typename = "__typename " if rng.random() < 0.1 else ""
             cursor = "cursor " if rng.random() < 0.5 else ""
-            parts.append(f"edges {{ {cursor}node {{ {self.selection(node, depth + 1)} }} }}")
-        if not parts or rng.random() < 0.3:
-            parts.append(f"nodes {{ {self.selection(node, depth + 1)} }}")
+            selection = self.selection(node, depth + 1, inner)
+            parts.append(f"edges {{ {typename}{cursor}node {{ {selection} }} }}")
+        if (not parts or rng.random() < 0.3) and "nodes" in conn_fields:
+            parts.append(f"nodes {{ {self.selection(node, depth + 1, inner)} }}")
+        elif not parts:
+            parts.append(f"edges {{ node {{ {self.selection(node, depth + 1, inner)} }} }}")
         if rng.random() < 0.1:
             parts.append("__typename")
         arg_text = f"({', '.join(args)})" if args else ""
-        return f"{self.alias(name)}{name}{arg_text}{self.directive()} {{ {' '.join(parts)} }}"
+        return f"{alias}{name}{arg_text}{directive} {{ {' '.join(parts)} }}"
 
     def query(self, numbers: list[str]) -> tuple[str, dict]:
         if self.rng.random() < 0.5:
@@ -489,20 +538,39 @@ class QueryGen:
         return f"{head} {{ {text} }} " + " ".join(self.fragments), variables
 
 
-GENERATED = 300
+GENERATED = 450
 
 
-async def test_generated_queries_are_identical(both, world):
+def generated_queries(world) -> tuple[list[tuple[str, dict]], dict[str, set[str]]]:
+    """The seeded corpus ((query, variables) each) and the fields it selects per type."""
     rng = random.Random(20250801)
     numbers = [c.number for c in world["customers"]] + [
         world["other"].number,
         world["bare"].number,
         world["merged"].number,
     ]
-    for i in range(GENERATED):
-        query, variables = QueryGen(rng).query(numbers)
+    seen: dict[str, set[str]] = {}
+    return [QueryGen(rng, seen).query(numbers) for _ in range(GENERATED)], seen
+
+
+async def test_generated_queries_are_identical(both, world):
+    queries, _seen = generated_queries(world)
+    for i, (query, variables) in enumerate(queries):
         role = ROLES[i % 3]
         await same(both, world["tokens"][role], query, variables, compiled=True)
+
+
+async def test_generator_covers_every_compilable_field(world):
+    """Every field resolvers/compiled.py declares compilable is selected by some generated
+    query, so a newly declared one is compared on both paths without editing this file."""
+    assert compiled_q.RELATIONS.keys() <= SCHEMA.keys(), "a RELATIONS type is unreachable"
+    assert {"orders", "ledgerTransactions", "timeline"} <= SCHEMA["Customer"]["conn"].keys()
+    _queries, seen = generated_queries(world)
+    missing = {
+        type_name: sorted(compilable_fields(spec) - seen.get(type_name, set()))
+        for type_name, spec in SCHEMA.items()
+    }
+    assert not {k: v for k, v in missing.items() if v}, missing
 
 
 # ---------------------------------------------------------------------------------------
