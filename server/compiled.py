@@ -2,7 +2,7 @@
 
 For each request: resolve an Apollo persisted query (APQ) if one is named; parse and
 validate the document (cached per document text); when the operation is a query whose
-whole selection compiles (resolvers/compiled.py), run its one statement and send
+whole selection compiles (resolvers/compiled/), run its one statement and send
 the statement's bytes (the whole response). Anything else goes to Strawberry
 unchanged, which therefore produces every error response.
 """

@@ -341,7 +341,7 @@ async def test_tokens_and_anonymous_fall_back(both, world):
 # Generated queries: random subsets of the compilable subset, seeded RNG
 #
 # What the generator may select is read from the real schema, restricted to what
-# resolvers/compiled.py declares compilable (the test `Builder.field` applies): a field of
+# resolvers/compiled/ declares compilable (the test `Builder.field` applies): a field of
 # object type T is `__typename`, a column-backed scalar of `scalar_columns(T)` whose type
 # the builder can print, or an entry of `RELATIONS[T]`. A newly declared field is then
 # generated (and `test_generator_covers_every_compilable_field` insists it was).
@@ -561,7 +561,7 @@ async def test_generated_queries_are_identical(both, world):
 
 
 async def test_generator_covers_every_compilable_field(world):
-    """Every field resolvers/compiled.py declares compilable is selected by some generated
+    """Every field resolvers/compiled/ declares compilable is selected by some generated
     query, so a newly declared one is compared on both paths without editing this file."""
     assert compiled_q.RELATIONS.keys() <= SCHEMA.keys(), "a RELATIONS type is unreachable"
     assert {"orders", "ledgerTransactions", "timeline"} <= SCHEMA["Customer"]["conn"].keys()

@@ -1,0 +1,75 @@
+"""The compiled read path: a validated query becomes ONE SQL statement that prints the JSON.
+
+The planner walks the operation's selection (fragments, aliases, @include/@skip and
+variables resolved there); every field it meets must be declared compilable, or the whole
+operation falls back to Strawberry (`NotCompilable`). Argument errors (page sizes,
+cursors, global IDs) also fall back, so error responses are Strawberry's own.
+
+- `json_text`: SQL that prints JSON exactly as the dataloader path's orjson does
+  (compact, `"20.00"` decimals, PostgreSQL's JSON timestamps, base64url cursors), each
+  object one `format()` call.
+- `builder`: the planner (`Builder`), connections, cursors, and the viewer's scope
+  (`resolvers/scope.py`) compiled into every sub-select.
+- `fields`: which fields compile per type: the `schema.base.columns_of` map `from_row`
+  uses, plus `RELATIONS`.
+- `roots`: the root fields that compile.
+"""
+
+from __future__ import annotations
+
+from graphql import (
+    FieldNode,
+    FragmentDefinitionNode,
+    NameNode,
+    OperationDefinitionNode,
+    OperationType,
+)
+
+from resolvers.compiled.builder import Builder, NotCompilable, Statement
+from resolvers.compiled.fields import PAGE_ARGS, RELATIONS, scalar_columns
+from resolvers.compiled.json_text import SCALAR_ENCODERS, Json, jlit, obj_sql, pieces_of
+from resolvers.compiled.roots import ROOTS
+from resolvers.viewer import Viewer
+
+
+def compile_operation(
+    schema, document, operation: OperationDefinitionNode, variables, viewer: Viewer
+) -> Statement:
+    """The one statement returning the response's JSON (`{"data":…}`) as bytes."""
+    if operation.operation is not OperationType.QUERY:
+        raise NotCompilable("not a query")
+    fragments = {
+        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+    }
+    b = Builder(schema, fragments, variables, viewer, RELATIONS, scalar_columns)
+    query_type = schema.query_type
+    fake = FieldNode(name=NameNode(value="query"), selection_set=operation.selection_set)
+    parts = []
+    for key, fnodes in b.collect(query_type, [fake]).items():
+        name = fnodes[0].name.value
+        if name == "__typename":
+            parts.append((key, jlit('"Query"')))
+            continue
+        root = ROOTS.get(name)
+        if root is None:
+            raise NotCompilable(f"Query.{name}")
+        parts.append((key, root(b, query_type, fnodes)))
+    if not parts:
+        raise NotCompilable("empty")
+    # The whole response, as UTF-8 bytes that server/compiled.py sends as they are (no
+    # decoding into a str and encoding back: a page is hundreds of kilobytes).
+    data = Json([(True, '{"data":'), *pieces_of(obj_sql(parts)), (True, "}")])
+    sql = f"SELECT convert_to({data}, 'UTF8')"
+    return Statement(sql, tuple(b.params), b.viewer_slot, b.today_slot)
+
+
+__all__ = [
+    "PAGE_ARGS",
+    "RELATIONS",
+    "ROOTS",
+    "SCALAR_ENCODERS",
+    "NotCompilable",
+    "Statement",
+    "compile_operation",
+    "scalar_columns",
+]

@@ -1,0 +1,307 @@
+"""Which fields compile, per type: plain columns (the `columns_of` map the dataloader path
+reads too) and `RELATIONS`, the relations and computed fields, each mirroring the loader
+SQL it stands for."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+from strawberry import relay
+from strawberry.utils.str_converters import to_camel_case
+
+from resolvers import ledger as ledger_q
+from resolvers import orders as order_q
+from resolvers import timeline as timeline_q
+from resolvers.compiled.builder import NESTED_PAGE, Builder, NotCompilable, Source
+from resolvers.compiled.json_text import (
+    j_str,
+    list_sql,
+    nullable_sql,
+)
+from resolvers.errors import CodedError
+from resolvers.pagination import Ordering, PageArgs, page_args
+from schema.base import _TYPES, columns_of
+
+
+@functools.cache
+def scalar_columns(type_name: str) -> dict[str, str]:
+    """GraphQL field name -> column, for the plain (resolver-less) fields of a type."""
+    cls = _TYPES.get(type_name) or _EXTRA_TYPES().get(type_name)
+    if cls is None:
+        return {}
+    columns = dict(columns_of(cls))
+    out = {"id": "id"} if issubclass(cls, relay.Node) else {}
+    for f in cls.__strawberry_definition__.fields:
+        if f.python_name not in columns:
+            continue
+        if f.base_resolver is not None:
+            continue
+        out[f.graphql_name or to_camel_case(f.python_name)] = columns[f.python_name]
+    return out
+
+
+@functools.cache
+def _EXTRA_TYPES() -> dict[str, type]:
+    from schema.accounts import BillingAddress, BillingContact
+    from schema.base import Money
+    from schema.tax import TaxStatus
+
+    return {
+        "BillingContact": BillingContact,
+        "BillingAddress": BillingAddress,
+        "Money": Money,
+        "TaxStatus": TaxStatus,
+    }
+
+
+# ---------------------------------------------------------------------------------------
+# Relations: field -> SQL, per type
+
+
+PAGE_ARGS = frozenset(("first", "after", "last", "before"))
+
+
+def _page(b: Builder, gtype, nodes, default: int) -> PageArgs:
+    a = b.args(gtype, nodes)
+    if not a.keys() <= PAGE_ARGS:
+        raise NotCompilable("unknown arguments")
+    try:
+        return page_args(
+            a.get("first"), a.get("after"), a.get("last"), a.get("before"), default=default
+        )
+    except CodedError as exc:
+        raise NotCompilable("bad page arguments") from exc
+
+
+def _money(amount: str, currency: str = "currency"):
+    def build(b: Builder, gtype, nodes, src: Source) -> str:
+        money = b.child_type(gtype, nodes[0].name.value)
+        inner = Source(src.alias, {"amount": src.col(amount), "currency": src.col(currency)})
+        return b.object(money, nodes, inner)
+
+    return build
+
+
+def _child_list(table: str, order: str):
+    def build(b: Builder, gtype, nodes, src: Source) -> str:
+        t = b.child_type(gtype, nodes[0].name.value)
+        where = f"{table}.customer_id = {src.col('id')} AND {b.scope('child', table)}"
+        item = b.object(t, nodes, Source(table))
+        return list_sql(item, f"FROM {table} WHERE {where}", order)
+
+    return build
+
+
+def _child_connection(table: str, ordering: Ordering):
+    def build(b: Builder, gtype, nodes, src: Source) -> str:
+        conn = b.child_type(gtype, nodes[0].name.value)
+        node_type = b.child_type(conn, "nodes")
+        args = _page(b, gtype, nodes, NESTED_PAGE)
+        where = [f"{table}.customer_id = {src.col('id')}", b.scope("child", table)]
+        return b.connection(
+            conn, nodes, table=table, node_type=node_type, where=where, ordering=ordering, args=args
+        )
+
+    return build
+
+
+def _user(fk: str):
+    def build(b: Builder, gtype, nodes, src: Source) -> str:
+        t = b.child_type(gtype, nodes[0].name.value)
+        where = f"FROM app_user WHERE app_user.id = {src.col(fk)} AND {b.scope('user', 'app_user')}"
+        return nullable_sql(b.object(t, nodes, Source("app_user")), where)
+
+    return build
+
+
+def _display_name_customer(b, gtype, nodes, src: Source) -> str:
+    c = src.col
+    person = (
+        f"nullif(concat_ws(' ', nullif({c('first_name')}, ''), nullif({c('last_name')}, '')), '')"
+    )
+    company = f"nullif({c('company_name')}, '')"
+    return j_str(
+        f"CASE WHEN {c('kind')} = 'BUSINESS' AND {company} IS NOT NULL THEN {company}"
+        f" ELSE coalesce({person}, {company}, nullif({c('email')}::text, ''), {c('number')}) END"
+    )
+
+
+def _display_name_user(b, gtype, nodes, src: Source) -> str:
+    c = src.col
+    person = (
+        f"nullif(concat_ws(' ', nullif({c('first_name')}, ''), nullif({c('last_name')}, '')), '')"
+    )
+    return j_str(f"coalesce({person}, {c('email')}::text)")
+
+
+def _account(b: Builder, gtype, nodes, src: Source) -> str:
+    t = b.child_type(gtype, "account")
+    scope = b.scope("account", "account")
+    where = f"FROM account WHERE account.id = {src.col('account_id')} AND {scope}"
+    return nullable_sql(b.object(t, nodes, Source("account")), where)
+
+
+def _billing_contact(b: Builder, gtype, nodes, src: Source) -> str:
+    t = b.child_type(gtype, "billingContact")
+    cols = {"name": "billing_contact_name", "email": "billing_email", "phone": "billing_phone"}
+    return b.object(t, nodes, Source(src.alias, {k: src.col(v) for k, v in cols.items()}))
+
+
+def _billing_address(b: Builder, gtype, nodes, src: Source) -> str:
+    t = b.child_type(gtype, "billingAddress")
+    names = ("line1", "line2", "city", "region", "postal_code", "country")
+    inner = Source(src.alias, {k: src.col(f"billing_{k}") for k in names})
+    value = b.object(t, nodes, inner)
+    return f"CASE WHEN {src.col('billing_line1')} IS NULL THEN 'null' ELSE {value} END"
+
+
+def _payment_methods(b: Builder, gtype, nodes, src: Source) -> str:
+    t = b.child_type(gtype, "paymentMethods")
+    where = (
+        f"FROM payment_method WHERE payment_method.account_id = {src.col('id')}"
+        f" AND {b.scope('payment_method', 'payment_method')}"
+    )
+    item = b.object(t, nodes, Source("payment_method"))
+    return list_sql(item, where, "payment_method.is_default DESC, payment_method.id")
+
+
+def _sales_channels(b: Builder, gtype, nodes, src: Source) -> str:
+    t = b.child_type(gtype, "salesChannels")
+    where = (
+        "FROM sales_channel JOIN customer_sales_channel"
+        " ON customer_sales_channel.sales_channel_id = sales_channel.id"
+        f" WHERE customer_sales_channel.customer_id = {src.col('id')}"
+    )
+    item = b.object(t, nodes, Source("sales_channel"))
+    return list_sql(item, where, "sales_channel.name, sales_channel.id")
+
+
+def _balances(b: Builder, gtype, nodes, src: Source) -> str:
+    t = b.child_type(gtype, "balances")
+    latest = (
+        "SELECT DISTINCT ON (ledger_transaction.currency) ledger_transaction.currency,"
+        " ledger_transaction.balance_after FROM ledger_transaction"
+        f" WHERE ledger_transaction.customer_id = {src.col('id')}"
+        f" AND {b.scope('child', 'ledger_transaction')}"
+        " ORDER BY ledger_transaction.currency, ledger_transaction.id DESC"
+    )
+    item = b.object(t, nodes, Source("_bal", {"amount": "_bal.balance_after"}))
+    return list_sql(item, f"FROM ({latest}) AS _bal", "_bal.currency")
+
+
+def _custom_fields(b: Builder, gtype, nodes, src: Source) -> str:
+    t = b.child_type(gtype, "customFields")
+    where = (
+        "FROM custom_field_value JOIN custom_field_definition"
+        " ON custom_field_definition.id = custom_field_value.definition_id"
+        f" WHERE custom_field_value.customer_id = {src.col('id')}"
+        f" AND {b.scope('child', 'custom_field_value')}"
+    )
+    d = "custom_field_definition"
+    inner = Source(
+        "custom_field_value", {k: f"{d}.{k}" for k in ("key", "label", "type", "archived")}
+    )
+    return list_sql(b.object(t, nodes, inner), where, f"{d}.archived, {d}.position, {d}.key")
+
+
+def _custom_value(b, gtype, nodes, src: Source) -> str:
+    c = src.col
+    return j_str(
+        f"coalesce({c('text_value')}, ({c('number_value')})::text,"
+        f" to_json({c('date_value')}) #>> '{{}}',"
+        f" CASE WHEN {c('boolean_value')} THEN 'true' ELSE 'false' END)"
+    )
+
+
+def _tax_status(b: Builder, gtype, nodes, src: Source) -> str:
+    t = b.child_type(gtype, "taxStatus")
+    return b.object(t, nodes, Source(src.alias, {"status": src.col("tax_status")}))
+
+
+def _certificates(b: Builder, gtype, nodes, src: Source) -> str:
+    t = b.child_type(gtype, "exemptionCertificates")
+    table = "tax_exemption_certificate"
+    where = (
+        f"FROM {table} WHERE {table}.customer_id = {src.col('id')} AND {b.scope('child', table)}"
+    )
+    item = b.object(t, nodes, Source(table))
+    return list_sql(item, where, f"{table}.valid_from DESC, {table}.id")
+
+
+def _is_valid(b: Builder, gtype, nodes, src: Source) -> str:
+    c, today = src.col, b.today()
+    return (
+        f"({c('revoked_at')} IS NULL AND {c('valid_from')} <= {today}"
+        f" AND ({c('valid_to')} IS NULL OR {today} <= {c('valid_to')}))::text"
+    )
+
+
+def _lines(b: Builder, gtype, nodes, src: Source) -> str:
+    t = b.child_type(gtype, "lines")
+    where = (
+        f"FROM order_line WHERE order_line.order_id = {src.col('id')}"
+        f" AND {b.scope('child', 'order_line')}"
+    )
+    item = b.object(t, nodes, Source("order_line", {"currency": src.col("currency")}))
+    return list_sql(item, where, "order_line.position, order_line.id")
+
+
+def _sales_channel(b: Builder, gtype, nodes, src: Source) -> str:
+    t = b.child_type(gtype, "salesChannel")
+    where = f"FROM sales_channel WHERE sales_channel.id = {src.col('sales_channel_id')}"
+    return nullable_sql(b.object(t, nodes, Source("sales_channel")), where)
+
+
+def _ledger_order(b: Builder, gtype, nodes, src: Source) -> str:
+    t = b.child_type(gtype, "order")
+    where = f"FROM orders WHERE orders.id = {src.col('order_id')} AND {b.scope('child', 'orders')}"
+    return nullable_sql(b.object(t, nodes, Source("orders")), where)
+
+
+RELATIONS: dict[str, dict[str, Callable[..., str]]] = {
+    "Customer": {
+        "displayName": _display_name_customer,
+        "account": _account,
+        "salesRep": _user("sales_rep_id"),
+        "salesChannels": _sales_channels,
+        "addresses": _child_list("address", "address.is_default DESC, address.kind, address.id"),
+        "orders": _child_connection("orders", order_q.NEWEST_FIRST),
+        "ledgerTransactions": _child_connection("ledger_transaction", ledger_q.NEWEST_FIRST),
+        "timeline": _child_connection("timeline_event", timeline_q.NEWEST_FIRST),
+        "balances": _balances,
+        "customFields": _custom_fields,
+        "taxStatus": _tax_status,
+    },
+    "Account": {
+        "billingContact": _billing_contact,
+        "billingAddress": _billing_address,
+        "paymentMethods": _payment_methods,
+    },
+    "User": {"displayName": _display_name_user},
+    "Order": {
+        **{
+            to_camel_case(m): _money(m)
+            for m in (
+                "subtotal",
+                "tax_total",
+                "shipping_total",
+                "total",
+                "amount_paid",
+                "amount_refunded",
+            )
+        },
+        "lines": _lines,
+        "salesChannel": _sales_channel,
+    },
+    "OrderLine": {"unitPrice": _money("unit_price"), "lineTotal": _money("line_total")},
+    "LedgerTransaction": {
+        "amount": _money("amount"),
+        "balanceAfter": _money("balance_after"),
+        "order": _ledger_order,
+    },
+    "CustomFieldValue": {"value": _custom_value},
+    "TaxStatus": {"exemptionCertificates": _certificates},
+    "TaxExemptionCertificate": {"isValid": _is_valid},
+    "TimelineEvent": {"actor": _user("actor_id")},
+}

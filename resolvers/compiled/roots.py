@@ -1,0 +1,233 @@
+"""Root fields that compile: customers (with the search filters), customer, node, nodes,
+order and me."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from graphql import (
+    FieldNode,
+    GraphQLObjectType,
+)
+from strawberry import relay
+from strawberry.utils.str_converters import to_camel_case
+
+from resolvers import customers as customer_q
+from resolvers import search as search_q
+from resolvers.compiled.builder import Builder, NotCompilable, Source
+from resolvers.compiled.fields import PAGE_ARGS
+from resolvers.compiled.json_text import (
+    Json,
+    Piece,
+    jlit,
+    nullable_sql,
+    obj_sql,
+)
+from resolvers.errors import CodedError
+from resolvers.pagination import Ordering, page_args
+from schema.base import decode_id
+
+# ---------------------------------------------------------------------------------------
+# Root fields
+
+
+def _filter_criteria(raw: dict[str, Any]) -> search_q.Criteria:
+    """The field-by-field path's own `CustomerFilter.criteria()`, from graphql-core's
+    argument dict (so a new filter field can never be silently ignored here)."""
+    from schema.search import CustomerFilter
+
+    kwargs = {}
+    for f in CustomerFilter.__strawberry_definition__.fields:
+        name = f.graphql_name or to_camel_case(f.python_name)
+        if name in raw:
+            kwargs[f.python_name] = raw[name]
+    if kwargs.get("custom_fields"):
+        raise NotCompilable("custom-field criteria look their definitions up first")
+    try:
+        return CustomerFilter(**kwargs).criteria()
+    except CodedError as exc:
+        raise NotCompilable("bad filter") from exc
+
+
+def _root_customers(b: Builder, gtype, nodes) -> str:
+    a = b.args(gtype, nodes)
+    raw_filter = a.pop("filter", None)
+    if not a.keys() <= PAGE_ARGS | {"orderBy"}:
+        raise NotCompilable("unknown arguments")
+    order_by = a.get("orderBy") or {}
+    if not order_by.keys() <= {"field", "direction"}:
+        raise NotCompilable("unknown orderBy fields")
+    field_ = getattr(order_by.get("field"), "value", order_by.get("field")) or "NAME"
+    direction = getattr(order_by.get("direction"), "value", order_by.get("direction")) or "ASC"
+    try:
+        columns = customer_q.SORT_COLUMNS[customer_q.CustomerOrderField(field_)]
+    except (KeyError, ValueError) as exc:
+        raise NotCompilable("unknown order") from exc
+    ordering = Ordering(columns, direction == "DESC")
+    try:
+        args = page_args(a.get("first"), a.get("after"), a.get("last"), a.get("before"))
+    except CodedError as exc:
+        raise NotCompilable("bad page arguments") from exc
+    conn = b.child_type(gtype, nodes[0].name.value)
+    if raw_filter is None:
+        where = ["customer.status <> 'MERGED'"]
+    else:  # the search screen's own clauses (resolvers/search.py), as this statement's SQL
+        try:
+            clauses = search_q.plain_conditions(_filter_criteria(raw_filter))
+        except CodedError as exc:
+            raise NotCompilable("bad filter") from exc
+        where = [b.customer_clauses(clauses)]
+    where.append(b.scope("customer", "customer"))
+    return b.connection(
+        conn,
+        nodes,
+        table="customer",
+        node_type=b.child_type(conn, "nodes"),
+        where=where,
+        ordering=ordering,
+        args=args,
+    )
+
+
+def _root_customer(b: Builder, gtype, nodes) -> str:
+    a = b.args(gtype, nodes)
+    if not a.keys() <= {"id", "number", "email"}:
+        raise NotCompilable("unknown arguments")
+    given = {k: v for k, v in a.items() if v is not None}
+    if len(given) != 1:
+        raise NotCompilable("exactly one of id/number/email")
+    scope = b.scope("customer", "customer")
+    if "id" in given:
+        try:
+            pk = decode_id(given["id"], "Customer", "id")
+        except CodedError as exc:
+            raise NotCompilable("bad id") from exc
+        if not -(2**63) <= pk < 2**63:
+            raise NotCompilable("id out of range")
+        first = f"customer.id = {b.param(pk, 'bigint')}"
+        pick = ""
+    elif "number" in given:
+        first = f"customer.number = {b.param(given['number'], 'text')}"
+        pick = ""
+    else:  # a live owner of the email first, else the newest merged one that had it
+        first = f"customer.email = ({b.param(given['email'], 'text')})::citext"
+        pick = " ORDER BY customer.status = 'MERGED', customer.id DESC LIMIT 1"
+    # A merged customer leads to its survivor (at most 10 hops, each through the scope).
+    chain = (
+        "WITH RECURSIVE chain(id, next, depth) AS ("
+        f"(SELECT customer.id, customer.merged_into_id, 0 FROM customer WHERE {first}"
+        f" AND {scope}{pick})"
+        " UNION ALL SELECT customer.id, customer.merged_into_id, chain.depth + 1"
+        " FROM customer JOIN chain ON customer.id = chain.next"
+        f" WHERE chain.depth < 10 AND {scope})"
+        " SELECT id FROM chain WHERE next IS NULL OR depth = 10 ORDER BY depth DESC LIMIT 1"
+    )
+    t = b.child_type(gtype, "customer")
+    return nullable_sql(
+        b.object(t, nodes, Source("customer")),
+        f"FROM customer WHERE customer.id = ({chain}) AND {scope}",
+    )
+
+
+# Node types readable by id straight from their table: (table, scope kind or None). Each
+# mirrors its `resolve_nodes` loader (schema/*.py): the table's rows through the scope.
+NODE_TABLES: dict[str, tuple[str, str | None]] = {
+    "Customer": ("customer", "customer"),
+    "Account": ("account", "account"),
+    "PaymentMethod": ("payment_method", "payment_method"),
+    "Address": ("address", "child"),
+    "Order": ("orders", "child"),
+    "LedgerTransaction": ("ledger_transaction", "child"),
+    "TimelineEvent": ("timeline_event", "child"),
+    "TaxExemptionCertificate": ("tax_exemption_certificate", "child"),
+    "SalesChannel": ("sales_channel", None),
+    "User": ("app_user", "user"),
+}
+MAX_NODES = 100  # `nodes(ids:)` with more ids takes the field-by-field path
+
+
+def _by_id(b: Builder, type_name: str, pk_sql: str, nodes) -> str:
+    """One object of a node type by primary key through its scope, or null."""
+    spec = NODE_TABLES.get(type_name)
+    if spec is None:
+        raise NotCompilable(f"node of type {type_name}")
+    table, scope = spec
+    t = b.schema.get_type(type_name)
+    where = f"{table}.id = {pk_sql}" + (f" AND {b.scope(scope, table)}" if scope else "")
+    return nullable_sql(b.object(t, nodes, Source(table)), f"FROM {table} WHERE {where}")
+
+
+def _global_id(value: Any) -> tuple[str, int]:
+    try:
+        gid = relay.GlobalID.from_id(value)
+        pk = int(gid.node_id)
+    except Exception as exc:
+        raise NotCompilable("bad global id") from exc
+    if not -(2**63) <= pk < 2**63:
+        raise NotCompilable("id out of range")
+    return gid.type_name, pk
+
+
+def _root_node(b: Builder, gtype, nodes) -> str:
+    type_name, pk = _global_id(b.args(gtype, nodes)["id"])
+    return _by_id(b, type_name, b.param(pk, "bigint"), nodes)
+
+
+def _root_nodes(b: Builder, gtype, nodes) -> str:
+    ids = b.args(gtype, nodes)["ids"]
+    if len(ids) > MAX_NODES:
+        raise NotCompilable("too many ids")
+    pieces: list[Piece] = [(True, "[")]
+    for i, value in enumerate(ids):
+        type_name, pk = _global_id(value)
+        pieces += [
+            (True, "," if i else ""),
+            (False, _by_id(b, type_name, b.param(pk, "bigint"), nodes)),
+        ]
+    return Json([*pieces, (True, "]")])
+
+
+def _root_order(b: Builder, gtype, nodes) -> str:
+    given = {k: v for k, v in b.args(gtype, nodes).items() if v is not None}
+    if len(given) != 1 or not given.keys() <= {"id", "number"}:
+        raise NotCompilable("exactly one of id/number")
+    if "id" not in given:
+        number = b.param(given["number"], "text")
+        pk = f"(SELECT orders.id FROM orders WHERE orders.number = {number})"
+        return _by_id(b, "Order", pk, nodes)
+    type_name, pk = _global_id(given["id"])
+    if type_name != "Order":
+        raise NotCompilable("not an Order id")
+    return _by_id(b, "Order", b.param(pk, "bigint"), nodes)
+
+
+def _root_me(b: Builder, gtype, nodes) -> str:
+    me = b.child_type(gtype, "me")
+    parts = []
+    for key, fnodes in b.collect(me, nodes).items():
+        name = fnodes[0].name.value
+        if name == "__typename":
+            parts.append((key, jlit('"Me"')))
+            continue
+        uid = b.viewer_param()
+        if name == "user":
+            parts.append((key, _by_id(b, "User", uid, fnodes)))
+        elif name == "customer":
+            t = b.child_type(me, "customer")
+            where = f"customer.user_id = {uid} AND {b.scope('customer', 'customer')}"
+            item = b.object(t, fnodes, Source("customer"))
+            parts.append((key, nullable_sql(item, f"FROM customer WHERE {where}")))
+        else:
+            raise NotCompilable(f"Me.{name}")
+    return obj_sql(parts)
+
+
+ROOTS: dict[str, Callable[[Builder, GraphQLObjectType, list[FieldNode]], str]] = {
+    "customers": _root_customers,
+    "customer": _root_customer,
+    "node": _root_node,
+    "nodes": _root_nodes,
+    "order": _root_order,
+    "me": _root_me,
+}
