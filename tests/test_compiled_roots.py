@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 
+import orjson
 import pytest
 from sqlalchemy import update
 
@@ -49,7 +50,6 @@ async def ids(both, world, engine):  # noqa: F811
         await conn.execute(
             update(Customer).where(Customer.id == world["other"].id).values(account_id=account.id)
         )
-    import orjson
 
     body = await same(both, world["tokens"]["ADMIN"], IDS, {"n": world["other"].number})
     c = orjson.loads(body)["data"]["customer"]
@@ -150,3 +150,45 @@ async def test_bad_or_uncompiled_ids_fall_back(both, world, ids, role):  # noqa:
         {"id": ids["Order"]},
         compiled=False,
     )
+
+
+@pytest.fixture
+async def lookups(engine):
+    """Rows for the list roots: channels, reps (one inactive), definitions (one archived)."""
+    from tests.factories import make_custom_field, make_sales_channel, make_user
+
+    await make_sales_channel(engine, "kiosk", "Kiosk")
+    await make_sales_channel(engine, "phone", "Phone")
+    await make_user(engine, role="SALES_REP", email="ann@example.com", last_name="Adams")
+    await make_user(engine, role="SALES_REP", email="gone@example.com", is_active=False)
+    await make_custom_field(engine, "segment", "SELECT", options=["gold", "silver"], position=2)
+    await make_custom_field(engine, "joined_on", "DATE", position=1, help_text='Joined "when"')
+    await make_custom_field(engine, "legacy_code", archived=True)
+
+
+@pytest.mark.parametrize("role", ROLES)
+async def test_list_roots_are_identical(both, world, lookups, role):  # noqa: F811
+    token = world["tokens"][role]
+    q = """query($all: Boolean!) {
+      salesChannels { __typename id code name }
+      salesReps { id email firstName lastName displayName role isActive createdAt }
+      customFieldDefinitions(includeArchived: $all) { id key label helpText type options
+        required archived position createdAt updatedAt }
+    }"""
+    for include in (False, True):
+        await same(both, token, q, {"all": include}, compiled=True)
+    defs = await same(both, token, "{ customFieldDefinitions { key } }", compiled=True)
+    assert b"legacy_code" not in defs and b"segment" in defs
+    ids = [
+        d["id"]
+        for d in orjson.loads(
+            await same(
+                both,
+                token,
+                "{ customFieldDefinitions(includeArchived: true) { id } }",
+                compiled=True,
+            )
+        )["data"]["customFieldDefinitions"]
+    ]
+    q = "query($ids: [ID!]!) { nodes(ids: $ids) { ... on CustomFieldDefinition { key options } } }"
+    await same(both, token, q, {"ids": ids}, compiled=True)

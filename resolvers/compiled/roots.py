@@ -21,6 +21,7 @@ from resolvers.compiled.json_text import (
     Json,
     Piece,
     jlit,
+    list_sql,
     nullable_sql,
     obj_sql,
 )
@@ -143,6 +144,7 @@ NODE_TABLES: dict[str, tuple[str, str | None]] = {
     "TaxExemptionCertificate": ("tax_exemption_certificate", "child"),
     "SalesChannel": ("sales_channel", None),
     "User": ("app_user", "user"),
+    "CustomFieldDefinition": ("custom_field_definition", None),
 }
 MAX_NODES = 100  # `nodes(ids:)` with more ids takes the field-by-field path
 
@@ -223,6 +225,32 @@ def _root_me(b: Builder, gtype, nodes) -> str:
     return obj_sql(parts)
 
 
+def _root_sales_channels(b: Builder, gtype, nodes) -> str:
+    t = b.child_type(gtype, "salesChannels")
+    item = b.object(t, nodes, Source("sales_channel"))
+    return list_sql(item, "FROM sales_channel", "sales_channel.name, sales_channel.id")
+
+
+def _root_sales_reps(b: Builder, gtype, nodes) -> str:
+    t = b.child_type(gtype, "salesReps")
+    where = (
+        "FROM app_user WHERE app_user.role = 'SALES_REP' AND app_user.is_active"
+        f" AND {b.scope('user', 'app_user')}"
+    )
+    order = "app_user.last_name, app_user.first_name, app_user.id"
+    return list_sql(b.object(t, nodes, Source("app_user")), where, order)
+
+
+def _root_custom_field_definitions(b: Builder, gtype, nodes) -> str:
+    a = b.args(gtype, nodes)
+    if not a.keys() <= {"includeArchived"}:
+        raise NotCompilable("unknown arguments")
+    t = b.child_type(gtype, "customFieldDefinitions")
+    d = "custom_field_definition"
+    where = f"FROM {d}" + ("" if a.get("includeArchived") else f" WHERE NOT {d}.archived")
+    return list_sql(b.object(t, nodes, Source(d)), where, f"{d}.position, {d}.key")
+
+
 ROOTS: dict[str, Callable[[Builder, GraphQLObjectType, list[FieldNode]], str]] = {
     "customers": _root_customers,
     "customer": _root_customer,
@@ -230,4 +258,7 @@ ROOTS: dict[str, Callable[[Builder, GraphQLObjectType, list[FieldNode]], str]] =
     "nodes": _root_nodes,
     "order": _root_order,
     "me": _root_me,
+    "salesChannels": _root_sales_channels,
+    "salesReps": _root_sales_reps,
+    "customFieldDefinitions": _root_custom_field_definitions,
 }
