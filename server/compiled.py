@@ -21,6 +21,7 @@ from graphql import DocumentNode, OperationType, get_operation_ast, parse, valid
 from graphql.execution.values import get_variable_values
 
 from resolvers.compiled import NotCompilable, Statement, compile_operation
+from server import mixed
 from server.auth import VIEWER_BY_TOKEN_SQL, viewer_on
 from server.database import bare_statement
 from server.limits import document_limit_errors, request_limit_errors
@@ -87,10 +88,10 @@ class _LRU(OrderedDict):
             self.popitem(last=False)
 
 
-async def _send(send, status: int, body: bytes, compiled: bool = False) -> None:
+async def _send(send, status: int, body: bytes, path: bytes | None = None) -> None:
     headers = [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]
-    if compiled:
-        headers.append((b"x-customer-graph-path", b"compiled"))
+    if path is not None:  # which path answered: compiled, or mixed (compiled + Strawberry)
+        headers.append((b"x-customer-graph-path", path))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -107,6 +108,8 @@ class CompiledGraphQL:
         self.persisted: _LRU = _LRU(10000)  # sha256 hex -> query text
         # (query, operation, role, variables) -> Statement | None (not compilable)
         self.statements: _LRU = _LRU(4000)
+        # (query, operation, root fields left to Strawberry) -> reduced query | None
+        self.reduced: _LRU = _LRU(2000)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -163,24 +166,40 @@ class CompiledGraphQL:
             return await _send(send, 405, GET_MUTATION)
         if isinstance(query, str):
             answer = await self._compiled(scope, query, payload)
+            if isinstance(answer, bytes):
+                return await _send(send, 200, answer, path=b"compiled")
             if answer is not None:
-                return await _send(send, 200, answer, compiled=True)
+                statement, values = answer
+                reduced = self._reduced(query, payload, statement)
+                if reduced is not None:
+                    start, content = await mixed.captured(
+                        self.fallback, *_as_post(scope, receive, reduced, payload)
+                    )
+                    whole = None
+                    if start.get("status") == 200:
+                        whole = mixed.merged(content, statement.order, values)
+                    if whole is not None:
+                        return await _send(send, 200, whole, path=b"mixed")
+                    if start.get("status") == 200 and content:  # an error nulled `data`
+                        await send(start)
+                        return await send({"type": "http.response.body", "body": content})
 
         if body is None:  # rebuild as a plain POST for Strawberry
-            body = orjson.dumps(
-                {
-                    "query": query,
-                    "variables": payload.get("variables"),
-                    "operationName": payload.get("operationName"),
-                }
-            )
-            headers = [
-                (k, v) for k, v in scope["headers"] if k not in (b"content-type", b"content-length")
-            ]
-            headers += [(b"content-type", b"application/json")]
-            headers += [(b"content-length", str(len(body)).encode())]
-            scope = dict(scope, method="POST", headers=headers, query_string=b"")
+            return await self.fallback(*_as_post(scope, receive, query, payload), send)
         return await self.fallback(scope, _replay(body, receive), send)
+
+    def _reduced(self, query: str, payload: dict, statement: Statement) -> str | None:
+        """The query without its compiled root fields, for Strawberry (cached)."""
+        op_name = payload.get("operationName")
+        op_name = op_name if isinstance(op_name, str) else None
+        key = (query, op_name, statement.rest)
+        cached = self.reduced.get(key, _MISSING)
+        if cached is _MISSING:
+            node = self.documents.get(query).node
+            operation = get_operation_ast(node, op_name)
+            cached = mixed.reduced_query(query, node, operation, set(statement.keys))
+            self.reduced.put(key, cached)
+        return cached
 
     def _read_only(self, query: str, payload: dict) -> bool:
         """GET must not change anything (it is not protected against cross-site requests)."""
@@ -206,7 +225,11 @@ class CompiledGraphQL:
         self.documents.put(query, entry)
         return entry
 
-    async def _compiled(self, scope, query: str, payload: dict) -> bytes | None:
+    async def _compiled(
+        self, scope, query: str, payload: dict
+    ) -> bytes | tuple[Statement, dict[str, bytes]] | None:
+        """The whole response; or, for a mixed operation, its statement and the compiled
+        root fields' JSON by key; None: Strawberry answers it all."""
         if not getattr(self.settings, "compiled_reads", True):
             return None
         doc = self.document(query)
@@ -242,6 +265,9 @@ class CompiledGraphQL:
                 if statement is None:
                     return None
                 bare_statement(engine, statement.sql)
+                if statement.rest:
+                    row = await pg.fetchrow(statement.sql, *statement.bind(viewer))
+                    return statement, dict(zip(statement.keys, row, strict=True))
                 body = await pg.fetchval(statement.sql, *statement.bind(viewer))
             except Exception:
                 log.exception("compiled read failed; answering field by field")
@@ -296,6 +322,21 @@ async def _read_body(receive) -> bytes:
         if not message.get("more_body"):
             break
     return b"".join(chunks)
+
+
+def _as_post(scope, receive, query: str, payload: dict):
+    """(scope, receive) of a plain JSON POST of `query` with the request's variables."""
+    body = orjson.dumps(
+        {
+            "query": query,
+            "variables": payload.get("variables"),
+            "operationName": payload.get("operationName"),
+        }
+    )
+    headers = [(k, v) for k, v in scope["headers"] if k not in (b"content-type", b"content-length")]
+    headers += [(b"content-type", b"application/json")]
+    headers += [(b"content-length", str(len(body)).encode())]
+    return dict(scope, method="POST", headers=headers, query_string=b""), _replay(body, receive)
 
 
 def _replay(body: bytes, receive):

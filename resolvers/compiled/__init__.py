@@ -35,7 +35,9 @@ from resolvers.viewer import Viewer
 def compile_operation(
     schema, document, operation: OperationDefinitionNode, variables, viewer: Viewer
 ) -> Statement:
-    """The one statement returning the response's JSON (`{"data":…}`) as bytes."""
+    """The one statement returning the response's JSON (`{"data":…}`) as bytes; or, when
+    some root fields compile and others do not (and every root selection is a plain
+    field), a statement returning the compiled root fields' JSON, one column each."""
     if operation.operation is not OperationType.QUERY:
         raise NotCompilable("not a query")
     fragments = {
@@ -44,18 +46,43 @@ def compile_operation(
     b = Builder(schema, fragments, variables, viewer, RELATIONS, scalar_columns)
     query_type = schema.query_type
     fake = FieldNode(name=NameNode(value="query"), selection_set=operation.selection_set)
-    parts = []
+    parts: list[tuple[str, str]] = []
+    rest: list[str] = []
+    order: list[str] = []
+    typenames = 0
     for key, fnodes in b.collect(query_type, [fake]).items():
+        order.append(key)
         name = fnodes[0].name.value
         if name == "__typename":
             parts.append((key, jlit('"Query"')))
+            typenames += 1
             continue
-        root = ROOTS.get(name)
-        if root is None:
-            raise NotCompilable(f"Query.{name}")
-        parts.append((key, root(b, query_type, fnodes)))
+        checkpoint = b.checkpoint()
+        try:
+            root = ROOTS.get(name)
+            if root is None:
+                raise NotCompilable(f"Query.{name}")
+            parts.append((key, root(b, query_type, fnodes)))
+        except NotCompilable:
+            b.rollback(checkpoint)
+            rest.append(key)
     if not parts:
         raise NotCompilable("empty")
+    if rest:
+        if len(parts) == typenames:
+            raise NotCompilable("no root field compiles")
+        if not all(isinstance(s, FieldNode) for s in operation.selection_set.selections):
+            raise NotCompilable("fragments at the root of a mixed operation")
+        columns = ", ".join(f"convert_to({sql}, 'UTF8')" for _, sql in parts)
+        return Statement(
+            f"SELECT {columns}",
+            tuple(b.params),
+            b.viewer_slot,
+            b.today_slot,
+            keys=tuple(k for k, _ in parts),
+            rest=tuple(rest),
+            order=tuple(order),
+        )
     # The whole response, as UTF-8 bytes that server/compiled.py sends as they are (no
     # decoding into a str and encoding back: a page is hundreds of kilobytes).
     data = Json([(True, '{"data":'), *pieces_of(obj_sql(parts)), (True, "}")])

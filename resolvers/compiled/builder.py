@@ -66,6 +66,11 @@ class Statement:
     params: tuple[Any, ...]
     viewer_slot: int | None = None
     today_slot: int | None = None
+    # A mixed operation: the statement returns one JSON text per key in `keys` (as bytes);
+    # the root fields under `rest` are answered by Strawberry; `order` is the response's.
+    keys: tuple[str, ...] = ()
+    rest: tuple[str, ...] = ()
+    order: tuple[str, ...] = ()
 
     def bind(self, viewer: Viewer) -> list[Any]:
         params = list(self.params)
@@ -169,6 +174,14 @@ class Builder:
         self.today_slot: int | None = None
 
     # -- parameters
+    def checkpoint(self) -> tuple:
+        return (len(self.params), self._uid, self._today, self.viewer_slot, self.today_slot)
+
+    def rollback(self, checkpoint: tuple) -> None:
+        """Forget the parameters of a root field that turned out not to compile."""
+        size, self._uid, self._today, self.viewer_slot, self.today_slot = checkpoint
+        del self.params[size:]
+
     def param(self, value: Any, cast: str) -> str:
         self.params.append(value)
         return f"${len(self.params)}::{cast}"
