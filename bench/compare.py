@@ -334,7 +334,12 @@ class RssSampler(threading.Thread):
         while not self.stop.is_set():
             try:
                 children = self.root.children(recursive=True)
-                procs = [p for p in children if "python" in p.name()] or [self.root]
+                procs = [
+                    p
+                    for p in children
+                    if "python" in p.name()
+                    and not any("resource_tracker" in part for part in p.cmdline())
+                ] or [self.root]
                 for p in procs:
                     self.peak[p.pid] = max(self.peak.get(p.pid, 0), p.memory_info().rss)
             except psutil.Error:
