@@ -195,7 +195,7 @@ class CompiledGraphQL:
         key = (query, op_name, statement.rest)
         cached = self.reduced.get(key, _MISSING)
         if cached is _MISSING:
-            node = self.documents.get(query).node
+            node = self.document(query).node  # parsed and valid: it compiled
             operation = get_operation_ast(node, op_name)
             cached = mixed.reduced_query(query, node, operation, set(statement.keys))
             self.reduced.put(key, cached)
