@@ -12,26 +12,28 @@ from tests.test_compiled import ROLES, both, same, world  # noqa: F401 - fixture
 MIXED = [
     # (query, variables)
     (
-        "{ customers(first: 2) { nodes { number } } accounts { totalCount }"
-        " salesChannels { name } }",
+        "{ customers(first: 2) { nodes { number } }"
+        " accounts(filter: {kind: ACCOUNT}) { totalCount } salesChannels { name } }",
         {},
     ),
     # a variable only the compiled field uses: its definition (and the parentheses) go
     (
         "query($n: Int!) {\n  customers(first: $n) { totalCount nodes { number } }\n"
-        "  accounts { totalCount }\n}",
+        "  accounts(filter: {kind: ACCOUNT}) { totalCount }\n}",
         {"n": 3},
     ),
     # variables used by both sides, and one each
     (
         "query($n: Int, $m: Int, $k: Int) { a: customers(first: $n) { nodes { number } }"
-        " b: accounts(first: $m) { totalCount } c: customers(first: $k, orderBy: {field: NUMBER})"
-        " { nodes { number } } d: accounts(first: $n) { nodes { number } } }",
+        " b: accounts(first: $m, filter: {kind: ACCOUNT}) { totalCount }"
+        " c: customers(first: $k, orderBy: {field: NUMBER}) { nodes { number } }"
+        " d: accounts(first: $n, filter: {kind: ACCOUNT}) { nodes { number } } }",
         {"n": 1, "m": 2, "k": 3},
     ),
     # fragments: only compiled, shared, nested
     (
-        "query { customers(first: 2) { ...Page } accounts { ...Acc } me { user { ...U } } }\n"
+        "query { customers(first: 2) { ...Page }"
+        " accounts(filter: {kind: ACCOUNT}) { ...Acc } me { user { ...U } } }\n"
         "fragment Page on CustomerConnection { nodes { ...C } }\n"
         "fragment C on Customer { number email }\n"
         "fragment Acc on AccountConnection { totalCount nodes { number } }\n"
@@ -43,7 +45,7 @@ MIXED = [
         "query($yes: Boolean!, $no: Boolean!) { __typename"
         " customers(first: 1) @include(if: $yes) { nodes { number } }"
         " x: customers(first: 1) @skip(if: $yes) { totalCount }"
-        " accounts @skip(if: $no) { totalCount } }",
+        " accounts(filter: {kind: ACCOUNT}) @skip(if: $no) { totalCount } }",
         {"yes": True, "no": False},
     ),
     # a nullable root field that errors: data stays, the error points at the right spot
@@ -62,13 +64,15 @@ NULLED = (
 # Not reducible: several operations, or fragments at the root.
 WHOLE = [
     (
-        "query A { customers(first: 1) { totalCount } accounts { totalCount } }"
+        "query A { customers(first: 1) { totalCount }"
+        " accounts(filter: {kind: ACCOUNT}) { totalCount } }"
         " query B { me { user { email } } }",
         {},
         "A",
     ),
     (
-        "query { ...R accounts { totalCount } } fragment R on Query { customers { totalCount } }",
+        "query { ...R accounts(filter: {kind: ACCOUNT}) { totalCount } }"
+        " fragment R on Query { customers { totalCount } }",
         {},
         None,
     ),

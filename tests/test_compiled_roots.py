@@ -192,3 +192,23 @@ async def test_list_roots_are_identical(both, world, lookups, role):  # noqa: F8
     ]
     q = "query($ids: [ID!]!) { nodes(ids: $ids) { ... on CustomFieldDefinition { key options } } }"
     await same(both, token, q, {"ids": ids}, compiled=True)
+
+
+@pytest.mark.parametrize("role", ROLES)
+async def test_accounts_root_is_identical(both, world, ids, engine, role):  # noqa: F811
+    await make_account(engine, name="Orphan Ltd")  # no customer: only an admin sees it
+    token = world["tokens"][role]
+    page = """query($f: Int, $a: String, $l: Int, $b: String) {
+      accounts(first: $f, after: $a, last: $l, before: $b) {
+        totalCount pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+        edges { cursor node { id number name billingContact { name email }
+          paymentMethods { brand last4 } customers { number displayName } } } } }"""
+    first = orjson.loads(await same(both, token, page, {"f": 1}, compiled=True))
+    info = first["data"]["accounts"]["pageInfo"]
+    if info["endCursor"]:
+        await same(both, token, page, {"f": 1, "a": info["endCursor"]}, compiled=True)
+        await same(both, token, page, {"l": 1, "b": info["endCursor"]}, compiled=True)
+    await same(both, token, page, {"l": 5}, compiled=True)
+    # a filter matches through customers first: Strawberry answers it
+    filtered = '{ accounts(filter: {kind: ACCOUNT, company: "acme"}) { totalCount } }'
+    await same(both, token, filtered, compiled=False)

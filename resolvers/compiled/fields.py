@@ -156,6 +156,15 @@ def _billing_address(b: Builder, gtype, nodes, src: Source) -> str:
     return f"CASE WHEN {src.col('billing_line1')} IS NULL THEN 'null' ELSE {value} END"
 
 
+def _account_customers(b: Builder, gtype, nodes, src: Source) -> str:
+    t = b.child_type(gtype, "customers")
+    where = (
+        f"FROM customer WHERE customer.account_id = {src.col('id')}"
+        f" AND customer.status <> 'MERGED' AND {b.scope('customer', 'customer')}"
+    )
+    return list_sql(b.object(t, nodes, Source("customer")), where, "customer.id")
+
+
 def _payment_methods(b: Builder, gtype, nodes, src: Source) -> str:
     t = b.child_type(gtype, "paymentMethods")
     where = (
@@ -277,6 +286,7 @@ RELATIONS: dict[str, dict[str, Callable[..., str]]] = {
         "billingContact": _billing_contact,
         "billingAddress": _billing_address,
         "paymentMethods": _payment_methods,
+        "customers": _account_customers,
     },
     "User": {"displayName": _display_name_user},
     "Order": {

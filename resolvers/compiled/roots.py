@@ -13,6 +13,7 @@ from graphql import (
 from strawberry import relay
 from strawberry.utils.str_converters import to_camel_case
 
+from resolvers import accounts as account_q
 from resolvers import customers as customer_q
 from resolvers import search as search_q
 from resolvers.compiled.builder import Builder, NotCompilable, Source
@@ -225,6 +226,28 @@ def _root_me(b: Builder, gtype, nodes) -> str:
     return obj_sql(parts)
 
 
+def _root_accounts(b: Builder, gtype, nodes) -> str:
+    a = b.args(gtype, nodes)
+    if a.get("filter") is not None:
+        raise NotCompilable("account filters match through customers first")
+    if not a.keys() <= PAGE_ARGS | {"filter"}:
+        raise NotCompilable("unknown arguments")
+    try:
+        args = page_args(a.get("first"), a.get("after"), a.get("last"), a.get("before"))
+    except CodedError as exc:
+        raise NotCompilable("bad page arguments") from exc
+    conn = b.child_type(gtype, nodes[0].name.value)
+    return b.connection(
+        conn,
+        nodes,
+        table="account",
+        node_type=b.child_type(conn, "nodes"),
+        where=[b.scope("account", "account")],
+        ordering=account_q.BY_NUMBER,
+        args=args,
+    )
+
+
 def _root_sales_channels(b: Builder, gtype, nodes) -> str:
     t = b.child_type(gtype, "salesChannels")
     item = b.object(t, nodes, Source("sales_channel"))
@@ -258,6 +281,7 @@ ROOTS: dict[str, Callable[[Builder, GraphQLObjectType, list[FieldNode]], str]] =
     "nodes": _root_nodes,
     "order": _root_order,
     "me": _root_me,
+    "accounts": _root_accounts,
     "salesChannels": _root_sales_channels,
     "salesReps": _root_sales_reps,
     "customFieldDefinitions": _root_custom_field_definitions,
