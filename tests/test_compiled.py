@@ -270,7 +270,8 @@ def corpus(world) -> list[tuple[str, dict, bool | str]]:
             {},
             "mixed",
         ),
-        ("{ customers(first: 1) { nodes { addresses { customer { number } } } } }", {}, False),
+        ("{ customers(first: 1) { nodes { addresses { customer { number } } } } }", {}, True),
+        ("{ customers(first: 1) { nodes { number mergedInto { number } } } }", {}, False),
         # bad arguments: Strawberry answers, the bytes still match
         ("{ customers(first: 101) { totalCount } }", {}, False),
         ("{ customers(first: -1) { totalCount } }", {}, False),

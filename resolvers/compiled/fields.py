@@ -115,6 +115,22 @@ def _user(fk: str):
     return build
 
 
+def _customer(fk: str):
+    """A child's customer (`order.customer`), through the customer scope: null when the
+    viewer may not see it, as `customers_by_id` answers."""
+
+    def build(b: Builder, gtype, nodes, src: Source) -> str:
+        if src.alias == "customer":  # customer.mergedInto: the inner table would shadow it
+            raise NotCompilable("customer inside customer")
+        t = b.child_type(gtype, "customer")
+        where = (
+            f"FROM customer WHERE customer.id = {src.col(fk)} AND {b.scope('customer', 'customer')}"
+        )
+        return nullable_sql(b.object(t, nodes, Source("customer")), where)
+
+    return build
+
+
 def _display_name_customer(b, gtype, nodes, src: Source) -> str:
     c = src.col
     person = (
@@ -290,6 +306,7 @@ RELATIONS: dict[str, dict[str, Callable[..., str]]] = {
     },
     "User": {"displayName": _display_name_user},
     "Order": {
+        "customer": _customer("customer_id"),
         **{
             to_camel_case(m): _money(m)
             for m in (
@@ -306,12 +323,14 @@ RELATIONS: dict[str, dict[str, Callable[..., str]]] = {
     },
     "OrderLine": {"unitPrice": _money("unit_price"), "lineTotal": _money("line_total")},
     "LedgerTransaction": {
+        "customer": _customer("customer_id"),
         "amount": _money("amount"),
         "balanceAfter": _money("balance_after"),
         "order": _ledger_order,
     },
     "CustomFieldValue": {"value": _custom_value},
     "TaxStatus": {"exemptionCertificates": _certificates},
-    "TaxExemptionCertificate": {"isValid": _is_valid},
-    "TimelineEvent": {"actor": _user("actor_id")},
+    "TaxExemptionCertificate": {"isValid": _is_valid, "customer": _customer("customer_id")},
+    "TimelineEvent": {"actor": _user("actor_id"), "customer": _customer("customer_id")},
+    "Address": {"customer": _customer("customer_id")},
 }
