@@ -371,6 +371,20 @@ def wrk(port: int, bodies: Path, auth: str, connections: int, seconds: int, lua:
     }
 
 
+def ensure_wrk() -> None:
+    """wrk comes from Debian's packages; as root, install it when it is missing."""
+    if shutil.which("wrk") is not None:
+        return
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        print("installing wrk (apt-get install -y wrk)…", flush=True)
+        quiet = {"stdout": subprocess.DEVNULL}
+        if subprocess.run(["apt-get", "install", "-y", "wrk"], check=False, **quiet).returncode:
+            subprocess.run(["apt-get", "update"], check=False, **quiet)
+            subprocess.run(["apt-get", "install", "-y", "wrk"], check=False, **quiet)
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is missing: apt-get install -y wrk")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.compare", description=__doc__)
     p.add_argument("--customers", type=int, default=100_000)
@@ -389,8 +403,7 @@ def main(argv: list[str] | None = None) -> int:
         ).expanduser(),
     )
     args = p.parse_args(argv)
-    if shutil.which("wrk") is None:
-        raise SystemExit("wrk is missing: apt-get install -y wrk")
+    ensure_wrk()
 
     embedded, url, token = open_bench_database(args.data_dir, args.customers)
     service = None
