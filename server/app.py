@@ -11,6 +11,7 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
@@ -150,6 +151,10 @@ def create_app(engine: AsyncEngine | None = None, settings: Settings | None = No
         lifespan=lifespan,
     )
     app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes)
+    if settings.gzip_level:
+        # A nested customer page is hundreds of KB of JSON, a few dozen gzipped: what a
+        # mobile app on a slow network waits for. Only clients that ask get it.
+        app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=settings.gzip_level)
     app.state.schema = schema
     app.state.engine_ref = engine_ref
     return app

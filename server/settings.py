@@ -48,6 +48,8 @@ class Settings:
     pool_size: int = field(default_factory=lambda: _int("CUSTOMER_GRAPH_POOL_SIZE", 10))
     # Reads of plain data answered by one SQL statement (server/compiled.py); 0 disables.
     compiled_reads: bool = field(default_factory=lambda: _bool("CUSTOMER_GRAPH_COMPILED", True))
+    # gzip for clients that send Accept-Encoding: gzip (1-9; 0 turns it off).
+    gzip_level: int = field(default_factory=lambda: _int("CUSTOMER_GRAPH_GZIP_LEVEL", 5))
     search_cap: int = field(default_factory=lambda: _int("CUSTOMER_GRAPH_SEARCH_CAP", 400))
     subscriptions_per_connection: int = field(
         default_factory=lambda: _int("CUSTOMER_GRAPH_SUBSCRIPTIONS_PER_CONNECTION", 100)

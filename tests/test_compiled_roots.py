@@ -214,3 +214,24 @@ async def test_accounts_root_is_identical(both, world, ids, engine, role):  # no
     # a filter matches through customers first: Strawberry answers it
     filtered = '{ accounts(filter: {kind: ACCOUNT, company: "acme"}) { totalCount } }'
     await same(both, token, filtered, compiled=False)
+
+
+async def test_gzip_for_clients_that_ask(both, world):  # noqa: F811
+    """A nested page is compressed for clients sending Accept-Encoding: gzip, and only then;
+    the header that says which path answered survives."""
+    from tests.test_nested_reads import PAGE
+
+    token = world["tokens"]["ADMIN"]
+    payload = {"query": PAGE, "variables": {"n": 50}}
+    auth = {"Authorization": f"Bearer {token}"}
+    plain = await both[0].post(
+        "/graphql", json=payload, headers=auth | {"Accept-Encoding": "identity"}
+    )
+    assert "content-encoding" not in plain.headers
+    zipped = await both[0].post(
+        "/graphql", json=payload, headers=auth | {"Accept-Encoding": "gzip"}
+    )
+    assert zipped.headers["content-encoding"] == "gzip"
+    assert zipped.headers["x-customer-graph-path"] == "compiled"
+    assert int(zipped.headers["content-length"]) < len(plain.content) / 4
+    assert zipped.content == plain.content  # httpx decompressed it
