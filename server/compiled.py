@@ -168,25 +168,38 @@ class CompiledGraphQL:
             answer = await self._compiled(scope, query, payload)
             if isinstance(answer, bytes):
                 return await _send(send, 200, answer, path=b"compiled")
-            if answer is not None:
-                statement, values = answer
-                reduced = self._reduced(query, payload, statement)
-                if reduced is not None:
-                    start, content = await mixed.captured(
-                        self.fallback, *_as_post(scope, receive, reduced, payload)
-                    )
-                    whole = None
-                    if start.get("status") == 200:
-                        whole = mixed.merged(content, statement.order, values)
-                    if whole is not None:
-                        return await _send(send, 200, whole, path=b"mixed")
-                    if start.get("status") == 200 and content:  # an error nulled `data`
-                        await send(start)
-                        return await send({"type": "http.response.body", "body": content})
+            if answer is not None and await self._mixed(
+                scope, receive, send, query, payload, answer
+            ):
+                return
 
         if body is None:  # rebuild as a plain POST for Strawberry
             return await self.fallback(*_as_post(scope, receive, query, payload), send)
         return await self.fallback(scope, _replay(body, receive), send)
+
+    async def _mixed(self, scope, receive, send, query: str, payload: dict, answer) -> bool:
+        """Answer an operation whose root fields compile only in part (server/mixed.py);
+        False: nothing was sent, Strawberry answers it all."""
+        statement, values = answer
+        reduced = self._reduced(query, payload, statement)
+        if reduced is None:
+            return False
+        start, content = await mixed.captured(
+            self.fallback, *_as_post(scope, receive, reduced, payload)
+        )
+        if start.get("status") != 200:
+            return False
+        try:
+            whole = mixed.merged(content, statement.order, values)
+        except ValueError:
+            log.exception("merging a mixed answer failed; answering field by field")
+            return False
+        if whole is None:  # Strawberry's half nulled `data`: its answer is the answer
+            await send(start)
+            await send({"type": "http.response.body", "body": content})
+        else:
+            await _send(send, 200, whole, path=b"mixed")
+        return True
 
     def _reduced(self, query: str, payload: dict, statement: Statement) -> str | None:
         """The query without its compiled root fields, for Strawberry (cached)."""

@@ -92,14 +92,16 @@ def reduced_query(
 
 def merged(body: bytes, order: tuple[str, ...], compiled: dict[str, bytes]) -> bytes | None:
     """Strawberry's response to the reduced query with the compiled fields put back in
-    `order`; None when it has no `data` object to merge into (an error nulled it)."""
-    try:
-        answer = orjson.loads(body)
-    except orjson.JSONDecodeError:
+    `order`; None when an error nulled its `data` (that answer stands as it is).
+    ValueError: not an answer to merge into."""
+    answer = orjson.loads(body)  # orjson.JSONDecodeError is a ValueError
+    if not isinstance(answer, dict) or "data" not in answer:
+        raise ValueError("no data in the answer")
+    data = answer["data"]
+    if data is None:
         return None
-    data = answer.get("data") if isinstance(answer, dict) else None
     if not isinstance(data, dict) or not all(k in data or k in compiled for k in order):
-        return None
+        raise ValueError("the answer does not have the operation's fields")
     whole = {k: orjson.Fragment(compiled[k]) if k in compiled else data[k] for k in order}
     return orjson.dumps({k: whole if k == "data" else v for k, v in answer.items()})
 
