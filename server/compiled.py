@@ -278,8 +278,11 @@ class CompiledGraphQL:
                 if statement is None:
                     return None
                 bare_statement(engine, statement.sql)
+                # NULL: a guard of the statement failed (customerSearch over the cap)
                 if statement.rest:
                     row = await pg.fetchrow(statement.sql, *statement.bind(viewer))
+                    if any(value is None for value in row):
+                        return None
                     return statement, dict(zip(statement.keys, row, strict=True))
                 body = await pg.fetchval(statement.sql, *statement.bind(viewer))
             except Exception:
@@ -302,7 +305,9 @@ class CompiledGraphQL:
             coerced = get_variable_values(self.schema, op.variable_definitions or (), variables)
             if not isinstance(coerced, list):
                 try:
-                    statement = compile_operation(self.schema, node, op, coerced, viewer)
+                    statement = compile_operation(
+                        self.schema, node, op, coerced, viewer, search_cap=self.settings.search_cap
+                    )
                 except NotCompilable:
                     pass
                 except Exception:

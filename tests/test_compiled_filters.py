@@ -123,3 +123,54 @@ async def test_filtered_cursor_walk_is_identical(both, world, tokens):  # noqa: 
 async def test_bad_filters_fall_back_with_the_same_error(both, world, tokens, f):  # noqa: F811
     body = await same(both, tokens["ADMIN"], QUERY, {"f": f, "first": 10}, compiled=False)
     assert orjson.loads(body)["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+SEARCH = """query($f: CustomerFilter, $first: Int, $after: String) {
+  customerSearch(filter: $f, first: $first, after: $after) {
+    __typename
+    ... on CustomerSearchMatches { customers { totalCount
+      pageInfo { hasNextPage endCursor } edges { cursor node { number displayName } } } }
+    ... on RefineSearch { message countAtLeast cap sampleSize kinds { value count }
+      states { value count } salesReps { salesRep { email } count } }
+  }
+}"""
+
+
+@pytest.mark.parametrize("role", ROLES)
+async def test_customer_search_matches_are_identical(both, world, tokens, role):  # noqa: F811
+    """The search screen's matches compile (the filter's own clauses, the cap as a guard)."""
+    for f, _expected in CASES:
+        if _uses_custom_fields(f):
+            continue
+        body = await same(both, tokens[role], SEARCH, {"f": f, "first": 2}, compiled=True)
+        assert b"CustomerSearchMatches" in body, (f, body)
+    page = orjson.loads(
+        await same(both, tokens[role], SEARCH, {"f": {}, "first": 1}, compiled=True)
+    )["data"]["customerSearch"]["customers"]
+    if page["pageInfo"]["hasNextPage"]:
+        after = page["pageInfo"]["endCursor"]
+        await same(both, tokens[role], SEARCH, {"f": {}, "first": 1, "after": after}, compiled=True)
+
+
+async def test_customer_search_over_the_cap_refines_through_strawberry(engine, world, tokens):  # noqa: F811
+    """Over the cap the statement's guard fails and Strawberry answers RefineSearch; one
+    under it the compiled matches stand: the same bytes either way."""
+    import httpx
+
+    from server.app import create_app
+    from server.settings import Settings
+
+    pair = []
+    for compiled in (True, False):
+        settings = Settings(database_url="unused", compiled_reads=compiled, search_cap=1)
+        transport = httpx.ASGITransport(app=create_app(engine=engine, settings=settings))
+        pair.append(httpx.AsyncClient(transport=transport, base_url="http://test"))
+    try:
+        body = await same(pair, tokens["ADMIN"], SEARCH, {"f": {"country": "US"}}, compiled=False)
+        assert orjson.loads(body)["data"]["customerSearch"]["__typename"] == "RefineSearch"
+        one = {"number": world["jose"]}
+        body = await same(pair, tokens["ADMIN"], SEARCH, {"f": one}, compiled=True)
+        assert b"CustomerSearchMatches" in body
+    finally:
+        for client in pair:
+            await client.aclose()

@@ -33,7 +33,13 @@ from resolvers.viewer import Viewer
 
 
 def compile_operation(
-    schema, document, operation: OperationDefinitionNode, variables, viewer: Viewer
+    schema,
+    document,
+    operation: OperationDefinitionNode,
+    variables,
+    viewer: Viewer,
+    *,
+    search_cap: int = 400,
 ) -> Statement:
     """The one statement returning the response's JSON (`{"data":…}`) as bytes; or, when
     some root fields compile and others do not (and every root selection is a plain
@@ -43,7 +49,7 @@ def compile_operation(
     fragments = {
         d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
     }
-    b = Builder(schema, fragments, variables, viewer, RELATIONS, scalar_columns)
+    b = Builder(schema, fragments, variables, viewer, RELATIONS, scalar_columns, search_cap)
     query_type = schema.query_type
     fake = FieldNode(name=NameNode(value="query"), selection_set=operation.selection_set)
     parts: list[tuple[str, str]] = []
@@ -73,7 +79,7 @@ def compile_operation(
             raise NotCompilable("no root field compiles")
         if not all(isinstance(s, FieldNode) for s in operation.selection_set.selections):
             raise NotCompilable("fragments at the root of a mixed operation")
-        columns = ", ".join(f"convert_to({sql}, 'UTF8')" for _, sql in parts)
+        columns = ", ".join(_guarded(b, f"convert_to({sql}, 'UTF8')") for _, sql in parts)
         return Statement(
             f"SELECT {columns}",
             tuple(b.params),
@@ -86,8 +92,16 @@ def compile_operation(
     # The whole response, as UTF-8 bytes that server/compiled.py sends as they are (no
     # decoding into a str and encoding back: a page is hundreds of kilobytes).
     data = Json([(True, '{"data":'), *pieces_of(obj_sql(parts)), (True, "}")])
-    sql = f"SELECT convert_to({data}, 'UTF8')"
+    response = f"convert_to({data}, 'UTF8')"
+    sql = f"SELECT {_guarded(b, response)}"
     return Statement(sql, tuple(b.params), b.viewer_slot, b.today_slot)
+
+
+def _guarded(b: Builder, value: str) -> str:
+    """The value, or NULL (Strawberry answers) when one of the builder's guards fails."""
+    if not b.guards:
+        return value
+    return f"CASE WHEN {' AND '.join(b.guards)} THEN {value} END"
 
 
 __all__ = [

@@ -160,8 +160,13 @@ class Builder:
         viewer: Viewer,
         relations: dict[str, dict[str, Callable[..., str]]],
         scalars: Callable[[str], dict[str, str]],
+        search_cap: int = 400,
     ) -> None:
         self.schema = schema
+        self.search_cap = search_cap  # settings.search_cap: customerSearch's limit
+        # SQL conditions the answer stands on; when one is false the statement returns
+        # NULL and Strawberry answers instead (customerSearch over the cap: RefineSearch).
+        self.guards: list[str] = []
         self.relations = relations  # fields.RELATIONS
         self.scalars = scalars  # fields.scalar_columns
         self.fragments: dict[str, FragmentDefinitionNode] = fragments
@@ -175,12 +180,14 @@ class Builder:
 
     # -- parameters
     def checkpoint(self) -> tuple:
-        return (len(self.params), self._uid, self._today, self.viewer_slot, self.today_slot)
+        state = (self._uid, self._today, self.viewer_slot, self.today_slot)
+        return (len(self.params), len(self.guards), *state)
 
     def rollback(self, checkpoint: tuple) -> None:
         """Forget the parameters of a root field that turned out not to compile."""
-        size, self._uid, self._today, self.viewer_slot, self.today_slot = checkpoint
+        size, guards, self._uid, self._today, self.viewer_slot, self.today_slot = checkpoint
         del self.params[size:]
+        del self.guards[guards:]
 
     def param(self, value: Any, cast: str) -> str:
         self.params.append(value)

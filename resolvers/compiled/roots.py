@@ -92,6 +92,52 @@ def _root_customers(b: Builder, gtype, nodes) -> str:
     )
 
 
+def _root_customer_search(b: Builder, gtype, nodes) -> str:
+    """The matches, when at most the cap match; a guard sends RefineSearch (its counts and
+    facets) to Strawberry."""
+    a = b.args(gtype, nodes)
+    if not a.keys() <= {"filter", "first", "after"}:
+        raise NotCompilable("unknown arguments")
+    try:
+        clauses = search_q.plain_conditions(_filter_criteria(a.get("filter") or {}))
+        args = page_args(a.get("first"), a.get("after"))
+    except CodedError as exc:
+        raise NotCompilable("bad filter or page") from exc
+    where = [b.customer_clauses(clauses), b.scope("customer", "customer")]
+    cap = b.search_cap
+    b.guards.append(
+        f"(SELECT count(*) FROM (SELECT 1 FROM customer WHERE {' AND '.join(where)}"
+        f" LIMIT {cap + 1}) AS _matches) <= {cap}"
+    )
+    matches = b.schema.get_type("CustomerSearchMatches")
+    parts = []
+    for key, fnodes in b.collect(matches, nodes).items():
+        name = fnodes[0].name.value
+        if name == "__typename":
+            parts.append((key, jlit('"CustomerSearchMatches"')))
+        elif name == "customers" and not fnodes[0].arguments:
+            conn = b.child_type(matches, "customers")
+            ordering = Ordering(customer_q.SORT_COLUMNS[customer_q.CustomerOrderField.NAME])
+            node_type = b.child_type(conn, "nodes")
+            parts.append(
+                (
+                    key,
+                    b.connection(
+                        conn,
+                        fnodes,
+                        table="customer",
+                        node_type=node_type,
+                        where=where,
+                        ordering=ordering,
+                        args=args,
+                    ),
+                )
+            )
+        else:
+            raise NotCompilable(f"CustomerSearchMatches.{name}")
+    return obj_sql(parts)
+
+
 def _root_customer(b: Builder, gtype, nodes) -> str:
     a = b.args(gtype, nodes)
     if not a.keys() <= {"id", "number", "email"}:
@@ -276,6 +322,7 @@ def _root_custom_field_definitions(b: Builder, gtype, nodes) -> str:
 
 ROOTS: dict[str, Callable[[Builder, GraphQLObjectType, list[FieldNode]], str]] = {
     "customers": _root_customers,
+    "customerSearch": _root_customer_search,
     "customer": _root_customer,
     "node": _root_node,
     "nodes": _root_nodes,
