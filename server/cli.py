@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import logging
 import os
 import signal
@@ -63,7 +64,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             host=args.host,
             port=args.port,
             workers=args.workers,
-            loop="uvloop",
+            # uvloop and httptools (uvicorn[standard]); uvloop has no Windows build
+            loop="uvloop" if importlib.util.find_spec("uvloop") else "auto",
             http="httptools",
             log_level=args.log_level,
             access_log=args.access_log,
