@@ -235,3 +235,29 @@ async def test_gzip_for_clients_that_ask(both, world):  # noqa: F811
     assert zipped.headers["x-customer-graph-path"] == "compiled"
     assert int(zipped.headers["content-length"]) < len(plain.content) / 4
     assert zipped.content == plain.content  # httpx decompressed it
+
+
+def test_cached_statements_share_their_sql_text():
+    """Statements are cached per variables; pages differing only in their cursor keep one
+    SQL text in memory between them (thousands of cached pages, one text)."""
+    from graphql import get_operation_ast, parse
+    from graphql.execution.values import get_variable_values
+
+    from models.enums import Role
+    from resolvers.compiled import compile_operation
+    from resolvers.viewer import Viewer
+    from schema import schema
+
+    query = """query($after: String) { customers(first: 50, after: $after) {
+      pageInfo { endCursor } nodes { number orders(first: 10) { nodes { number } } } } }"""
+    doc = parse(query)
+    op = get_operation_ast(doc, None)
+    statements = []
+    for pk in (1, 2):
+        cursor = base64.urlsafe_b64encode(orjson.dumps([f"name{pk}", pk])).decode().rstrip("=")
+        values = get_variable_values(schema._schema, op.variable_definitions, {"after": cursor})
+        viewer = Viewer(user_id=pk, role=Role.SALES_REP)
+        statements.append(compile_operation(schema._schema, doc, op, values, viewer))
+    first, second = statements
+    assert first.params != second.params
+    assert first.sql is second.sql

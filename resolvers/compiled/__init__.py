@@ -17,6 +17,8 @@ cursors, global IDs) also fall back, so error responses are Strawberry's own.
 
 from __future__ import annotations
 
+import sys
+
 from graphql import (
     FieldNode,
     FragmentDefinitionNode,
@@ -81,7 +83,7 @@ def compile_operation(
             raise NotCompilable("fragments at the root of a mixed operation")
         columns = ", ".join(_guarded(b, f"convert_to({sql}, 'UTF8')") for _, sql in parts)
         return Statement(
-            f"SELECT {columns}",
+            sys.intern(f"SELECT {columns}"),
             tuple(b.params),
             b.viewer_slot,
             b.today_slot,
@@ -93,7 +95,9 @@ def compile_operation(
     # decoding into a str and encoding back: a page is hundreds of kilobytes).
     data = Json([(True, '{"data":'), *pieces_of(obj_sql(parts)), (True, "}")])
     response = f"convert_to({data}, 'UTF8')"
-    sql = f"SELECT {_guarded(b, response)}"
+    # Statements are cached per variables: one page's cursor differs from the next only in
+    # its parameters, so thousands of cached statements share one SQL text.
+    sql = sys.intern(f"SELECT {_guarded(b, response)}")
     return Statement(sql, tuple(b.params), b.viewer_slot, b.today_slot)
 
 
