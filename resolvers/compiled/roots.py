@@ -274,21 +274,31 @@ def _root_me(b: Builder, gtype, nodes) -> str:
 
 def _root_accounts(b: Builder, gtype, nodes) -> str:
     a = b.args(gtype, nodes)
-    if a.get("filter") is not None:
-        raise NotCompilable("account filters match through customers first")
     if not a.keys() <= PAGE_ARGS | {"filter"}:
         raise NotCompilable("unknown arguments")
     try:
         args = page_args(a.get("first"), a.get("after"), a.get("last"), a.get("before"))
     except CodedError as exc:
         raise NotCompilable("bad page arguments") from exc
+    if a.get("filter") is None:
+        where = b.scope("account", "account")
+    else:  # search.filtered_accounts: accounts of the visible customers that match
+        try:
+            clauses = search_q.plain_conditions(_filter_criteria(a["filter"]))
+        except CodedError as exc:
+            raise NotCompilable("bad filter") from exc
+        where = (
+            "account.id IN (SELECT customer.account_id FROM customer WHERE"
+            f" {b.customer_clauses(clauses)} AND {b.scope('customer', 'customer')}"
+            " AND customer.account_id IS NOT NULL)"
+        )
     conn = b.child_type(gtype, nodes[0].name.value)
     return b.connection(
         conn,
         nodes,
         table="account",
         node_type=b.child_type(conn, "nodes"),
-        where=[b.scope("account", "account")],
+        where=[where],
         ordering=account_q.BY_NUMBER,
         args=args,
     )
