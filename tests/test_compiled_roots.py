@@ -261,3 +261,24 @@ def test_cached_statements_share_their_sql_text():
     first, second = statements
     assert first.params != second.params
     assert first.sql is second.sql
+
+
+async def test_objects_wider_than_format_arguments(engine):
+    """format() takes at most 99 arguments: a wider object is split into several calls."""
+    from resolvers.compiled.json_text import j_str, jlit, obj_sql, quoted
+
+    parts = []
+    for i in range(150):
+        value = {0: j_str(f"'v{i}'::text", False), 1: quoted(f"({i})::text"), 2: jlit("null")}[
+            i % 3
+        ]
+        parts.append((f"k{i}", value))
+    money = obj_sql([("amount", quoted("(1.50)::text")), ("currency", j_str("'EUR'::text", False))])
+    parts.append(("money", money))
+    sql = obj_sql(parts)
+    assert sql.count("format(") >= 2
+    async with engine.connect() as conn:  # driver SQL: `:null` is no bind parameter
+        printed = (await conn.exec_driver_sql(f"SELECT {sql}")).scalar_one()
+    expected = {f"k{i}": [f"v{i}", str(i), None][i % 3] for i in range(150)}
+    expected["money"] = {"amount": "1.50", "currency": "EUR"}
+    assert printed == orjson.dumps(expected).decode()
