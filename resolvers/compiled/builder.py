@@ -177,6 +177,7 @@ class Builder:
         self._today: str | None = None
         self.viewer_slot: int | None = None
         self.today_slot: int | None = None
+        self._aliases = 0
 
     # -- parameters
     def checkpoint(self) -> tuple:
@@ -206,13 +207,21 @@ class Builder:
             self.viewer_slot = len(self.params) - 1
         return self._uid
 
-    def scope(self, kind: str, table: str) -> str:
+    def scope(self, kind: str, table: str, alias: str | None = None) -> str:
+        """The viewer's scope over `table` (named `alias` in the FROM clause, if given)."""
         template = _scope_template(kind, table, self.viewer.role)
         if template is None:
             return "true"
         if str(_SENTINEL) in template:
             template = template.replace(str(_SENTINEL), self.viewer_param())
+        if alias is not None:
+            template = re.sub(rf"\b{table}\.", f"{alias}.", template)
         return f"({template})"
+
+    def alias(self, table: str) -> str:
+        """A fresh name for `table` where an outer query already uses its own name."""
+        self._aliases += 1
+        return f"_{table}{self._aliases}"
 
     def customer_clauses(self, clauses: list) -> str:
         """SQLAlchemy clauses over `customer` as SQL text, their binds renumbered as this

@@ -116,17 +116,18 @@ def _user(fk: str):
 
 
 def _customer(fk: str):
-    """A child's customer (`order.customer`), through the customer scope: null when the
-    viewer may not see it, as `customers_by_id` answers."""
+    """A customer by foreign key (`order.customer`, `customer.mergedInto`), through the
+    customer scope: null when the viewer may not see it, as `customers_by_id` answers."""
 
     def build(b: Builder, gtype, nodes, src: Source) -> str:
-        if src.alias == "customer":  # customer.mergedInto: the inner table would shadow it
-            raise NotCompilable("customer inside customer")
-        t = b.child_type(gtype, "customer")
-        where = (
-            f"FROM customer WHERE customer.id = {src.col(fk)} AND {b.scope('customer', 'customer')}"
-        )
-        return nullable_sql(b.object(t, nodes, Source("customer")), where)
+        t = b.child_type(gtype, nodes[0].name.value)
+        # Under a customer row (mergedInto) the inner table takes another name, or it would
+        # hide the outer one its foreign key comes from.
+        alias = b.alias("customer") if src.alias == "customer" else "customer"
+        table = "customer" if alias == "customer" else f"customer AS {alias}"
+        scope = b.scope("customer", "customer", alias)
+        where = f"FROM {table} WHERE {alias}.id = {src.col(fk)} AND {scope}"
+        return nullable_sql(b.object(t, nodes, Source(alias)), where)
 
     return build
 
@@ -287,6 +288,7 @@ def _ledger_order(b: Builder, gtype, nodes, src: Source) -> str:
 RELATIONS: dict[str, dict[str, Callable[..., str]]] = {
     "Customer": {
         "displayName": _display_name_customer,
+        "mergedInto": _customer("merged_into_id"),
         "account": _account,
         "salesRep": _user("sales_rep_id"),
         "salesChannels": _sales_channels,
