@@ -28,7 +28,6 @@ from resolvers.compiled.json_text import (
 )
 from resolvers.errors import CodedError
 from resolvers.pagination import Ordering, page_args
-from schema.base import decode_id
 
 # ---------------------------------------------------------------------------------------
 # Root fields
@@ -147,12 +146,9 @@ def _root_customer(b: Builder, gtype, nodes) -> str:
         raise NotCompilable("exactly one of id/number/email")
     scope = b.scope("customer", "customer")
     if "id" in given:
-        try:
-            pk = decode_id(given["id"], "Customer", "id")
-        except CodedError as exc:
-            raise NotCompilable("bad id") from exc
-        if not -(2**63) <= pk < 2**63:
-            raise NotCompilable("id out of range")
+        type_name, pk = _global_id(given["id"])
+        if type_name != "Customer":
+            raise NotCompilable("not a Customer id")
         first = f"customer.id = {b.param(pk, 'bigint')}"
         pick = ""
     elif "number" in given:
