@@ -83,12 +83,16 @@ def _money(amount: str, currency: str = "currency"):
     return build
 
 
-def _child_list(table: str, order: str):
+def _child_list(
+    table: str, order: str, *, fk: str = "customer_id", scope: str = "child", where: str = ""
+):
+    """The rows of `table` whose `fk` is the parent's id, through the viewer's scope."""
+
     def build(b: Builder, gtype, nodes, src: Source) -> str:
         t = b.child_type(gtype, nodes[0].name.value)
-        where = f"{table}.customer_id = {src.col('id')} AND {b.scope('child', table)}"
+        conds = f"{table}.{fk} = {src.col('id')}{where} AND {b.scope(scope, table)}"
         item = b.object(t, nodes, Source(table))
-        return list_sql(item, f"FROM {table} WHERE {where}", order)
+        return list_sql(item, f"FROM {table} WHERE {conds}", order)
 
     return build
 
@@ -173,25 +177,6 @@ def _billing_address(b: Builder, gtype, nodes, src: Source) -> str:
     return f"CASE WHEN {src.col('billing_line1')} IS NULL THEN 'null' ELSE {value} END"
 
 
-def _account_customers(b: Builder, gtype, nodes, src: Source) -> str:
-    t = b.child_type(gtype, "customers")
-    where = (
-        f"FROM customer WHERE customer.account_id = {src.col('id')}"
-        f" AND customer.status <> 'MERGED' AND {b.scope('customer', 'customer')}"
-    )
-    return list_sql(b.object(t, nodes, Source("customer")), where, "customer.id")
-
-
-def _payment_methods(b: Builder, gtype, nodes, src: Source) -> str:
-    t = b.child_type(gtype, "paymentMethods")
-    where = (
-        f"FROM payment_method WHERE payment_method.account_id = {src.col('id')}"
-        f" AND {b.scope('payment_method', 'payment_method')}"
-    )
-    item = b.object(t, nodes, Source("payment_method"))
-    return list_sql(item, where, "payment_method.is_default DESC, payment_method.id")
-
-
 def _sales_channels(b: Builder, gtype, nodes, src: Source) -> str:
     t = b.child_type(gtype, "salesChannels")
     where = (
@@ -245,16 +230,6 @@ def _tax_status(b: Builder, gtype, nodes, src: Source) -> str:
     return b.object(t, nodes, Source(src.alias, {"status": src.col("tax_status")}))
 
 
-def _certificates(b: Builder, gtype, nodes, src: Source) -> str:
-    t = b.child_type(gtype, "exemptionCertificates")
-    table = "tax_exemption_certificate"
-    where = (
-        f"FROM {table} WHERE {table}.customer_id = {src.col('id')} AND {b.scope('child', table)}"
-    )
-    item = b.object(t, nodes, Source(table))
-    return list_sql(item, where, f"{table}.valid_from DESC, {table}.id")
-
-
 def _is_valid(b: Builder, gtype, nodes, src: Source) -> str:
     c, today = src.col, b.today()
     return (
@@ -303,8 +278,19 @@ RELATIONS: dict[str, dict[str, Callable[..., str]]] = {
     "Account": {
         "billingContact": _billing_contact,
         "billingAddress": _billing_address,
-        "paymentMethods": _payment_methods,
-        "customers": _account_customers,
+        "paymentMethods": _child_list(
+            "payment_method",
+            "payment_method.is_default DESC, payment_method.id",
+            fk="account_id",
+            scope="payment_method",
+        ),
+        "customers": _child_list(
+            "customer",
+            "customer.id",
+            fk="account_id",
+            scope="customer",
+            where=" AND customer.status <> 'MERGED'",
+        ),
     },
     "User": {"displayName": _display_name_user},
     "Order": {
@@ -331,7 +317,12 @@ RELATIONS: dict[str, dict[str, Callable[..., str]]] = {
         "order": _ledger_order,
     },
     "CustomFieldValue": {"value": _custom_value},
-    "TaxStatus": {"exemptionCertificates": _certificates},
+    "TaxStatus": {
+        "exemptionCertificates": _child_list(
+            "tax_exemption_certificate",
+            "tax_exemption_certificate.valid_from DESC, tax_exemption_certificate.id",
+        )
+    },
     "TaxExemptionCertificate": {"isValid": _is_valid, "customer": _customer("customer_id")},
     "TimelineEvent": {"actor": _user("actor_id"), "customer": _customer("customer_id")},
     "Address": {"customer": _customer("customer_id")},
