@@ -27,7 +27,7 @@ from resolvers.compiled.json_text import (
     obj_sql,
 )
 from resolvers.errors import CodedError
-from resolvers.pagination import Ordering, page_args
+from resolvers.pagination import Ordering, PageArgs, page_args
 
 # ---------------------------------------------------------------------------------------
 # Root fields
@@ -51,6 +51,22 @@ def _filter_criteria(raw: dict[str, Any]) -> search_q.Criteria:
         raise NotCompilable("bad filter") from exc
 
 
+def _filter_sql(b: Builder, raw: dict[str, Any]) -> str:
+    """The search screen's own clauses (resolvers/search.py) over `customer`, as this
+    statement's SQL; bad input falls back so Strawberry answers with its error."""
+    try:
+        return b.customer_clauses(search_q.plain_conditions(_filter_criteria(raw)))
+    except CodedError as exc:
+        raise NotCompilable("bad filter") from exc
+
+
+def _root_page(a: dict[str, Any]) -> PageArgs:
+    try:
+        return page_args(a.get("first"), a.get("after"), a.get("last"), a.get("before"))
+    except CodedError as exc:
+        raise NotCompilable("bad page arguments") from exc
+
+
 def _root_customers(b: Builder, gtype, nodes) -> str:
     a = b.args(gtype, nodes)
     raw_filter = a.pop("filter", None)
@@ -66,19 +82,12 @@ def _root_customers(b: Builder, gtype, nodes) -> str:
     except (KeyError, ValueError) as exc:
         raise NotCompilable("unknown order") from exc
     ordering = Ordering(columns, direction == "DESC")
-    try:
-        args = page_args(a.get("first"), a.get("after"), a.get("last"), a.get("before"))
-    except CodedError as exc:
-        raise NotCompilable("bad page arguments") from exc
+    args = _root_page(a)
     conn = b.child_type(gtype, nodes[0].name.value)
     if raw_filter is None:
         where = ["customer.status <> 'MERGED'"]
-    else:  # the search screen's own clauses (resolvers/search.py), as this statement's SQL
-        try:
-            clauses = search_q.plain_conditions(_filter_criteria(raw_filter))
-        except CodedError as exc:
-            raise NotCompilable("bad filter") from exc
-        where = [b.customer_clauses(clauses)]
+    else:
+        where = [_filter_sql(b, raw_filter)]
     where.append(b.scope("customer", "customer"))
     return b.connection(
         conn,
@@ -97,12 +106,8 @@ def _root_customer_search(b: Builder, gtype, nodes) -> str:
     a = b.args(gtype, nodes)
     if not a.keys() <= {"filter", "first", "after"}:
         raise NotCompilable("unknown arguments")
-    try:
-        clauses = search_q.plain_conditions(_filter_criteria(a.get("filter") or {}))
-        args = page_args(a.get("first"), a.get("after"))
-    except CodedError as exc:
-        raise NotCompilable("bad filter or page") from exc
-    where = [b.customer_clauses(clauses), b.scope("customer", "customer")]
+    args = _root_page(a)
+    where = [_filter_sql(b, a.get("filter") or {}), b.scope("customer", "customer")]
     cap = b.search_cap
     b.guards.append(
         f"(SELECT count(*) FROM (SELECT 1 FROM customer WHERE {' AND '.join(where)}"
@@ -272,20 +277,13 @@ def _root_accounts(b: Builder, gtype, nodes) -> str:
     a = b.args(gtype, nodes)
     if not a.keys() <= PAGE_ARGS | {"filter"}:
         raise NotCompilable("unknown arguments")
-    try:
-        args = page_args(a.get("first"), a.get("after"), a.get("last"), a.get("before"))
-    except CodedError as exc:
-        raise NotCompilable("bad page arguments") from exc
+    args = _root_page(a)
     if a.get("filter") is None:
         where = b.scope("account", "account")
     else:  # search.filtered_accounts: accounts of the visible customers that match
-        try:
-            clauses = search_q.plain_conditions(_filter_criteria(a["filter"]))
-        except CodedError as exc:
-            raise NotCompilable("bad filter") from exc
         where = (
             "account.id IN (SELECT customer.account_id FROM customer WHERE"
-            f" {b.customer_clauses(clauses)} AND {b.scope('customer', 'customer')}"
+            f" {_filter_sql(b, a['filter'])} AND {b.scope('customer', 'customer')}"
             " AND customer.account_id IS NOT NULL)"
         )
     conn = b.child_type(gtype, nodes[0].name.value)
