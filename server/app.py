@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route, WebSocketRoute
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
@@ -23,6 +23,7 @@ from strawberry.types.unset import UNSET
 
 from resolvers.context import Context
 from schema import schema
+from server import graphiql
 from server.auth import viewer_for_token
 from server.compiled import AUTH_KEY, CompiledGraphQL
 from server.database import make_engine
@@ -54,6 +55,10 @@ class GraphQLApp(GraphQL):
         return request.method == "GET" and (
             "text/html" in accept or super().should_render_graphql_ide(request)
         )
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        # Our page: every asset from this service (server/graphiql.py), not from a CDN.
+        return HTMLResponse(graphiql.PAGE)
 
     def hub(self) -> TimelineHub:
         hub = self.engine_ref.get("hub")
@@ -147,6 +152,7 @@ def create_app(engine: AsyncEngine | None = None, settings: Settings | None = No
             ),
             WebSocketRoute("/graphql", graphql),
             Route("/healthz", healthz),
+            Mount(graphiql.ASSETS_PATH, graphiql.assets_app()),
         ],
         lifespan=lifespan,
     )
