@@ -20,32 +20,46 @@ ASSETS_PATH = "/graphiql"
 EXAMPLE_QUERY = """\
 # customer-graph: GraphiQL
 #
-# Every request needs a token. Open the "Headers" tab below and put:
+# Every request needs a token. Open the Headers tab
+# below and put:
 #
 #   {"Authorization": "Bearer <token>"}
 #
-# `customer-graph serve --demo` printed an admin token when it started;
-# `customer-graph user create --email E --role ADMIN` makes another.
-# Subscriptions (customerTimeline, timelineEvents) send the same header
-# over the WebSocket. Run with Ctrl-Enter; Ctrl-Space completes.
+# `customer-graph serve --demo` printed an admin token;
+# `customer-graph user create --email E --role ADMIN`
+# makes another. Subscriptions (customerTimeline,
+# timelineEvents) send the same header over the
+# WebSocket. Ctrl-Enter runs, Ctrl-Space completes.
 #
-# The nested customer page: one SQL statement however deep it goes.
+# The nested customer page: one SQL statement,
+# however deep it goes.
 query CustomerPage($after: String) {
-  customers(first: 10, after: $after, orderBy: {field: NAME, direction: ASC}) {
+  customers(
+    first: 10
+    after: $after
+    orderBy: {field: NAME, direction: ASC}
+  ) {
     totalCount
     pageInfo { hasNextPage endCursor }
     edges {
       node {
         id number displayName email phone status
-        account { number name paymentMethods { brand last4 expMonth expYear } }
+        account {
+          number name
+          paymentMethods { brand last4 expMonth expYear }
+        }
         salesRep { displayName }
-        addresses { kind isDefault line1 city region postalCode country }
+        addresses {
+          kind isDefault line1 city region postalCode country
+        }
         orders(first: 3) {
           totalCount
           edges { node { number status placedAt total { amount currency } } }
         }
         ledgerTransactions(first: 3) {
-          edges { node { kind amount { amount currency } balanceAfter { amount } } }
+          edges {
+            node { kind amount { amount currency } balanceAfter { amount } }
+          }
         }
         balances { amount currency }
         timeline(first: 3) { edges { node { kind occurredAt summary } } }
