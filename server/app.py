@@ -26,6 +26,7 @@ from schema import schema
 from server import graphiql
 from server.auth import viewer_for_token
 from server.compiled import AUTH_KEY, CompiledGraphQL
+from server.cors import Cors
 from server.database import make_engine
 from server.limits import BodyGuard
 from server.notify import TimelineHub
@@ -43,6 +44,8 @@ class GraphQLApp(GraphQL):
             allow_queries_via_get=False,
             subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL],
             connection_init_wait_timeout=timedelta(seconds=10),
+            # The CORS list (server/cors.py) is the handshake's list too; empty: same origin.
+            allowed_origins=settings.cors_origins,
         )
         self.max_subscriptions_per_connection = settings.subscriptions_per_connection
 
@@ -157,6 +160,8 @@ def create_app(engine: AsyncEngine | None = None, settings: Settings | None = No
         lifespan=lifespan,
     )
     app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes)
+    # Outermost but gzip: a preflight never reaches the body checks.
+    app.add_middleware(Cors, origins=settings.cors_origins)
     if settings.gzip_level:
         # A nested customer page is hundreds of KB of JSON, a few dozen gzipped: what a
         # mobile app on a slow network waits for. Only clients that ask get it.

@@ -17,6 +17,10 @@ def _int(name: str, default: int) -> int:
     return int(raw) if raw else default
 
 
+def _origins(raw: str | None) -> tuple[str, ...]:
+    return tuple(o.strip().rstrip("/") for o in (raw or "").split(",") if o.strip())
+
+
 def default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "customer-graph"
@@ -60,6 +64,10 @@ class Settings:
     # Events a subscriber may fall behind before its connection is closed (slow consumer).
     subscription_max_pending: int = field(
         default_factory=lambda: _int("CUSTOMER_GRAPH_SUBSCRIPTION_MAX_PENDING", 1000)
+    )
+    # Origins of browser apps allowed to call the API (CORS and WebSockets); empty: same origin.
+    cors_origins: tuple[str, ...] = field(
+        default_factory=lambda: _origins(os.environ.get("CUSTOMER_GRAPH_CORS_ORIGINS"))
     )
 
 
