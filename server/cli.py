@@ -99,6 +99,14 @@ def cmd_seed(args: argparse.Namespace) -> int:
     db = open_database(get_settings())
     try:
         asyncio.run(seed(db.url, customers=args.customers, seed=args.seed, reset=args.reset))
+        if args.reset:
+            # The reset emptied app_user too (the seeded sales reps are users): hand the
+            # person a way back in.
+            from server.users import DEMO_ADMIN, demo_admin_token
+
+            token = asyncio.run(demo_admin_token(db.url))
+            _say(f"--reset removed every user and token; the demo admin {DEMO_ADMIN} is back")
+            _print_token(token, DEMO_ADMIN, 30)
     finally:
         db.stop()
     return 0

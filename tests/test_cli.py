@@ -119,3 +119,13 @@ async def test_set_password_lets_staff_log_in(cli, client):
     assert (await GraphQLClient(client, token).data(ME))["me"]["user"][
         "email"
     ] == "boss@example.com"
+
+
+async def test_seed_reset_says_users_go_and_prints_a_new_admin_token(cli, client):
+    await cli("user", "create", "--email", "gone@example.com", "--role", "ADMIN")
+    code, out, err = await cli("seed", "--customers", "5", "--reset")
+    assert code == 0
+    assert "removed every user and token" in err
+    token = out.strip().splitlines()[-1]
+    me = await GraphQLClient(client, token).data(ME)
+    assert me["me"]["user"] == {"email": "admin@demo.example", "role": "ADMIN"}
