@@ -439,14 +439,19 @@ class Generator:
                 events.append(
                     (cid, "PAYMENT_RECEIVED", paid_at, f"Payment of {total} {currency}", "{}")
                 )
+        # Timelines and ledgers list newest first by id: every later row gets a later time,
+        # so the lists read in time order too.
+        latest = max(t[2] for t in events)
         if rng.random() < 0.1:
             credit = Decimal(rng.randrange(500, 5000)) / 100
             balance -= credit
+            latest += timedelta(days=rng.randrange(0, 30), minutes=rng.randrange(1, 600))
             rows["ledger_transaction"].append(
-                (cid, "CREDIT", -credit, currency, balance, None, "Goodwill credit", when)
+                (cid, "CREDIT", -credit, currency, balance, None, "Goodwill credit", latest)
             )
         if rng.random() < 0.2:
-            events.append((cid, "NOTE_ADDED", when, "Called about delivery times", "{}"))
+            latest += timedelta(days=rng.randrange(0, 30), minutes=rng.randrange(1, 600))
+            events.append((cid, "NOTE_ADDED", latest, "Called about delivery times", "{}"))
         rows["timeline_event"].extend(events)
 
 

@@ -65,6 +65,17 @@ async def test_seed_is_consistent_and_deterministic(engine, database_url, gql):
             )
         ).scalar()
         assert planted >= 1
+        # Lists are newest first by id: a later row never has an earlier time (C-000404
+        # once listed a note at 00:14 above a payment at 00:29).
+        for table, at in (("timeline_event", "occurred_at"), ("ledger_transaction", "created_at")):
+            backwards = (
+                await one(
+                    f"""SELECT count(*) FROM (
+                     SELECT {at} AS at, lag({at}) OVER (PARTITION BY customer_id ORDER BY id)
+                       AS before FROM {table}) t WHERE at < before"""
+                )
+            ).scalar()
+            assert backwards == 0, table
         first_customer = (await one("SELECT number FROM customer ORDER BY id LIMIT 1")).scalar()
 
     data = await gql.data(
