@@ -13,7 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
@@ -147,6 +153,20 @@ def create_app(engine: AsyncEngine | None = None, settings: Settings | None = No
             return JSONResponse({"status": "unavailable"}, status_code=503)
         return JSONResponse({"status": "ok"})
 
+    sdl = schema.as_str() + "\n"
+
+    async def schema_sdl(request: Request) -> Response:
+        # The printed schema for codegen tools; hidden like introspection when that is off.
+        if not settings.introspection:
+            return JSONResponse(
+                {"errors": [{"message": "Not found.", "extensions": {"code": "NOT_FOUND"}}]},
+                status_code=404,
+            )
+        return PlainTextResponse(sdl)
+
+    async def home(request: Request) -> Response:
+        return RedirectResponse("/graphql", status_code=307)
+
     graphql = GraphQLApp(schema, engine_ref, settings)
     app = Starlette(
         routes=[
@@ -155,6 +175,8 @@ def create_app(engine: AsyncEngine | None = None, settings: Settings | None = No
             ),
             WebSocketRoute("/graphql", graphql),
             Route("/healthz", healthz),
+            Route("/schema.graphql", schema_sdl),
+            Route("/", home),
             Mount(graphiql.ASSETS_PATH, graphiql.assets_app()),
         ],
         lifespan=lifespan,

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
+from pathlib import Path
+
+import httpx
 
 from server import graphiql
+from server.app import create_app
 from server.seed import seed
 
 ATTRIBUTE_URL = re.compile(r"""(?:src|href)\s*=\s*["']([^"']*)["']""", re.IGNORECASE)
 CSS_URL = re.compile(r"""url\(\s*["']?([^"')]*)""")
+SNAPSHOT = (Path(__file__).resolve().parent.parent / "schema.graphql").read_text()
 IMPORT = re.compile(r"""@import\s+(?:url\()?\s*["']?([^"');\s]+)""")
 
 
@@ -60,3 +66,18 @@ async def test_example_query_returns_data_on_demo_data(database_url, gql, engine
     page = body["data"]["customers"]
     assert page["totalCount"] == 30 and len(page["edges"]) == 10
     assert any(edge["node"]["orders"]["edges"] for edge in page["edges"])
+
+
+async def test_root_redirects_to_graphql_and_the_schema_is_served(client, engine, settings):
+    home = await client.get("/")
+    assert home.status_code == 307 and home.headers["location"] == "/graphql"
+    sdl = await client.get("/schema.graphql")
+    assert sdl.status_code == 200 and sdl.headers["content-type"].startswith("text/plain")
+    assert sdl.text == SNAPSHOT
+
+    closed = create_app(engine=engine, settings=dataclasses.replace(settings, introspection=False))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=closed), base_url="http://test"
+    ) as other:
+        hidden = await other.get("/schema.graphql")
+    assert hidden.status_code == 404
