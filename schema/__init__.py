@@ -7,7 +7,15 @@ from schema.scalars import SCALAR_OVERRIDES
 from server.errors import ErrorCodes
 from server.limits import RequestLimits
 
-schema = strawberry.Schema(
+
+class Schema(strawberry.Schema):
+    def process_errors(self, errors, execution_context=None) -> None:
+        # Strawberry logs every error at ERROR with a traceback, client mistakes included;
+        # server.errors.ErrorCodes logs each request's errors once, with their codes.
+        return
+
+
+schema = Schema(
     query=Query,
     mutation=Mutation,
     subscription=Subscription,

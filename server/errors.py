@@ -60,6 +60,22 @@ class ErrorCodes(SchemaExtension):
         request_id = getattr(ctx, "request_id", None)
         debug = getattr(getattr(ctx, "settings", None), "debug", False)
         result.errors = [self._shape(e, request_id, debug) for e in result.errors]
+        client = [
+            e for e in result.errors if (e.extensions or {}).get("code") != "INTERNAL_SERVER_ERROR"
+        ]
+        if client:
+            # One line per request for the client's mistakes (bad token, validation, input,
+            # limits): codes and paths, never messages (they may quote the input) or a
+            # traceback. Unexpected errors were logged by _shape at ERROR with theirs.
+            log.info(
+                "request %s: operation %s answered %s",
+                request_id,
+                self.execution_context.operation_name or "-",
+                ", ".join(
+                    e.extensions["code"] + (f" at {'.'.join(map(str, e.path))}" if e.path else "")
+                    for e in client
+                ),
+            )
 
     @staticmethod
     def _shape(error: GraphQLError, request_id: str | None, debug: bool) -> GraphQLError:
