@@ -28,7 +28,7 @@ from resolvers.mutations import Problem, Refused
 DELIMITERS = ",;\t|"
 
 # Our field -> the folded names other systems give it.
-CUSTOMER_FIELDS: dict[str, tuple[str, ...]] = {
+CUSTOMER_SYNONYMS: dict[str, tuple[str, ...]] = {
     "first_name": ("firstname", "givenname", "forename", "first", "fname"),
     "last_name": ("lastname", "surname", "familyname", "last", "lname"),
     "full_name": ("name", "fullname", "customername", "contactname"),
@@ -68,7 +68,7 @@ CUSTOMER_FIELDS: dict[str, tuple[str, ...]] = {
     ),
     "sms_marketing": ("acceptssmsmarketing", "smsmarketing", "smsoptin"),
 }
-ADDRESS_FIELDS: dict[str, tuple[str, ...]] = {
+ADDRESS_SYNONYMS: dict[str, tuple[str, ...]] = {
     "line1": ("address1", "addressline1", "street", "streetaddress", "line1", "address"),
     "line2": ("address2", "addressline2", "line2", "suite", "apartment"),
     "city": ("city", "town", "locality"),
@@ -83,11 +83,13 @@ ADDRESS_FIELDS: dict[str, tuple[str, ...]] = {
 # "Default Address Zip", "Address City", "Billing Address1" (WooCommerce's billing_…).
 ADDRESS_PREFIXES = ("defaultaddress", "address", "billingaddress", "billing")
 # Columns other systems export that have no place here (totals are computed from orders).
+# The error report's own columns come back when its fixed rows are re-imported.
 KNOWN_UNUSED = frozenset(
     ("totalspent", "totalorders", "ordercount", "lastorder", "createdat", "updatedat", "state")
-)
+) | frozenset(("line", "column", "code", "message"))
+ERROR_COLUMNS = ("line", "column", "code", "message")
 # Read without a column: everything above, for a mapping file's benefit.
-FIELDS = frozenset(CUSTOMER_FIELDS) | {f"address.{name}" for name in ADDRESS_FIELDS}
+FIELDS = frozenset(CUSTOMER_SYNONYMS) | {f"address.{name}" for name in ADDRESS_SYNONYMS}
 
 _FOLD = re.compile(r"[^0-9a-z]+")
 TRUE = frozenset(("yes", "y", "true", "t", "1", "on", "x"))
@@ -107,8 +109,8 @@ def fold(name: str) -> str:
     return _FOLD.sub("", name.lower())
 
 
-_CUSTOMER_LOOKUP = {alias: f for f, aliases in CUSTOMER_FIELDS.items() for alias in aliases}
-_ADDRESS_LOOKUP = {alias: f for f, aliases in ADDRESS_FIELDS.items() for alias in aliases}
+_CUSTOMER_LOOKUP = {alias: f for f, aliases in CUSTOMER_SYNONYMS.items() for alias in aliases}
+_ADDRESS_LOOKUP = {alias: f for f, aliases in ADDRESS_SYNONYMS.items() for alias in aliases}
 
 
 def guess(column: str, custom_keys: frozenset[str] = frozenset()) -> str | None:

@@ -227,6 +227,88 @@ def cmd_token_revoke(args: argparse.Namespace) -> int:
     return 0 if done else 1
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    """Exit 0: every row imported; 3: some rows rejected (the rest imported); 2: the file
+    or the arguments cannot be used (nothing written)."""
+    import orjson
+    from tqdm import tqdm
+
+    from resolvers.import_jobs import ImportOptions, run_import
+    from resolvers.imports import FileRefused
+
+    mapping = None
+    try:
+        if args.mapping:
+            with open(args.mapping, "rb") as f:
+                mapping = orjson.loads(f.read())
+            if not isinstance(mapping, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in mapping.items()
+            ):
+                raise FileRefused(
+                    "BAD_MAPPING", "The mapping file is a JSON object of column: field."
+                )
+        stream = open(args.file, "rb")
+    except (OSError, orjson.JSONDecodeError, FileRefused) as exc:
+        _say(f"cannot import: {getattr(exc, 'message', exc)}")
+        return 2
+    options = ImportOptions(
+        key=args.key,
+        on_error=args.on_error,
+        dry_run=args.dry_run,
+        mapping=mapping,
+        source=f"import:{os.path.basename(args.file)}",
+    )
+    bar = tqdm(unit=" rows", file=sys.stderr, disable=None, desc="importing")
+
+    async def work(url: str):
+        engine = _engine(url)
+        try:
+            return await run_import(engine, stream, options, progress=bar.update)
+        finally:
+            await engine.dispose()
+
+    try:
+        result = _on_database(work)
+    except FileRefused as exc:
+        bar.close()
+        _say(f"cannot import {args.file}: {exc.message} ({exc.code}); nothing was written")
+        return 2
+    finally:
+        stream.close()
+    bar.close()
+    for column in result.unknown_columns:
+        _say(f"column {column!r} matches no field and was not imported (map it in --mapping)")
+    if result.ignored_columns:
+        _say(f"columns not imported: {', '.join(repr(c) for c in result.ignored_columns)}")
+    for error in result.errors[:20]:
+        where = f", column {error.column!r}" if error.column else ""
+        _say(f"line {error.line}{where}: {error.code}: {error.message}")
+    if len(result.errors) > 20:
+        _say(f"… and {len(result.errors) - 20} more rejected rows")
+    if args.errors and result.errors:
+        _write_errors(args.errors, result)
+        _say(f"rejected rows with their errors: {args.errors}")
+    if not result.written:
+        why = "a dry run" if args.dry_run else "--on-error abort and rows were rejected"
+        _say(f"nothing was written ({why})")
+    print(result.summary(), flush=True)
+    return 3 if result.rejected else 0
+
+
+def _write_errors(path: str, result) -> None:
+    """The rejected rows as they were, plus line, column, code and message: fix, re-import."""
+    import csv
+
+    from resolvers.imports import ERROR_COLUMNS
+
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        out = csv.writer(f)
+        out.writerow([*result.header, *ERROR_COLUMNS])
+        for e in result.errors:
+            raw = (e.raw + [""] * len(result.header))[: len(result.header)]
+            out.writerow([*raw, e.line, e.column or "", e.code, e.message])
+
+
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -284,6 +366,32 @@ def parser() -> argparse.ArgumentParser:
         help="empty the tables first (users and tokens too: the demo admin gets a new token)",
     )
     d.set_defaults(func=cmd_seed)
+
+    i = sub.add_parser(
+        "import",
+        help="import customers from a CSV or NDJSON file (upsert by a key)",
+        formatter_class=fmt,
+        description="Import customers from another system's CSV (any of , ; tab |, with or"
+        " without BOM) or NDJSON. Columns are mapped from the header (Shopify's customer CSV"
+        " needs no mapping). Exit 0: all rows imported; 3: some rejected; 2: nothing done.",
+    )
+    i.add_argument("file", help="the CSV or NDJSON file")
+    i.add_argument(
+        "--key",
+        choices=["reference-id", "email"],
+        default="reference-id",
+        help="rows whose key matches a live customer update it; others create one",
+    )
+    i.add_argument("--mapping", metavar="MAP.json", help="JSON {column: field} over the guess")
+    i.add_argument(
+        "--on-error",
+        choices=["skip", "abort"],
+        default="skip",
+        help="skip: import the good rows; abort: nothing if any row is rejected",
+    )
+    i.add_argument("--dry-run", action="store_true", help="validate and report, write nothing")
+    i.add_argument("--errors", metavar="ERRORS.csv", help="write the rejected rows here")
+    i.set_defaults(func=cmd_import)
 
     users = sub.add_parser("user", help="create, list and deactivate users", formatter_class=fmt)
     u = users.add_subparsers(dest="action", metavar="ACTION", required=True)
