@@ -17,6 +17,11 @@ def _int(name: str, default: int) -> int:
     return int(raw) if raw else default
 
 
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    return float(raw) if raw else default
+
+
 def default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "customer-graph"
@@ -60,6 +65,14 @@ class Settings:
     # Events a subscriber may fall behind before its connection is closed (slow consumer).
     subscription_max_pending: int = field(
         default_factory=lambda: _int("CUSTOMER_GRAPH_SUBSCRIPTION_MAX_PENDING", 1000)
+    )
+    # The live timeline's LISTEN connection: how long to try again after losing it before
+    # subscribers' sockets are closed (1012), and how often to check it still answers.
+    listen_reconnect_seconds: float = field(
+        default_factory=lambda: _float("CUSTOMER_GRAPH_LISTEN_RECONNECT_SECONDS", 30.0)
+    )
+    listen_health_seconds: float = field(
+        default_factory=lambda: _float("CUSTOMER_GRAPH_LISTEN_HEALTH_SECONDS", 5.0)
     )
 
 
