@@ -11,6 +11,7 @@ import asyncio
 import base64
 import contextlib
 import os
+import shutil
 import signal
 import tempfile
 from collections.abc import AsyncIterator, Iterator
@@ -66,7 +67,8 @@ class Cluster:
 
     def close(self) -> None:
         self.start()  # a test that failed with the server down: up again, so it is stopped
-        self.embedded.stop()
+        self.embedded.stop()  # ephemeral: stops the server and deletes pgdata
+        shutil.rmtree(self.pgdata.parent, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
