@@ -28,3 +28,9 @@ class NotFound(CodedError):
 
 class RateLimited(CodedError):
     code = "RATE_LIMITED"
+
+
+class Unavailable(CodedError):
+    """A dependency (the database) is out of reach for now: try again later."""
+
+    code = "SERVICE_UNAVAILABLE"

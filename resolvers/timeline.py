@@ -7,16 +7,22 @@ That is what makes "every event with id > cursor" a gap-free replay for subscrip
 is held only from the event insert to commit: record events last in a use case.
 """
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from sqlalchemy import Select, func, insert, select, text
+from sqlalchemy import Row, Select, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from models import CustomerSalesChannel, TimelineEvent
 from resolvers.children import visible
 from resolvers.context import Context
 from resolvers.pagination import Ordering
+from server.database import database_unavailable
+
+log = logging.getLogger(__name__)
 
 timeline_event = TimelineEvent.__table__
 link = CustomerSalesChannel.__table__
@@ -95,9 +101,11 @@ async def follow(
     while True:
         if sub.overflowed:
             raise SlowConsumerError(len(sub.pending))
+        if sub.lost:
+            raise ListenLost()
         sub.wake.clear()
         horizon = sub.pending[-1] if sub.pending else 0
-        rows = await ctx.fresh().rows(events_after(ctx, last, **filters).limit(batch))
+        rows = await _read(ctx, sub, events_after(ctx, last, **filters).limit(batch))
         for row in rows:
             last = row.id
             yield row
@@ -107,6 +115,37 @@ async def follow(
         sub.caught_up_to(max(horizon, last))
         if not sub.pending:
             await sub.wake.wait()
+
+
+async def _read(ctx: Context, sub: Any, stmt: Select) -> Sequence[Row]:
+    """One pass's rows, read again while the database restarts: each attempt takes a new
+    pooled connection, and the hub's wake-up after it listens again retries at once.
+    ListenLost when the hub gives up, or after `sub.retry_seconds` of failures."""
+    loop = asyncio.get_running_loop()
+    deadline = None
+    delay = 0.05
+    while True:
+        try:
+            return await ctx.fresh().rows(stmt)
+        except Exception as exc:
+            if not database_unavailable(exc):
+                raise
+            deadline = deadline or loop.time() + sub.retry_seconds
+            if sub.lost or loop.time() >= deadline:
+                raise ListenLost() from exc
+            log.info("timeline read failed, retrying: %r", exc)
+        # Cleared before waiting: the retry reads everything committed by then anyway.
+        sub.wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(sub.wake.wait(), delay)
+        delay = min(delay * 2, 1.0)
+
+
+class ListenLost(Exception):
+    """The live timeline could not reach the database again in time (server.notify)."""
+
+    def __init__(self) -> None:
+        super().__init__("The live timeline lost its database connection; reconnect with `since`.")
 
 
 class SlowConsumerError(Exception):

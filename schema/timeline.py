@@ -14,10 +14,11 @@ from resolvers import customers as customer_q
 from resolvers import users as user_q
 from resolvers.children import child_by_id
 from resolvers.context import viewer_of
-from resolvers.errors import NotFound, RateLimited
+from resolvers.errors import NotFound, RateLimited, Unavailable
 from resolvers.pagination import decode_cursor, encode_cursor
 from resolvers.timeline import (
     NEWEST_FIRST,
+    ListenLost,
     SlowConsumerError,
     follow,
     latest_event_id,
@@ -25,7 +26,7 @@ from resolvers.timeline import (
 )
 from schema.base import build, decode_id, node_resolver, registered
 from schema.users import User
-from server.notify import TooManySubscriptions
+from server.notify import CLOSE_RECONNECT, TooManySubscriptions
 
 if TYPE_CHECKING:
     from schema.customers import Customer
@@ -94,6 +95,12 @@ async def _live(info: Info, since: str | None, **filters) -> AsyncGenerator[Time
             # 1013 "try again later": the client reconnects and resumes with `since`.
             await websocket.close(code=1013, reason=str(exc)[:120])
         raise RateLimited(str(exc)) from exc
+    except ListenLost as exc:
+        # The database stayed out of reach (server.notify): every timeline subscription of
+        # this worker is deaf, so the socket closes and the client resumes with `since`.
+        if isinstance(ctx.request, WebSocket):
+            await ctx.request.close(code=CLOSE_RECONNECT, reason=str(exc)[:120])
+        raise Unavailable(str(exc)) from exc
 
 
 @strawberry.type

@@ -76,6 +76,8 @@ class GraphQLApp(GraphQL):
                 self.engine_ref["engine"],
                 max_pending=self.settings.subscription_max_pending,
                 max_per_user=self.settings.subscriptions_per_user,
+                reconnect_seconds=self.settings.listen_reconnect_seconds,
+                health_seconds=self.settings.listen_health_seconds,
             )
         return hub
 

@@ -11,8 +11,10 @@ import weakref
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import asyncpg
 import orjson
 from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -131,7 +133,7 @@ class StatementCounter:
 
 
 def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
-    return create_async_engine(
+    engine = create_async_engine(
         to_asyncpg_url(url),
         pool_size=pool_size,
         max_overflow=pool_size * 2,
@@ -148,6 +150,41 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
             }
         },
     )
+    event.listen(engine.sync_engine, "checkout", _replace_closed_connection)
+    return engine
+
+
+def _replace_closed_connection(dbapi_connection, record, proxy) -> None:
+    """A pooled connection the server closed (restart, failover) is replaced, never handed
+    out: asyncpg saw its socket close, so the check costs no round trip (unlike pre-ping)."""
+    driver = record.driver_connection
+    if driver is not None and driver.is_closed():
+        raise DisconnectionError("connection closed by the server")
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """`exc` (or what it wraps) says the server went away or does not accept connections
+    yet (restart, failover, network): worth retrying on a new connection."""
+    transient = (
+        OSError,  # refused, reset, or the Unix socket gone while the server is down
+        TimeoutError,
+        asyncpg.PostgresConnectionError,
+        asyncpg.CannotConnectNowError,  # starting up or shutting down
+        asyncpg.AdminShutdownError,
+        asyncpg.CrashShutdownError,
+    )
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, DBAPIError) and cause.connection_invalidated:
+            return True
+        if isinstance(cause, transient):
+            return True
+        if isinstance(cause, asyncpg.InterfaceError) and "connection is closed" in str(cause):
+            return True
+        cause = getattr(cause, "orig", None) or cause.__cause__
+    return False
 
 
 def pool_size_for(max_connections: int, reserved: int, workers: int, *, cap: int = 10) -> int:

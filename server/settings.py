@@ -21,6 +21,11 @@ def _origins(raw: str | None) -> tuple[str, ...]:
     return tuple(o.strip().rstrip("/") for o in (raw or "").split(",") if o.strip())
 
 
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    return float(raw) if raw else default
+
+
 def default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "customer-graph"
@@ -68,6 +73,14 @@ class Settings:
     # Origins of browser apps allowed to call the API (CORS and WebSockets); empty: same origin.
     cors_origins: tuple[str, ...] = field(
         default_factory=lambda: _origins(os.environ.get("CUSTOMER_GRAPH_CORS_ORIGINS"))
+    )
+    # The live timeline's LISTEN connection: how long to try again after losing it before
+    # subscribers' sockets are closed (1012), and how often to check it still answers.
+    listen_reconnect_seconds: float = field(
+        default_factory=lambda: _float("CUSTOMER_GRAPH_LISTEN_RECONNECT_SECONDS", 30.0)
+    )
+    listen_health_seconds: float = field(
+        default_factory=lambda: _float("CUSTOMER_GRAPH_LISTEN_HEALTH_SECONDS", 5.0)
     )
 
 
