@@ -24,7 +24,7 @@ from models.enums import CustomerStatus, CustomFieldType
 from resolvers import validate
 from resolvers.custom_field_mutations import parse as parse_custom
 from resolvers.custom_field_mutations import write_values
-from resolvers.imports import ColumnMap, FileRefused, Reader, Row, boolean
+from resolvers.imports import ColumnMap, FileRefused, Reader, Row, boolean, kind
 from resolvers.mutations import Refused
 from resolvers.timeline import record
 
@@ -167,7 +167,12 @@ class Planner:
             values["tax_status"] = "EXEMPT" if exempt else "TAXABLE"
         if not any(values.get(n) for n in ("first_name", "last_name", "company_name", "email")):
             raise _RowRefused(None, "REQUIRED", "Give a first or last name, a company or an email.")
-        if "company_name" in values:
+        if v.get("kind", "").strip():
+            try:
+                values["kind"] = kind(v["kind"], self._col("kind") or "")
+            except Refused as refused:
+                raise _problem(refused, self._col("kind")) from None
+        elif "company_name" in values:  # no kind given: a company without a person is one
             person = values.get("first_name") or values.get("last_name")
             values["kind"] = "BUSINESS" if values["company_name"] and not person else "INDIVIDUAL"
         key = values.get(self.key)

@@ -56,6 +56,7 @@ CUSTOMER_SYNONYMS: dict[str, tuple[str, ...]] = {
         "clientid",
     ),
     "note": ("note", "notes", "comment", "comments", "remarks"),
+    "kind": ("kind", "customerkind", "customertype", "type"),
     "tax_exempt": ("taxexempt", "taxexemption", "exempt"),
     "tax_code": ("taxcode", "exemptioncode", "taxid", "vatnumber", "vatid"),
     "tags": ("tags", "tag", "labels", "groups"),
@@ -82,11 +83,12 @@ ADDRESS_SYNONYMS: dict[str, tuple[str, ...]] = {
 }
 # "Default Address Zip", "Address City", "Billing Address1" (WooCommerce's billing_…).
 ADDRESS_PREFIXES = ("defaultaddress", "address", "billingaddress", "billing")
-# Columns other systems export that have no place here (totals are computed from orders).
-# The error report's own columns come back when its fixed rows are re-imported.
+# Columns other systems export that have no place here (totals are computed from orders);
+# our own export's customer number (an import gives new numbers); the error report's own
+# columns, which come back when its fixed rows are re-imported.
 KNOWN_UNUSED = frozenset(
     ("totalspent", "totalorders", "ordercount", "lastorder", "createdat", "updatedat", "state")
-) | frozenset(("line", "column", "code", "message"))
+) | frozenset(("number", "line", "column", "code", "message"))
 ERROR_COLUMNS = ("line", "column", "code", "message")
 # Read without a column: everything above, for a mapping file's benefit.
 FIELDS = frozenset(CUSTOMER_SYNONYMS) | {f"address.{name}" for name in ADDRESS_SYNONYMS}
@@ -116,6 +118,11 @@ _ADDRESS_LOOKUP = {alias: f for f, aliases in ADDRESS_SYNONYMS.items() for alias
 def guess(column: str, custom_keys: frozenset[str] = frozenset()) -> str | None:
     """Our field for a column name (`address.city`, `custom:<key>`), or None."""
     name = fold(column)
+    # This database's own custom field keys first: an admin named them on purpose (a
+    # "newsletter" field is theirs, not the marketing-consent synonym).
+    for key in custom_keys:
+        if fold(key) == name:
+            return f"custom:{key}"
     for prefix in ADDRESS_PREFIXES:
         if name.startswith(prefix) and name != prefix:
             rest = name[len(prefix) :]
@@ -128,9 +135,6 @@ def guess(column: str, custom_keys: frozenset[str] = frozenset()) -> str | None:
     # A bare address part ("City", "Zip", "Country"): the default address's.
     if name in _ADDRESS_LOOKUP and name not in ("company", "phone", "firstname", "lastname"):
         return f"address.{_ADDRESS_LOOKUP[name]}"
-    for key in custom_keys:
-        if fold(key) == name:
-            return f"custom:{key}"
     return None
 
 
@@ -205,6 +209,20 @@ def unquote(value: str) -> str:
     """A spreadsheet's text marker: `'+4930…`, `'02134` mean `+4930…`, `02134`."""
     value = value.strip()
     return value[1:].strip() if value.startswith("'") else value
+
+
+KINDS = {
+    "BUSINESS": ("business", "company", "organization", "organisation", "b2b", "corporate"),
+    "INDIVIDUAL": ("individual", "person", "private", "consumer", "b2c", "personal"),
+}
+_KIND_LOOKUP = {alias: kind for kind, aliases in KINDS.items() for alias in aliases}
+
+
+def kind(value: str, column: str) -> str:
+    found = _KIND_LOOKUP.get(fold(value))
+    if found is None:
+        raise Refused(Problem([column], "INVALID", "Use BUSINESS or INDIVIDUAL."))
+    return found
 
 
 def boolean(value: str, column: str) -> bool:

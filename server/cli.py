@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 
+from models.enums import Role
 from server.settings import get_settings
 
 
@@ -295,6 +296,70 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 3 if result.rejected else 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    import orjson
+    from tqdm import tqdm
+
+    from resolvers.context import Context
+    from resolvers.errors import CodedError
+    from resolvers.exports import export
+    from resolvers.viewer import Viewer
+
+    criteria = None
+    if args.filter:
+        try:
+            criteria = _criteria(orjson.loads(args.filter))
+        except (orjson.JSONDecodeError, CodedError, ValueError) as exc:
+            _say(f"cannot read --filter: {exc}")
+            return 2
+    bar = tqdm(unit=" rows", file=sys.stderr, disable=None, desc="exporting")
+
+    async def work(url: str) -> int:
+        engine = _engine(url)
+        # The command line is the operator: every customer, as an admin sees them.
+        ctx = Context(engine=engine, settings=get_settings(), viewer=Viewer(0, Role.ADMIN))
+        try:
+            if args.output in (None, "-"):
+                return await export(ctx, sys.stdout, criteria=criteria, fmt=args.format)
+            with open(args.output, "w", newline="", encoding="utf-8") as out:  # noqa: ASYNC230
+                return await export(
+                    ctx, out, criteria=criteria, fmt=args.format, progress=bar.update
+                )
+        finally:
+            await engine.dispose()
+
+    try:
+        count = _on_database(work)
+    except CodedError as exc:  # a filter value the search refuses (an unknown country)
+        _say(f"cannot export: {exc}")
+        return 2
+    finally:
+        bar.close()
+    _say(f"{count} customers exported")
+    return 0
+
+
+def _criteria(raw: object):
+    """A CustomerFilter given as JSON (the GraphQL input's shape), validated by the schema."""
+    from graphql import GraphQLError, coerce_input_value, validate_input_value
+    from strawberry.types.arguments import convert_argument
+
+    from resolvers.errors import BadUserInput
+    from schema import schema
+    from schema.search import CustomerFilter
+
+    def refuse(error: GraphQLError, path) -> None:
+        raise BadUserInput(error.message)
+
+    gql_type = schema.schema_converter.from_input_object(CustomerFilter)
+    validate_input_value(raw, gql_type, refuse)
+    value = coerce_input_value(raw, gql_type)
+    converted = convert_argument(
+        value, CustomerFilter, schema.schema_converter.scalar_registry, schema.config
+    )
+    return converted.criteria()
+
+
 def _write_errors(path: str, result) -> None:
     """The rejected rows as they were, plus line, column, code and message: fix, re-import."""
     import csv
@@ -392,6 +457,23 @@ def parser() -> argparse.ArgumentParser:
     i.add_argument("--dry-run", action="store_true", help="validate and report, write nothing")
     i.add_argument("--errors", metavar="ERRORS.csv", help="write the rejected rows here")
     i.set_defaults(func=cmd_import)
+
+    e = sub.add_parser(
+        "export",
+        help="export customers (all, or a filter's matches) as CSV or NDJSON",
+        formatter_class=fmt,
+        description="Every live customer, or those matching --filter, streamed (no cap). The"
+        " columns are the import's: an export re-imports as the same customers.",
+    )
+    e.add_argument(
+        "--filter",
+        metavar="JSON",
+        help='a CustomerFilter as JSON, e.g. \'{"country": "DE", "lastName": "m", "nameMatch":'
+        ' "PREFIX"}\'',
+    )
+    e.add_argument("--format", choices=["csv", "ndjson"], default="csv", help="file format")
+    e.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
+    e.set_defaults(func=cmd_export)
 
     users = sub.add_parser("user", help="create, list and deactivate users", formatter_class=fmt)
     u = users.add_subparsers(dest="action", metavar="ACTION", required=True)

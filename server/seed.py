@@ -10,6 +10,7 @@ earlier one (planted duplicates for the duplicate report).
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 import sys
 import time
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
+import phonenumbers
 from sqlalchemy import text
 from tqdm import tqdm
 
@@ -258,9 +260,18 @@ def _postal(rng: random.Random, pattern: str) -> str:
 
 
 def _phone(rng: random.Random, prefix: str) -> str:
+    """A number the write side accepts (phonenumbers' rules): demo data re-imports as is."""
     digits = PHONE_DIGITS[prefix]
-    first = str(rng.randrange(2, 10))  # NANP exchanges and most subscriber numbers avoid 0/1
-    return prefix + first + "".join(str(rng.randrange(10)) for _ in range(digits - 1))
+    while True:
+        first = str(rng.randrange(2, 10))  # NANP exchanges and most subscriber numbers avoid 0/1
+        number = prefix + first + "".join(str(rng.randrange(10)) for _ in range(digits - 1))
+        if _valid_phone(number):
+            return number
+
+
+@functools.cache
+def _valid_phone(number: str) -> bool:
+    return phonenumbers.is_valid_number(phonenumbers.parse(number))
 
 
 class Generator:
