@@ -7,6 +7,7 @@ from models.custom_fields import CustomFieldDefinition, CustomFieldValue
 from models.customers import Customer
 from models.duplicates import DuplicateDismissal
 from models.idempotency import IdempotencyKey
+from models.import_jobs import ImportJob, ImportJobError
 from models.ledger import LedgerTransaction
 from models.orders import Order, OrderLine
 from models.sales_channels import CustomerSalesChannel, SalesChannel
@@ -28,6 +29,8 @@ __all__ = [
     "CustomerSalesChannel",
     "DuplicateDismissal",
     "IdempotencyKey",
+    "ImportJob",
+    "ImportJobError",
     "LedgerTransaction",
     "Order",
     "OrderLine",

@@ -60,3 +60,10 @@ class CustomFieldType(enum.StrEnum):
     BOOLEAN = "BOOLEAN"
     DATE = "DATE"
     SELECT = "SELECT"
+
+
+class JobStatus(enum.StrEnum):
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"

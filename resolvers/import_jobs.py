@@ -11,7 +11,7 @@ rejected row carries its line, column, code and message; it never stops the othe
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -276,6 +276,12 @@ class _Abort(Exception):
     """Rolls an abort-on-error or dry-run import back."""
 
 
+# Called inside each batch's transaction with the rows it rejected: a job stores its
+# progress there, so the counters commit with the rows (or not at all).
+BatchHook = Callable[[AsyncConnection, "ImportResult", list[Rejected]], Awaitable[None]]
+MAX_KEPT_ERRORS = 1000  # in memory, for the caller to show; a job keeps every one in its table
+
+
 async def run_import(
     engine: AsyncEngine,
     stream: IO[bytes],
@@ -284,9 +290,12 @@ async def run_import(
     actor_id: int | None = None,
     sales_rep_id: int | None = None,
     progress: Callable[[int], None] | None = None,
+    on_batch: BatchHook | None = None,
+    skip: int = 0,
 ) -> ImportResult:
     """Import a file; see the module docstring. Raises FileRefused for a file that cannot
-    be imported at all (nothing is written then)."""
+    be imported at all (nothing is written then). `skip`: rows already committed by an
+    earlier run of the same job (a resumed job starts after them)."""
     if options.key not in KEYS:
         raise FileRefused("BAD_KEY", f"--key is one of {', '.join(KEYS)}.")
     key = KEYS[options.key]
@@ -309,27 +318,38 @@ async def run_import(
     )
     planner = Planner(reader.columns, key, definitions)
     writer = _Writer(key, options.source, actor_id, sales_rep_id, definitions)
+    rows = _after(reader, skip)
+    result.rows = skip
+
+    async def write(conn: AsyncConnection, batch: list[Row]) -> None:
+        await writer.write(conn, [planner.plan(r) for r in batch], result)
+        if on_batch is not None:
+            await on_batch(conn, result, writer.rejected)
+        if progress:
+            progress(len(batch))
+
     whole = options.dry_run or options.on_error == "abort"
     try:
         if whole:  # one transaction: all or nothing
             async with engine.begin() as conn:
-                for batch in _batches(reader, options.batch_size):
-                    await writer.write(conn, [planner.plan(r) for r in batch], result)
-                    if progress:
-                        progress(len(batch))
+                for batch in _batches(rows, options.batch_size):
+                    await write(conn, batch)
                 if result.rejected or options.dry_run:
                     raise _Abort
         else:
-            for batch in _batches(reader, options.batch_size):
-                plans = [planner.plan(r) for r in batch]
+            for batch in _batches(rows, options.batch_size):
                 async with engine.begin() as conn:
-                    await writer.write(conn, plans, result)
-                if progress:
-                    progress(len(batch))
+                    await write(conn, batch)
         result.written = not options.dry_run
     except _Abort:
         result.written = False
     return result
+
+
+def _after(rows: Iterable[Row], skip: int) -> Iterator[Row]:
+    for index, row in enumerate(rows):
+        if index >= skip:
+            yield row
 
 
 class _Writer:
@@ -345,8 +365,10 @@ class _Writer:
         self.actor_id = actor_id
         self.rep = rep
         self.seen: dict[str, int] = {}
+        self.rejected: list[Rejected] = []  # this batch's, for the batch hook
 
     async def write(self, conn: AsyncConnection, plans: list[Plan | Rejected], result) -> None:
+        self.rejected = []
         for item in plans:
             result.rows += 1
             if isinstance(item, Rejected):
@@ -364,10 +386,11 @@ class _Writer:
                 continue
             setattr(result, outcome, getattr(result, outcome) + 1)
 
-    @staticmethod
-    def _reject(result: ImportResult, rejected: Rejected) -> None:
+    def _reject(self, result: ImportResult, rejected: Rejected) -> None:
         result.rejected += 1
-        result.errors.append(rejected)
+        self.rejected.append(rejected)
+        if len(result.errors) < MAX_KEPT_ERRORS:
+            result.errors.append(rejected)
 
     async def _find(self, conn: AsyncConnection, plan: Plan) -> Any:
         if plan.key is None:

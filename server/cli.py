@@ -260,11 +260,14 @@ def cmd_import(args: argparse.Namespace) -> int:
         source=f"import:{os.path.basename(args.file)}",
     )
     bar = tqdm(unit=" rows", file=sys.stderr, disable=None, desc="importing")
+    report = _ErrorReport(args.errors)
 
     async def work(url: str):
         engine = _engine(url)
         try:
-            return await run_import(engine, stream, options, progress=bar.update)
+            return await run_import(
+                engine, stream, options, progress=bar.update, on_batch=report.batch
+            )
         finally:
             await engine.dispose()
 
@@ -276,6 +279,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         return 2
     finally:
         stream.close()
+        report.close()
     bar.close()
     for column in result.unknown_columns:
         _say(f"column {column!r} matches no field and was not imported (map it in --mapping)")
@@ -286,8 +290,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         _say(f"line {error.line}{where}: {error.code}: {error.message}")
     if len(result.errors) > 20:
         _say(f"… and {len(result.errors) - 20} more rejected rows")
-    if args.errors and result.errors:
-        _write_errors(args.errors, result)
+    if args.errors and result.rejected:
         _say(f"rejected rows with their errors: {args.errors}")
     if not result.written:
         why = "a dry run" if args.dry_run else "--on-error abort and rows were rejected"
@@ -360,18 +363,34 @@ def _criteria(raw: object):
     return converted.criteria()
 
 
-def _write_errors(path: str, result) -> None:
-    """The rejected rows as they were, plus line, column, code and message: fix, re-import."""
-    import csv
+class _ErrorReport:
+    """--errors FILE: the rejected rows as they were, plus line, column, code and message,
+    written batch by batch (any number of them): fix the file and import it as is."""
 
-    from resolvers.imports import ERROR_COLUMNS
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        self._file = None
+        self._csv = None
 
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        out = csv.writer(f)
-        out.writerow([*result.header, *ERROR_COLUMNS])
-        for e in result.errors:
-            raw = (e.raw + [""] * len(result.header))[: len(result.header)]
-            out.writerow([*raw, e.line, e.column or "", e.code, e.message])
+    async def batch(self, _conn, result, rejected) -> None:
+        if self.path is None or not rejected:
+            return
+        if self._csv is None:
+            import csv
+
+            from resolvers.imports import ERROR_COLUMNS
+
+            self._file = open(self.path, "w", newline="", encoding="utf-8")  # noqa: ASYNC230
+            self._csv = csv.writer(self._file)
+            self._csv.writerow([*result.header, *ERROR_COLUMNS])
+        width = len(result.header)
+        for e in rejected:
+            raw = (e.raw + [""] * width)[:width]
+            self._csv.writerow([*raw, e.line, e.column or "", e.code, e.message])
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
 
 
 def _version() -> str:
