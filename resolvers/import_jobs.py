@@ -1,553 +1,281 @@
-"""Importing customers: each row validated like customerCreate/Update, upserted by a key.
+"""Import jobs: an import as a row that outlives the process running it.
 
-A row is planned in Python first (the write side's validation: names, email, phone in the
-row's country, ISO codes, custom field types, card numbers refused), then a batch of
-plans is written in one transaction: rows whose key matches a live customer update it
-(only what differs, one CUSTOMER_UPDATED event with the changes), others create one. A
-rejected row carries its line, column, code and message; it never stops the others
-(`on_error="skip"`), or it stops everything and nothing is written (`"abort"`).
-`dry_run` plans and checks every row against the database, then rolls back.
+`customerImportStart` stores the file and its options in `import_job` and runs it in the
+background: each batch of rows commits together with the job's counters and its rejected
+rows (`import_job_error`), so a job a stopped process left RUNNING resumes after its last
+committed batch (`resume_jobs`, at start-up). Imports take one advisory lock: they run one
+at a time, never two racing on one email.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Iterator
-from dataclasses import dataclass, field
-from typing import IO, Any
+import io
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
 
-import pycountry
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Select, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from models import Address, Customer, CustomFieldDefinition, CustomFieldValue
-from models.enums import CustomerStatus, CustomFieldType
-from resolvers import validate
-from resolvers.custom_field_mutations import parse as parse_custom
-from resolvers.custom_field_mutations import write_values
-from resolvers.imports import ColumnMap, FileRefused, Reader, Row, boolean, kind
-from resolvers.mutations import Refused
-from resolvers.timeline import record
+from models import CustomFieldDefinition, ImportJob, ImportJobError
+from models.enums import JobStatus, Role
+from resolvers.context import Context
+from resolvers.import_rows import ImportOptions, ImportResult, Rejected, run_import
+from resolvers.imports import FileRefused
+from resolvers.pagination import Ordering, Page, PageArgs, paginate
 
-customer = Customer.__table__
-address = Address.__table__
 definition = CustomFieldDefinition.__table__
-value = CustomFieldValue.__table__
 
-KEYS = {"reference-id": "reference_id", "email": "email"}
-CUSTOMER_COLUMNS = (
-    "first_name",
-    "last_name",
-    "company_name",
-    "email",
-    "phone",
-    "reference_id",
-    "note",
-    "tax_status",
-    "tax_code",
-    "kind",
-)
-ADDRESS_COLUMNS = ("company", "line1", "line2", "city", "region", "postal_code", "country", "phone")
-# Fields the reader knows that have no storage yet: reported, never silently dropped.
-NOT_STORED = frozenset(("tags", "email_marketing", "sms_marketing"))
+job_table = ImportJob.__table__
+job_error = ImportJobError.__table__
+IMPORT_LOCK = 0x1A9077  # advisory lock: imports run one at a time (no two racing on an email)
+log = logging.getLogger(__name__)
 
 
-@dataclass
-class Rejected:
-    line: int
-    raw: list[str]
-    column: str | None
-    code: str
-    message: str
+def options_json(options: ImportOptions) -> dict[str, Any]:
+    return {
+        "key": options.key,
+        "onError": options.on_error,
+        "dryRun": options.dry_run,
+        "mapping": options.mapping,
+    }
 
 
-@dataclass
-class Plan:
-    """A validated row: what the customer, its default address and custom fields become."""
-
-    line: int
-    raw: list[str]
-    key: str | None  # the upsert key's value (None: create)
-    values: dict[str, Any]
-    address: dict[str, Any] | None
-    custom: dict[str, str]
+def options_of(data: dict[str, Any], job_id: int) -> ImportOptions:
+    return ImportOptions(
+        key=data["key"],
+        on_error=data["onError"],
+        dry_run=data["dryRun"],
+        mapping=data.get("mapping"),
+        source=f"import:{job_id}",
+    )
 
 
-@dataclass
-class ImportResult:
-    created: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    rejected: int = 0
-    rows: int = 0
-    errors: list[Rejected] = field(default_factory=list)
-    header: list[str] = field(default_factory=list)
-    unknown_columns: list[str] = field(default_factory=list)
-    ignored_columns: list[str] = field(default_factory=list)
-    written: bool = False  # False: a dry run, or an abort that rolled everything back
-
-    def summary(self) -> str:
+async def create_job(
+    engine: AsyncEngine,
+    *,
+    owner_id: int | None,
+    file_name: str,
+    data: bytes,
+    options: ImportOptions,
+) -> int:
+    async with engine.begin() as conn:
         return (
-            f"{self.created} created, {self.updated} updated, {self.unchanged} unchanged,"
-            f" {self.rejected} rejected"
+            await conn.execute(
+                insert(job_table)
+                .values(
+                    owner_id=owner_id,
+                    status=JobStatus.QUEUED,
+                    file_name=file_name,
+                    source=data,
+                    options=options_json(options),
+                )
+                .returning(job_table.c.id)
+            )
+        ).scalar_one()
+
+
+async def run_job(engine: AsyncEngine, job_id: int) -> None:
+    """Run (or resume) a job to its end: SUCCEEDED with its counts, or FAILED with why.
+    Every batch commits with the job's counters and its rejected rows."""
+    async with engine.connect() as lock_conn:
+        # Held for the whole run on its own connection: one import at a time.
+        await lock_conn.execute(select(func.pg_advisory_lock(IMPORT_LOCK)))
+        try:
+            await _run_job(engine, job_id)
+        finally:
+            await lock_conn.execute(select(func.pg_advisory_unlock(IMPORT_LOCK)))
+            await lock_conn.commit()
+
+
+async def _run_job(engine: AsyncEngine, job_id: int) -> None:
+    async with engine.begin() as conn:
+        row = (
+            await conn.execute(
+                update(job_table)
+                .where(
+                    job_table.c.id == job_id,
+                    job_table.c.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]),
+                )
+                .values(
+                    status=JobStatus.RUNNING,
+                    started_at=func.coalesce(job_table.c.started_at, func.now()),
+                )
+                .returning(job_table)
+            )
+        ).first()
+    if row is None:
+        return  # finished meanwhile
+    options = options_of(row.options, job_id)
+    whole = options.dry_run or options.on_error == "abort"
+    skip = 0 if whole else row.rows_done
+
+    async def store(conn: AsyncConnection, result: ImportResult, rejected: list[Rejected]):
+        if whole:
+            return  # all or nothing: counted once at the end
+        await _save_progress(conn, job_id, result, rejected)
+
+    try:
+        result = await run_import(
+            engine,
+            io.BytesIO(row.source or b""),
+            options,
+            actor_id=row.owner_id,
+            on_batch=store,
+            skip=skip,
+            counts=None
+            if whole
+            else {n: getattr(row, n) for n in ("created", "updated", "unchanged", "rejected")},
+        )
+    except FileRefused as refused:
+        await _finish(engine, job_id, JobStatus.FAILED, f"{refused.message} ({refused.code})")
+        return
+    except Exception:
+        log.exception("import job %s failed", job_id)
+        await _finish(engine, job_id, JobStatus.FAILED, "Internal error; see the service log.")
+        return
+    if whole:
+        async with engine.begin() as conn:
+            await _save_progress(conn, job_id, result, result.errors)
+    message = None
+    if not result.written:
+        message = (
+            "A dry run: nothing was written."
+            if options.dry_run
+            else ("Rows were rejected and onError is ABORT: nothing was written.")
+        )
+    await _finish(engine, job_id, JobStatus.SUCCEEDED, message)
+
+
+async def _save_progress(
+    conn: AsyncConnection, job_id: int, result: ImportResult, rejected: list[Rejected]
+) -> None:
+    await conn.execute(
+        update(job_table)
+        .where(job_table.c.id == job_id)
+        .values(
+            rows_done=result.rows,
+            created=result.created,
+            updated=result.updated,
+            unchanged=result.unchanged,
+            rejected=result.rejected,
+            header=result.header,
+            unknown_columns=result.unknown_columns,
+            ignored_columns=result.ignored_columns,
+        )
+    )
+    if rejected:
+        await conn.execute(
+            pg_insert(job_error)
+            .values(
+                [
+                    {
+                        "job_id": job_id,
+                        "line": e.line,
+                        "column": e.column,
+                        "code": e.code,
+                        "message": e.message,
+                        "raw": e.raw,
+                    }
+                    for e in rejected
+                ]
+            )
+            .on_conflict_do_nothing()
         )
 
 
-@dataclass(frozen=True)
-class ImportOptions:
-    key: str = "reference-id"  # or "email"
-    on_error: str = "skip"  # or "abort"
-    dry_run: bool = False
-    mapping: dict[str, str] | None = None
-    batch_size: int = 500
-    source: str = "import"  # the timeline's `data.source`
+async def _finish(engine: AsyncEngine, job_id: int, status: JobStatus, message: str | None):
+    # The file is not kept once the job is done.
+    values = {"status": status, "message": message, "finished_at": func.now(), "source": None}
+    async with engine.begin() as conn:
+        await conn.execute(update(job_table).where(job_table.c.id == job_id).values(**values))
 
 
-class _RowRefused(Exception):
-    def __init__(self, column: str | None, code: str, message: str) -> None:
-        super().__init__(message)
-        self.column, self.code, self.message = column, code, message
-
-
-def _problem(refused: Refused, column: str | None) -> _RowRefused:
-    p = refused.problems[0]
-    return _RowRefused(column, p.code, p.message)
-
-
-class Planner:
-    """Turns rows into plans with the write side's validation."""
-
-    def __init__(self, columns: ColumnMap, key: str, definitions: dict[str, Any]) -> None:
-        self.key = key
-        self.definitions = definitions
-        self.column_of = {f: columns.header[i] for i, f in columns.fields.items()}
-
-    def plan(self, row: Row) -> Plan | Rejected:
-        try:
-            return self._plan(row)
-        except _RowRefused as exc:
-            return Rejected(row.line, _masked(row.raw), exc.column, exc.code, exc.message)
-
-    def _col(self, name: str) -> str | None:
-        return self.column_of.get(name)
-
-    def _plan(self, row: Row) -> Plan:
-        v = {k: x for k, x in row.values.items() if k not in NOT_STORED}
-        # Before anything else, and never echoed: a card number in any cell.
-        for cell_field, cell in row.values.items():
-            if validate.contains_card_number(cell):
-                raise _RowRefused(
-                    self._col(cell_field),
-                    "CARD_NUMBER_REFUSED",
-                    "This cell holds what looks like a card number; it was not imported.",
-                )
-        values: dict[str, Any] = {}
-        for name in ("first_name", "last_name", "company_name", "reference_id", "note", "tax_code"):
-            if name in v:
-                values[name] = v[name].strip() or None
-        full = (v.get("full_name") or "").strip()
-        if full and not values.get("first_name") and not values.get("last_name"):
-            first, _, last = full.rpartition(" ")
-            values["first_name"], values["last_name"] = (first or None), last or None
-        country = self._country(v.get("address.country"))
-        if "email" in v:
-            try:
-                values["email"] = validate.email(v["email"], [self._col("email") or "email"])
-            except Refused as refused:
-                raise _problem(refused, self._col("email")) from None
-        if "phone" in v:
-            try:
-                values["phone"] = validate.phone(v["phone"], country, [])
-            except Refused as refused:
-                raise _problem(refused, self._col("phone")) from None
-        if "tax_exempt" in v:
-            try:
-                exempt = boolean(v["tax_exempt"], self._col("tax_exempt") or "")
-            except Refused as refused:
-                raise _problem(refused, self._col("tax_exempt")) from None
-            values["tax_status"] = "EXEMPT" if exempt else "TAXABLE"
-        if not any(values.get(n) for n in ("first_name", "last_name", "company_name", "email")):
-            raise _RowRefused(None, "REQUIRED", "Give a first or last name, a company or an email.")
-        if v.get("kind", "").strip():
-            try:
-                values["kind"] = kind(v["kind"], self._col("kind") or "")
-            except Refused as refused:
-                raise _problem(refused, self._col("kind")) from None
-        elif "company_name" in values:  # no kind given: a company without a person is one
-            person = values.get("first_name") or values.get("last_name")
-            values["kind"] = "BUSINESS" if values["company_name"] and not person else "INDIVIDUAL"
-        key = values.get(self.key)
-        if self.key == "email" and isinstance(key, str):
-            key = key.lower()
-        return Plan(row.line, row.raw, key, values, self._address(v, country), self._custom(v))
-
-    def _country(self, raw: str | None) -> str | None:
-        if raw is None or not raw.strip():
-            return None
-        text = raw.strip()
-        if len(text) == 2:
-            code = text.upper()
-        else:  # "Germany", "DEU": what a person or another system wrote
-            try:
-                code = pycountry.countries.lookup(text).alpha_2
-            except LookupError:
-                code = text
-        try:
-            return validate.country(code, [])
-        except Refused as refused:
-            raise _problem(refused, self._col("address.country")) from None
-
-    def _address(self, v: dict[str, str], country: str | None) -> dict[str, Any] | None:
-        parts = {k: v[f"address.{k}"].strip() for k in ADDRESS_COLUMNS if f"address.{k}" in v}
-        parts = {k: x or None for k, x in parts.items()}
-        if not any(parts.values()):
-            return None
-        if not parts.get("line1"):
-            raise _RowRefused(self._col("address.line1"), "REQUIRED", "Give the street address.")
-        if country is None:
-            raise _RowRefused(
-                self._col("address.country"), "REQUIRED", "Give the address's country."
-            )
-        parts["country"] = country
-        region = parts.get("region")
-        if region:
-            try:
-                parts["region"] = validate.region(_subdivision(region, country), country, [])
-            except Refused as refused:
-                raise _problem(refused, self._col("address.region")) from None
-        if parts.get("phone"):
-            try:
-                parts["phone"] = validate.phone(parts["phone"], country, [])
-            except Refused as refused:
-                raise _problem(refused, self._col("address.phone")) from None
-        if parts.get("company") is None:
-            parts.pop("company", None)
-        return parts
-
-    def _custom(self, v: dict[str, str]) -> dict[str, str]:
-        out = {}
-        for name, raw in v.items():
-            if not name.startswith("custom:") or not raw.strip():
-                continue
-            key = name.removeprefix("custom:")
-            d = self.definitions[key]
-            text = raw.strip()
-            kind = CustomFieldType(d.type)
-            try:
-                if kind is CustomFieldType.BOOLEAN:
-                    text = "true" if boolean(text, name) else "false"
-                parse_custom(kind, text, d.options)
-            except Refused as refused:
-                raise _problem(refused, self._col(name)) from None
-            out[key] = text
-        return out
-
-
-CARD_REMOVED = "[card number removed]"
-
-
-def _masked(raw: list[str]) -> list[str]:
-    """The row for the error report, without card numbers (they go nowhere, not even there)."""
-    return [CARD_REMOVED if validate.contains_card_number(cell) else cell for cell in raw]
-
-
-def _subdivision(raw: str, country: str) -> str:
-    """A region code, or the code of a region written out ("California", "Bayern")."""
-    text = raw.strip()
-    if len(text) <= 3 or text.upper().startswith(f"{country}-"):
-        return text
-    for sub in pycountry.subdivisions.get(country_code=country) or ():
-        if sub.name.casefold() == text.casefold():
-            return sub.code.split("-", 1)[1]
-    return text
-
-
-def _batches(items: Iterable[Row], size: int) -> Iterator[list[Row]]:
-    batch: list[Row] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
-class _Abort(Exception):
-    """Rolls an abort-on-error or dry-run import back."""
-
-
-# Called inside each batch's transaction with the rows it rejected: a job stores its
-# progress there, so the counters commit with the rows (or not at all).
-BatchHook = Callable[[AsyncConnection, "ImportResult", list[Rejected]], Awaitable[None]]
-MAX_KEPT_ERRORS = 1000  # in memory, for the caller to show; a job keeps every one in its table
-
-
-async def run_import(
-    engine: AsyncEngine,
-    stream: IO[bytes],
-    options: ImportOptions,
-    *,
-    actor_id: int | None = None,
-    sales_rep_id: int | None = None,
-    progress: Callable[[int], None] | None = None,
-    on_batch: BatchHook | None = None,
-    skip: int = 0,
-) -> ImportResult:
-    """Import a file; see the module docstring. Raises FileRefused for a file that cannot
-    be imported at all (nothing is written then). `skip`: rows already committed by an
-    earlier run of the same job (a resumed job starts after them)."""
-    if options.key not in KEYS:
-        raise FileRefused("BAD_KEY", f"--key is one of {', '.join(KEYS)}.")
-    key = KEYS[options.key]
+async def resume_jobs(engine: AsyncEngine) -> list[int]:
+    """Jobs a stopped process left QUEUED or RUNNING: run them again (after their last
+    committed batch). Called at start-up; returns their ids."""
     async with engine.connect() as conn:
-        definitions = {
-            r.key: r for r in await conn.execute(select(definition).where(~definition.c.archived))
-        }
-    reader = Reader(stream, mapping=options.mapping, custom_keys=frozenset(definitions))
-    result = ImportResult(
-        header=reader.columns.header,
-        unknown_columns=list(reader.columns.unknown),
-        ignored_columns=[
-            *reader.columns.unused,
-            *(
-                reader.columns.header[i]
-                for i, f in reader.columns.fields.items()
-                if f in NOT_STORED
-            ),
-        ],
-    )
-    planner = Planner(reader.columns, key, definitions)
-    writer = _Writer(key, options.source, actor_id, sales_rep_id, definitions)
-    rows = _after(reader, skip)
-    result.rows = skip
-
-    async def write(conn: AsyncConnection, batch: list[Row]) -> None:
-        await writer.write(conn, [planner.plan(r) for r in batch], result)
-        if on_batch is not None:
-            await on_batch(conn, result, writer.rejected)
-        if progress:
-            progress(len(batch))
-
-    whole = options.dry_run or options.on_error == "abort"
-    try:
-        if whole:  # one transaction: all or nothing
-            async with engine.begin() as conn:
-                for batch in _batches(rows, options.batch_size):
-                    await write(conn, batch)
-                if result.rejected or options.dry_run:
-                    raise _Abort
-        else:
-            for batch in _batches(rows, options.batch_size):
-                async with engine.begin() as conn:
-                    await write(conn, batch)
-        result.written = not options.dry_run
-    except _Abort:
-        result.written = False
-    return result
+        ids = [
+            r[0]
+            for r in await conn.execute(
+                select(job_table.c.id)
+                .where(job_table.c.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]))
+                .order_by(job_table.c.id)
+            )
+        ]
+    for job_id in ids:
+        await run_job(engine, job_id)
+    return ids
 
 
-def _after(rows: Iterable[Row], skip: int) -> Iterator[Row]:
-    for index, row in enumerate(rows):
-        if index >= skip:
+# --- reading jobs (GraphQL) ----------------------------------------------------------------
+
+JOBS_NEWEST_FIRST = Ordering((job_table.c.id,), descending=True)
+ERRORS_IN_FILE_ORDER = Ordering((job_error.c.line,))
+
+
+def visible_jobs(ctx: Context) -> Select:
+    """An admin sees every job; anyone else their own (there are none yet: admins import)."""
+    stmt = select(*(c for c in job_table.c if c.name != "source"))
+    if ctx.viewer.role is Role.ADMIN:
+        return stmt
+    return stmt.where(job_table.c.owner_id == ctx.viewer.user_id)
+
+
+async def job_by_id(ctx: Context, job_id: int) -> Any:
+    rows = await ctx.rows(visible_jobs(ctx).where(job_table.c.id == job_id))
+    return rows[0] if rows else None
+
+
+async def job_page(ctx: Context, args: PageArgs) -> tuple[Page, Select]:
+    stmt = visible_jobs(ctx)
+    paged, to_page = paginate(stmt, JOBS_NEWEST_FIRST, args)
+    return to_page(await ctx.rows(paged)), stmt
+
+
+async def error_page(ctx: Context, job_id: int, args: PageArgs) -> tuple[Page, Select]:
+    stmt = select(job_error).where(job_error.c.job_id == job_id)
+    paged, to_page = paginate(stmt, ERRORS_IN_FILE_ORDER, args)
+    return to_page(await ctx.rows(paged)), stmt
+
+
+async def error_rows(engine: AsyncEngine, job_id: int) -> AsyncIterator[Any]:
+    """Every rejected row of a job, in file order (streamed: any number of them)."""
+    async with engine.connect() as conn:
+        result = await conn.stream(
+            select(job_error)
+            .where(job_error.c.job_id == job_id)
+            .order_by(job_error.c.line)
+            .execution_options(yield_per=1000)
+        )
+        async for row in result:
             yield row
 
 
-class _Writer:
-    """Writes batches of plans; remembers the customers this import created or updated,
-    so a key repeated further down the file updates the same customer."""
+async def custom_keys(engine: AsyncEngine) -> list[str]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(select(definition.c.key).where(~definition.c.archived))
+        return [r[0] for r in rows]
 
-    def __init__(
-        self, key: str, source: str, actor_id: int | None, rep: int | None, definitions: dict
-    ) -> None:
-        self.key = key
-        self.definitions = definitions
-        self.source = source
-        self.actor_id = actor_id
-        self.rep = rep
-        self.seen: dict[str, int] = {}
-        self.rejected: list[Rejected] = []  # this batch's, for the batch hook
 
-    async def write(self, conn: AsyncConnection, plans: list[Plan | Rejected], result) -> None:
-        self.rejected = []
-        for item in plans:
-            result.rows += 1
-            if isinstance(item, Rejected):
-                self._reject(result, item)
-                continue
-            # A savepoint per row: a row the database refuses (an email taken meanwhile)
-            # is rejected alone, the batch goes on.
-            try:
-                async with conn.begin_nested():
-                    outcome = await self._upsert(conn, item)
-            except _RowRefused as exc:
-                self._reject(
-                    result, Rejected(item.line, item.raw, exc.column, exc.code, exc.message)
-                )
-                continue
-            setattr(result, outcome, getattr(result, outcome) + 1)
+async def error_csv(engine: AsyncEngine, job_id: int, header: list[str]) -> AsyncIterator[str]:
+    """The error report as CSV text: the rows as they were, plus line, column, code, message
+    (the file, fixed, re-imports as is)."""
+    import csv
 
-    def _reject(self, result: ImportResult, rejected: Rejected) -> None:
-        result.rejected += 1
-        self.rejected.append(rejected)
-        if len(result.errors) < MAX_KEPT_ERRORS:
-            result.errors.append(rejected)
+    from resolvers.imports import ERROR_COLUMNS
 
-    async def _find(self, conn: AsyncConnection, plan: Plan) -> Any:
-        if plan.key is None:
-            return None
-        known = self.seen.get(plan.key)
-        column = customer.c[self.key]
-        stmt = select(customer).where(customer.c.status != CustomerStatus.MERGED)
-        if known is not None:
-            stmt = stmt.where(customer.c.id == known)
-        elif self.key == "email":
-            stmt = stmt.where(column == plan.key)
-        else:
-            stmt = stmt.where(column == plan.key).order_by(customer.c.id).limit(2)
-        rows = (await conn.execute(stmt.with_for_update())).all()
-        if len(rows) > 1:
-            raise _RowRefused(
-                None,
-                "AMBIGUOUS",
-                f"Customers {rows[0].number} and {rows[1].number} share this reference ID.",
-            )
-        return rows[0] if rows else None
-
-    async def _email_taken(self, conn: AsyncConnection, email: str | None, own: int | None):
-        if email is None:
-            return
-        stmt = select(customer.c.number).where(
-            customer.c.email == email, customer.c.status != CustomerStatus.MERGED
+    buffer = io.StringIO()
+    out = csv.writer(buffer)
+    out.writerow([*header, *ERROR_COLUMNS])
+    width = len(header)
+    async for e in error_rows(engine, job_id):
+        out.writerow(
+            [*(list(e.raw) + [""] * width)[:width], e.line, e.column or "", e.code, e.message]
         )
-        if own is not None:
-            stmt = stmt.where(customer.c.id != own)
-        taken = (await conn.execute(stmt)).scalar()
-        if taken is not None:
-            raise _RowRefused(None, "DUPLICATE", f"Customer {taken} already has this email.")
-
-    async def _upsert(self, conn: AsyncConnection, plan: Plan) -> str:
-        current = await self._find(conn, plan)
-        if current is None:
-            cid = await self._create(conn, plan)
-            if plan.key is not None:
-                self.seen[plan.key] = cid
-            return "created"
-        if plan.key is not None:
-            self.seen[plan.key] = current.id
-        return "updated" if await self._update(conn, plan, current) else "unchanged"
-
-    async def _create(self, conn: AsyncConnection, plan: Plan) -> int:
-        await self._email_taken(conn, plan.values.get("email"), None)
-        values = {**plan.values}
-        if self.rep is not None:
-            values["sales_rep_id"] = self.rep
-        cid = (
-            await conn.execute(insert(customer).values(**values).returning(customer.c.id))
-        ).scalar_one()
-        if plan.address:
-            await conn.execute(
-                insert(address).values(
-                    customer_id=cid, kind="SHIPPING", is_default=True, **plan.address
-                )
-            )
-        if plan.custom:
-            await self._custom(conn, cid, plan)
-        await record(
-            conn,
-            cid,
-            "CUSTOMER_CREATED",
-            "Customer created by import",
-            actor_id=self.actor_id,
-            data={"source": self.source, "line": plan.line},
-        )
-        return cid
-
-    async def _custom(self, conn: AsyncConnection, cid: int, plan: Plan) -> None:
-        try:
-            await write_values(conn, cid, list(plan.custom.items()), [])
-        except Refused as refused:
-            raise _problem(refused, None) from None
-
-    async def _update(self, conn: AsyncConnection, plan: Plan, row: Any) -> bool:
-        values = {k: v for k, v in plan.values.items() if _text(getattr(row, k)) != _text(v)}
-        changes = {k: {"old": _text(getattr(row, k)), "new": _text(v)} for k, v in values.items()}
-        if "email" in values:
-            await self._email_taken(conn, values["email"], row.id)
-        if values:
-            await conn.execute(
-                update(customer)
-                .where(customer.c.id == row.id)
-                .values(**values, version=customer.c.version + 1, updated_at=func.now())
-            )
-        if plan.address and await self._address(conn, row.id, plan.address):
-            changes["address"] = {"new": plan.address.get("line1")}
-        if plan.custom:
-            changed = await self._changed_custom(conn, row.id, plan.custom)
-            if changed:
-                await self._custom(conn, row.id, Plan(**{**plan.__dict__, "custom": changed}))
-                changes.update({f"customFields.{k}": {"new": v} for k, v in changed.items()})
-        if not changes:
-            return False
-        await record(
-            conn,
-            row.id,
-            "CUSTOMER_UPDATED",
-            f"Updated by import: {', '.join(sorted(changes))}",
-            actor_id=self.actor_id,
-            data={"source": self.source, "line": plan.line, "changes": changes},
-        )
-        return True
-
-    async def _address(self, conn: AsyncConnection, cid: int, parts: dict[str, Any]) -> bool:
-        """The default shipping address becomes `parts`; True when something changed."""
-        current = (
-            await conn.execute(
-                select(address).where(
-                    address.c.customer_id == cid,
-                    address.c.kind == "SHIPPING",
-                    address.c.is_default,
-                )
-            )
-        ).first()
-        if current is None:
-            await conn.execute(
-                insert(address).values(customer_id=cid, kind="SHIPPING", is_default=True, **parts)
-            )
-            return True
-        diff = {k: v for k, v in parts.items() if getattr(current, k) != v}
-        if not diff:
-            return False
-        await conn.execute(
-            update(address).where(address.c.id == current.id).values(**diff, updated_at=func.now())
-        )
-        return True
-
-    async def _changed_custom(self, conn, cid: int, wanted: dict[str, str]) -> dict[str, str]:
-        """The custom values that differ from what is stored (compared typed: `5.0` = `5`)."""
-        stored = {
-            r.key: r
-            for r in await conn.execute(
-                select(definition.c.key, value.c.text_value, value.c.number_value)
-                .add_columns(value.c.boolean_value, value.c.date_value)
-                .join(value, value.c.definition_id == definition.c.id)
-                .where(value.c.customer_id == cid, definition.c.key.in_(list(wanted)))
-            )
-        }
-        changed = {}
-        for key, text in wanted.items():
-            d = self.definitions[key]
-            typed = parse_custom(CustomFieldType(d.type), text, d.options)
-            row = stored.get(key)
-            if row is None or any(getattr(row, k) != v for k, v in typed.items()):
-                changed[key] = text
-        return changed
-
-
-def _not_stored(columns: ColumnMap, index: int) -> bool:
-    return columns.fields.get(index) in NOT_STORED
-
-
-def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    return str(getattr(value, "value", value))
+        if buffer.tell() > 64 * 1024:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()

@@ -11,6 +11,7 @@ from schema.custom_fields import CustomFieldQueries
 from schema.customer_mutations import CustomerMutations
 from schema.customers import CustomerQueries
 from schema.duplicates import DuplicateMutations, DuplicateQueries
+from schema.import_jobs import ImportJobMutations, ImportJobQueries
 from schema.ledger_mutations import LedgerMutations
 from schema.merges import MergeMutations, MergeQueries
 from schema.order_mutations import OrderMutations
@@ -44,6 +45,7 @@ Query = merge_types(
         TaxQueries,
         DuplicateQueries,
         MergeQueries,
+        ImportJobQueries,
     ),
 )
 
@@ -58,6 +60,7 @@ MUTATION_TYPES: tuple[type, ...] = (
     LedgerMutations,
     DuplicateMutations,
     MergeMutations,
+    ImportJobMutations,
 )
 
 Mutation = merge_types("Mutation", MUTATION_TYPES) if MUTATION_TYPES else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from datetime import timedelta
@@ -19,6 +20,7 @@ from starlette.responses import (
     PlainTextResponse,
     RedirectResponse,
     Response,
+    StreamingResponse,
 )
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocket
@@ -27,6 +29,7 @@ from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UNSET
 
+from resolvers import import_jobs
 from resolvers.context import Context
 from schema import schema
 from server import graphiql
@@ -52,6 +55,9 @@ class GraphQLApp(GraphQL):
             connection_init_wait_timeout=timedelta(seconds=10),
             # The CORS list (server/cors.py) is the handshake's list too; empty: same origin.
             allowed_origins=settings.cors_origins,
+            # customerImportStart's file (GraphQL multipart request spec). Only requests with
+            # a bearer token reach it, which browsers never send cross-site unasked: no CSRF.
+            multipart_uploads_enabled=True,
         )
         self.max_subscriptions_per_connection = settings.subscriptions_per_connection
 
@@ -138,9 +144,12 @@ def create_app(engine: AsyncEngine | None = None, settings: Settings | None = No
             return
         db = await open_database_async(settings)
         engine_ref["engine"] = make_engine(db.url, pool_size=settings.pool_size)
+        # Imports a stopped process left unfinished go on after their last committed batch.
+        resumed = asyncio.create_task(import_jobs.resume_jobs(engine_ref["engine"]))
         try:
             yield
         finally:
+            resumed.cancel()
             if engine_ref.get("hub") is not None:
                 await engine_ref["hub"].close()
             await engine_ref["engine"].dispose()
@@ -166,6 +175,28 @@ def create_app(engine: AsyncEngine | None = None, settings: Settings | None = No
             )
         return PlainTextResponse(sdl)
 
+    async def import_errors(request: Request) -> Response:
+        """An import's rejected rows as CSV, for its owner or an admin (bearer token)."""
+        ctx = Context(engine=engine_ref["engine"], settings=settings, request=request)
+        await authenticate(ctx, request.headers.get("authorization", ""))
+        if not ctx.viewer.is_authenticated:
+            return JSONResponse(
+                {"errors": [{"message": "Sign in.", "extensions": {"code": "UNAUTHENTICATED"}}]},
+                status_code=401,
+            )
+        job_id = int(request.path_params["job_id"])
+        job = await import_jobs.job_by_id(ctx, job_id)
+        if job is None:
+            return JSONResponse(
+                {"errors": [{"message": "No such import.", "extensions": {"code": "NOT_FOUND"}}]},
+                status_code=404,
+            )
+        return StreamingResponse(
+            import_jobs.error_csv(ctx.engine, job_id, job.header),
+            media_type="text/csv; charset=utf-8",
+            headers={"content-disposition": f'attachment; filename="import-{job_id}-errors.csv"'},
+        )
+
     async def home(request: Request) -> Response:
         return RedirectResponse("/graphql", status_code=307)
 
@@ -178,12 +209,15 @@ def create_app(engine: AsyncEngine | None = None, settings: Settings | None = No
             WebSocketRoute("/graphql", graphql),
             Route("/healthz", healthz),
             Route("/schema.graphql", schema_sdl),
+            Route("/imports/{job_id:int}/errors.csv", import_errors),
             Route("/", home),
             Mount(graphiql.ASSETS_PATH, graphiql.assets_app()),
         ],
         lifespan=lifespan,
     )
-    app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyGuard, max_bytes=settings.max_body_bytes, max_upload_bytes=settings.max_upload_bytes
+    )
     # Outermost but gzip: a preflight never reaches the body checks.
     app.add_middleware(Cors, origins=settings.cors_origins)
     if settings.gzip_level:

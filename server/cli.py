@@ -234,7 +234,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     import orjson
     from tqdm import tqdm
 
-    from resolvers.import_jobs import ImportOptions, run_import
+    from resolvers.import_rows import ImportOptions, run_import
     from resolvers.imports import FileRefused
 
     mapping = None

@@ -319,9 +319,13 @@ def _json_error(status: int, message: str, code: str) -> tuple[int, bytes]:
 class BodyGuard:
     """ASGI middleware for POST /graphql: bounded body size, one JSON operation per request."""
 
-    def __init__(self, app, *, max_bytes: int, path: str = "/graphql") -> None:
+    def __init__(
+        self, app, *, max_bytes: int, max_upload_bytes: int = 0, path: str = "/graphql"
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        # Multipart requests carry an import's file: their own, larger bound.
+        self.max_upload_bytes = max(max_upload_bytes, max_bytes)
         self.path = path
 
     async def __call__(self, scope, receive, send) -> None:
@@ -329,9 +333,11 @@ class BodyGuard:
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
+        multipart = headers.get(b"content-type", b"").startswith(b"multipart/form-data")
+        limit = self.max_upload_bytes if multipart else self.max_bytes
         declared = headers.get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._reject(send, *self._too_large())
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._reject(send, *self._too_large(limit))
             return
         body = bytearray()
         more = True
@@ -339,8 +345,8 @@ class BodyGuard:
             message = await receive()
             body += message.get("body", b"")
             more = message.get("more_body", False)
-            if len(body) > self.max_bytes:
-                await self._reject(send, *self._too_large())
+            if len(body) > limit:
+                await self._reject(send, *self._too_large(limit))
                 return
         if headers.get(b"content-type", b"").startswith(b"application/json"):
             stripped = bytes(body).lstrip()
@@ -372,10 +378,9 @@ class BodyGuard:
 
         await self.app(scope, replay, send)
 
-    def _too_large(self) -> tuple[int, bytes]:
-        return _json_error(
-            413, f"The request body exceeds {self.max_bytes:,} bytes.", "REQUEST_TOO_LARGE"
-        )
+    @staticmethod
+    def _too_large(limit: int) -> tuple[int, bytes]:
+        return _json_error(413, f"The request body exceeds {limit:,} bytes.", "REQUEST_TOO_LARGE")
 
     @staticmethod
     async def _reject(send, status: int, body: bytes) -> None:

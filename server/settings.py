@@ -45,6 +45,10 @@ class Settings:
     max_body_bytes: int = field(
         default_factory=lambda: _int("CUSTOMER_GRAPH_MAX_BODY_BYTES", 100 * 1024)
     )
+    # A customer import's file (customerImportStart, a multipart request).
+    max_upload_bytes: int = field(
+        default_factory=lambda: _int("CUSTOMER_GRAPH_MAX_UPLOAD_BYTES", 50 * 1024 * 1024)
+    )
     max_tokens: int = field(default_factory=lambda: _int("CUSTOMER_GRAPH_MAX_TOKENS", 5000))
     max_depth: int = field(default_factory=lambda: _int("CUSTOMER_GRAPH_MAX_DEPTH", 10))
     max_aliases: int = field(default_factory=lambda: _int("CUSTOMER_GRAPH_MAX_ALIASES", 30))

@@ -13,7 +13,7 @@ from sqlalchemy import text
 from models.enums import Role
 from resolvers.context import Context
 from resolvers.exports import export
-from resolvers.import_jobs import ImportOptions, run_import
+from resolvers.import_rows import ImportOptions, run_import
 from resolvers.search import Criteria, TextMatch
 from resolvers.viewer import Viewer
 from server.cli import main

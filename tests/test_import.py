@@ -9,7 +9,7 @@ import io
 import pytest
 from sqlalchemy import text
 
-from resolvers.import_jobs import ImportOptions, run_import
+from resolvers.import_rows import ImportOptions, run_import
 from server.cli import main
 from tests.factories import make_custom_field, make_customer
 
