@@ -124,7 +124,9 @@ class _LRU(LRUCache):
             self[key] = (value, size)
 
 
-def _document_bytes(query: str, _document: Any) -> int:
+def _document_bytes(query: str, document: _Document | None) -> int:
+    if document is None:  # invalid: only the text is kept
+        return ENTRY_BYTES + len(query)
     return DOCUMENT_BASE_BYTES + DOCUMENT_BYTES_PER_CHAR * len(query)
 
 
