@@ -1,30 +1,41 @@
 """POST/GET /graphql in front of Strawberry: persisted queries and the compiled read path.
 
-For each request: resolve an Apollo persisted query (APQ) if one is named; parse and
-validate the document (cached per document text); when the operation is a query whose
-whole selection compiles (resolvers/compiled/), run its one statement and send
-the statement's bytes (the whole response). Anything else goes to Strawberry
-unchanged, which therefore produces every error response.
+For each request: refuse a non-string `operationName`; look the bearer token up; for
+someone signed in, resolve an Apollo persisted query (APQ) if one is named, parse and
+validate the document (cached per document text), and when the operation is a query
+whose whole selection compiles (resolvers/compiled/), run its one statement and send the
+statement's bytes (the whole response). Anything else goes to Strawberry unchanged,
+which therefore produces every other error response.
+
+Nothing is kept for a request that is not signed in: it registers no persisted query,
+fills no cache, and a persisted-query hash alone answers PersistedQueryNotFound whether
+or not someone registered it (no oracle for others' queries).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
 import orjson
+from cachetools import LRUCache
 from graphql import DocumentNode, OperationType, get_operation_ast, parse, validate
 from graphql.execution.values import get_variable_values
 
 from resolvers.compiled import NotCompilable, Statement, compile_operation
+from resolvers.viewer import ANONYMOUS, Viewer
 from server import mixed
 from server.auth import VIEWER_BY_TOKEN_SQL, viewer_on
 from server.database import bare_statement
-from server.limits import document_limit_errors, request_limit_errors
+from server.limits import (
+    document_limit_errors,
+    operation_name_errors,
+    request_limit_errors,
+)
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +73,23 @@ GET_MUTATION = orjson.dumps(
     }
 )
 
+OPERATION_NAME_NOT_STRING = orjson.dumps(
+    {
+        "errors": [
+            {
+                "message": "`operationName` must be a string or null.",
+                "extensions": {"code": "BAD_REQUEST"},
+            }
+        ]
+    }
+)
+# A parsed DocumentNode (tokens and locations kept) measured with tracemalloc: ~16 KB for
+# `{ customers { totalCount } }`, then 100-120 bytes per character of query text
+# (bench/compare's 657-byte page: 68 KB; a 3 KB document of 50 fragments: 328 KB).
+DOCUMENT_BASE_BYTES = 16_384
+DOCUMENT_BYTES_PER_CHAR = 120
+ENTRY_BYTES = 512  # key tuple, entry and bookkeeping of a cached string or statement
+
 
 @dataclass(frozen=True, slots=True)
 class _Document:
@@ -69,23 +97,48 @@ class _Document:
     over_limit: bool  # a document-level limit refuses it: Strawberry answers with the code
 
 
-class _LRU(OrderedDict):
-    def __init__(self, size: int) -> None:
-        super().__init__()
-        self.size = size
+@dataclass(frozen=True, slots=True)
+class _Reply:
+    """An answer the front sends itself."""
+
+    status: int
+    body: bytes
+    path: bytes | None = None
+
+
+class _LRU(LRUCache):
+    """An LRU bounded by approximate bytes: `sizeof(key, value)` sizes each entry (the
+    key counts: a cached None still keeps its query text alive)."""
+
+    def __init__(self, budget: int, sizeof: Callable[[Any, Any], int]) -> None:
+        super().__init__(maxsize=max(budget, 1), getsizeof=lambda entry: entry[1])
+        self.sizeof = sizeof
 
     def get(self, key: Any, default: Any = None) -> Any:
-        try:
-            self.move_to_end(key)
-        except KeyError:
-            return default
-        return self[key]
+        entry = super().get(key)
+        return default if entry is None else entry[0]
 
     def put(self, key: Any, value: Any) -> None:
-        self[key] = value
-        self.move_to_end(key)
-        if len(self) > self.size:
-            self.popitem(last=False)
+        size = self.sizeof(key, value)
+        if size <= self.maxsize:  # larger than the whole budget: not kept
+            self[key] = (value, size)
+
+
+def _document_bytes(query: str, document: _Document | None) -> int:
+    if document is None:  # invalid: only the text is kept
+        return ENTRY_BYTES + len(query)
+    return DOCUMENT_BASE_BYTES + DOCUMENT_BYTES_PER_CHAR * len(query)
+
+
+def _text_bytes(key: Any, value: Any) -> int:
+    """Strings in the key (a tuple or a string) and in the value, plus the entry."""
+    parts = key if isinstance(key, tuple) else (key,)
+    size = ENTRY_BYTES + sum(len(p) for p in parts if isinstance(p, str | bytes))
+    if isinstance(value, str):
+        size += len(value)
+    elif isinstance(value, Statement):
+        size += len(value.sql) + 64 * len(value.params)
+    return size
 
 
 async def _send(send, status: int, body: bytes, path: bytes | None = None) -> None:
@@ -104,12 +157,14 @@ class CompiledGraphQL:
         self.engine_ref = engine_ref
         self.settings = settings
         self.schema = fallback.schema._schema
-        self.documents: _LRU = _LRU(2000)  # query text -> _Document | None (invalid)
-        self.persisted: _LRU = _LRU(10000)  # sha256 hex -> query text
+        # Bounded by bytes (settings), filled only by signed-in requests.
+        # query text -> _Document | None (invalid)
+        self.documents = _LRU(settings.document_cache_bytes, _document_bytes)
+        self.persisted = _LRU(settings.persisted_cache_bytes, _text_bytes)  # sha256 -> text
         # (query, operation, role, variables) -> Statement | None (not compilable)
-        self.statements: _LRU = _LRU(4000)
+        self.statements = _LRU(settings.statement_cache_bytes, _text_bytes)
         # (query, operation, root fields left to Strawberry) -> reduced query | None
-        self.reduced: _LRU = _LRU(2000)
+        self.reduced = _LRU(settings.document_cache_bytes // 8, _text_bytes)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -145,37 +200,89 @@ class CompiledGraphQL:
         else:
             return await self.fallback(scope, receive, send)
 
+        op_name = payload.get("operationName")
+        if op_name is not None and not isinstance(op_name, str):
+            return await _send(send, 400, OPERATION_NAME_NOT_STRING)
         query = payload.get("query")
-        extensions = payload.get("extensions")
-        persisted = extensions.get("persistedQuery") if isinstance(extensions, dict) else None
-        if isinstance(persisted, dict) and isinstance(persisted.get("sha256Hash"), str):
-            digest = persisted["sha256Hash"]
-            if isinstance(query, str):
-                if hashlib.sha256(query.encode()).hexdigest() != digest:
-                    return await _send(send, 400, HASH_MISMATCH)
-                self.persisted.put(digest, query)
-            else:
-                query = self.persisted.get(digest)
-                if query is None:
-                    return await _send(send, 200, NOT_FOUND)
+        digest = _persisted_hash(payload)
+        if digest is not None:
+            if isinstance(query, str) and hashlib.sha256(query.encode()).hexdigest() != digest:
+                return await _send(send, 400, HASH_MISMATCH)
             body = None  # the fallback gets the full query text
         elif method == "GET":
             return await self.fallback(scope, receive, send)
+        elif not isinstance(query, str) or not getattr(self.settings, "compiled_reads", True):
+            return await self.fallback(scope, _replay(body, receive), send)
 
-        if method == "GET" and isinstance(query, str) and not self._read_only(query, payload):
-            return await _send(send, 405, GET_MUTATION)
-        if isinstance(query, str):
-            answer = await self._compiled(scope, query, payload)
-            if isinstance(answer, bytes):
-                return await _send(send, 200, answer, path=b"compiled")
-            if answer is not None and await self._mixed(
-                scope, receive, send, query, payload, answer
-            ):
-                return
-
+        decided = await self._decide(scope, method, query, digest, payload)
+        if isinstance(decided, _Reply):
+            return await _send(send, decided.status, decided.body, path=decided.path)
+        query, answer = decided
+        if answer is not None and await self._mixed(scope, receive, send, query, payload, answer):
+            return
         if body is None:  # rebuild as a plain POST for Strawberry
             return await self.fallback(*_as_post(scope, receive, query, payload), send)
         return await self.fallback(scope, _replay(body, receive), send)
+
+    async def _decide(
+        self, scope, method: str, query: Any, digest: str | None, payload: dict
+    ) -> _Reply | tuple[Any, tuple[Statement, dict[str, bytes]] | None]:
+        """A reply, or (query text, mixed answer | None) for Strawberry. The token is
+        looked up first: nothing is registered or cached for someone not signed in. A
+        signed-in read keeps the lookup's pooled connection, used bare (no BEGIN/ROLLBACK:
+        one statement sees one snapshot), for its compiled statement."""
+        raw_token = self._bearer(scope)
+        if not raw_token:  # none, or not Bearer (_bearer noted why)
+            if raw_token == "":
+                scope[AUTH_KEY] = (ANONYMOUS, None)
+            return self._unsigned(method, query, digest, payload)
+        engine = self.engine_ref["engine"]
+        async with engine.connect() as conn:
+            pg = (await conn.get_raw_connection()).driver_connection
+            try:
+                bare_statement(engine, VIEWER_BY_TOKEN_SQL)
+                viewer = await viewer_on(pg, raw_token)
+            except Exception:
+                log.exception("token lookup failed; answering field by field")
+                if pg.is_closed():
+                    await conn.invalidate()
+                return self._unsigned(method, query, digest, payload)
+            error = "The token is unknown, expired or revoked." if viewer is None else None
+            scope[AUTH_KEY] = (viewer, error)
+            if viewer is None or not viewer.is_authenticated:
+                return self._unsigned(method, query, digest, payload)
+            if digest is not None:
+                if isinstance(query, str):
+                    self.persisted.put(digest, query)
+                else:
+                    query = self.persisted.get(digest)
+                    if query is None:
+                        return _Reply(200, NOT_FOUND)
+            if not isinstance(query, str):
+                return query, None
+            refused = self._refused(self._node(query), method, payload)
+            if refused is not None:
+                return refused
+            answer = await self._compiled(conn, pg, viewer, query, payload)
+        if isinstance(answer, bytes):
+            return _Reply(200, answer, b"compiled")
+        return query, answer
+
+    def _unsigned(self, method: str, query: Any, digest: str | None, payload: dict):
+        """Someone not signed in (no token, or a bad one): Strawberry answers (it allows
+        introspection, refuses the rest), nothing is kept, and a hash alone answers
+        PersistedQueryNotFound whether or not it is known."""
+        if not isinstance(query, str):
+            return _Reply(200, NOT_FOUND) if digest is not None else (query, None)
+        if method == "GET":
+            try:  # parsed, not cached: GET must run no mutation
+                node = parse(query, max_tokens=self.settings.max_tokens)
+            except Exception:
+                node = None
+            refused = self._refused(node, method, payload)
+            if refused is not None:
+                return refused
+        return query, None
 
     async def _mixed(self, scope, receive, send, query: str, payload: dict, answer) -> bool:
         """Answer an operation whose root fields compile only in part (server/mixed.py);
@@ -214,32 +321,53 @@ class CompiledGraphQL:
             self.reduced.put(key, cached)
         return cached
 
-    def _read_only(self, query: str, payload: dict) -> bool:
-        """GET must not change anything (it is not protected against cross-site requests)."""
+    def _node(self, query: str) -> DocumentNode | None:
         doc = self.document(query)
-        if doc is None:
-            return True  # invalid: Strawberry reports why, nothing runs
-        op_name = payload.get("operationName")
-        op = get_operation_ast(doc.node, op_name if isinstance(op_name, str) else None)
+        return None if doc is None else doc.node
+
+    @staticmethod
+    def _read_only(node: DocumentNode | None, payload: dict) -> bool:
+        """GET must not change anything (it is not protected against cross-site requests)."""
+        if node is None:
+            return True  # unparsable or invalid: Strawberry reports why, nothing runs
+        op = get_operation_ast(node, payload.get("operationName"))
         return op is None or op.operation is OperationType.QUERY
+
+    @staticmethod
+    def _refused(node: DocumentNode | None, method: str, payload: dict) -> _Reply | None:
+        """Several operations and no name: none runs (the same answer as Strawberry's,
+        server/limits.operation_name_errors). A GET running a mutation: 405."""
+        if node is None:
+            return None
+        errors = operation_name_errors(node, payload.get("operationName"))
+        if errors:
+            return _Reply(200, _errors_body(errors))
+        if method == "GET" and not CompiledGraphQL._read_only(node, payload):
+            return _Reply(405, GET_MUTATION)
+        return None
 
     def document(self, query: str) -> _Document | None:
         """The parsed, validated document (cached per text with its document-level limits)."""
         if query in self.documents:
             return self.documents.get(query)
-        try:
-            node = parse(query, max_tokens=self.settings.max_tokens)
-            doc = None if validate(self.schema, node) else node
-        except Exception:
-            doc = None
-        entry = None
-        if doc is not None:
-            entry = _Document(doc, bool(document_limit_errors(self.schema, doc, self.settings)))
+        entry = self._checked(query)
         self.documents.put(query, entry)
         return entry
 
+    def _checked(self, query: str) -> _Document | None:
+        """Parse (tokens capped), then the document limits (linear expanded size first,
+        depth, aliases), and only within them the full validation: a document of a few
+        hundred fragments is refused in milliseconds, not seconds of overlap checks."""
+        try:
+            node = parse(query, max_tokens=self.settings.max_tokens)
+            if document_limit_errors(self.schema, node, self.settings):
+                return _Document(node, True)
+            return None if validate(self.schema, node) else _Document(node, False)
+        except Exception:
+            return None
+
     async def _compiled(
-        self, scope, query: str, payload: dict
+        self, conn, pg, viewer: Viewer, query: str, payload: dict
     ) -> bytes | tuple[Statement, dict[str, bytes]] | None:
         """The whole response; or, for a mixed operation, its statement and the compiled
         root fields' JSON by key; None: Strawberry answers it all."""
@@ -249,7 +377,6 @@ class CompiledGraphQL:
         if doc is None or doc.over_limit:
             return None
         op_name = payload.get("operationName")
-        op_name = op_name if isinstance(op_name, str) else None
         op = get_operation_ast(doc.node, op_name)
         if op is None or op.operation is not OperationType.QUERY:
             return None
@@ -258,39 +385,24 @@ class CompiledGraphQL:
             variables = {}
         if not isinstance(variables, dict):
             return None
-        raw_token = self._bearer(scope)
-        if raw_token is None:
-            return None
-        # One pooled connection, used bare: the token lookup and the read are one round
-        # trip each, outside any transaction (a single statement sees one snapshot).
         engine = self.engine_ref["engine"]
-        async with engine.connect() as conn:
-            pg = (await conn.get_raw_connection()).driver_connection
-            try:
-                if raw_token:
-                    bare_statement(engine, VIEWER_BY_TOKEN_SQL)
-                viewer = await viewer_on(pg, raw_token)
-                error = "The token is unknown, expired or revoked." if viewer is None else None
-                scope[AUTH_KEY] = (viewer, error)
-                if viewer is None or not viewer.is_authenticated:
-                    return None
-                statement = self._statement(query, doc.node, op, op_name, variables, viewer)
-                if statement is None:
-                    return None
-                bare_statement(engine, statement.sql)
-                # NULL: a guard of the statement failed (customerSearch over the cap)
-                if statement.rest:
-                    row = await pg.fetchrow(statement.sql, *statement.bind(viewer))
-                    if any(value is None for value in row):
-                        return None
-                    return statement, dict(zip(statement.keys, row, strict=True))
-                body = await pg.fetchval(statement.sql, *statement.bind(viewer))
-            except Exception:
-                log.exception("compiled read failed; answering field by field")
-                if pg.is_closed():
-                    await conn.invalidate()
+        try:
+            statement = self._statement(query, doc.node, op, op_name, variables, viewer)
+            if statement is None:
                 return None
-        return body
+            bare_statement(engine, statement.sql)
+            # NULL: a guard of the statement failed (customerSearch over the cap)
+            if statement.rest:
+                row = await pg.fetchrow(statement.sql, *statement.bind(viewer))
+                if any(value is None for value in row):
+                    return None
+                return statement, dict(zip(statement.keys, row, strict=True))
+            return await pg.fetchval(statement.sql, *statement.bind(viewer))
+        except Exception:
+            log.exception("compiled read failed; answering field by field")
+            if pg.is_closed():
+                await conn.invalidate()
+            return None
 
     def _statement(self, query, node, op, op_name, variables, viewer) -> Statement | None:
         """The compiled statement for this document, variables and role (cached; None:
@@ -328,6 +440,20 @@ class CompiledGraphQL:
             scope[AUTH_KEY] = (None, "Use 'Authorization: Bearer <token>'.")
             return None
         return raw.strip()
+
+
+def _errors_body(errors: list) -> bytes:
+    """A pre-execution error as Strawberry sends it."""
+    return orjson.dumps({"data": None, "errors": [e.formatted for e in errors]})
+
+
+def _persisted_hash(payload: dict) -> str | None:
+    """The APQ hash named in `extensions.persistedQuery`, if any."""
+    extensions = payload.get("extensions")
+    persisted = extensions.get("persistedQuery") if isinstance(extensions, dict) else None
+    if isinstance(persisted, dict) and isinstance(persisted.get("sha256Hash"), str):
+        return persisted["sha256Hash"]
+    return None
 
 
 async def _read_body(receive) -> bytes:

@@ -12,6 +12,7 @@
 | NUL / lone surrogates in text | refused | - | BAD_USER_INPUT |
 | page size | 0..100 | - | BAD_USER_INPUT |
 | introspection | on | CUSTOMER_GRAPH_INTROSPECTION=0 | INTROSPECTION_DISABLED |
+| several operations, no operationName | refused | - | OPERATION_NAME_REQUIRED |
 
 Cost follows GitHub's rule: every connection field costs the page size it asks for
 (`first`/`last`, or the default page size), multiplied by the page sizes of the
@@ -138,6 +139,11 @@ class RequestLimits(SchemaExtension):
         ctx = self.execution_context
         settings = ctx.context.settings
         document = ctx.graphql_document
+        if document is not None and ctx.pre_execution_errors is None:
+            # Strawberry would run the first operation; `_provided_operation_name` is the
+            # name the request sent (the public `operation_name` falls back to the first).
+            provided = getattr(ctx, "_provided_operation_name", None)
+            ctx.pre_execution_errors = operation_name_errors(document, provided) or None
         if (
             document is not None
             and ctx.pre_execution_errors is None
@@ -157,6 +163,22 @@ class RequestLimits(SchemaExtension):
             if errors:
                 ctx.pre_execution_errors = errors
         yield
+
+
+def operation_name_errors(document, operation_name: Any) -> list[GraphQLError]:
+    """The GraphQL spec's GetOperation: with several operations, the request must name
+    the one to run (empty: fine, or an unknown name, which the caller reports)."""
+    if operation_name is not None:
+        return []
+    operations = sum(isinstance(d, OperationDefinitionNode) for d in document.definitions)
+    if operations < 2:
+        return []
+    return [
+        _coded(
+            f"This document holds {operations} operations: name the one to run in `operationName`.",
+            "OPERATION_NAME_REQUIRED",
+        )
+    ]
 
 
 def limit_errors(schema, document, operation_name, variables, settings) -> list[GraphQLError]:

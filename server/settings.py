@@ -86,6 +86,17 @@ class Settings:
     listen_health_seconds: float = field(
         default_factory=lambda: _float("CUSTOMER_GRAPH_LISTEN_HEALTH_SECONDS", 5.0)
     )
+    # Byte budgets of the per-worker caches in front of Strawberry (server/compiled.py);
+    # only signed-in requests fill them.
+    document_cache_bytes: int = field(
+        default_factory=lambda: _int("CUSTOMER_GRAPH_DOCUMENT_CACHE_BYTES", 64 * 2**20)
+    )
+    statement_cache_bytes: int = field(
+        default_factory=lambda: _int("CUSTOMER_GRAPH_STATEMENT_CACHE_BYTES", 32 * 2**20)
+    )
+    persisted_cache_bytes: int = field(
+        default_factory=lambda: _int("CUSTOMER_GRAPH_PERSISTED_CACHE_BYTES", 16 * 2**20)
+    )
 
 
 def get_settings() -> Settings:
