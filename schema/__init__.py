@@ -1,13 +1,11 @@
 """The GraphQL schema. Built once per process: Strawberry's relay fields cannot be rebuilt."""
 
-import strawberry
-
 from schema.root import Mutation, Query, Subscription
 from schema.scalars import SCALAR_OVERRIDES
-from server.errors import ErrorCodes
+from server.errors import ErrorCodes, Schema
 from server.limits import RequestLimits
 
-schema = strawberry.Schema(
+schema = Schema(
     query=Query,
     mutation=Mutation,
     subscription=Subscription,

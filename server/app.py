@@ -26,6 +26,7 @@ from schema import schema
 from server.auth import viewer_for_token
 from server.compiled import AUTH_KEY, CompiledGraphQL
 from server.database import make_engine
+from server.errors import DatabaseFailures, ServiceUnavailable, is_unavailable
 from server.limits import BodyGuard
 from server.notify import TimelineHub
 from server.runtime import open_database_async
@@ -92,6 +93,14 @@ class GraphQLApp(GraphQL):
             raise ConnectionRejectionError({"message": context.token_error})
         return UNSET
 
+    async def execute_operation(self, *args: Any, **kwargs: Any) -> Any:
+        """An outage met by any resolver makes the whole answer a 503 (server.errors)."""
+        result = await super().execute_operation(*args, **kwargs)
+        for error in getattr(result, "errors", None) or ():
+            if (error.extensions or {}).get("code") == "SERVICE_UNAVAILABLE":
+                raise ServiceUnavailable() from error.original_error
+        return result
+
     def encode_json(self, data: object) -> str:
         # Text, not bytes: WebSocket clients (graphql-ws in GraphiQL) need text frames.
         return orjson.dumps(data).decode()
@@ -121,7 +130,12 @@ def create_app(engine: AsyncEngine | None = None, settings: Settings | None = No
             yield
             return
         db = await open_database_async(settings)
-        engine_ref["engine"] = make_engine(db.url, pool_size=settings.pool_size)
+        engine_ref["engine"] = make_engine(
+            db.url,
+            pool_size=settings.pool_size,
+            statement_timeout=settings.statement_timeout,
+            connect_timeout=settings.connect_timeout,
+        )
         try:
             yield
         finally:
@@ -134,7 +148,9 @@ def create_app(engine: AsyncEngine | None = None, settings: Settings | None = No
         try:
             async with engine_ref["engine"].connect() as conn:
                 await conn.execute(text("SELECT 1"))
-        except Exception:
+        except Exception as error:
+            if is_unavailable(error):
+                raise  # DatabaseFailures answers 503 and logs the outage once
             log.exception("health check failed")
             return JSONResponse({"status": "unavailable"}, status_code=503)
         return JSONResponse({"status": "ok"})
@@ -151,6 +167,9 @@ def create_app(engine: AsyncEngine | None = None, settings: Settings | None = No
         lifespan=lifespan,
     )
     app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        DatabaseFailures, engine_ref=engine_ref, budget=2 * settings.statement_timeout
+    )
     if settings.gzip_level:
         # A nested customer page is hundreds of KB of JSON, a few dozen gzipped: what a
         # mobile app on a slow network waits for. Only clients that ask get it.

@@ -24,6 +24,7 @@ from resolvers.compiled import NotCompilable, Statement, compile_operation
 from server import mixed
 from server.auth import VIEWER_BY_TOKEN_SQL, viewer_on
 from server.database import bare_statement
+from server.errors import is_timeout, is_unavailable
 from server.limits import document_limit_errors, request_limit_errors
 
 log = logging.getLogger(__name__)
@@ -285,10 +286,12 @@ class CompiledGraphQL:
                         return None
                     return statement, dict(zip(statement.keys, row, strict=True))
                 body = await pg.fetchval(statement.sql, *statement.bind(viewer))
-            except Exception:
-                log.exception("compiled read failed; answering field by field")
+            except Exception as error:
                 if pg.is_closed():
                     await conn.invalidate()
+                if is_timeout(error) or is_unavailable(error):
+                    raise  # server.errors.DatabaseFailures answers; never re-run field by field
+                log.exception("compiled read failed; answering field by field")
                 return None
         return body
 

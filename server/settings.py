@@ -17,6 +17,11 @@ def _int(name: str, default: int) -> int:
     return int(raw) if raw else default
 
 
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    return float(raw) if raw else default
+
+
 def default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "customer-graph"
@@ -60,6 +65,15 @@ class Settings:
     # Events a subscriber may fall behind before its connection is closed (slow consumer).
     subscription_max_pending: int = field(
         default_factory=lambda: _int("CUSTOMER_GRAPH_SUBSCRIPTION_MAX_PENDING", 1000)
+    )
+    # Seconds one SQL statement may run (PostgreSQL statement_timeout); a whole request
+    # gets twice that (server/errors.DatabaseFailures). 0 turns both off.
+    statement_timeout: float = field(
+        default_factory=lambda: _float("CUSTOMER_GRAPH_STATEMENT_TIMEOUT", 5.0)
+    )
+    # Seconds to open a connection or wait for a pooled one before answering 503.
+    connect_timeout: float = field(
+        default_factory=lambda: _float("CUSTOMER_GRAPH_CONNECT_TIMEOUT", 5.0)
     )
 
 
