@@ -204,3 +204,30 @@ async def test_an_unresponsive_server_is_given_up_on_after_the_connect_timeout()
     assert response.status_code == 503
     assert response.json() == UNAVAILABLE
     assert 0.5 <= took < PROMPT, took
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "field_by_field"])
+async def test_no_pooled_connection_within_the_connect_timeout_answers_503(
+    database_url, admin_token, compiled
+):
+    """Every connection of the pool busy (1 + 2 overflow): the request waits at most the
+    connect timeout for one, then answers 503 instead of holding on for 30 s."""
+    app_engine = make_engine(database_url, pool_size=1, connect_timeout=0.3)
+    try:
+        async with client_for(app_engine, compiled) as http, contextlib.AsyncExitStack() as busy:
+            for _ in range(3):
+                await busy.enter_async_context(app_engine.connect())
+            start = time.monotonic()
+            async with asyncio.timeout(PROMPT):
+                response = await http.post(
+                    "/graphql",
+                    json={"query": READ},
+                    headers={"Authorization": f"Bearer {admin_token}"},
+                )
+            took = time.monotonic() - start
+    finally:
+        await app_engine.dispose()
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "5"
+    assert response.json() == UNAVAILABLE
+    assert 0.3 <= took < PROMPT, took
