@@ -142,6 +142,8 @@ def make_engine(
     """The app's engine. `statement_timeout` (seconds; None or 0: none) is PostgreSQL's,
     for the API, not the CLI or migrations; `connect_timeout` bounds opening a connection
     and waiting for a pooled one (None: the drivers' defaults, 60 s and 30 s)."""
+    # JIT costs more than it saves on the short queries an API runs; random reads cost
+    # about what sequential ones do on SSDs, so index plans win where they should.
     server_settings = {
         "jit": "off",
         "random_page_cost": "1.1",
@@ -162,8 +164,6 @@ def make_engine(
         max_overflow=pool_size * 2,
         # A round trip per checkout; _skip_closed catches what a server restart leaves.
         pool_pre_ping=False,
-        # JIT costs more than it saves on the short queries an API runs; random reads cost
-        # about what sequential ones do on SSDs, so index plans win where they should.
         connect_args=connect_args,
         **extra,
     )
