@@ -7,6 +7,7 @@ log gets the traceback under the same id. CUSTOMER_GRAPH_DEBUG=1 shows the real 
 
 import asyncio
 import logging
+from contextvars import ContextVar
 
 import asyncpg
 import orjson
@@ -15,6 +16,7 @@ from graphql import GraphQLError
 from sqlalchemy import exc as sa_exc
 from strawberry.extensions import SchemaExtension
 from strawberry.relay.types import GlobalIDValueError
+from strawberry.types.graphql import OperationType
 
 from server.database import outage_of
 
@@ -57,6 +59,13 @@ def _code_for(error: GraphQLError) -> str:
 
 class ErrorCodes(SchemaExtension):
     """Give every error a code and mask unexpected exceptions."""
+
+    def on_execute(self):
+        # A mutation is not cut short by the request budget: its statements each have the
+        # statement timeout, and a cancel after COMMIT would answer TIMEOUT for a write.
+        if self.execution_context.operation_type is OperationType.MUTATION:
+            lift_budget()
+        yield
 
     def on_operation(self):
         yield
@@ -214,6 +223,7 @@ class DatabaseFailures:
             await send(message)
 
         budget = asyncio.timeout(self.budget)
+        current = _BUDGET.set(budget)
         try:
             async with budget:
                 await self.app(scope, receive, tracked)
@@ -228,6 +238,19 @@ class DatabaseFailures:
             *_, cause = _chain(error)  # the driver's own words for the log line
             outage_of(self.engine_ref["engine"]).down(cause)
             await _answer(send, 503, UNAVAILABLE_BODY, [(b"retry-after", RETRY_AFTER)])
+        finally:
+            _BUDGET.reset(current)
+
+
+# The running request's budget (DatabaseFailures), for lift_budget.
+_BUDGET: ContextVar[asyncio.Timeout | None] = ContextVar("customer_graph_budget", default=None)
+
+
+def lift_budget() -> None:
+    """Let the running request finish whatever it takes (a mutation once it executes)."""
+    budget = _BUDGET.get()
+    if budget is not None:
+        budget.reschedule(None)
 
 
 async def _answer(send, status: int, body: bytes, extra: list | None = None) -> None:
