@@ -24,7 +24,7 @@ from resolvers.compiled import NotCompilable, Statement, compile_operation
 from server import mixed
 from server.auth import VIEWER_BY_TOKEN_SQL, viewer_on
 from server.database import bare_statement
-from server.errors import is_timeout, is_unavailable
+from server.errors import is_timeout, is_unavailable, start_budget
 from server.limits import document_limit_errors, request_limit_errors
 
 log = logging.getLogger(__name__)
@@ -266,6 +266,7 @@ class CompiledGraphQL:
         # trip each, outside any transaction (a single statement sees one snapshot).
         engine = self.engine_ref["engine"]
         async with engine.connect() as conn:
+            start_budget()  # server.errors: the request's execution budget counts from here
             pg = (await conn.get_raw_connection()).driver_connection
             try:
                 if raw_token:

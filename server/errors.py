@@ -61,10 +61,10 @@ class ErrorCodes(SchemaExtension):
     """Give every error a code and mask unexpected exceptions."""
 
     def on_execute(self):
-        # A mutation is not cut short by the request budget: its statements each have the
-        # statement timeout, and a cancel after COMMIT would answer TIMEOUT for a write.
-        if self.execution_context.operation_type is OperationType.MUTATION:
-            lift_budget()
+        # The request budget counts from here. Not for a mutation: its statements each have
+        # the statement timeout, and a cancel after COMMIT would answer TIMEOUT for a write.
+        if self.execution_context.operation_type is not OperationType.MUTATION:
+            start_budget()
         yield
 
     def on_operation(self):
@@ -202,8 +202,8 @@ TIMEOUT_BODY = _error_body(TIMEOUT_MESSAGE, "TIMEOUT")
 
 
 class DatabaseFailures:
-    """ASGI middleware for HTTP: bounds each request by a wall-clock budget and turns a
-    database outage or timeout that escapes a handler (compiled path, token lookup,
+    """ASGI middleware for HTTP: bounds each request's execution by a wall-clock budget and
+    turns a database outage or timeout that escapes a handler (compiled path, token lookup,
     Strawberry via GraphQLApp, /healthz) into a GraphQL error response: TIMEOUT (200), or
     SERVICE_UNAVAILABLE (503 + Retry-After) instead of a text/plain 500."""
 
@@ -222,15 +222,15 @@ class DatabaseFailures:
             started = started or message["type"] == "http.response.start"
             await send(message)
 
-        budget = asyncio.timeout(self.budget)
+        budget = _Budget(self.budget)
         current = _BUDGET.set(budget)
         try:
-            async with budget:
+            async with budget.timeout:
                 await self.app(scope, receive, tracked)
         except Exception as error:
             if started:
                 raise
-            if budget.expired() or is_timeout(error):
+            if budget.timeout.expired() or is_timeout(error):
                 log.warning("%s %s timed out", scope["method"], scope["path"])
                 return await _answer(send, 200, TIMEOUT_BODY)
             if not is_unavailable(error):
@@ -242,15 +242,24 @@ class DatabaseFailures:
             _BUDGET.reset(current)
 
 
-# The running request's budget (DatabaseFailures), for lift_budget.
-_BUDGET: ContextVar[asyncio.Timeout | None] = ContextVar("customer_graph_budget", default=None)
+class _Budget:
+    """A request's execution budget: the clock starts when execution does (start_budget),
+    so time queued for a pooled connection (bounded by the connect timeout) is not counted."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds = seconds
+        self.timeout = asyncio.timeout(None)
 
 
-def lift_budget() -> None:
-    """Let the running request finish whatever it takes (a mutation once it executes)."""
+_BUDGET: ContextVar[_Budget | None] = ContextVar("customer_graph_budget", default=None)
+
+
+def start_budget() -> None:
+    """Start the running request's clock, once (a mixed operation starts it on the compiled
+    path and Strawberry's half runs on in the same budget)."""
     budget = _BUDGET.get()
-    if budget is not None:
-        budget.reschedule(None)
+    if budget is not None and budget.seconds and budget.timeout.when() is None:
+        budget.timeout.reschedule(asyncio.get_running_loop().time() + budget.seconds)
 
 
 async def _answer(send, status: int, body: bytes, extra: list | None = None) -> None:

@@ -66,8 +66,8 @@ class Settings:
     subscription_max_pending: int = field(
         default_factory=lambda: _int("CUSTOMER_GRAPH_SUBSCRIPTION_MAX_PENDING", 1000)
     )
-    # Seconds one SQL statement may run (PostgreSQL statement_timeout); a whole request
-    # gets twice that (server/errors.DatabaseFailures). 0 turns both off.
+    # Seconds one SQL statement may run (PostgreSQL statement_timeout); a query's whole
+    # execution gets twice that (server/errors.DatabaseFailures). 0 turns both off.
     statement_timeout: float = field(
         default_factory=lambda: _float("CUSTOMER_GRAPH_STATEMENT_TIMEOUT", 5.0)
     )
