@@ -37,6 +37,7 @@ from server.auth import viewer_for_token
 from server.compiled import AUTH_KEY, CompiledGraphQL
 from server.cors import Cors
 from server.database import make_engine
+from server.errors import DatabaseFailures, ServiceUnavailable, is_unavailable
 from server.limits import BodyGuard
 from server.notify import TimelineHub
 from server.runtime import open_database_async
@@ -114,6 +115,14 @@ class GraphQLApp(GraphQL):
             raise ConnectionRejectionError({"message": context.token_error})
         return UNSET
 
+    async def execute_operation(self, *args: Any, **kwargs: Any) -> Any:
+        """An outage met by any resolver makes the whole answer a 503 (server.errors)."""
+        result = await super().execute_operation(*args, **kwargs)
+        for error in getattr(result, "errors", None) or ():
+            if (error.extensions or {}).get("code") == "SERVICE_UNAVAILABLE":
+                raise ServiceUnavailable() from error.original_error
+        return result
+
     def encode_json(self, data: object) -> str:
         # Text, not bytes: WebSocket clients (graphql-ws in GraphiQL) need text frames.
         return orjson.dumps(data).decode()
@@ -143,7 +152,12 @@ def create_app(engine: AsyncEngine | None = None, settings: Settings | None = No
             yield
             return
         db = await open_database_async(settings)
-        engine_ref["engine"] = make_engine(db.url, pool_size=settings.pool_size)
+        engine_ref["engine"] = make_engine(
+            db.url,
+            pool_size=settings.pool_size,
+            statement_timeout=settings.statement_timeout,
+            connect_timeout=settings.connect_timeout,
+        )
         # Imports a stopped process left unfinished go on after their last committed batch.
         resumed = asyncio.create_task(import_jobs.resume_jobs(engine_ref["engine"]))
         try:
@@ -159,7 +173,9 @@ def create_app(engine: AsyncEngine | None = None, settings: Settings | None = No
         try:
             async with engine_ref["engine"].connect() as conn:
                 await conn.execute(text("SELECT 1"))
-        except Exception:
+        except Exception as error:
+            if is_unavailable(error):
+                raise  # DatabaseFailures answers 503 and logs the outage once
             log.exception("health check failed")
             return JSONResponse({"status": "unavailable"}, status_code=503)
         return JSONResponse({"status": "ok"})
@@ -217,6 +233,9 @@ def create_app(engine: AsyncEngine | None = None, settings: Settings | None = No
     )
     app.add_middleware(
         BodyGuard, max_bytes=settings.max_body_bytes, max_upload_bytes=settings.max_upload_bytes
+    )
+    app.add_middleware(
+        DatabaseFailures, engine_ref=engine_ref, budget=2 * settings.statement_timeout
     )
     # Outermost but gzip: a preflight never reaches the body checks.
     app.add_middleware(Cors, origins=settings.cors_origins)

@@ -31,6 +31,7 @@ from resolvers.viewer import ANONYMOUS, Viewer
 from server import mixed
 from server.auth import VIEWER_BY_TOKEN_SQL, viewer_on
 from server.database import bare_statement
+from server.errors import is_timeout, is_unavailable, start_budget
 from server.limits import (
     document_limit_errors,
     operation_name_errors,
@@ -242,10 +243,12 @@ class CompiledGraphQL:
             try:
                 bare_statement(engine, VIEWER_BY_TOKEN_SQL)
                 viewer = await viewer_on(pg, raw_token)
-            except Exception:
-                log.exception("token lookup failed; answering field by field")
+            except Exception as error:
                 if pg.is_closed():
                     await conn.invalidate()
+                if is_timeout(error) or is_unavailable(error):
+                    raise  # server.errors.DatabaseFailures answers
+                log.exception("token lookup failed; answering field by field")
                 return self._unsigned(method, query, digest, payload)
             error = "The token is unknown, expired or revoked." if viewer is None else None
             scope[AUTH_KEY] = (viewer, error)
@@ -386,6 +389,9 @@ class CompiledGraphQL:
         if not isinstance(variables, dict):
             return None
         engine = self.engine_ref["engine"]
+        # server.errors: a query's execution budget counts from here (never a mutation's:
+        # cutting one short could answer TIMEOUT for a change that committed).
+        start_budget()
         try:
             statement = self._statement(query, doc.node, op, op_name, variables, viewer)
             if statement is None:
@@ -398,10 +404,12 @@ class CompiledGraphQL:
                     return None
                 return statement, dict(zip(statement.keys, row, strict=True))
             return await pg.fetchval(statement.sql, *statement.bind(viewer))
-        except Exception:
-            log.exception("compiled read failed; answering field by field")
+        except Exception as error:
             if pg.is_closed():
                 await conn.invalidate()
+            if is_timeout(error) or is_unavailable(error):
+                raise  # server.errors.DatabaseFailures answers; never re-run field by field
+            log.exception("compiled read failed; answering field by field")
             return None
 
     def _statement(self, query, node, op, op_name, variables, viewer) -> Statement | None:

@@ -7,6 +7,7 @@ Every URL is normalised to SQLAlchemy's asyncpg form, so ordinary libpq URLs wor
 import logging
 import os
 import tempfile
+import time
 import weakref
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -132,34 +133,92 @@ class StatementCounter:
         self.statements.clear()
 
 
-def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+def make_engine(
+    url: str,
+    *,
+    pool_size: int = 10,
+    statement_timeout: float | None = None,
+    connect_timeout: float | None = None,
+) -> AsyncEngine:
+    """The app's engine. `statement_timeout` (seconds; None or 0: none) is PostgreSQL's,
+    for the API, not the CLI or migrations; `connect_timeout` bounds opening a connection
+    and waiting for a pooled one (None: the drivers' defaults, 60 s and 30 s)."""
+    # JIT costs more than it saves on the short queries an API runs; random reads cost
+    # about what sequential ones do on SSDs, so index plans win where they should.
+    server_settings = {
+        "jit": "off",
+        "random_page_cost": "1.1",
+        # The compiled read path lets PostgreSQL print timestamps: always in UTC.
+        "TimeZone": "UTC",
+        "application_name": "customer-graph",
+    }
+    if statement_timeout:
+        server_settings["statement_timeout"] = str(max(1, round(statement_timeout * 1000)))
+    connect_args: dict = {"server_settings": server_settings}
+    extra: dict = {}
+    if connect_timeout:
+        connect_args["timeout"] = connect_timeout
+        extra["pool_timeout"] = connect_timeout
     engine = create_async_engine(
         to_asyncpg_url(url),
         pool_size=pool_size,
         max_overflow=pool_size * 2,
+        # A round trip per checkout; _skip_closed catches what a server restart leaves.
         pool_pre_ping=False,
-        # JIT costs more than it saves on the short queries an API runs; random reads cost
-        # about what sequential ones do on SSDs, so index plans win where they should.
-        connect_args={
-            "server_settings": {
-                "jit": "off",
-                "random_page_cost": "1.1",
-                # The compiled read path lets PostgreSQL print timestamps: always in UTC.
-                "TimeZone": "UTC",
-                "application_name": "customer-graph",
-            }
-        },
+        connect_args=connect_args,
+        **extra,
     )
-    event.listen(engine.sync_engine, "checkout", _replace_closed_connection)
+    event.listen(engine.sync_engine, "checkout", _skip_closed)
     return engine
 
 
-def _replace_closed_connection(dbapi_connection, record, proxy) -> None:
-    """A pooled connection the server closed (restart, failover) is replaced, never handed
-    out: asyncpg saw its socket close, so the check costs no round trip (unlike pre-ping)."""
-    driver = record.driver_connection
-    if driver is not None and driver.is_closed():
-        raise DisconnectionError("connection closed by the server")
+def _skip_closed(dbapi_connection, record, proxy) -> None:
+    """Never hand out a pooled connection whose socket the server closed (restart, crash,
+    pg_terminate_backend): asyncpg already knows, so this costs no round trip. The pool
+    discards it and connects anew (DisconnectionError is the pool's "retry" signal)."""
+    if dbapi_connection.driver_connection.is_closed():
+        raise DisconnectionError("pooled connection closed by the server")
+
+
+class Outage:
+    """One database outage episode at a time: a WARNING when it starts, an INFO when a new
+    connection succeeds again, and nothing per failed request in between."""
+
+    def __init__(self) -> None:
+        self.since: float | None = None
+        self.refused = 0
+
+    def down(self, error: BaseException) -> None:
+        self.refused += 1
+        if self.since is None:
+            self.since = time.monotonic()
+            self.refused = 1
+            log.warning(
+                "database unavailable (%s: %s); answering 503 until it is back",
+                type(error).__name__,
+                error,
+            )
+
+    def up(self) -> None:
+        if self.since is not None:
+            log.info(
+                "database available again after %.1f s (%d requests answered 503)",
+                time.monotonic() - self.since,
+                self.refused,
+            )
+            self.since = None
+
+
+_OUTAGES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def outage_of(engine: AsyncEngine) -> Outage:
+    """The outage tracker of an engine; a new pooled connection ends an episode."""
+    outage = _OUTAGES.get(engine.sync_engine)
+    if outage is None:
+        outage = _OUTAGES[engine.sync_engine] = Outage()
+        event.listen(engine.sync_engine, "connect", lambda *_: outage.up())
+    return outage
 
 
 def database_unavailable(exc: BaseException) -> bool:

@@ -5,11 +5,20 @@ Anything else is a bug: the client gets "Internal server error" and a request id
 log gets the traceback under the same id. CUSTOMER_GRAPH_DEBUG=1 shows the real message.
 """
 
+import asyncio
 import logging
+from contextvars import ContextVar
 
+import asyncpg
+import orjson
+import strawberry
 from graphql import GraphQLError
+from sqlalchemy import exc as sa_exc
 from strawberry.extensions import SchemaExtension
 from strawberry.relay.types import GlobalIDValueError
+from strawberry.types.graphql import OperationType
+
+from server.database import outage_of
 
 log = logging.getLogger("customer_graph.errors")
 
@@ -48,8 +57,18 @@ def _code_for(error: GraphQLError) -> str:
     return "GRAPHQL_VALIDATION_FAILED"
 
 
+_OWN_LINE = frozenset(("INTERNAL_SERVER_ERROR", "SERVICE_UNAVAILABLE", "TIMEOUT"))
+
+
 class ErrorCodes(SchemaExtension):
     """Give every error a code and mask unexpected exceptions."""
+
+    def on_execute(self):
+        # The request budget counts from here. Not for a mutation: its statements each have
+        # the statement timeout, and a cancel after COMMIT would answer TIMEOUT for a write.
+        if self.execution_context.operation_type is not OperationType.MUTATION:
+            start_budget()
+        yield
 
     def on_operation(self):
         yield
@@ -60,9 +79,8 @@ class ErrorCodes(SchemaExtension):
         request_id = getattr(ctx, "request_id", None)
         debug = getattr(getattr(ctx, "settings", None), "debug", False)
         result.errors = [self._shape(e, request_id, debug) for e in result.errors]
-        client = [
-            e for e in result.errors if (e.extensions or {}).get("code") != "INTERNAL_SERVER_ERROR"
-        ]
+        # Bugs, timeouts and outages have lines of their own (above, and per episode).
+        client = [e for e in result.errors if (e.extensions or {}).get("code") not in _OWN_LINE]
         if client:
             # One line per request for the client's mistakes (bad token, validation, input,
             # limits): codes and paths, never messages (they may quote the input) or a
@@ -93,6 +111,8 @@ class ErrorCodes(SchemaExtension):
             if not (error.extensions or {}).get("code"):
                 error.extensions = {**(error.extensions or {}), "code": _code_for(error)}
             return error
+        if is_timeout(original) or is_unavailable(original):
+            return _database_error(error, original, request_id)
         log.error(
             "request %s: unexpected error at %s",
             request_id,
@@ -106,3 +126,160 @@ class ErrorCodes(SchemaExtension):
             path=error.path,
             extensions={"code": "INTERNAL_SERVER_ERROR", "requestId": request_id},
         )
+
+
+def _database_error(
+    error: GraphQLError, original: Exception, request_id: str | None
+) -> GraphQLError:
+    """A timeout (one log line, no traceback) or an outage (GraphQLApp answers 503)."""
+    if is_timeout(original):
+        log.warning("request %s: statement timed out at %s", request_id, error.path)
+        message, code = TIMEOUT_MESSAGE, "TIMEOUT"
+    else:
+        message, code = UNAVAILABLE_MESSAGE, "SERVICE_UNAVAILABLE"
+    return GraphQLError(
+        message,
+        nodes=error.nodes,
+        path=error.path,
+        original_error=original,
+        extensions={"code": code},
+    )
+
+
+UNAVAILABLE_MESSAGE = "The database is unavailable; retry later."
+TIMEOUT_MESSAGE = "The request took too long and was cancelled."
+RETRY_AFTER = b"5"  # seconds: about a PostgreSQL restart
+# SQLSTATEs: a statement cancelled (statement_timeout, or our cancel) or a lock not granted
+# within lock_timeout; and the server refusing or dropping connections.
+_TIMEOUT_STATES = {"57014", "55P03"}
+_UNAVAILABLE_STATES = {"57P01", "57P02", "57P03", "53300"}
+
+
+class ServiceUnavailable(Exception):
+    """A resolver met a database outage: the request answers 503 as a whole."""
+
+
+def _chain(error: BaseException | None):
+    """The error, what it wraps (SQLAlchemy's .orig) and what caused it."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        yield error
+        error = getattr(error, "orig", None) or error.__cause__
+
+
+def is_timeout(error: BaseException | None) -> bool:
+    for e in _chain(error):
+        if isinstance(e, asyncpg.QueryCanceledError):
+            return True
+        if isinstance(e, asyncpg.LockNotAvailableError):
+            return True
+        if getattr(e, "sqlstate", None) in _TIMEOUT_STATES:
+            return True
+    return False
+
+
+def is_unavailable(error: BaseException | None) -> bool:
+    """A connection could not be opened, checked out, or died under us."""
+    for e in _chain(error):
+        if isinstance(e, ServiceUnavailable | sa_exc.TimeoutError | sa_exc.DisconnectionError):
+            return True  # TimeoutError: no pooled connection within the connect timeout
+        if isinstance(e, sa_exc.DBAPIError) and e.connection_invalidated:
+            return True
+        if isinstance(e, OSError | asyncpg.PostgresConnectionError):
+            return True  # refused, socket gone, reset; asyncpg's connect timeout too
+        if isinstance(e, asyncpg.InterfaceError) and "connection is closed" in str(e):
+            return True
+        state = getattr(e, "sqlstate", None) or ""
+        if state in _UNAVAILABLE_STATES or state.startswith("08"):
+            return True
+    return False
+
+
+class Schema(strawberry.Schema):
+    """Strawberry logs every error with its traceback before extensions see it, a bad
+    token included. Here nothing is logged at that point: ErrorCodes logs each request's
+    client errors once (one INFO line with codes), unexpected ones at ERROR with their
+    traceback, timeouts as one WARNING; outages once per episode (server.database.Outage)."""
+
+    def process_errors(self, errors, execution_context=None) -> None:
+        return
+
+
+def _error_body(message: str, code: str) -> bytes:
+    return orjson.dumps(
+        {"data": None, "errors": [{"message": message, "extensions": {"code": code}}]}
+    )
+
+
+UNAVAILABLE_BODY = _error_body(UNAVAILABLE_MESSAGE, "SERVICE_UNAVAILABLE")
+TIMEOUT_BODY = _error_body(TIMEOUT_MESSAGE, "TIMEOUT")
+
+
+class DatabaseFailures:
+    """ASGI middleware for HTTP: bounds each request's execution by a wall-clock budget and
+    turns a database outage or timeout that escapes a handler (compiled path, token lookup,
+    Strawberry via GraphQLApp, /healthz) into a GraphQL error response: TIMEOUT (200), or
+    SERVICE_UNAVAILABLE (503 + Retry-After) instead of a text/plain 500."""
+
+    def __init__(self, app, engine_ref: dict, budget: float | None) -> None:
+        self.app = app
+        self.engine_ref = engine_ref
+        self.budget = budget or None
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = False
+
+        async def tracked(message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        budget = _Budget(self.budget)
+        current = _BUDGET.set(budget)
+        try:
+            async with budget.timeout:
+                await self.app(scope, receive, tracked)
+        except Exception as error:
+            if started:
+                raise
+            if budget.timeout.expired() or is_timeout(error):
+                log.warning("%s %s timed out", scope["method"], scope["path"])
+                return await _answer(send, 200, TIMEOUT_BODY)
+            if not is_unavailable(error):
+                raise
+            *_, cause = _chain(error)  # the driver's own words for the log line
+            outage_of(self.engine_ref["engine"]).down(cause)
+            await _answer(send, 503, UNAVAILABLE_BODY, [(b"retry-after", RETRY_AFTER)])
+        finally:
+            _BUDGET.reset(current)
+
+
+class _Budget:
+    """A request's execution budget: the clock starts when execution does (start_budget),
+    so time queued for a pooled connection (bounded by the connect timeout) is not counted."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds = seconds
+        self.timeout = asyncio.timeout(None)
+
+
+_BUDGET: ContextVar[_Budget | None] = ContextVar("customer_graph_budget", default=None)
+
+
+def start_budget() -> None:
+    """Start the running request's clock, once (a mixed operation starts it on the compiled
+    path and Strawberry's half runs on in the same budget)."""
+    budget = _BUDGET.get()
+    if budget is not None and budget.seconds and budget.timeout.when() is None:
+        budget.timeout.reschedule(asyncio.get_running_loop().time() + budget.seconds)
+
+
+async def _answer(send, status: int, body: bytes, extra: list | None = None) -> None:
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    await send(
+        {"type": "http.response.start", "status": status, "headers": headers + (extra or [])}
+    )
+    await send({"type": "http.response.body", "body": body})

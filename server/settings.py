@@ -97,6 +97,15 @@ class Settings:
     persisted_cache_bytes: int = field(
         default_factory=lambda: _int("CUSTOMER_GRAPH_PERSISTED_CACHE_BYTES", 16 * 2**20)
     )
+    # Seconds one SQL statement may run (PostgreSQL statement_timeout); a query's whole
+    # execution gets twice that (server/errors.DatabaseFailures). 0 turns both off.
+    statement_timeout: float = field(
+        default_factory=lambda: _float("CUSTOMER_GRAPH_STATEMENT_TIMEOUT", 5.0)
+    )
+    # Seconds to open a connection or wait for a pooled one before answering 503.
+    connect_timeout: float = field(
+        default_factory=lambda: _float("CUSTOMER_GRAPH_CONNECT_TIMEOUT", 5.0)
+    )
 
 
 def get_settings() -> Settings:
