@@ -145,7 +145,7 @@ def _typed(column: Column, raw: Any) -> Any:
     column's range, timestamps without offset or outside Python's years, nulls in NOT
     NULL columns."""
     if raw is None:
-        if getattr(column, "nullable", True):
+        if getattr(column, "nullable", None) is True:  # declared nullable, not a label
             return None
         raise ValueError(raw)
     kind = column.type.python_type

@@ -197,22 +197,35 @@ async def test_cursors_at_the_edges_still_work(both, world, name, query, key):  
 
 
 # Leaves: the hand-picked values above (often), and arbitrary JSON scalars.
-LEAVES = st.one_of(
-    st.sampled_from(
-        [v for values in (*HOSTILE_VALUES.values(), *FINE_VALUES.values()) for v in values]
-    ),
+HAND_PICKED = [v for values in (*HOSTILE_VALUES.values(), *FINE_VALUES.values()) for v in values]
+# Leaves: the hand-picked values above (as often as anything else), and any JSON scalar.
+LEAVES = st.sampled_from(HAND_PICKED) | st.one_of(
     st.none() | st.booleans() | st.text(max_size=8),
     st.integers(min_value=-(2**70), max_value=2**70),
     st.floats(allow_nan=False, allow_infinity=False),
 )
-KEYS = st.lists(LEAVES | st.lists(LEAVES, max_size=2), min_size=1, max_size=3)
+
+
+def sort_keys(key: tuple[str, ...]) -> st.SearchStrategy[list[Any]]:
+    """Mostly a good key with one part replaced (by a hand-picked value or any leaf);
+    else any short list."""
+    good = [FINE_KEY[k] for k in key]
+    one_off = st.tuples(st.integers(0, len(key) - 1), LEAVES).map(
+        lambda change: [*good[: change[0]], change[1], *good[change[0] + 1 :]]
+    )
+    return one_off | st.lists(LEAVES | st.lists(LEAVES, max_size=2), max_size=3)
+
+
+AFTER_LISTS = [(q, key) for _, q, key in CONNECTIONS if "after: $c" in q]
+CASES = st.sampled_from(AFTER_LISTS).flatmap(
+    lambda case: st.tuples(st.just(case[0]), sort_keys(case[1]))
+)
 
 
 async def test_generated_cursors_are_data_or_bad_input(both, world):  # noqa: F811
-    """Arbitrary JSON arrays as cursors of every customers ordering and the nested lists:
-    the same bytes on both paths, and either a page or BAD_USER_INPUT."""
+    """Generated sort keys as cursors of every list read forwards: the same bytes on both
+    paths, and either a page or BAD_USER_INPUT."""
     loop = asyncio.get_running_loop()
-    queries = [q for _, q, _ in CONNECTIONS if "after: $c" in q]
     seen = {"count": 0}
 
     async def check(query: str, cursor: str) -> None:
@@ -227,13 +240,63 @@ async def test_generated_cursors_are_data_or_bad_input(both, world):  # noqa: F8
         derandomize=True,
         suppress_health_check=list(HealthCheck),
     )
-    @given(query=st.sampled_from(queries), key=KEYS)
-    def run(query: str, key: list[Any]) -> None:
+    @given(case=CASES)
+    def run(case: tuple[str, list[Any]]) -> None:
+        query, key = case
         cursor = forged(as_json(key))
         asyncio.run_coroutine_threadsafe(check(query, cursor), loop).result(timeout=60)
 
     await asyncio.to_thread(run)
     assert seen["count"] >= 60
+
+
+DUPLICATES = (
+    "query($c: String) {{ duplicateCustomers(by: [EMAIL, NAME], fuzzy: {fuzzy}, after: $c)"
+    " {{ nodes {{ size }} }} }}"
+)
+
+
+async def test_duplicate_report_cursors_are_bad_input(both, world):  # noqa: F811
+    """The duplicates report (field by field on both paths) decodes with the same
+    function: exact groups by their text keys, fuzzy pairs by (similarity, id, id)."""
+    exact, fuzzy = DUPLICATES.format(fuzzy="false"), DUPLICATES.format(fuzzy="true")
+    for query, key in ((exact, ["a", "b"]), (fuzzy, ["0.5", 1, 2])):
+        body = await same(both, world["token"], query, {"c": forged(as_json(key))})
+        assert b'"errors"' not in body, body
+    for query, key in (
+        (exact, ["a\u0000", "b"]),
+        (exact, [None, "b"]),
+        (fuzzy, ["NaN", 1, 2]),
+        (fuzzy, ["Infinity", 1, 2]),
+        (fuzzy, ["1e999999", 1, 2]),
+        (fuzzy, [0.5, 1, 2]),
+        (fuzzy, ["0.5", 2**63, 2]),
+    ):
+        await refused(both, world, query, {"c": forged(as_json(key))})
+
+
+async def test_fuzzy_duplicate_pairs_page_by_their_cursors(both, world, engine):  # noqa: F811
+    """The fuzzy report's cursor (similarity, id, id) is read back: its similarity
+    column is typed numeric, so the next page follows instead of 'not a valid cursor'."""
+    for first, last in (
+        ("Jonathan", "Smithson"),
+        ("Jonathon", "Smithson"),
+        ("Jonathan", "Smithsonn"),
+    ):
+        await make_customer(engine, first_name=first, last_name=last)
+    query = (
+        "query($c: String) { duplicateCustomers(by: [NAME], fuzzy: true, first: 1, after: $c)"
+        " { pageInfo { hasNextPage endCursor } nodes { similarity customers { number } } } }"
+    )
+    seen, cursor = [], None
+    for _ in range(5):
+        body = orjson.loads(await same(both, world["token"], query, {"c": cursor}))
+        page = body["data"]["duplicateCustomers"]
+        seen += [sorted(c["number"] for c in n["customers"]) for n in page["nodes"]]
+        if not page["pageInfo"]["hasNextPage"]:
+            break
+        cursor = page["pageInfo"]["endCursor"]
+    assert len(seen) >= 2 and len({tuple(p) for p in seen}) == len(seen), seen
 
 
 @pytest.mark.parametrize(
@@ -302,6 +365,36 @@ async def test_hostile_global_ids_are_bad_input(both, world, field):  # noqa: F8
         await refused(both, world, query, {"id": gid(other, 317)})
 
 
+async def test_mutations_decode_ids_with_the_same_range_check(both, world):  # noqa: F811
+    """Mutations (field by field on both paths) use the same decoder: an id past 64 bits
+    is bad input before any row is locked."""
+    query = "mutation($id: ID!) { customerArchive(input: {id: $id}) { userErrors { code } } }"
+    for pk in (2**63, -(2**63) - 1, ARABIC_ONE):
+        await refused(both, world, query, {"id": gid("Customer", pk)})
+    query = (
+        'mutation($id: ID!) { customFieldValueSet(input: {customerId: $id, key: "score",'
+        ' value: "1"}) { userErrors { code } } }'
+    )
+    await refused(both, world, query, {"id": gid("Customer", 2**64)})
+
+
+async def test_stored_numbers_follow_the_bounds_rule(both, world, engine):  # noqa: F811
+    """A NUMBER value is parsed by the same rule as a filter bound: more decimals than
+    numeric holds is INVALID, not an error from PostgreSQL."""
+    customer = await make_customer(engine, email="rule@example.com")
+    query = (
+        "mutation($id: ID!, $v: String!) { customFieldValueSet(input: {customerId: $id,"
+        ' key: "score", value: $v}) { userErrors { code } } }'
+    )
+    for value in ("1." + "0" * 20_000, "1e999999", "NaN", "1." + "0" * 60 + "1"):
+        body = await same(
+            both, world["token"], query, {"id": gid("Customer", customer.id), "v": value}
+        )
+        assert orjson.loads(body)["data"]["customFieldValueSet"]["userErrors"] == [
+            {"code": "INVALID"}
+        ], (value[:20], body[:300])
+
+
 @pytest.mark.parametrize("field", ["customer", "node", "nodes", "order"])
 async def test_global_ids_at_the_edges_of_64_bits_read_nothing(both, world, field):  # noqa: F811
     query, type_name = ID_QUERIES[field]
@@ -343,6 +436,8 @@ BAD_NUMBERS = [
     "-Infinity",
     "inf",
     "1e31",
+    "1." + "0" * 20_000,  # more decimals than numeric holds
+    "1." + "0" * 60 + "1",  # 61 decimals
     "",
     "one",
     "0x10",
@@ -352,12 +447,14 @@ BAD_DATES = ["99999-01-01", "0000-01-01", "2025-02-30", "-2025-01-01", "2025", "
 
 @pytest.mark.parametrize("root", list(CUSTOM_ROOTS))
 async def test_hostile_custom_field_bounds_are_bad_input(both, world, root):  # noqa: F811
+    """Each value as min, max or equals: across the three roots, each value in each."""
     query = CUSTOM_ROOTS[root]
+    shift = list(CUSTOM_ROOTS).index(root)
     for key, values in (("score", BAD_NUMBERS), ("since", BAD_DATES)):
-        for value in values:
-            for bound in ("min", "max", "equals"):
-                body = await refused(both, world, query, {"f": [{"key": key, bound: value}]})
-                assert body["errors"][0]["extensions"]["argument"] == "filter.customFields"
+        for i, value in enumerate(values):
+            bound = ("min", "max", "equals")[(i + shift) % 3]
+            body = await refused(both, world, query, {"f": [{"key": key, bound: value}]})
+            assert body["errors"][0]["extensions"]["argument"] == "filter.customFields"
 
 
 async def test_custom_field_bounds_at_the_edges_still_work(both, world):  # noqa: F811
@@ -367,6 +464,7 @@ async def test_custom_field_bounds_at_the_edges_still_work(both, world):  # noqa
         ("score", "-1e30"),
         ("score", "1E-30"),
         ("score", "0"),
+        ("score", "1." + "0" * 59 + "1"),  # 60 decimals
         ("since", "0001-01-01"),
         ("since", "9999-12-31"),
     ):
