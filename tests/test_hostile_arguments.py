@@ -150,11 +150,12 @@ FINE_VALUES: dict[str, list[Any]] = {
 FINE_KEY = {"text": "m", "int": 1, "timestamp": "2025-01-01T00:00:00+00:00"}
 
 
-def hostile_cursors(key: tuple[str, ...]) -> list[str]:
-    """Cursors for a sort key of these types: not base64, not JSON, wrong shape, and one
-    hostile value at each position of an otherwise good key."""
+def hostile_cursors(key: tuple[str, ...], shift: int) -> list[str]:
+    """Cursors for a sort key of these types: one hostile value at each position of an
+    otherwise good key; and a quarter of the shapeless ones (not base64, not JSON, wrong
+    shape), picked by `shift`, so that each list gets some and each of them several lists."""
     good = [FINE_KEY[k] for k in key]
-    out = [
+    shapeless = [
         "!!!",
         "a",
         "====",
@@ -171,6 +172,7 @@ def hostile_cursors(key: tuple[str, ...]) -> list[str]:
         forged('["a\\ud800", 1]'),  # a lone surrogate
         forged(as_json(good) + "x"),
     ]
+    out = shapeless[shift % 4 :: 4]
     for i, kind in enumerate(key):
         for value in HOSTILE_VALUES[kind]:
             out.append(forged(as_json([*good[:i], value, *good[i + 1 :]])))
@@ -179,7 +181,7 @@ def hostile_cursors(key: tuple[str, ...]) -> list[str]:
 
 @pytest.mark.parametrize(("name", "query", "key"), CONNECTIONS, ids=[c[0] for c in CONNECTIONS])
 async def test_hostile_cursors_are_bad_input(both, world, name, query, key):  # noqa: F811
-    for cursor in hostile_cursors(key):
+    for cursor in hostile_cursors(key, CONNECTIONS.index((name, query, key))):
         body = await refused(both, world, query, {"n": world["number"], "c": cursor})
         if "\x00" not in cursor:  # NUL in the argument itself is refused before decoding
             assert "not a valid cursor" in body["errors"][0]["message"], (name, cursor)
