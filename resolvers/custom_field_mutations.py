@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
@@ -17,7 +16,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 
 from models.enums import CustomFieldType, Role
-from resolvers import validate
+from resolvers import custom_fields, validate
 from resolvers.context import Context
 from resolvers.custom_fields import definition, value
 from resolvers.mutations import Problem, Refused, transaction
@@ -122,10 +121,7 @@ def parse(kind: CustomFieldType, raw: str, options: list[str] | None) -> dict[st
     path = ["input", "value"]
     try:
         if kind is CustomFieldType.NUMBER:
-            number = Decimal(raw)
-            if not number.is_finite() or abs(number.adjusted()) > 30:
-                raise InvalidOperation
-            columns["number_value"] = number
+            columns["number_value"] = custom_fields.number(raw)
         elif kind is CustomFieldType.DATE:
             columns["date_value"] = date.fromisoformat(raw)
         elif kind is CustomFieldType.BOOLEAN:
@@ -141,7 +137,7 @@ def parse(kind: CustomFieldType, raw: str, options: list[str] | None) -> dict[st
         else:
             validate.refuse_card_numbers(raw)
             columns["text_value"] = raw
-    except (ValueError, InvalidOperation) as exc:
+    except ValueError as exc:
         raise Refused(Problem(path, "INVALID", f"{raw!r} is not a valid {kind.value}.")) from exc
     return columns
 

@@ -1,6 +1,7 @@
 """Custom field definitions (global) and each customer's typed values."""
 
 from collections.abc import Sequence
+from decimal import Decimal, InvalidOperation
 
 from sqlalchemy import select
 
@@ -11,6 +12,26 @@ from resolvers.loading import many_per_key, one_per_key
 
 definition = CustomFieldDefinition.__table__
 value = CustomFieldValue.__table__
+
+MAX_EXPONENT = 30  # a NUMBER's adjusted exponent: 1E-30 .. 9.99E+30 in magnitude (or 0)
+MAX_DECIMALS = 60  # digits after the point: full precision even at 1E-30
+
+
+def number(raw: str) -> Decimal:
+    """A NUMBER value, or a filter's bound on one, from text; ValueError unless finite and
+    within MAX_EXPONENT and MAX_DECIMALS. One rule for values and bounds: `1e999999`
+    would overflow numeric mid-query, and a bound no stored value can reach is a typo."""
+    try:
+        parsed = Decimal(raw)
+    except InvalidOperation as exc:
+        raise ValueError(raw) from exc
+    if (
+        not parsed.is_finite()
+        or abs(parsed.adjusted()) > MAX_EXPONENT
+        or parsed.as_tuple().exponent < -MAX_DECIMALS
+    ):
+        raise ValueError(raw)
+    return parsed
 
 
 async def definitions(ctx: Context, include_archived: bool) -> list:

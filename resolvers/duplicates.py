@@ -126,7 +126,7 @@ def fuzzy_pairs(ctx: Context, report: Report) -> tuple[Select, Ordering]:
     )
     pairs = (
         select(
-            func.round(similarity.cast(Numeric), 4).label("similarity"),
+            func.round(similarity.cast(Numeric), 4, type_=Numeric).label("similarity"),
             a.c.id.label("a_id"),
             b.c.id.label("b_id"),
             a.c[name].label("k0"),

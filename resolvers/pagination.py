@@ -11,8 +11,8 @@ import binascii
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
-from decimal import Decimal
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import orjson
@@ -20,7 +20,9 @@ from sqlalchemy import (
     BigInteger,
     Column,
     ColumnElement,
+    Integer,
     Select,
+    SmallInteger,
     bindparam,
     func,
     select,
@@ -108,22 +110,60 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _int_bits(column: Column) -> int:
+    """Bits of a signed integer column (BigInteger and SmallInteger are Integers too)."""
+    if isinstance(column.type, BigInteger):
+        return 64
+    if isinstance(column.type, SmallInteger):
+        return 16
+    return 32 if isinstance(column.type, Integer) else 64
+
+
+def _instant(raw: str) -> datetime:
+    """A timestamp with an offset that is an instant Python can hold in UTC: our cursors
+    always print an offset, and asyncpg converts to UTC (year 0 or 10000 overflow)."""
+    value = datetime.fromisoformat(raw)
+    if value.tzinfo is None:
+        raise ValueError(raw)
+    value.astimezone(UTC)  # OverflowError when UTC falls outside years 1..9999
+    return value
+
+
+def _decimal(raw: str) -> Decimal:
+    try:
+        value = Decimal(raw)
+    except InvalidOperation as exc:
+        raise ValueError(raw) from exc
+    if not value.is_finite() or abs(value.adjusted()) > 1000 or value.as_tuple().exponent < -1000:
+        raise ValueError(raw)  # NaN, infinities, and what numeric cannot hold
+    return value
+
+
 def _typed(column: Column, raw: Any) -> Any:
-    kind = column.type.python_type
+    """A cursor's JSON value as the column's Python value. Anything no cursor of ours
+    holds is refused here, not by PostgreSQL mid-query: NUL in text, integers past the
+    column's range, timestamps without offset or outside Python's years, nulls in NOT
+    NULL columns."""
     if raw is None:
-        return None
-    if kind is datetime:
-        return datetime.fromisoformat(raw)
-    if kind is date:
-        return date.fromisoformat(raw)
-    if kind is Decimal:
-        return Decimal(raw)
+        if getattr(column, "nullable", None) is True:  # declared nullable, not a label
+            return None
+        raise ValueError(raw)
+    kind = column.type.python_type
+    if isinstance(raw, str):
+        if "\x00" in raw:
+            raise ValueError(raw)
+        if kind is datetime:
+            return _instant(raw)
+        if kind is date:
+            return date.fromisoformat(raw)
+        if kind is Decimal:
+            return _decimal(raw)
+        if issubclass(kind, str):  # text, and enums by value
+            return raw if kind is str else kind(raw)
     if kind is int and isinstance(raw, int) and not isinstance(raw, bool):
-        return raw
-    if kind is str and isinstance(raw, str):
-        return raw
-    if issubclass(kind, str) and isinstance(raw, str):  # enums
-        return kind(raw)
+        bits = _int_bits(column)
+        if -(2 ** (bits - 1)) <= raw < 2 ** (bits - 1):
+            return raw
     raise ValueError(raw)
 
 
@@ -133,15 +173,26 @@ def encode_cursor(ordering: Ordering, row: Any) -> str:
 
 
 def decode_cursor(ordering: Ordering, cursor: str, argument: str) -> list[Any]:
+    """The sort key in a cursor, typed by the ordering's columns; BadUserInput for
+    anything else. Both read paths decode with this (the compiled one steps aside)."""
     try:
         raw = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         if not isinstance(raw, list) or len(raw) != len(ordering.columns):
             raise ValueError(raw)
         return [_typed(c, v) for c, v in zip(ordering.columns, raw, strict=True)]
-    except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError) as exc:
+    except (ValueError, TypeError, OverflowError, binascii.Error, orjson.JSONDecodeError) as exc:
         raise BadUserInput(
             f"'{argument}' is not a valid cursor for this list and order.", argument=argument
         ) from exc
+
+
+def check_cursors(ordering: Ordering, args: PageArgs) -> None:
+    """Decode a page's cursors up front, for a list that may never be read (customerSearch
+    reads its matches only when they are selected and under the cap): a bad cursor is bad
+    input whatever the selection."""
+    for argument, cursor in (("after", args.after), ("before", args.before)):
+        if cursor is not None:
+            decode_cursor(ordering, cursor, argument)
 
 
 @dataclass(slots=True)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import phonenumbers
@@ -40,6 +39,7 @@ from models import (
     Order,
 )
 from models.enums import CustomerStatus, CustomFieldType
+from resolvers import custom_fields
 from resolvers.context import Context
 from resolvers.customers import customer, visible_customers
 from resolvers.errors import BadUserInput
@@ -164,7 +164,7 @@ def postal_norm(raw: str) -> str:
 def _typed(kind: CustomFieldType, raw: str, key: str) -> Any:
     try:
         if kind is CustomFieldType.NUMBER:
-            return Decimal(raw)
+            return custom_fields.number(raw)
         if kind is CustomFieldType.DATE:
             return date.fromisoformat(raw)
         if kind is CustomFieldType.BOOLEAN:
@@ -172,7 +172,7 @@ def _typed(kind: CustomFieldType, raw: str, key: str) -> Any:
                 raise ValueError(raw)
             return raw.lower() == "true"
         return raw
-    except (ValueError, InvalidOperation) as exc:
+    except ValueError as exc:
         raise BadUserInput(
             f"{raw!r} is not a valid {kind.value} for custom field {key!r}.",
             argument="filter.customFields",

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
+from collections.abc import Callable
 from decimal import Decimal
 from functools import cache
 from typing import Any, TypeVar
 
 import strawberry
 from strawberry import relay
+from strawberry.extensions import FieldExtension
+from strawberry.types import Info
+from strawberry.types.base import StrawberryObjectDefinition
+from strawberry.types.lazy_type import LazyType
 from strawberry.utils.str_converters import to_camel_case
 
 from resolvers.context import viewer_of
 from resolvers.errors import BadUserInput
+from resolvers.global_ids import decode_global_id, node_key
 
 T = TypeVar("T")
 
@@ -37,16 +44,10 @@ def from_row(cls: type[T], row: Any) -> T:
 def decode_id(value: strawberry.ID | str, expected: str | tuple[str, ...], argument: str) -> int:
     """Decode a global ID, refusing malformed IDs and IDs of another type."""
     expected = (expected,) if isinstance(expected, str) else expected
-    try:
-        gid = relay.GlobalID.from_id(value)
-        pk = int(gid.node_id)
-    except Exception as exc:
+    type_name, pk = decode_global_id(value, argument)
+    if type_name not in expected:
         raise BadUserInput(
-            f"'{argument}' is not a valid global ID: {value!r}.", argument=argument
-        ) from exc
-    if gid.type_name not in expected:
-        raise BadUserInput(
-            f"'{argument}' is a {gid.type_name} ID; expected {' or '.join(expected)}.",
+            f"'{argument}' is a {type_name} ID; expected {' or '.join(expected)}.",
             argument=argument,
         )
     return pk
@@ -63,14 +64,49 @@ def node_resolver(batch, *args):
 
     async def resolve_nodes(cls, *, info, node_ids, required: bool = False):
         viewer_of(info)  # node/nodes are for signed-in users only, like every root field
-        try:
-            keys = [int(i) for i in node_ids]
-        except ValueError as exc:
-            raise BadUserInput(f"Not a valid {cls.__name__} ID.", argument="id") from exc
+        keys = [node_key(i, "id") for i in node_ids]
         rows = await info.context.loader(batch, *args).load_many(keys)
         return [from_row(cls, r) if r is not None else None for r in rows]
 
     return classmethod(resolve_nodes)
+
+
+class NodeIds(FieldExtension):
+    """Relay `node`/`nodes`: every ID checked before relay resolves it. Its key must be a
+    bigint (the loaders compare it with one) and its type an object type that is a Node:
+    relay would hand `Node:1` to the interface's own `resolve_nodes`, which raises."""
+
+    def resolve(self, next_: Callable, source: Any, info: Info, **kwargs: Any) -> Any:
+        self._check(info, kwargs)
+        return next_(source, info, **kwargs)
+
+    async def resolve_async(self, next_: Callable, source: Any, info: Info, **kwargs: Any):
+        self._check(info, kwargs)
+        result = next_(source, info, **kwargs)
+        return await result if inspect.isawaitable(result) else result
+
+    @staticmethod
+    def _check(info: Info, kwargs: dict[str, Any]) -> None:
+        for argument in ("id", "ids"):
+            given = kwargs.get(argument)
+            for gid in given if isinstance(given, list) else [given] if given else []:
+                node_key(gid.node_id, argument, str(gid))
+                if not _is_node_type(info, gid.type_name):
+                    raise BadUserInput(
+                        f"'{argument}' is not a valid global ID: {gid.type_name!r} is no"
+                        " object type with an ID.",
+                        argument=argument,
+                    )
+
+
+def _is_node_type(info: Info, type_name: str) -> bool:
+    definition = info.schema.get_type_by_name(type_name)
+    if not isinstance(definition, StrawberryObjectDefinition) or definition.is_interface:
+        return False
+    origin = definition.origin
+    if isinstance(origin, LazyType):
+        origin = origin.resolve_type()
+    return isinstance(origin, type) and issubclass(origin, relay.Node)
 
 
 _TYPES: dict[str, type] = {}

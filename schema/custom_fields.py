@@ -11,6 +11,7 @@ from resolvers import custom_fields as q
 from resolvers.context import viewer_of
 from schema.base import build_all, node_resolver, registered
 from schema.enums import CustomFieldType
+from schema.scalars import numeric_text
 
 
 @registered
@@ -47,9 +48,12 @@ class CustomFieldValue:
 
     @strawberry.field(description="The value as text, whatever its type (for display).")
     def value(self) -> str:
-        for v in (self.text_value, self.number_value, self.date_value):
-            if v is not None:
-                return v.isoformat() if isinstance(v, date) else str(v)
+        if self.text_value is not None:
+            return self.text_value
+        if self.number_value is not None:
+            return numeric_text(self.number_value)  # as the compiled path prints it
+        if self.date_value is not None:
+            return self.date_value.isoformat()
         return "true" if self.boolean_value else "false"
 
 

@@ -6,6 +6,7 @@ from strawberry.tools import merge_types
 
 from schema.account_mutations import AccountMutations
 from schema.accounts import AccountQueries
+from schema.base import NodeIds
 from schema.custom_field_mutations import CustomFieldMutations
 from schema.custom_fields import CustomFieldQueries
 from schema.customer_mutations import CustomerMutations
@@ -26,8 +27,12 @@ from schema.viewer import ViewerQueries
 
 @strawberry.type
 class NodeQueries:
-    node: relay.Node | None = relay.node(description="Any object by its global ID.")
-    nodes: list[relay.Node | None] = relay.node(description="Objects by global IDs, in order.")
+    node: relay.Node | None = relay.node(
+        description="Any object by its global ID.", extensions=[NodeIds()]
+    )
+    nodes: list[relay.Node | None] = relay.node(
+        description="Objects by global IDs, in order.", extensions=[NodeIds()]
+    )
 
 
 Query = merge_types(

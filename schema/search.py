@@ -11,7 +11,7 @@ from resolvers import search as q
 from resolvers import users as user_q
 from resolvers.context import viewer_of
 from resolvers.loading import count
-from resolvers.pagination import page_args
+from resolvers.pagination import Ordering, check_cursors, page_args
 from schema.base import build, decode_id
 from schema.enums import CustomerStatus
 from schema.pagination import Connection
@@ -197,6 +197,8 @@ class SearchQueries:
         viewer_of(info)
         ctx = info.context
         args = page_args(first, after)
+        ordering = Ordering(customer_q.SORT_COLUMNS[customer_q.CustomerOrderField.NAME])
+        check_cursors(ordering, args)  # even when the matches are not read
         criteria = (filter or CustomerFilter()).criteria()
         base = await q.filtered_customers(ctx, criteria)
         refine = await q.refine_or_none(ctx, base)

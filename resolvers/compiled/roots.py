@@ -10,7 +10,6 @@ from graphql import (
     FieldNode,
     GraphQLObjectType,
 )
-from strawberry import relay
 from strawberry.utils.str_converters import to_camel_case
 
 from resolvers import accounts as account_q
@@ -27,7 +26,8 @@ from resolvers.compiled.json_text import (
     obj_sql,
 )
 from resolvers.errors import CodedError
-from resolvers.pagination import Ordering, PageArgs, page_args
+from resolvers.global_ids import decode_global_id
+from resolvers.pagination import Ordering, PageArgs, check_cursors, page_args
 
 # ---------------------------------------------------------------------------------------
 # Root fields
@@ -107,6 +107,11 @@ def _root_customer_search(b: Builder, gtype, nodes) -> str:
     if not a.keys() <= {"filter", "first", "after"}:
         raise NotCompilable("unknown arguments")
     args = _root_page(a)
+    ordering = Ordering(customer_q.SORT_COLUMNS[customer_q.CustomerOrderField.NAME])
+    try:  # checked whatever is selected, as the resolver does
+        check_cursors(ordering, args)
+    except CodedError as exc:
+        raise NotCompilable("bad cursor") from exc
     where = [_filter_sql(b, a.get("filter") or {}), b.scope("customer", "customer")]
     cap = b.search_cap
     b.guards.append(
@@ -121,7 +126,6 @@ def _root_customer_search(b: Builder, gtype, nodes) -> str:
             parts.append((key, jlit('"CustomerSearchMatches"')))
         elif name == "customers" and not fnodes[0].arguments:
             conn = b.child_type(matches, "customers")
-            ordering = Ordering(customer_q.SORT_COLUMNS[customer_q.CustomerOrderField.NAME])
             node_type = b.child_type(conn, "nodes")
             parts.append(
                 (
@@ -209,14 +213,11 @@ def _by_id(b: Builder, type_name: str, pk_sql: str, nodes) -> str:
 
 
 def _global_id(value: Any) -> tuple[str, int]:
+    """The field-by-field path's decoder; a bad ID steps aside so Strawberry answers."""
     try:
-        gid = relay.GlobalID.from_id(value)
-        pk = int(gid.node_id)
-    except Exception as exc:
+        return decode_global_id(value, "id")
+    except CodedError as exc:
         raise NotCompilable("bad global id") from exc
-    if not -(2**63) <= pk < 2**63:
-        raise NotCompilable("id out of range")
-    return gid.type_name, pk
 
 
 def _root_node(b: Builder, gtype, nodes) -> str:
