@@ -17,7 +17,7 @@ BY_NUMBER = Ordering((account.c.number, account.c.id))
 # Account.customers is a plain list that attaching customers can grow without end: it
 # returns the first ACCOUNT_CUSTOMERS_CAP by id (a LIMIT in SQL on both read paths), so
 # the cost limit can count it.
-ACCOUNT_CUSTOMERS_CAP = 100
+ACCOUNT_CUSTOMERS_CAP = 50
 BY_ID = Ordering((customer_q.customer.c.id,))
 
 

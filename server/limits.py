@@ -7,7 +7,7 @@
 | tokens | 5,000 | CUSTOMER_GRAPH_MAX_TOKENS | TOO_MANY_TOKENS |
 | depth | 10 | CUSTOMER_GRAPH_MAX_DEPTH | QUERY_TOO_DEEP |
 | aliases | 30 | CUSTOMER_GRAPH_MAX_ALIASES | TOO_MANY_ALIASES |
-| cost (nodes) | 50,000 | CUSTOMER_GRAPH_MAX_COST | QUERY_TOO_COSTLY |
+| cost (list items + entities) | 8,000 | CUSTOMER_GRAPH_MAX_COST | QUERY_TOO_COSTLY |
 | expanded fields | 10,000 | CUSTOMER_GRAPH_MAX_SELECTIONS | SELECTION_LIMIT_EXCEEDED |
 | NUL / lone surrogates in text | refused | - | BAD_USER_INPUT |
 | page size | 0..100 | - | BAD_USER_INPUT |
@@ -18,9 +18,12 @@ may return, multiplied by the sizes of the lists it is nested in. A connection's
 (`edges`, `nodes`) have its page size (`first`/`last`, or the resolver's default page); a
 connection asked only for `totalCount`/`pageInfo` still costs its page once. `nodes(ids:)`
 costs one per id; every other list its declared bound (`LIST_SIZES`: enforced by the data
-or in SQL, e.g. `Account.customers` is capped at 100), else `DEFAULT_LIST_SIZE`. Which
-fields are lists comes from the schema, and arguments are read as the resolver gets them
-(variables coerced, defaults included). A query costs the sum.
+or in SQL, e.g. `Account.customers` is capped at 50), else `DEFAULT_LIST_SIZE`. A single
+entity (a Node: `account`, `salesRep`, `mergedInto`, `customer(id:)`) costs one per
+parent, being read by a loader or a join too; value objects (Money, BillingAddress,
+TaxStatus), lists of scalars (`UserError.field`) and an edge's node (the edge counted it)
+are free. Which fields are lists comes from the schema, and arguments are read as the
+resolver gets them (variables coerced, defaults included). A query costs the sum.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from graphql import (
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLError,
+    GraphQLInterfaceType,
     GraphQLList,
     GraphQLObjectType,
     GraphQLSchema,
@@ -44,6 +48,7 @@ from graphql import (
     Visitor,
     get_named_type,
     get_nullable_type,
+    is_leaf_type,
     validate,
     visit,
 )
@@ -66,8 +71,6 @@ LIST_SIZES: dict[tuple[str, str], int] = {
     ("Order", "lines"): 500,  # createOrder refuses more lines
     ("Customer", "balances"): 180,  # one per ISO 4217 currency
     ("CustomerMergePreview", "balances"): 180,
-    ("DuplicateGroup", "reasons"): 3,  # one per DuplicateCriterion
-    ("DuplicateGroup", "keys"): 3,
     ("RefineSearch", "kinds"): 10,  # facets are the top 10
     ("RefineSearch", "states"): 10,
     ("RefineSearch", "salesChannels"): 10,
@@ -109,6 +112,19 @@ def _graphql_schema(schema) -> GraphQLSchema:
 
         schema = app_schema
     return getattr(schema, "_schema", schema)
+
+
+def _is_entity(gtype) -> bool:
+    """A Node (or the Node interface): read by a loader or a join, unlike a value object
+    (Money, BillingAddress, TaxStatus) built from its parent's row."""
+    if isinstance(gtype, GraphQLInterfaceType):
+        return gtype.name == "Node"
+    return isinstance(gtype, GraphQLObjectType) and any(i.name == "Node" for i in gtype.interfaces)
+
+
+def _is_edge(gtype) -> bool:
+    """An edge's node is the edge's item, already counted with `edges`."""
+    return isinstance(gtype, GraphQLObjectType) and {"node", "cursor"} <= gtype.fields.keys()
 
 
 def _is_connection(gtype) -> bool:
@@ -158,11 +174,12 @@ class _Walk:
             listed = self.cost(gtype, node.selection_set, multiplier, size, seen)
             # Counted even when only totalCount/pageInfo is asked for: the page is still read.
             return listed or multiplier * size
-        if isinstance(get_nullable_type(definition.type), GraphQLList):
+        if isinstance(get_nullable_type(definition.type), GraphQLList) and not is_leaf_type(gtype):
             size = self.list_size(parent, node, args, page)
             multiplier *= size
             return multiplier + self.cost(gtype, node.selection_set, multiplier, None, seen)
-        return self.cost(gtype, node.selection_set, multiplier, page if paged else None, seen)
+        own = multiplier if _is_entity(gtype) and not _is_edge(parent) else 0
+        return own + self.cost(gtype, node.selection_set, multiplier, page if paged else None, seen)
 
     def list_size(self, parent, node: FieldNode, args: dict[str, Any], page: int | None) -> int:
         if _is_connection(parent):
