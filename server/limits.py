@@ -7,7 +7,7 @@
 | tokens | 5,000 | CUSTOMER_GRAPH_MAX_TOKENS | TOO_MANY_TOKENS |
 | depth | 10 | CUSTOMER_GRAPH_MAX_DEPTH | QUERY_TOO_DEEP |
 | aliases | 30 | CUSTOMER_GRAPH_MAX_ALIASES | TOO_MANY_ALIASES |
-| cost (list items + entities) | 8,000 | CUSTOMER_GRAPH_MAX_COST | QUERY_TOO_COSTLY |
+| cost (list items + entities) | 6,000 | CUSTOMER_GRAPH_MAX_COST | QUERY_TOO_COSTLY |
 | expanded fields | 10,000 | CUSTOMER_GRAPH_MAX_SELECTIONS | SELECTION_LIMIT_EXCEEDED |
 | NUL / lone surrogates in text | refused | - | BAD_USER_INPUT |
 | page size | 0..100 | - | BAD_USER_INPUT |
