@@ -66,11 +66,17 @@ NESTED_PAGE = 10  # a nested connection's (Customer.orders, ledgerTransactions, 
 # The most items each plain (non-connection) list field can hold: a bound that the data or
 # the resolver enforces. A list field missing here counts DEFAULT_LIST_SIZE, so a new list
 # field is never free; declare it here when its real bound is known.
-LIST_SIZES: dict[tuple[str, str], int] = {
+# (argument, extra): as many items as that list argument of an enclosing field has, plus
+# extra (customerMergePreview(duplicateIds:) lists each duplicate, and the survivor).
+LIST_SIZES: dict[tuple[str, str], int | tuple[str, int]] = {
     ("Account", "customers"): ACCOUNT_CUSTOMERS_CAP,
     ("Order", "lines"): 500,  # createOrder refuses more lines
     ("Customer", "balances"): 180,  # one per ISO 4217 currency
     ("CustomerMergePreview", "balances"): 180,
+    ("CustomerMergePreview", "duplicates"): ("duplicateIds", 0),
+    ("CustomerMergePreview", "versions"): ("duplicateIds", 1),
+    ("MergeConflict", "values"): ("duplicateIds", 0),
+    ("CustomerMergePreview", "moves"): 20,  # one per kind of row that changes hands
     ("RefineSearch", "kinds"): 10,  # facets are the top 10
     ("RefineSearch", "states"): 10,
     ("RefineSearch", "salesChannels"): 10,
@@ -139,6 +145,7 @@ class _Walk:
         self.schema = schema
         self.fragments = fragments
         self.variables = variables
+        self.list_arguments: dict[str, int] = {}  # longest list given to each argument name
 
     def cost(
         self, parent, selection_set, multiplier: int = 1, page: int | None = None, seen=frozenset()
@@ -165,6 +172,10 @@ class _Walk:
         if definition is None or node.name.value.startswith("__"):
             return 0  # introspection is bounded by the schema
         args = self.arguments(definition, node)
+        for name, value in args.items():
+            if isinstance(value, list):
+                longest = max(self.list_arguments.get(name, 0), len(value))
+                self.list_arguments[name] = longest
         gtype = get_named_type(definition.type)
         paged = any(name in definition.args for name in PAGE_ARGUMENTS)
         # customerSearch(first:) pages the connection inside its result: hand the size down
@@ -186,7 +197,11 @@ class _Walk:
             return page or ROOT_PAGE  # edges, nodes
         if parent is self.schema.query_type and node.name.value == "nodes":
             return len(args.get("ids") or ())
-        return LIST_SIZES.get((parent.name, node.name.value), DEFAULT_LIST_SIZE)
+        size = LIST_SIZES.get((parent.name, node.name.value), DEFAULT_LIST_SIZE)
+        if isinstance(size, tuple):
+            argument, extra = size
+            return self.list_arguments.get(argument, 0) + extra
+        return size
 
     def arguments(self, definition, node: FieldNode) -> dict[str, Any]:
         """The field's arguments as its resolver gets them (variables and defaults applied)."""

@@ -12,10 +12,12 @@ import orjson
 import pytest
 from graphql import (
     GraphQLInterfaceType,
+    GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLUnionType,
     get_named_type,
+    get_nullable_type,
     is_leaf_type,
     parse,
 )
@@ -308,3 +310,12 @@ async def test_cost_is_never_below_the_objects_returned(engine, world):
                 checked += 1
                 tight = max(tight, got)
     assert checked == 160 and tight > 50  # the corpus really returns lists of objects
+
+
+def test_declared_list_sizes_name_real_list_fields():
+    """A renamed field must not silently fall back to the default size."""
+    from server.limits import LIST_SIZES
+
+    for type_name, field_name in LIST_SIZES:
+        field = GRAPHQL.type_map[type_name].fields[field_name]
+        assert isinstance(get_nullable_type(field.type), GraphQLList), (type_name, field_name)
