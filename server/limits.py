@@ -93,8 +93,9 @@ def _coded(message: str, code: str, **extensions: Any) -> GraphQLError:
 def query_cost(
     document, operation_name: str | None, variables: dict[str, Any] | None, schema=None
 ) -> int:
-    """Items a query's lists may return at most (GitHub's rule, see the module docstring),
-    counted with the operation's coerced variables (defaults included)."""
+    """Objects a query may return at most (list items and single entities, see the module
+    docstring), counted with the operation's coerced variables (defaults included).
+    `schema` (Strawberry's or graphql-core's) defaults to the app's."""
     schema = _graphql_schema(schema)
     fragments = {
         d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
