@@ -5,14 +5,20 @@ from collections.abc import Sequence
 from sqlalchemy import Select, select
 
 from models import Account, PaymentMethod
+from resolvers import customers as customer_q
 from resolvers.context import Context
 from resolvers.loading import many_per_key, one_per_key
-from resolvers.pagination import Ordering, Page, PageArgs, paginate
+from resolvers.pagination import Ordering, Page, PageArgs, paginate, paginate_per_parent
 from resolvers.scope import scope_accounts
 
 account = Account.__table__
 payment_method = PaymentMethod.__table__
 BY_NUMBER = Ordering((account.c.number, account.c.id))
+# Account.customers is a plain list that attaching customers can grow without end: it
+# returns the first ACCOUNT_CUSTOMERS_CAP by id (a LIMIT in SQL on both read paths), so
+# the cost limit can count it.
+ACCOUNT_CUSTOMERS_CAP = 50
+BY_ID = Ordering((customer_q.customer.c.id,))
 
 
 def visible_accounts(ctx: Context) -> Select:
@@ -46,3 +52,15 @@ async def payment_methods_by_account(ctx: Context, keys: Sequence[int]) -> list:
         payment_method.c.is_default.desc(), payment_method.c.id
     )
     return await many_per_key(ctx, stmt, payment_method.c.account_id, keys)
+
+
+async def customers_by_account(ctx: Context, keys: Sequence[int]) -> list:
+    """The first ACCOUNT_CUSTOMERS_CAP live, visible customers of each account, by id."""
+    stmt, split = paginate_per_parent(
+        customer_q.live(customer_q.visible_customers(ctx)),
+        customer_q.customer.c.account_id,
+        keys,
+        BY_ID,
+        PageArgs(first=ACCOUNT_CUSTOMERS_CAP),
+    )
+    return [page.rows for page in split(await ctx.rows(stmt))]

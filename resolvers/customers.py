@@ -10,7 +10,7 @@ from sqlalchemy import Select, select
 from models import Customer, CustomerSalesChannel
 from models.enums import CustomerStatus
 from resolvers.context import Context
-from resolvers.loading import many_per_key, one_per_key
+from resolvers.loading import one_per_key
 from resolvers.pagination import Ordering, Page, PageArgs, paginate
 from resolvers.scope import scope_customers
 
@@ -44,11 +44,6 @@ def live(stmt: Select) -> Select:
 
 async def customers_by_id(ctx: Context, keys: Sequence[int]) -> list:
     return await one_per_key(ctx, visible_customers(ctx), customer.c.id, keys)
-
-
-async def customers_by_account(ctx: Context, keys: Sequence[int]) -> list:
-    stmt = live(visible_customers(ctx)).order_by(customer.c.id)
-    return await many_per_key(ctx, stmt, customer.c.account_id, keys)
 
 
 async def customer_by(ctx: Context, *, pk: int | None, number: str | None, email: str | None):

@@ -8,7 +8,6 @@ from strawberry import relay
 from strawberry.types import Info
 
 from resolvers import accounts as q
-from resolvers import customers as customer_q
 from resolvers import search as search_q
 from resolvers.context import viewer_of
 from resolvers.loading import count
@@ -102,11 +101,14 @@ class Account(relay.Node):
         rows = await info.context.loader(q.payment_methods_by_account).load(self.id)
         return build_all("PaymentMethod", rows)
 
-    @strawberry.field(description="Customers billed to this account (that you may see).")
+    @strawberry.field(
+        description="Customers billed to this account (that you may see): the first "
+        f"{q.ACCOUNT_CUSTOMERS_CAP} by id, at most."
+    )
     async def customers(
         self, info: Info
     ) -> list[Annotated["Customer", strawberry.lazy("schema.customers")]]:
-        rows = await info.context.loader(customer_q.customers_by_account).load(self.id)
+        rows = await info.context.loader(q.customers_by_account).load(self.id)
         return build_all("Customer", rows)
 
 

@@ -421,7 +421,7 @@ class CompiledGraphQL:
             return cached
         statement = None
         # Over a limit: Strawberry answers with the limit's own error code.
-        if not request_limit_errors(node, op_name, variables, self.settings):
+        if not request_limit_errors(node, op_name, variables, self.settings, self.schema):
             coerced = get_variable_values(self.schema, op.variable_definitions or (), variables)
             if not isinstance(coerced, list):
                 try:

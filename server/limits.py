@@ -7,16 +7,24 @@
 | tokens | 5,000 | CUSTOMER_GRAPH_MAX_TOKENS | TOO_MANY_TOKENS |
 | depth | 10 | CUSTOMER_GRAPH_MAX_DEPTH | QUERY_TOO_DEEP |
 | aliases | 30 | CUSTOMER_GRAPH_MAX_ALIASES | TOO_MANY_ALIASES |
-| cost (nodes) | 50,000 | CUSTOMER_GRAPH_MAX_COST | QUERY_TOO_COSTLY |
+| cost (list items + entities) | 6,000 | CUSTOMER_GRAPH_MAX_COST | QUERY_TOO_COSTLY |
 | expanded fields | 10,000 | CUSTOMER_GRAPH_MAX_SELECTIONS | SELECTION_LIMIT_EXCEEDED |
 | NUL / lone surrogates in text | refused | - | BAD_USER_INPUT |
 | page size | 0..100 | - | BAD_USER_INPUT |
 | introspection | on | CUSTOMER_GRAPH_INTROSPECTION=0 | INTROSPECTION_DISABLED |
 | several operations, no operationName | refused | - | OPERATION_NAME_REQUIRED |
 
-Cost follows GitHub's rule: every connection field costs the page size it asks for
-(`first`/`last`, or the default page size), multiplied by the page sizes of the
-connections it is nested in; `nodes(ids:)` costs one per id. A query costs the sum.
+Cost follows GitHub's rule, extended to every list: each list field costs the items it
+may return, multiplied by the sizes of the lists it is nested in. A connection's lists
+(`edges`, `nodes`) have its page size (`first`/`last`, or the resolver's default page); a
+connection asked only for `totalCount`/`pageInfo` still costs its page once. `nodes(ids:)`
+costs one per id; every other list its declared bound (`LIST_SIZES`: enforced by the data
+or in SQL, e.g. `Account.customers` is capped at 50), else `DEFAULT_LIST_SIZE`. A single
+entity (a Node: `account`, `salesRep`, `mergedInto`, `customer(id:)`) costs one per
+parent, being read by a loader or a join too; value objects (Money, BillingAddress,
+TaxStatus), lists of scalars (`UserError.field`) and an edge's node (the edge counted it)
+are free. Which fields are lists comes from the schema, and arguments are read as the
+resolver gets them (variables coerced, defaults included). A query costs the sum.
 """
 
 from __future__ import annotations
@@ -30,101 +38,188 @@ from graphql import (
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLError,
+    GraphQLInterfaceType,
+    GraphQLList,
+    GraphQLObjectType,
+    GraphQLSchema,
     InlineFragmentNode,
-    IntValueNode,
-    ListValueNode,
     OperationDefinitionNode,
     SelectionSetNode,
     StringValueNode,
-    VariableNode,
     Visitor,
+    get_named_type,
+    get_nullable_type,
+    is_leaf_type,
     validate,
     visit,
 )
+from graphql.execution.values import get_argument_values, get_variable_values
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from starlette.websockets import WebSocket
 from strawberry.extensions import MaxAliasesLimiter, QueryDepthLimiter, SchemaExtension
 from strawberry.types.graphql import OperationType
 
-ROOT_PAGE = 20
-NESTED_PAGE = 10
+from resolvers.accounts import ACCOUNT_CUSTOMERS_CAP
+
+ROOT_PAGE = 20  # a root connection's page when neither first nor last is given
+NESTED_PAGE = 10  # a nested connection's (Customer.orders, ledgerTransactions, timeline)
+
+# The most items each plain (non-connection) list field can hold: a bound that the data or
+# the resolver enforces. A list field missing here counts DEFAULT_LIST_SIZE, so a new list
+# field is never free; declare it here when its real bound is known.
+# (argument, extra): as many items as that list argument of an enclosing field has, plus
+# extra (customerMergePreview(duplicateIds:) lists each duplicate, and the survivor).
+LIST_SIZES: dict[tuple[str, str], int | tuple[str, int]] = {
+    ("Account", "customers"): ACCOUNT_CUSTOMERS_CAP,
+    ("Order", "lines"): 500,  # createOrder refuses more lines
+    ("Customer", "balances"): 180,  # one per ISO 4217 currency
+    ("CustomerMergePreview", "balances"): 180,
+    ("CustomerMergePreview", "duplicates"): ("duplicateIds", 0),
+    ("CustomerMergePreview", "versions"): ("duplicateIds", 1),
+    ("MergeConflict", "values"): ("duplicateIds", 0),
+    ("CustomerMergePreview", "moves"): 20,  # one per kind of row that changes hands
+    ("RefineSearch", "kinds"): 10,  # facets are the top 10
+    ("RefineSearch", "states"): 10,
+    ("RefineSearch", "salesChannels"): 10,
+    ("RefineSearch", "salesReps"): 10,
+}
+DEFAULT_LIST_SIZE = 100
+PAGE_ARGUMENTS = ("first", "last")
 
 
 def _coded(message: str, code: str, **extensions: Any) -> GraphQLError:
     return GraphQLError(message, extensions={"code": code, **extensions})
 
 
-def _argument(field: FieldNode, name: str, variables: dict[str, Any]) -> Any:
-    for arg in field.arguments or ():
-        if arg.name.value != name:
-            continue
-        value = arg.value
-        if isinstance(value, VariableNode):
-            return variables.get(value.name.value)
-        if isinstance(value, IntValueNode):
-            return int(value.value)
-        if isinstance(value, ListValueNode):
-            return value.values
-    return None
-
-
-def query_cost(document, operation_name: str | None, variables: dict[str, Any] | None) -> int:
-    """Nodes a query may return at most (GitHub's rule, see the module docstring)."""
-    variables = variables or {}
+def query_cost(
+    document, operation_name: str | None, variables: dict[str, Any] | None, schema=None
+) -> int:
+    """Objects a query may return at most (list items and single entities, see the module
+    docstring), counted with the operation's coerced variables (defaults included).
+    `schema` (Strawberry's or graphql-core's) defaults to the app's."""
+    schema = _graphql_schema(schema)
     fragments = {
         d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
     }
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
     if operation_name:
         operations = [o for o in operations if o.name and o.name.value == operation_name]
+    costs = [0]
+    for operation in operations:
+        root = schema.get_root_type(operation.operation)
+        coerced = get_variable_values(schema, operation.variable_definitions or (), variables or {})
+        if root is None or isinstance(coerced, list):
+            continue  # bad variables are refused before any resolver runs
+        costs.append(_Walk(schema, fragments, coerced).cost(root, operation.selection_set))
+    return max(costs)
 
-    def walk(selection_set: SelectionSetNode | None, multiplier: int, depth: int, seen) -> int:
+
+def _graphql_schema(schema) -> GraphQLSchema:
+    if schema is None:  # callers that predate the schema argument: the one app schema
+        from schema import schema as app_schema
+
+        schema = app_schema
+    return getattr(schema, "_schema", schema)
+
+
+def _is_entity(gtype) -> bool:
+    """A Node (or the Node interface): read by a loader or a join, unlike a value object
+    (Money, BillingAddress, TaxStatus) built from its parent's row."""
+    if isinstance(gtype, GraphQLInterfaceType):
+        return gtype.name == "Node"
+    return isinstance(gtype, GraphQLObjectType) and any(i.name == "Node" for i in gtype.interfaces)
+
+
+def _is_edge(gtype) -> bool:
+    """An edge's node is the edge's item, already counted with `edges`."""
+    return isinstance(gtype, GraphQLObjectType) and {"node", "cursor"} <= gtype.fields.keys()
+
+
+def _is_connection(gtype) -> bool:
+    return isinstance(gtype, GraphQLObjectType) and {"edges", "pageInfo"} <= gtype.fields.keys()
+
+
+class _Walk:
+    """The cost walk over one operation: each list field costs its size times the sizes of
+    the lists it is nested in; a connection's lists (edges, nodes) have its page size."""
+
+    def __init__(self, schema: GraphQLSchema, fragments: dict, variables: dict[str, Any]):
+        self.schema = schema
+        self.fragments = fragments
+        self.variables = variables
+        self.list_arguments: dict[str, int] = {}  # longest list given to each argument name
+
+    def cost(
+        self, parent, selection_set, multiplier: int = 1, page: int | None = None, seen=frozenset()
+    ) -> int:
         total = 0
         for node in selection_set.selections if selection_set else ():
             if isinstance(node, FragmentSpreadNode):
-                name = node.name.value
-                if name in fragments and name not in seen:
-                    total += walk(fragments[name].selection_set, multiplier, depth, seen | {name})
+                fragment = self.fragments.get(node.name.value)
+                if fragment is not None and node.name.value not in seen:
+                    inner = self.schema.get_type(fragment.type_condition.name.value) or parent
+                    seen_more = seen | {node.name.value}
+                    total += self.cost(inner, fragment.selection_set, multiplier, page, seen_more)
             elif isinstance(node, InlineFragmentNode):
-                total += walk(node.selection_set, multiplier, depth, seen)
+                inner = parent
+                if node.type_condition is not None:
+                    inner = self.schema.get_type(node.type_condition.name.value) or parent
+                total += self.cost(inner, node.selection_set, multiplier, page, seen)
             elif isinstance(node, FieldNode):
-                size = _page(node, depth, variables, fragments)
-                inner = multiplier * size if size else multiplier
-                total += inner if size else 0
-                total += walk(node.selection_set, inner, depth + (1 if size else 0), seen)
+                total += self.field(parent, node, multiplier, page, seen)
         return total
 
-    return max((walk(op.selection_set, 1, 0, frozenset()) for op in operations), default=0)
+    def field(self, parent, node: FieldNode, multiplier: int, page: int | None, seen) -> int:
+        definition = getattr(parent, "fields", {}).get(node.name.value)
+        if definition is None or node.name.value.startswith("__"):
+            return 0  # introspection is bounded by the schema
+        args = self.arguments(definition, node)
+        for name, value in args.items():
+            if isinstance(value, list):
+                longest = max(self.list_arguments.get(name, 0), len(value))
+                self.list_arguments[name] = longest
+        gtype = get_named_type(definition.type)
+        paged = any(name in definition.args for name in PAGE_ARGUMENTS)
+        # customerSearch(first:) pages the connection inside its result: hand the size down
+        page = _page_size(parent, args) if paged else page
+        if _is_connection(gtype):
+            size = page or _page_size(parent, {})
+            listed = self.cost(gtype, node.selection_set, multiplier, size, seen)
+            # Counted even when only totalCount/pageInfo is asked for: the page is still read.
+            return listed or multiplier * size
+        if isinstance(get_nullable_type(definition.type), GraphQLList) and not is_leaf_type(gtype):
+            size = self.list_size(parent, node, args, page)
+            multiplier *= size
+            return multiplier + self.cost(gtype, node.selection_set, multiplier, None, seen)
+        own = multiplier if _is_entity(gtype) and not _is_edge(parent) else 0
+        return own + self.cost(gtype, node.selection_set, multiplier, page if paged else None, seen)
+
+    def list_size(self, parent, node: FieldNode, args: dict[str, Any], page: int | None) -> int:
+        if _is_connection(parent):
+            return page or ROOT_PAGE  # edges, nodes
+        if parent is self.schema.query_type and node.name.value == "nodes":
+            return len(args.get("ids") or ())
+        size = LIST_SIZES.get((parent.name, node.name.value), DEFAULT_LIST_SIZE)
+        if isinstance(size, tuple):
+            argument, extra = size
+            return self.list_arguments.get(argument, 0) + extra
+        return size
+
+    def arguments(self, definition, node: FieldNode) -> dict[str, Any]:
+        """The field's arguments as its resolver gets them (variables and defaults applied)."""
+        try:
+            return get_argument_values(definition, node, self.variables)
+        except (GraphQLError, TypeError, ValueError):
+            return {}  # refused by validation or execution before any resolver runs
 
 
-def _names(selection_set: SelectionSetNode | None, fragments: dict, seen=frozenset()) -> set[str]:
-    """Field names selected directly, looking through fragments."""
-    names: set[str] = set()
-    for node in selection_set.selections if selection_set else ():
-        if isinstance(node, FieldNode):
-            names.add(node.name.value)
-        elif isinstance(node, InlineFragmentNode):
-            names |= _names(node.selection_set, fragments, seen)
-        elif isinstance(node, FragmentSpreadNode) and node.name.value not in seen:
-            fragment = fragments.get(node.name.value)
-            if fragment is not None:
-                names |= _names(fragment.selection_set, fragments, seen | {node.name.value})
-    return names
-
-
-def _page(field: FieldNode, depth: int, variables: dict[str, Any], fragments: dict) -> int | None:
-    """Page size a field asks for, or None when it is not a list of nodes (a connection)."""
-    names = _names(field.selection_set, fragments)
-    if field.name.value == "nodes" and _argument(field, "ids", variables) is not None:
-        ids = _argument(field, "ids", variables)
-        return len(ids) if isinstance(ids, list | tuple) else 1
-    if not names & {"edges", "nodes", "totalCount", "pageInfo"}:
-        return None
-    for name in ("first", "last"):
-        value = _argument(field, name, variables)
+def _page_size(parent, args: dict[str, Any]) -> int:
+    for name in PAGE_ARGUMENTS:
+        value = args.get(name)
         if isinstance(value, int):
             return max(value, 1)
-    return ROOT_PAGE if depth == 0 else NESTED_PAGE
+        # no first/last: the resolver's default page
+    return ROOT_PAGE if parent is not None and parent.name == "Query" else NESTED_PAGE
 
 
 class RequestLimits(SchemaExtension):
@@ -185,7 +280,7 @@ def limit_errors(schema, document, operation_name, variables, settings) -> list[
     """Selections, text, depth, aliases, introspection and cost errors of a parsed document
     (empty: fine). Shared by the Strawberry path and the compiled read path."""
     return document_limit_errors(schema, document, settings) or request_limit_errors(
-        document, operation_name, variables, settings
+        document, operation_name, variables, settings, schema
     )
 
 
@@ -223,12 +318,14 @@ def document_limit_errors(schema, document, settings) -> list[GraphQLError]:
     return list(errors)
 
 
-def request_limit_errors(document, operation_name, variables, settings) -> list[GraphQLError]:
+def request_limit_errors(
+    document, operation_name, variables, settings, schema=None
+) -> list[GraphQLError]:
     """The limits that depend on the variables too: their text, and the query's cost."""
     if _unstorable(variables):
         return [_coded(UNSTORABLE_MESSAGE, "BAD_USER_INPUT")]
     try:
-        cost = query_cost(document, operation_name, variables)
+        cost = query_cost(document, operation_name, variables, schema)
     except RecursionError:
         return [_coded("The document nests fragments too deeply.", "QUERY_TOO_DEEP")]
     if cost > settings.max_cost:

@@ -52,7 +52,7 @@ class Settings:
     max_tokens: int = field(default_factory=lambda: _int("CUSTOMER_GRAPH_MAX_TOKENS", 5000))
     max_depth: int = field(default_factory=lambda: _int("CUSTOMER_GRAPH_MAX_DEPTH", 10))
     max_aliases: int = field(default_factory=lambda: _int("CUSTOMER_GRAPH_MAX_ALIASES", 30))
-    max_cost: int = field(default_factory=lambda: _int("CUSTOMER_GRAPH_MAX_COST", 50_000))
+    max_cost: int = field(default_factory=lambda: _int("CUSTOMER_GRAPH_MAX_COST", 6_000))
     max_selections: int = field(
         default_factory=lambda: _int("CUSTOMER_GRAPH_MAX_SELECTIONS", 10_000)
     )

@@ -49,7 +49,10 @@ async def both(engine):
     """(compiled client, dataloader client)."""
     clients = []
     for compiled in (True, False):
-        settings = Settings(database_url="unused", debug=False, compiled_reads=compiled)
+        # These tests compare paths, not limits: no cost limit (tests/test_cost.py has it).
+        settings = Settings(
+            database_url="unused", debug=False, compiled_reads=compiled, max_cost=10**9
+        )
         app = create_app(engine=engine, settings=settings)
         clients.append(
             httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from strawberry import relay
 from strawberry.utils.str_converters import to_camel_case
 
+from resolvers import accounts as account_q
 from resolvers import ledger as ledger_q
 from resolvers import orders as order_q
 from resolvers import timeline as timeline_q
@@ -84,15 +85,27 @@ def _money(amount: str, currency: str = "currency"):
 
 
 def _child_list(
-    table: str, order: str, *, fk: str = "customer_id", scope: str = "child", where: str = ""
+    table: str,
+    order: str,
+    *,
+    fk: str = "customer_id",
+    scope: str = "child",
+    where: str = "",
+    limit: int | None = None,
 ):
-    """The rows of `table` whose `fk` is the parent's id, through the viewer's scope."""
+    """The rows of `table` whose `fk` is the parent's id, through the viewer's scope (the
+    first `limit` in `order`, when given: the dataloader path's cap)."""
 
     def build(b: Builder, gtype, nodes, src: Source) -> str:
         t = b.child_type(gtype, nodes[0].name.value)
         conds = f"{table}.{fk} = {src.col('id')}{where} AND {b.scope(scope, table)}"
         item = b.object(t, nodes, Source(table))
-        return list_sql(item, f"FROM {table} WHERE {conds}", order)
+        from_where = f"FROM {table} WHERE {conds}"
+        if limit is not None:
+            from_where = (
+                f"FROM (SELECT {table}.* {from_where} ORDER BY {order} LIMIT {limit}) AS {table}"
+            )
+        return list_sql(item, from_where, order)
 
     return build
 
@@ -290,6 +303,7 @@ RELATIONS: dict[str, dict[str, Callable[..., str]]] = {
             fk="account_id",
             scope="customer",
             where=" AND customer.status <> 'MERGED'",
+            limit=account_q.ACCOUNT_CUSTOMERS_CAP,
         ),
     },
     "User": {"displayName": _display_name_user},
