@@ -141,7 +141,9 @@ async def _prepare(url: str, customers: int) -> str:
 
 
 def start_service(url: str, port: int, workers: int) -> subprocess.Popen:
-    env = dict(os.environ, DATABASE_URL=url)
+    # The 50-customer page may return up to 256,050 nodes by the cost rule (10 orders
+    # of up to 500 lines each): a deployment serving it raises the limit, as here.
+    env = dict(os.environ, DATABASE_URL=url, CUSTOMER_GRAPH_MAX_COST="1000000")
     proc = subprocess.Popen(
         [
             sys.executable,
