@@ -41,13 +41,18 @@ def from_row(cls: type[T], row: Any) -> T:
     return cls(**{attr: mapping[col] for attr, col in columns_of(cls) if col in mapping})
 
 
+def _article(word: str) -> str:
+    return "an" if word[:1].upper() in "AEIOU" else "a"
+
+
 def decode_id(value: strawberry.ID | str, expected: str | tuple[str, ...], argument: str) -> int:
     """Decode a global ID, refusing malformed IDs and IDs of another type."""
     expected = (expected,) if isinstance(expected, str) else expected
     type_name, pk = decode_global_id(value, argument)
     if type_name not in expected:
         raise BadUserInput(
-            f"'{argument}' is a {type_name} ID; expected {' or '.join(expected)}.",
+            f"'{argument}' is {_article(type_name)} {type_name} ID; expected"
+            f" {' or '.join(expected)}.",
             argument=argument,
         )
     return pk

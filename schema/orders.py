@@ -25,6 +25,11 @@ if TYPE_CHECKING:
 Private = strawberry.Private
 
 
+def _rate(value: Decimal) -> Decimal:
+    """0.100000 -> 0.1 (the compiled path prints trim_scale(tax_rate))."""
+    return value.normalize() if value else Decimal(0)
+
+
 @registered
 @strawberry.type(description="One line of an order; money in the order's currency.")
 class OrderLine(relay.Node):
@@ -33,12 +38,21 @@ class OrderLine(relay.Node):
     sku: str | None
     description: str
     quantity: int
-    tax_rate: Decimal
+    rate: Private[Decimal]
     unit_price: Private[Decimal]
     line_total: Private[Decimal]
     currency: Private[str]
 
     resolve_nodes = node_resolver(q.lines_by_id)
+    __columns__ = {"rate": "tax_rate"}
+
+    @strawberry.field(
+        description="The tax rate as a fraction, written as a person writes it: 0.0725 for "
+        "7.25 %, 0.1 for 10 %, 0 when untaxed (no trailing zeros)."
+    )
+    def tax_rate(self) -> Decimal:
+        return _rate(self.rate)
+
     unit_price_money = money_field("unit_price", "Price of one unit, before tax.")
     line_total_money = money_field("line_total", "Unit price times quantity, before tax.")
 

@@ -102,7 +102,9 @@ class ErrorCodes(SchemaExtension):
             error.extensions = original.extensions
             return error
         if isinstance(original, GlobalIDValueError):  # relay `node` with a foreign type name
-            error.message = f"Not a valid global ID: {original}"
+            # Strawberry's own words already say it ("Value cannot represent a GlobalID: …").
+            detail = str(original).removeprefix("Value cannot represent a GlobalID: ")
+            error.message = f"Not a valid global ID: {detail}"
             error.extensions = {"code": "BAD_USER_INPUT"}
             return error
         # Parse, validation and variable-coercion errors: the request itself is at fault.

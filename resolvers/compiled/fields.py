@@ -16,6 +16,7 @@ from resolvers import orders as order_q
 from resolvers import timeline as timeline_q
 from resolvers.compiled.builder import NESTED_PAGE, Builder, NotCompilable, Source
 from resolvers.compiled.json_text import (
+    j_dec,
     j_str,
     list_sql,
     nullable_sql,
@@ -251,6 +252,11 @@ def _is_valid(b: Builder, gtype, nodes, src: Source) -> str:
     )
 
 
+def _tax_rate(b: Builder, gtype, nodes, src: Source) -> str:
+    # As schema.orders._rate prints it: no trailing zeros (0.1, not 0.100000).
+    return j_dec(f"trim_scale({src.col('tax_rate')})", nullable=False)
+
+
 def _lines(b: Builder, gtype, nodes, src: Source) -> str:
     t = b.child_type(gtype, "lines")
     where = (
@@ -323,7 +329,11 @@ RELATIONS: dict[str, dict[str, Callable[..., str]]] = {
         "lines": _lines,
         "salesChannel": _sales_channel,
     },
-    "OrderLine": {"unitPrice": _money("unit_price"), "lineTotal": _money("line_total")},
+    "OrderLine": {
+        "unitPrice": _money("unit_price"),
+        "lineTotal": _money("line_total"),
+        "taxRate": _tax_rate,
+    },
     "LedgerTransaction": {
         "customer": _customer("customer_id"),
         "amount": _money("amount"),
