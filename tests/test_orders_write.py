@@ -183,7 +183,7 @@ async def test_admin_order_taxes_and_exemption(gql, engine):
         order["total"]["amount"],
     ) == ("PLACED", "300.00", "21.75", "321.75")
     assert order["customer"]["balances"] == [{"amount": "321.75"}]
-    assert order["lines"] == [{"taxRate": "0.072500"}]
+    assert order["lines"] == [{"taxRate": "0.0725"}]
     data = await gql.data(
         CREATE,
         {"input": {"customerId": gid("Customer", exempt.id), "currency": "USD", "lines": lines}},
@@ -459,5 +459,5 @@ async def test_tax_rounds_half_up_to_the_cent(gql, engine):
         },
     )
     order = data["orderCreate"]["order"]
-    assert order["lines"] == [{"taxRate": "0.072500"}]
+    assert order["lines"] == [{"taxRate": "0.0725"}]
     assert order["taxTotal"] == {"amount": "0.73"}  # 10.00 x 7.25 % = 0.725, half-up
