@@ -1,6 +1,7 @@
 """The Customer type, its nested relations, and the customer root fields."""
 
 from datetime import datetime
+from typing import Annotated, Any
 
 import strawberry
 from strawberry import relay
@@ -180,17 +181,42 @@ class CustomerOrder:
     direction: OrderDirection = OrderDirection.ASC
 
 
+def _given(value: Any) -> Any:
+    return None if value is strawberry.UNSET else value
+
+
+@strawberry.input(
+    one_of=True,
+    description="Exactly one way to name a customer: its global ID, number or email.",
+)
+class CustomerLookup:
+    id: strawberry.ID | None = strawberry.UNSET
+    number: str | None = strawberry.UNSET
+    email: str | None = strawberry.UNSET
+
+
+USE_BY = "Use `by: {id | number | email}` (a @oneOf input: one of them, checked by the schema)."
+
+
 @strawberry.type
 class CustomerQueries:
-    @strawberry.field(description="One customer by global ID, number or email (exactly one).")
+    @strawberry.field(
+        description='One customer by global ID, number or email: `by: {number: "C-000042"}`'
+        " (or the older arguments, exactly one)."
+    )
     async def customer(
         self,
         info: Info,
-        id: strawberry.ID | None = None,
-        number: str | None = None,
-        email: str | None = None,
+        by: CustomerLookup | None = None,
+        id: Annotated[strawberry.ID | None, strawberry.argument(deprecation_reason=USE_BY)] = None,
+        number: Annotated[str | None, strawberry.argument(deprecation_reason=USE_BY)] = None,
+        email: Annotated[str | None, strawberry.argument(deprecation_reason=USE_BY)] = None,
     ) -> Customer | None:
         viewer_of(info)
+        if by is not None:
+            if any(v is not None for v in (id, number, email)):
+                raise BadUserInput("Pass 'by' alone, not with 'id', 'number' or 'email'.")
+            id, number, email = (_given(by.id), _given(by.number), _given(by.email))
         if sum(v is not None for v in (id, number, email)) != 1:
             raise BadUserInput("Pass exactly one of 'id', 'number' or 'email'.")
         pk = decode_id(id, "Customer", "id") if id is not None else None

@@ -107,13 +107,34 @@ class Order(relay.Node):
         return build("SalesChannel", row)
 
 
+@strawberry.input(one_of=True, description="Exactly one way to name an order: ID or number.")
+class OrderLookup:
+    id: strawberry.ID | None = strawberry.UNSET
+    number: str | None = strawberry.UNSET
+
+
+USE_BY = "Use `by: {id | number}` (a @oneOf input: one of them, checked by the schema)."
+
+
 @strawberry.type
 class OrderQueries:
-    @strawberry.field(description="One order, by global ID or by its number.")
+    @strawberry.field(
+        description='One order by global ID or number: `by: {number: "O-000007"}` (or the'
+        " older arguments, exactly one)."
+    )
     async def order(
-        self, info: Info, id: strawberry.ID | None = None, number: str | None = None
+        self,
+        info: Info,
+        by: OrderLookup | None = None,
+        id: Annotated[strawberry.ID | None, strawberry.argument(deprecation_reason=USE_BY)] = None,
+        number: Annotated[str | None, strawberry.argument(deprecation_reason=USE_BY)] = None,
     ) -> Order | None:
         viewer_of(info)
+        if by is not None:
+            if id is not None or number is not None:
+                raise BadUserInput("Pass 'by' alone, not with 'id' or 'number'.")
+            id = None if by.id is strawberry.UNSET else by.id
+            number = None if by.number is strawberry.UNSET else by.number
         if (id is None) == (number is None):
             raise BadUserInput("Pass exactly one of 'id' or 'number'.")
         if id is not None:

@@ -34,6 +34,7 @@ _INPUT_HINTS = (
     "is not defined by type",
     "Variable '$",
     "Int cannot represent",
+    "must specify exactly one key",  # a @oneOf input given none or several
 )
 
 

@@ -146,11 +146,22 @@ def _root_customer_search(b: Builder, gtype, nodes) -> str:
     return obj_sql(parts)
 
 
+def _lookup(args: dict) -> dict:
+    """The arguments naming one object: `by` (a @oneOf input) or the older ones, given."""
+    given = {k: v for k, v in args.items() if v is not None}
+    by = given.pop("by", None)
+    if by is not None:
+        if given:
+            raise NotCompilable("by with other arguments")  # Strawberry says why
+        given = {k: v for k, v in by.items() if v is not None}
+    return given
+
+
 def _root_customer(b: Builder, gtype, nodes) -> str:
     a = b.args(gtype, nodes)
-    if not a.keys() <= {"id", "number", "email"}:
+    if not a.keys() <= {"id", "number", "email", "by"}:
         raise NotCompilable("unknown arguments")
-    given = {k: v for k, v in a.items() if v is not None}
+    given = _lookup(a)
     if len(given) != 1:
         raise NotCompilable("exactly one of id/number/email")
     scope = b.scope("customer", "customer")
@@ -240,7 +251,7 @@ def _root_nodes(b: Builder, gtype, nodes) -> str:
 
 
 def _root_order(b: Builder, gtype, nodes) -> str:
-    given = {k: v for k, v in b.args(gtype, nodes).items() if v is not None}
+    given = _lookup(b.args(gtype, nodes))
     if len(given) != 1 or not given.keys() <= {"id", "number"}:
         raise NotCompilable("exactly one of id/number")
     if "id" not in given:
