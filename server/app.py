@@ -38,6 +38,7 @@ from server.compiled import AUTH_KEY, CompiledGraphQL
 from server.cors import Cors
 from server.database import make_engine
 from server.errors import DatabaseFailures, ServiceUnavailable, is_unavailable
+from server.graphql_http import GraphQLOverHTTP
 from server.limits import BodyGuard
 from server.notify import TimelineHub
 from server.runtime import open_database_async
@@ -51,7 +52,8 @@ class GraphQLApp(GraphQL):
         super().__init__(
             schema,
             graphql_ide="graphiql",
-            allow_queries_via_get=False,
+            # GraphQL over HTTP: plain GET /graphql?query=… for queries (a mutation is 405).
+            allow_queries_via_get=True,
             subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL],
             connection_init_wait_timeout=timedelta(seconds=10),
             # The CORS list (server/cors.py) is the handshake's list too; empty: same origin.
@@ -237,6 +239,8 @@ def create_app(engine: AsyncEngine | None = None, settings: Settings | None = No
     app.add_middleware(
         DatabaseFailures, engine_ref=engine_ref, budget=2 * settings.statement_timeout
     )
+    # The graphql-over-http spec's media types and status codes (server/graphql_http.py).
+    app.add_middleware(GraphQLOverHTTP)
     # Outermost but gzip: a preflight never reaches the body checks.
     app.add_middleware(Cors, origins=settings.cors_origins)
     if settings.gzip_level:

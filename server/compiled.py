@@ -63,6 +63,16 @@ HASH_MISMATCH = orjson.dumps(
     }
 )
 
+EXTENSIONS_NOT_OBJECT = orjson.dumps(
+    {
+        "errors": [
+            {
+                "message": "`extensions` must be an object.",
+                "extensions": {"code": "BAD_REQUEST"},
+            }
+        ]
+    }
+)
 GET_MUTATION = orjson.dumps(
     {
         "errors": [
@@ -173,8 +183,9 @@ class CompiledGraphQL:
         method = scope["method"]
         if method == "GET":
             params = {k: v[0] for k, v in parse_qs(scope["query_string"].decode()).items()}
-            if "extensions" not in params:
-                return await self.fallback(scope, receive, send)  # GraphiQL, or GET refused
+            accept = dict(scope["headers"]).get(b"accept", b"")
+            if not params.keys() & {"query", "extensions"} or b"text/html" in accept:
+                return await self.fallback(scope, receive, send)  # GraphiQL
             try:
                 payload = {
                     "query": params.get("query"),
@@ -182,7 +193,9 @@ class CompiledGraphQL:
                     "variables": orjson.loads(params["variables"])
                     if params.get("variables")
                     else None,
-                    "extensions": orjson.loads(params["extensions"]),
+                    "extensions": orjson.loads(params["extensions"])
+                    if "extensions" in params
+                    else None,
                 }
             except orjson.JSONDecodeError:
                 return await self.fallback(scope, receive, send)
@@ -204,15 +217,17 @@ class CompiledGraphQL:
         op_name = payload.get("operationName")
         if op_name is not None and not isinstance(op_name, str):
             return await _send(send, 400, OPERATION_NAME_NOT_STRING)
+        if not isinstance(payload.get("extensions"), dict | None):
+            return await _send(send, 400, EXTENSIONS_NOT_OBJECT)
         query = payload.get("query")
         digest = _persisted_hash(payload)
         if digest is not None:
             if isinstance(query, str) and hashlib.sha256(query.encode()).hexdigest() != digest:
                 return await _send(send, 400, HASH_MISMATCH)
             body = None  # the fallback gets the full query text
-        elif method == "GET":
-            return await self.fallback(scope, receive, send)
         elif not isinstance(query, str) or not getattr(self.settings, "compiled_reads", True):
+            if body is None:  # a GET: Strawberry reads its query string (queries only)
+                return await self.fallback(scope, receive, send)
             return await self.fallback(scope, _replay(body, receive), send)
 
         decided = await self._decide(scope, method, query, digest, payload)
