@@ -121,7 +121,7 @@ def create_app(engine: AsyncEngine | None = None, settings: Settings | None = No
             yield
             return
         db = await open_database_async(settings)
-        engine_ref["engine"] = make_engine(db.url, pool_size=settings.pool_size)
+        engine_ref["engine"] = make_engine(db.app_url, pool_size=settings.pool_size)
         try:
             yield
         finally:

@@ -22,7 +22,7 @@ from graphql.execution.values import get_variable_values
 
 from resolvers.compiled import NotCompilable, Statement, compile_operation
 from server import mixed
-from server.auth import VIEWER_BY_TOKEN_SQL, viewer_on
+from server.auth import VIEWER_SETTING_BY_TOKEN_SQL, viewer_setting_on
 from server.database import bare_statement
 from server.limits import document_limit_errors, request_limit_errors
 
@@ -262,14 +262,17 @@ class CompiledGraphQL:
         if raw_token is None:
             return None
         # One pooled connection, used bare: the token lookup and the read are one round
-        # trip each, outside any transaction (a single statement sees one snapshot).
+        # trip each, in one read-only transaction: the lookup also sets the viewer for
+        # row-level security (SET LOCAL), which the transaction's end forgets.
         engine = self.engine_ref["engine"]
         async with engine.connect() as conn:
             pg = (await conn.get_raw_connection()).driver_connection
+            tx = pg.transaction(readonly=True)
             try:
+                await tx.start()
                 if raw_token:
-                    bare_statement(engine, VIEWER_BY_TOKEN_SQL)
-                viewer = await viewer_on(pg, raw_token)
+                    bare_statement(engine, VIEWER_SETTING_BY_TOKEN_SQL)
+                viewer = await viewer_setting_on(pg, raw_token)
                 error = "The token is unknown, expired or revoked." if viewer is None else None
                 scope[AUTH_KEY] = (viewer, error)
                 if viewer is None or not viewer.is_authenticated:
@@ -290,6 +293,8 @@ class CompiledGraphQL:
                 if pg.is_closed():
                     await conn.invalidate()
                 return None
+            finally:
+                await _end_read(conn, pg, tx)
         return body
 
     def _statement(self, query, node, op, op_name, variables, viewer) -> Statement | None:
@@ -328,6 +333,17 @@ class CompiledGraphQL:
             scope[AUTH_KEY] = (None, "Use 'Authorization: Bearer <token>'.")
             return None
         return raw.strip()
+
+
+async def _end_read(conn, pg, tx) -> None:
+    """End the compiled read's transaction (read-only: ROLLBACK is as good as COMMIT), or
+    drop a connection that cannot, so it never returns to the pool mid-transaction."""
+    try:
+        if not pg.is_closed() and pg.is_in_transaction():
+            await tx.rollback()
+    except Exception:
+        log.exception("ending a compiled read failed; dropping its connection")
+        await conn.invalidate()
 
 
 async def _read_body(receive) -> bytes:
