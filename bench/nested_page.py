@@ -204,9 +204,10 @@ def main() -> None:
     server = None
     try:
         token, cursors = asyncio.run(prepare(db.url, args.customers, args.pages))
-        figures = asyncio.run(in_process_figures(db.url, token, cursors[0]))
+        figures = asyncio.run(in_process_figures(db.app_url, token, cursors[0]))
         port = free_port()
-        env = {**os.environ, "DATABASE_URL": db.url}
+        # As in production: the application role (row-level security), the owner migrating.
+        env = {**os.environ, "DATABASE_URL": db.app_url, "CUSTOMER_GRAPH_MIGRATION_URL": db.url}
         server = subprocess.Popen(
             [
                 sys.executable,

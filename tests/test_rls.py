@@ -208,10 +208,10 @@ async def test_no_viewer_no_rows(app_engine, engine):
 async def test_search_filters_keep_their_indexes_under_rls(
     role, app_engine, engine, settings, seeded
 ):
-    """tests/test_search_explain.py's filters, EXPLAINed as the application role. An admin's
-    transaction runs as customer_graph_admin (policies `USING (true)`, dropped by the
-    planner), so non-leakproof filters (citext, cg_fold, trigrams) stay index conditions,
-    which they cannot be under a real RLS qual; a rep's plan starts from the rep's index."""
+    """tests/test_search_explain.py's filters, EXPLAINed as the application role: an admin's
+    transaction bypasses RLS (the owner's plans); a rep's customer scan under its policy
+    (`sales_rep_id = cg_viewer_rep() OR user_id = cg_viewer_user()`) stays indexed, and so
+    does each child table's `EXISTS (SELECT FROM customer c WHERE c.id = customer_id)`."""
     ctx = Context(engine=app_engine, settings=settings, viewer=Viewer(user_id=7, role=Role(role)))
     problems = []
     for name, criteria in FILTERS.items():
@@ -225,3 +225,25 @@ async def test_search_filters_keep_their_indexes_under_rls(
         if "Seq Scan on customer" in plan:
             problems.append(f"{name}: sequential scan\n{plan}")
     assert not problems, "\n\n".join(problems)
+
+
+async def test_admin_transactions_bypass_rls_and_others_do_not(app_engine):
+    """An ADMIN's transaction runs as customer_graph_admin (BYPASSRLS: a superuser migrated
+    here), so its plans are the owner's; a rep's stays the app role's, under RLS; the
+    switch ends with the transaction."""
+
+    async def who(conn) -> tuple:
+        sql = "SELECT current_user::text, row_security_active('customer')"
+        return tuple((await conn.execute(text(sql))).one())
+
+    async with app_engine.connect() as conn:
+        await conn.execute(text("SELECT cg_set_viewer(1, 'ADMIN')"))
+        admin = await who(conn)
+        await conn.rollback()
+        await conn.execute(text("SELECT cg_set_viewer(2, 'SALES_REP')"))
+        rep = await who(conn)
+        await conn.rollback()
+        after = await who(conn)
+    assert admin == ("customer_graph_admin", False)
+    assert rep == ("customer_graph_app", True)
+    assert after == ("customer_graph_app", True)
