@@ -140,10 +140,20 @@ async def _prepare(url: str, customers: int) -> str:
 # servers
 
 
-def start_service(url: str, port: int, workers: int) -> subprocess.Popen:
+def start_service(url: str, port: int, workers: int, *, owner: bool = False) -> subprocess.Popen:
+    from server.runtime import APP_ROLE, with_user
+
+    # As in production: the application role, bound by row-level security; `owner`
+    # serves as the owner instead (RLS bypassed), to measure what RLS costs.
+    app_url = url if owner else with_user(url, APP_ROLE)
     # The 50-customer page may return up to 256,050 nodes by the cost rule (10 orders
     # of up to 500 lines each): a deployment serving it raises the limit, as here.
-    env = dict(os.environ, DATABASE_URL=url, CUSTOMER_GRAPH_MAX_COST="1000000")
+    env = dict(
+        os.environ,
+        DATABASE_URL=app_url,
+        CUSTOMER_GRAPH_MIGRATION_URL=url,
+        CUSTOMER_GRAPH_MAX_COST="1000000",
+    )
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -397,6 +407,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, default=8765)
     p.add_argument("--peer-port", type=int, default=5001)
     p.add_argument("--connections", default="1,10")
+    p.add_argument("--owner", action="store_true", help="serve as the owner: no row-level security")
     p.add_argument(
         "--data-dir",
         type=Path,
@@ -411,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
     service = None
     tmp = Path(tempfile.mkdtemp(prefix="cg-bench-"))
     try:
-        service = start_service(url, args.port, args.workers)
+        service = start_service(url, args.port, args.workers, owner=args.owner)
         start_peer(url, args.peer_port)
         ours_url = f"http://127.0.0.1:{args.port}/graphql"
         peer_url = f"http://127.0.0.1:{args.peer_port}/graphql"

@@ -204,10 +204,16 @@ def main() -> None:
     server = None
     try:
         token, cursors = asyncio.run(prepare(db.url, args.customers, args.pages))
-        figures = asyncio.run(in_process_figures(db.url, token, cursors[0]))
+        figures = asyncio.run(in_process_figures(db.app_url, token, cursors[0]))
         port = free_port()
-        # The page costs 256,050 by the cost rule: raised, as bench.compare does.
-        env = {**os.environ, "DATABASE_URL": db.url, "CUSTOMER_GRAPH_MAX_COST": "1000000"}
+        # As in production: the application role (row-level security), the owner migrating;
+        # the page costs 256,050 by the cost rule: raised, as bench.compare does.
+        env = {
+            **os.environ,
+            "DATABASE_URL": db.app_url,
+            "CUSTOMER_GRAPH_MIGRATION_URL": db.url,
+            "CUSTOMER_GRAPH_MAX_COST": "1000000",
+        }
         server = subprocess.Popen(
             [
                 sys.executable,

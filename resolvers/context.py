@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.types import Info
 
 from resolvers.errors import Unauthenticated
+from resolvers.rls import set_viewer
 from resolvers.viewer import ANONYMOUS, Viewer
 from server.settings import Settings
 
@@ -57,8 +58,10 @@ class Context:
 
     async def rows(self, stmt: Executable) -> Sequence[Row]:
         # A pooled connection per statement: concurrent loaders never share one asyncpg
-        # connection (which cannot run two queries at once).
+        # connection (which cannot run two queries at once). The transaction SQLAlchemy
+        # begins (and rolls back on release) first sets the viewer for row-level security.
         async with self.engine.connect() as conn:
+            await set_viewer(conn, self.viewer)
             return (await conn.execute(stmt)).all()
 
 

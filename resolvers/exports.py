@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from models import Address, CustomFieldDefinition, CustomFieldValue
 from resolvers.context import Context
 from resolvers.customers import customer, live, visible_customers
+from resolvers.rls import set_viewer
 from resolvers.search import Criteria, filtered_customers
 
 address = Address.__table__
@@ -133,7 +134,7 @@ async def export(
     if writer is not None:
         writer.writerow(header)
     count = 0
-    async for row in _stream(ctx.engine, _query(base)):
+    async for row in _stream(ctx, _query(base)):
         cells = [_cell(row[c]) for _, c in COLUMNS]
         custom = row["custom"] or {}
         cells += [custom.get(k, "") for k in keys]
@@ -151,8 +152,9 @@ async def export(
     return count
 
 
-async def _stream(engine: AsyncEngine, stmt: Select) -> AsyncIterator[Any]:
-    async with engine.connect() as conn:
+async def _stream(ctx: Context, stmt: Select) -> AsyncIterator[Any]:
+    async with ctx.engine.connect() as conn:
+        await set_viewer(conn, ctx.viewer)  # row-level security: the viewer comes first
         result = await conn.stream(stmt.execution_options(yield_per=2000))
         async for row in result.mappings():
             yield row

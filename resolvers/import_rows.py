@@ -25,13 +25,15 @@ from models import (
     CustomFieldDefinition,
     CustomFieldValue,
 )
-from models.enums import CustomerStatus, CustomFieldType
+from models.enums import CustomerStatus, CustomFieldType, Role
 from resolvers import validate
 from resolvers.custom_field_mutations import parse as parse_custom
 from resolvers.custom_field_mutations import write_values
 from resolvers.imports import ColumnMap, FileRefused, Reader, Row, boolean, kind
 from resolvers.mutations import Refused
+from resolvers.rls import set_viewer
 from resolvers.timeline import record
+from resolvers.viewer import Viewer
 
 customer = Customer.__table__
 address = Address.__table__
@@ -340,10 +342,14 @@ async def run_import(
         if progress:
             progress(len(batch))
 
+    # Row-level security: every transaction names its viewer first. Imports are an
+    # admin's (the CLI's operator, or the admin who started the job).
+    viewer = Viewer(user_id=actor_id, role=Role.ADMIN)
     whole = options.dry_run or options.on_error == "abort"
     try:
         if whole:  # one transaction: all or nothing
             async with engine.begin() as conn:
+                await set_viewer(conn, viewer)
                 for batch in _batches(rows, options.batch_size):
                     await write(conn, batch)
                 if result.rejected or options.dry_run:
@@ -351,6 +357,7 @@ async def run_import(
         else:
             for batch in _batches(rows, options.batch_size):
                 async with engine.begin() as conn:
+                    await set_viewer(conn, viewer)
                     await write(conn, batch)
         result.written = not options.dry_run
     except _Abort:

@@ -37,6 +37,7 @@ from models.enums import CustomerStatus, Role
 from resolvers.context import Context
 from resolvers.customers import customer
 from resolvers.mutations import Problem, Refused, transaction
+from resolvers.rls import set_viewer
 from resolvers.scope import scope_customers
 from resolvers.timeline import record
 
@@ -374,6 +375,7 @@ async def merge(
 async def preview(ctx: Context, survivor_id: int, duplicate_ids: Sequence[int]) -> Plan | None:
     async with ctx.engine.connect() as conn:
         try:
+            await set_viewer(conn, ctx.viewer)
             return await plan(conn, ctx, survivor_id, duplicate_ids)
         finally:
             await conn.rollback()  # releases the preview's row locks at once

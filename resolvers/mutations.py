@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from resolvers.context import Context
+from resolvers.rls import set_viewer
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +36,8 @@ class Refused(Exception):
 
 @contextlib.asynccontextmanager
 async def transaction(ctx: Context) -> AsyncIterator[AsyncConnection]:
-    """One transaction per mutation; commits on success, rolls back on any exception."""
+    """One transaction per mutation; commits on success, rolls back on any exception.
+    Its first statement sets the viewer for row-level security."""
     async with ctx.engine.begin() as conn:
+        await set_viewer(conn, ctx.viewer)
         yield conn

@@ -5,16 +5,18 @@ from collections.abc import Sequence
 
 from argon2 import PasswordHasher
 from argon2.exceptions import VerifyMismatchError
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from models import AppUser, Customer
-from models.enums import CustomerStatus, Role
+from models.enums import Role
 from resolvers.context import Context
 from resolvers.loading import one_per_key
 from resolvers.mutations import Problem, Refused, transaction
+from resolvers.rls import set_viewer
 from resolvers.scope import scope_users
 from resolvers.timeline import record
+from resolvers.viewer import Viewer
 from server.auth import issue_token
 
 customer = Customer.__table__
@@ -66,19 +68,15 @@ async def register(ctx: Context, *, email: str, password: str, first: str, last:
                     .returning(user.c.id)
                 )
             ).scalar_one()
+            # Row-level security: from here on the transaction acts as the new login.
+            await set_viewer(conn, Viewer(user_id=user_id, role=Role.CUSTOMER))
             # A customer the business already knows (an import, a phone order) keeps its
             # history: the new login attaches to it instead of creating a second record.
+            # The record is no one's yet, so no viewer sees it: the database claims it
+            # (cg_claim_customer, migration 0010: the live customer with this email and
+            # no login).
             customer_id = (
-                await conn.execute(
-                    update(customer)
-                    .where(
-                        customer.c.email == email,
-                        customer.c.user_id.is_(None),
-                        customer.c.status != CustomerStatus.MERGED,
-                    )
-                    .values(user_id=user_id, version=customer.c.version + 1)
-                    .returning(customer.c.id)
-                )
+                await conn.execute(select(func.cg_claim_customer(email, user_id)))
             ).scalar()
             kind = "SITE_ACCOUNT_CREATED"
             if customer_id is None:

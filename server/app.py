@@ -155,7 +155,7 @@ def create_app(engine: AsyncEngine | None = None, settings: Settings | None = No
             return
         db = await open_database_async(settings)
         engine_ref["engine"] = make_engine(
-            db.url,
+            db.app_url,
             pool_size=settings.pool_size,
             statement_timeout=settings.statement_timeout,
             connect_timeout=settings.connect_timeout,

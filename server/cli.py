@@ -34,7 +34,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # `finally` below still stops the embedded database.
     signal.signal(signal.SIGTERM, _exit_on_signal)
     db = open_database(settings)  # start + migrate once, before any worker
-    os.environ["DATABASE_URL"] = db.url  # workers (and reloads) connect to the same database
+    # Workers (and reloads) connect to the same database: as the application role, while
+    # their start-up migration check runs as the owner.
+    os.environ["DATABASE_URL"] = db.app_url
+    os.environ["CUSTOMER_GRAPH_MIGRATION_URL"] = db.url
     try:
         if not os.environ.get("CUSTOMER_GRAPH_POOL_SIZE"):
             from server.database import sized_pool

@@ -29,7 +29,7 @@ from graphql.execution.values import get_variable_values
 from resolvers.compiled import NotCompilable, Statement, compile_operation
 from resolvers.viewer import ANONYMOUS, Viewer
 from server import mixed
-from server.auth import VIEWER_BY_TOKEN_SQL, viewer_on
+from server.auth import VIEWER_SETTING_BY_TOKEN_SQL, viewer_setting_on
 from server.database import bare_statement
 from server.errors import is_timeout, is_unavailable, start_budget
 from server.limits import (
@@ -255,33 +255,48 @@ class CompiledGraphQL:
         engine = self.engine_ref["engine"]
         async with engine.connect() as conn:
             pg = (await conn.get_raw_connection()).driver_connection
+            # One read-only transaction for the lookup and the read: the lookup also sets
+            # the viewer for row-level security (SET LOCAL), which its end forgets.
+            tx = pg.transaction(readonly=True)
             try:
-                bare_statement(engine, VIEWER_BY_TOKEN_SQL)
-                viewer = await viewer_on(pg, raw_token)
-            except Exception as error:
-                if pg.is_closed():
-                    await conn.invalidate()
-                if is_timeout(error) or is_unavailable(error):
-                    raise  # server.errors.DatabaseFailures answers
-                log.exception("token lookup failed; answering field by field")
-                return self._unsigned(method, query, digest, payload)
-            error = "The token is unknown, expired or revoked." if viewer is None else None
-            scope[AUTH_KEY] = (viewer, error)
-            if viewer is None or not viewer.is_authenticated:
-                return self._unsigned(method, query, digest, payload)
-            if digest is not None:
-                if isinstance(query, str):
-                    self.persisted.put(digest, query)
-                else:
-                    query = self.persisted.get(digest)
-                    if query is None:
-                        return _Reply(200, NOT_FOUND)
-            if not isinstance(query, str):
-                return query, None
-            refused = self._refused(self._node(query), method, payload)
-            if refused is not None:
-                return refused
-            answer = await self._compiled(conn, pg, viewer, query, payload)
+                return await self._signed(
+                    conn, pg, tx, engine, raw_token, scope, method, query, digest, payload
+                )
+            finally:
+                await _end_read(conn, pg, tx)
+
+    async def _signed(
+        self, conn, pg, tx, engine, raw_token: str, scope, method, query, digest, payload
+    ) -> _Reply | tuple[Any, tuple[Statement, dict[str, bytes]] | None]:
+        """_decide on the transaction's connection, from the token lookup on."""
+        try:
+            await tx.start()
+            bare_statement(engine, VIEWER_SETTING_BY_TOKEN_SQL)
+            viewer = await viewer_setting_on(pg, raw_token)
+        except Exception as error:
+            if pg.is_closed():
+                await conn.invalidate()
+            if is_timeout(error) or is_unavailable(error):
+                raise  # server.errors.DatabaseFailures answers
+            log.exception("token lookup failed; answering field by field")
+            return self._unsigned(method, query, digest, payload)
+        error = "The token is unknown, expired or revoked." if viewer is None else None
+        scope[AUTH_KEY] = (viewer, error)
+        if viewer is None or not viewer.is_authenticated:
+            return self._unsigned(method, query, digest, payload)
+        if digest is not None:
+            if isinstance(query, str):
+                self.persisted.put(digest, query)
+            else:
+                query = self.persisted.get(digest)
+                if query is None:
+                    return _Reply(200, NOT_FOUND)
+        if not isinstance(query, str):
+            return query, None
+        refused = self._refused(self._node(query), method, payload)
+        if refused is not None:
+            return refused
+        answer = await self._compiled(conn, pg, viewer, query, payload)
         if isinstance(answer, bytes):
             return _Reply(200, answer, b"compiled")
         return query, answer
@@ -477,6 +492,17 @@ def _persisted_hash(payload: dict) -> str | None:
     if isinstance(persisted, dict) and isinstance(persisted.get("sha256Hash"), str):
         return persisted["sha256Hash"]
     return None
+
+
+async def _end_read(conn, pg, tx) -> None:
+    """End the compiled read's transaction (read-only: ROLLBACK is as good as COMMIT), or
+    drop a connection that cannot, so it never returns to the pool mid-transaction."""
+    try:
+        if not pg.is_closed() and pg.is_in_transaction():
+            await tx.rollback()
+    except Exception:
+        log.exception("ending a compiled read failed; dropping its connection")
+        await conn.invalidate()
 
 
 async def _read_body(receive) -> bytes:

@@ -34,6 +34,10 @@ def default_data_dir() -> Path:
 @dataclass(frozen=True)
 class Settings:
     database_url: str | None = field(default_factory=lambda: os.environ.get("DATABASE_URL") or None)
+    # The owner's URL (migrations, CLI administration); unset: DATABASE_URL.
+    migration_url: str | None = field(
+        default_factory=lambda: os.environ.get("CUSTOMER_GRAPH_MIGRATION_URL") or None
+    )
     data_dir: Path = field(
         default_factory=lambda: Path(
             os.environ.get("CUSTOMER_GRAPH_DATA_DIR") or default_data_dir()

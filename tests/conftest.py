@@ -3,6 +3,10 @@
 Isolation: every test starts from empty tables (TRUNCATE ... RESTART IDENTITY, with
 triggers off for the session so the append-only ledger can be reset between tests).
 API tests send real GraphQL over HTTP through the ASGI app (httpx ASGITransport).
+
+Two roles, as in production: `engine` is the owner (superuser: factories, truncation);
+`client` serves the app through `app_engine`, the application role that row-level
+security binds (TEST_APP_DATABASE_URL, else the test server's URL as that role).
 """
 
 from __future__ import annotations
@@ -15,13 +19,20 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import models
 from server.app import create_app
-from server.database import EmbeddedPostgres, StatementCounter, ensure_database, make_engine
+from server.database import (
+    _BARE_LISTENERS,
+    EmbeddedPostgres,
+    StatementCounter,
+    ensure_database,
+    make_engine,
+)
 from server.migrate import upgrade
+from server.runtime import APP_ROLE, with_user
 from server.settings import Settings
 
 
@@ -51,8 +62,31 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 
 
 @pytest.fixture(scope="session")
-def counter(engine: AsyncEngine) -> StatementCounter:
-    return StatementCounter(engine)
+async def app_engine(engine: AsyncEngine, database_url: str) -> AsyncIterator[AsyncEngine]:
+    url = os.environ.get("TEST_APP_DATABASE_URL") or with_user(database_url, APP_ROLE)
+    app_engine = make_engine(url, pool_size=5)
+    yield app_engine
+    await app_engine.dispose()
+
+
+class _Counter(StatementCounter):
+    """Counts both engines' statements, except the transaction preamble that sets the
+    viewer (resolvers/rls.py): like BEGIN, it is not a statement of the query's plan."""
+
+    def __init__(self, *engines: AsyncEngine) -> None:
+        super().__init__(engines[0])
+        for other in engines[1:]:
+            event.listen(other.sync_engine, "before_cursor_execute", self._on_execute)
+            _BARE_LISTENERS.setdefault(other.sync_engine, []).append(self._note)
+
+    def _note(self, statement: str) -> None:
+        if not statement.startswith("SELECT cg_set_viewer("):
+            super()._note(statement)
+
+
+@pytest.fixture(scope="session")
+def counter(engine: AsyncEngine, app_engine: AsyncEngine) -> StatementCounter:
+    return _Counter(engine, app_engine)
 
 
 TABLES = ", ".join(t.name for t in models.metadata.sorted_tables)
@@ -77,8 +111,8 @@ def settings() -> Settings:
 
 
 @pytest.fixture
-async def client(engine: AsyncEngine, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(engine=engine, settings=settings)
+async def client(app_engine: AsyncEngine, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(engine=app_engine, settings=settings)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
         yield c
