@@ -41,18 +41,6 @@ definition = CustomFieldDefinition.__table__
 value = CustomFieldValue.__table__
 
 KEYS = {"reference-id": "reference_id", "email": "email"}
-CUSTOMER_COLUMNS = (
-    "first_name",
-    "last_name",
-    "company_name",
-    "email",
-    "phone",
-    "reference_id",
-    "note",
-    "tax_status",
-    "tax_code",
-    "kind",
-)
 ADDRESS_COLUMNS = ("company", "line1", "line2", "city", "region", "postal_code", "country", "phone")
 # Fields the reader knows that have no storage yet: reported, never silently dropped.
 NOT_STORED = frozenset(("tags", "email_marketing", "sms_marketing"))

@@ -11,6 +11,9 @@ security binds (TEST_APP_DATABASE_URL, else the test server's URL as that role).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import io
 import os
 import tempfile
 from collections.abc import AsyncIterator
@@ -19,6 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -154,3 +158,41 @@ async def admin_token(engine: AsyncEngine) -> str:
 
     _, token = await make_user(engine, role="ADMIN", email="admin@example.com")
     return token
+
+
+@contextlib.asynccontextmanager
+async def serve(app) -> AsyncIterator[str]:
+    """The app on a real uvicorn server on loopback (WebSockets need one): its host:port."""
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:  # noqa: ASYNC110 - uvicorn exposes a flag, not an event
+        await asyncio.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        hub = app.state.engine_ref.get("hub")
+        if hub is not None:
+            await hub.close()
+        server.should_exit = True
+        await task
+
+
+@pytest.fixture
+def cli(database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture):
+    """Runs `customer-graph ARGS` against the test database: (exit code, stdout, stderr)."""
+    from server.cli import main
+
+    monkeypatch.setenv("DATABASE_URL", database_url)
+
+    async def run(*argv: str, stdin: str | None = None) -> tuple[int, str, str]:
+        if stdin is not None:
+            monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+        # The CLI runs its own event loop: give it a thread.
+        code = await asyncio.to_thread(main, list(argv))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-import io
 from base64 import b64decode
 
 import pytest
 
-from server.cli import main
 from tests.conftest import GraphQLClient
 from tests.factories import make_customer
 
@@ -16,21 +13,6 @@ ME = "{ me { user { email role } } }"
 LOGIN = """mutation($input: LoginInput!) { login(input: $input) {
   token userErrors { code } } }"""
 CUSTOMER = "query($n: String!) { customer(number: $n) { salesRep { email } } }"
-
-
-@pytest.fixture
-def cli(database_url, monkeypatch, capsys):
-    monkeypatch.setenv("DATABASE_URL", database_url)
-
-    async def run(*argv: str, stdin: str | None = None) -> tuple[int, str, str]:
-        if stdin is not None:
-            monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
-        # The CLI runs its own event loop: give it a thread.
-        code = await asyncio.to_thread(main, list(argv))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
 def codes(body) -> list[str]:

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 
 import httpx
 import orjson
 import pytest
-import uvicorn
 import websockets
 from websockets.exceptions import InvalidStatus
 
 from server.app import create_app
+from tests.conftest import serve
 
 APP = "https://app.example.com"
 OTHER = "https://evil.example.net"
@@ -75,22 +74,6 @@ async def test_star_allows_every_origin_without_credentials(engine, settings):
     assert response.status_code == 204
     assert response.headers["access-control-allow-origin"] == "*"
     assert "access-control-allow-credentials" not in response.headers
-
-
-@contextlib.asynccontextmanager
-async def serve(app):
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 - uvicorn exposes a flag, not an event
-        await asyncio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
 
 
 async def _handshake(address: str, origin: str | None) -> str:

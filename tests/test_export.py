@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 
 import orjson
-import pytest
 from sqlalchemy import text
 
 from models.enums import Role
@@ -16,7 +14,6 @@ from resolvers.exports import export
 from resolvers.import_rows import ImportOptions, run_import
 from resolvers.search import Criteria, TextMatch
 from resolvers.viewer import Viewer
-from server.cli import main
 from server.seed import seed
 from tests.factories import make_customer, make_user
 
@@ -98,18 +95,6 @@ async def test_ndjson_filter_and_scope(engine):
     scoped = io.StringIO()
     assert await export(as_rep, scoped, criteria=criteria, fmt="ndjson") == 1
     assert orjson.loads(scoped.getvalue())["Email"] == mine.email
-
-
-@pytest.fixture
-def cli(database_url, monkeypatch, capsys):
-    monkeypatch.setenv("DATABASE_URL", database_url)
-
-    async def call(*argv: str) -> tuple[int, str, str]:
-        code = await asyncio.to_thread(main, list(argv))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return call
 
 
 async def test_cli_export_filter_and_refusals(cli, engine, tmp_path):

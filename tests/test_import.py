@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 
-import pytest
 from sqlalchemy import text
 
 from resolvers.import_rows import ImportOptions, run_import
-from server.cli import main
 from tests.factories import make_custom_field, make_customer
 
 SHOPIFY_HEADER = (
@@ -165,18 +162,6 @@ async def test_custom_fields_by_key_and_ndjson(engine, gql):
     # Without a key in the rows, the default key (reference ID) creates: the email is taken.
     keyless = await run(engine, data)
     assert [e.code for e in keyless.errors] == ["DUPLICATE", "INVALID"]
-
-
-@pytest.fixture
-def cli(database_url, monkeypatch, capsys):
-    monkeypatch.setenv("DATABASE_URL", database_url)
-
-    async def call(*argv: str) -> tuple[int, str, str]:
-        code = await asyncio.to_thread(main, list(argv))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return call
 
 
 async def test_cli_exit_codes_summary_and_error_report(cli, tmp_path, engine):

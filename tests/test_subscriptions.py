@@ -15,12 +15,12 @@ import itertools
 import httpx
 import orjson
 import pytest
-import uvicorn
 import websockets
 
 from resolvers.timeline import record
 from server.app import create_app
 from server.database import make_engine
+from tests.conftest import serve
 from tests.factories import link_channel, make_customer, make_sales_channel, make_user
 
 TIMELINE = """subscription($id: ID!, $since: String) {
@@ -33,25 +33,6 @@ ALL = """subscription($filter: TimelineEventFilter, $since: String) {
 
 def gid(type_name: str, pk: int) -> str:
     return base64.b64encode(f"{type_name}:{pk}".encode()).decode()
-
-
-@contextlib.asynccontextmanager
-async def serve(app):
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 - uvicorn exposes a flag, not an event
-        await asyncio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        hub = app.state.engine_ref.get("hub")
-        if hub is not None:
-            await hub.close()
-        server.should_exit = True
-        await task
 
 
 class Client:
