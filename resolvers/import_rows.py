@@ -430,7 +430,12 @@ class _Writer:
             stmt = stmt.where(customer.c.id != own)
         taken = (await conn.execute(stmt)).scalar()
         if taken is not None:
-            raise _RowRefused(None, "DUPLICATE", f"Customer {taken} already has this email.")
+            raise _RowRefused(
+                None,
+                "DUPLICATE",
+                f"Customer {taken} already has this email (to update customers by their"
+                " email, import with the email as the key).",
+            )
 
     async def _upsert(self, conn: AsyncConnection, plan: Plan) -> str:
         current = await self._find(conn, plan)
