@@ -12,6 +12,7 @@ security binds (TEST_APP_DATABASE_URL, else the test server's URL as that role).
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import io
 import os
@@ -107,11 +108,25 @@ async def clean(request: pytest.FixtureRequest) -> AsyncIterator[None]:
         await conn.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
 
 
+READ_PATHS = ("compiled", "field_by_field")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A module that sets `BOTH_PATHS = True` runs each of its tests on both read paths: the
+    compiled one (production's default) and field by field (the access matrix, search, bad
+    input, limits and the property-based tests do)."""
+    if metafunc.definition.get_closest_marker("field_by_field_only"):
+        return  # it breaks a field-by-field resolver on purpose: nothing to compare
+    if getattr(metafunc.module, "BOTH_PATHS", False) and "settings" in metafunc.fixturenames:
+        metafunc.parametrize("settings", READ_PATHS, indirect=True)
+
+
 @pytest.fixture
-def settings() -> Settings:
-    # The suite exercises the field-by-field path; tests/test_compiled.py checks that the
-    # compiled read path answers the same bytes.
-    return Settings(database_url="unused", debug=False, compiled_reads=False)
+def settings(request: pytest.FixtureRequest) -> Settings:
+    # Elsewhere field by field (statement counts are that path's); tests/test_compiled*.py
+    # compare both paths' bytes, and BOTH_PATHS modules run every test on both.
+    path = getattr(request, "param", "field_by_field")
+    return Settings(database_url="unused", debug=False, compiled_reads=path == "compiled")
 
 
 @pytest.fixture
@@ -120,6 +135,11 @@ async def client(app_engine: AsyncEngine, settings: Settings) -> AsyncIterator[h
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
         yield c
+
+
+def gid(type_name: str, pk: object) -> str:
+    """A Relay global ID, as the API prints it."""
+    return base64.b64encode(f"{type_name}:{pk}".encode()).decode()
 
 
 class GraphQLClient:

@@ -7,9 +7,7 @@ a rep and a site user see exactly their own customer's family; anonymous gets
 UNAUTHENTICATED. Out of scope must look like missing: null, never an error.
 """
 
-import base64
-
-from tests.conftest import GraphQLClient
+from tests.conftest import GraphQLClient, gid
 from tests.factories import (
     make_account,
     make_address,
@@ -21,6 +19,9 @@ from tests.factories import (
     make_payment_method,
     make_user,
 )
+
+# Every test here runs on the compiled read path and field by field (tests/conftest.py).
+BOTH_PATHS = True
 
 NODE_TYPES = (
     "Customer",
@@ -42,10 +43,6 @@ BACK_PATHS = {
     "TaxExemptionCertificate": "... on TaxExemptionCertificate { customer { number } }",
     "Account": "... on Account { customers { number } }",
 }
-
-
-def gid(type_name: str, pk: int) -> str:
-    return base64.b64encode(f"{type_name}:{pk}".encode()).decode()
 
 
 async def family(engine, label: str, rep_id: int, user_id: int) -> dict:

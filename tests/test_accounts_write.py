@@ -1,12 +1,12 @@
 """Accounts and payment methods: tokens only, card numbers refused and never stored."""
 
-import base64
 import logging
 from unittest.mock import ANY
 
 import pytest
 from sqlalchemy import text
 
+from tests.conftest import gid
 from tests.factories import make_customer
 
 CREATE = """mutation($input: AccountInput!) { accountCreate(input: $input) {
@@ -17,10 +17,6 @@ ADD = """mutation($input: PaymentMethodInput!) { paymentMethodAdd(input: $input)
   paymentMethod { id brand last4 expMonth expYear isDefault }
   account { paymentMethods { last4 isDefault } }
   userErrors { field code message } } }"""
-
-
-def gid(t: str, pk) -> str:
-    return base64.b64encode(f"{t}:{pk}".encode()).decode()
 
 
 async def test_account_lifecycle(gql, engine):

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-from tests.conftest import GraphQLClient
+from tests.conftest import GraphQLClient, gid
 from tests.factories import make_address, make_customer, make_user
 
 CREATE = """mutation($input: AddressInput!) { addressCreate(input: $input) {
@@ -27,10 +27,6 @@ DELETE = """mutation($input: AddressIdInput!) { addressDelete(input: $input) {
   address { id } customer { addresses { id } } userErrors { field code message } } }"""
 TIMELINE = """query($n: String!) { customer(number: $n) {
   timeline(first: 1) { edges { node { kind data } } } } }"""
-
-
-def gid(type_name: str, pk) -> str:
-    return base64.b64encode(f"{type_name}:{pk}".encode()).decode()
 
 
 async def address_count(engine) -> int:

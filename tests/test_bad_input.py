@@ -4,15 +4,15 @@ import base64
 
 import pytest
 
+from tests.conftest import gid
 from tests.factories import make_customer, make_order
+
+# Every test here runs on the compiled read path and field by field (tests/conftest.py).
+BOTH_PATHS = True
 
 
 def codes(body: dict) -> list[str]:
     return [e["extensions"]["code"] for e in body.get("errors", [])]
-
-
-def gid(type_name: str, pk) -> str:
-    return base64.b64encode(f"{type_name}:{pk}".encode()).decode()
 
 
 @pytest.mark.parametrize(
@@ -114,6 +114,7 @@ async def test_syntax_and_unknown_field_errors_have_codes(gql):
     assert codes(await gql("{ shoeSize }")) == ["GRAPHQL_VALIDATION_FAILED"]
 
 
+@pytest.mark.field_by_field_only
 async def test_unexpected_error_is_masked(gql, monkeypatch, caplog):
     from resolvers import customers
 
@@ -130,6 +131,7 @@ async def test_unexpected_error_is_masked(gql, monkeypatch, caplog):
     assert request_id in caplog.text and "secret internals" in caplog.text
 
 
+@pytest.mark.field_by_field_only
 async def test_debug_mode_shows_the_real_error(engine, settings, admin_token, monkeypatch):
     import dataclasses
 

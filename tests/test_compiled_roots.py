@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import update
 
 from models import Customer
+from tests.conftest import gid
 from tests.factories import make_account, make_payment_method
 from tests.test_compiled import ROLES, both, same, world  # noqa: F401 - fixtures
 
@@ -36,10 +37,6 @@ IDS = """query($n: String!) { customer(number: $n) {
   orders { nodes { id number } } ledgerTransactions { nodes { id } }
   timeline { nodes { id } } taxStatus { exemptionCertificates { id } } salesChannels { id }
 } }"""
-
-
-def gid(type_name: str, pk: object) -> str:
-    return base64.b64encode(f"{type_name}:{pk}".encode()).decode()
 
 
 @pytest.fixture

@@ -1,12 +1,11 @@
 """Custom fields: definitions by admins, typed values, required fields, archiving."""
 
-import base64
 from unittest.mock import ANY
 
 import pytest
 from sqlalchemy import text
 
-from tests.conftest import GraphQLClient
+from tests.conftest import GraphQLClient, gid
 from tests.factories import make_customer, make_user
 
 DEFINE = """mutation($input: CustomFieldDefinitionInput!) {
@@ -15,10 +14,6 @@ DEFINE = """mutation($input: CustomFieldDefinitionInput!) {
 SET = """mutation($input: CustomFieldValueInput!) { customFieldValueSet(input: $input) {
   customer { customFields { key value numberValue dateValue booleanValue textValue } }
   userErrors { field code message } } }"""
-
-
-def gid(t: str, pk) -> str:
-    return base64.b64encode(f"{t}:{pk}".encode()).decode()
 
 
 async def define(gql, key, type_, **kw) -> dict:

@@ -1,14 +1,13 @@
 """Customer and address mutations: validation, races, versions, permissions, timeline."""
 
 import asyncio
-import base64
 import logging
 from unittest.mock import ANY
 
 import pytest
 from sqlalchemy import text
 
-from tests.conftest import GraphQLClient
+from tests.conftest import GraphQLClient, gid
 from tests.factories import make_customer, make_sales_channel, make_user
 
 CREATE = """mutation($input: CustomerCreateInput!) { customerCreate(input: $input) {
@@ -22,10 +21,6 @@ ADDRESS = """mutation($input: AddressInput!) { addressCreate(input: $input) {
   address { id kind isDefault region country phone postalCode }
   customer { addresses { id kind isDefault } }
   userErrors { field code message } } }"""
-
-
-def gid(type_name: str, pk) -> str:
-    return base64.b64encode(f"{type_name}:{pk}".encode()).decode()
 
 
 async def count(engine, sql: str) -> int:

@@ -16,6 +16,9 @@ from schema import schema
 from server.app import create_app
 from tests.factories import make_customer, make_order
 
+# Every test here runs on the compiled read path and field by field (tests/conftest.py).
+BOTH_PATHS = True
+
 SDL = schema.as_str()
 EXPECTED = {
     "BAD_USER_INPUT",

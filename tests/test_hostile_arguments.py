@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from tests.conftest import gid
 from tests.factories import (
     make_account,
     make_custom_field,
@@ -322,10 +323,6 @@ async def test_search_cursor_is_checked_whatever_is_selected(both, world, select
 
 # ---------------------------------------------------------------------------------------
 # Global IDs
-
-
-def gid(type_name: str, pk: object) -> str:
-    return base64.b64encode(f"{type_name}:{pk}".encode()).decode()
 
 
 ID_QUERIES = {

@@ -1,14 +1,13 @@
 """Ledger mutations: signs, balances, transfers, idempotency, concurrency, permissions."""
 
 import asyncio
-import base64
 from decimal import Decimal
 from unittest.mock import ANY
 
 import pytest
 from sqlalchemy import text
 
-from tests.conftest import GraphQLClient
+from tests.conftest import GraphQLClient, gid
 from tests.factories import make_customer, make_user
 
 ENTRY = """mutation($input: LedgerEntryInput!) { %s(input: $input) {
@@ -19,16 +18,12 @@ TRANSFER = """mutation($input: LedgerTransferInput!) { ledgerTransfer(input: $in
   balance { amount } userErrors { field code message } } }"""
 
 
-def gid(pk: int) -> str:
-    return base64.b64encode(f"Customer:{pk}".encode()).decode()
-
-
 async def post(gql, op: str, customer, amount, currency="USD", **extra) -> dict:
     data = await gql.data(
         ENTRY % op,
         {
             "input": {
-                "customerId": gid(customer.id),
+                "customerId": gid("Customer", customer.id),
                 "amount": amount,
                 "currency": currency,
                 **extra,
@@ -100,8 +95,8 @@ async def test_transfer_moves_credit_and_refuses_to_overdraw(gql, engine):
     taker = await make_customer(engine, first_name="Taker")
     await post(gql, "ledgerCredit", giver, "50.00")  # giver has 50 in credit
     variables = {
-        "fromCustomerId": gid(giver.id),
-        "toCustomerId": gid(taker.id),
+        "fromCustomerId": gid("Customer", giver.id),
+        "toCustomerId": gid("Customer", taker.id),
         "amount": "30.00",
         "currency": "USD",
     }
@@ -126,7 +121,9 @@ async def test_transfer_moves_credit_and_refuses_to_overdraw(gql, engine):
             )
         ).one()
     assert groups == (2, Decimal("0.00"))
-    same = await gql.data(TRANSFER, {"input": {**variables, "toCustomerId": gid(giver.id)}})
+    same = await gql.data(
+        TRANSFER, {"input": {**variables, "toCustomerId": gid("Customer", giver.id)}}
+    )
     assert same["ledgerTransfer"]["userErrors"][0]["code"] == "INVALID"
 
 
@@ -209,8 +206,8 @@ async def test_two_hundred_concurrent_transfers_among_ten_customers(gql, engine)
                 TRANSFER,
                 {
                     "input": {
-                        "fromCustomerId": gid(a.id),
-                        "toCustomerId": gid(b.id),
+                        "fromCustomerId": gid("Customer", a.id),
+                        "toCustomerId": gid("Customer", b.id),
                         "amount": f"{rng.randint(1, 40)}.00",
                         "currency": "USD",
                     }
@@ -261,8 +258,8 @@ async def test_retried_transfer_writes_once(gql, engine):
     await post(gql, "ledgerCredit", a, "50.00")
     variables = {
         "input": {
-            "fromCustomerId": gid(a.id),
-            "toCustomerId": gid(b.id),
+            "fromCustomerId": gid("Customer", a.id),
+            "toCustomerId": gid("Customer", b.id),
             "amount": "20.00",
             "currency": "USD",
             "idempotencyKey": "t-1",
@@ -287,8 +284,8 @@ async def test_transfer_records_out_and_in_on_each_timeline(gql, engine):
         TRANSFER,
         {
             "input": {
-                "fromCustomerId": gid(a.id),
-                "toCustomerId": gid(b.id),
+                "fromCustomerId": gid("Customer", a.id),
+                "toCustomerId": gid("Customer", b.id),
                 "amount": "20.00",
                 "currency": "USD",
                 "memo": "Gift card",
@@ -315,8 +312,8 @@ async def test_transfer_records_out_and_in_on_each_timeline(gql, engine):
     "over,field,code",
     [
         ({"memo": "from card 4111 1111 1111 1111"}, ["input"], "CARD_NUMBER_REFUSED"),
-        ({"toCustomerId": gid(999)}, ["input", "toCustomerId"], "NOT_FOUND"),
-        ({"fromCustomerId": gid(999)}, ["input", "fromCustomerId"], "NOT_FOUND"),
+        ({"toCustomerId": gid("Customer", 999)}, ["input", "toCustomerId"], "NOT_FOUND"),
+        ({"fromCustomerId": gid("Customer", 999)}, ["input", "fromCustomerId"], "NOT_FOUND"),
         ({"currency": "usd1"}, ["input", "currency"], "INVALID"),
         ({"amount": "0"}, ["input", "amount"], "INVALID"),
         ({"amount": "1000.00"}, ["input", "amount"], "INSUFFICIENT_FUNDS"),
@@ -328,8 +325,8 @@ async def test_transfer_refusals_write_nothing(gql, engine, over, field, code):
     b = await make_customer(engine, first_name="B")
     await post(gql, "ledgerCredit", a, "50.00")
     variables = {
-        "fromCustomerId": gid(a.id),
-        "toCustomerId": gid(b.id),
+        "fromCustomerId": gid("Customer", a.id),
+        "toCustomerId": gid("Customer", b.id),
         "amount": "20.00",
         "currency": "USD",
         **over,
@@ -359,10 +356,14 @@ async def test_transfer_needs_both_customers_in_scope(client, engine):
     other = await make_customer(engine, first_name="Other")
     as_rep = GraphQLClient(client, token)
     await post(as_rep, "ledgerCredit", mine, "10.00")
-    base = {"fromCustomerId": gid(mine.id), "amount": "5.00", "currency": "USD"}
-    ok = await as_rep.data(TRANSFER, {"input": {**base, "toCustomerId": gid(also_mine.id)}})
+    base = {"fromCustomerId": gid("Customer", mine.id), "amount": "5.00", "currency": "USD"}
+    ok = await as_rep.data(
+        TRANSFER, {"input": {**base, "toCustomerId": gid("Customer", also_mine.id)}}
+    )
     assert ok["ledgerTransfer"]["userErrors"] == []
-    out = await as_rep.data(TRANSFER, {"input": {**base, "toCustomerId": gid(other.id)}})
+    out = await as_rep.data(
+        TRANSFER, {"input": {**base, "toCustomerId": gid("Customer", other.id)}}
+    )
     assert out["ledgerTransfer"]["userErrors"] == [
         {"field": ["input", "toCustomerId"], "code": "NOT_FOUND", "message": ANY}
     ]

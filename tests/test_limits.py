@@ -7,6 +7,9 @@ import pytest
 
 from server.app import create_app
 
+# Every test here runs on the compiled read path and field by field (tests/conftest.py).
+BOTH_PATHS = True
+
 
 @pytest.fixture
 def limited(engine, settings, admin_token):

@@ -1,13 +1,13 @@
 """Merging duplicates: everything moves, balances add up, all-or-nothing, idempotent."""
 
 import asyncio
-import base64
 from datetime import date
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import text
 
+from tests.conftest import gid
 from tests.factories import (
     link_channel,
     make_address,
@@ -29,10 +29,6 @@ PREVIEW = """query($s: ID!, $d: [ID!]!) { customerMergePreview(survivorId: $s, d
   survivor { number } duplicates { number }
   conflicts { field survivorValue values { customerNumber value } }
   moves { what count } balances { amount currency } versions { customerId version } } }"""
-
-
-def gid(pk: int) -> str:
-    return base64.b64encode(f"Customer:{pk}".encode()).decode()
 
 
 async def snapshot(engine) -> dict:
@@ -87,7 +83,9 @@ async def scenario(engine):
 async def test_preview_shows_conflicts_and_moves_without_writing(gql, engine):
     survivor, dup = await scenario(engine)
     before = await snapshot(engine)
-    data = await gql.data(PREVIEW, {"s": gid(survivor.id), "d": [gid(dup.id)]})
+    data = await gql.data(
+        PREVIEW, {"s": gid("Customer", survivor.id), "d": [gid("Customer", dup.id)]}
+    )
     preview = data["customerMergePreview"]
     conflicts = {c["field"]: c for c in preview["conflicts"]}
     assert conflicts["email"]["survivorValue"] == "ada@example.com"
@@ -109,9 +107,11 @@ async def test_merge_moves_every_kind_of_child(gql, engine):
         MERGE,
         {
             "input": {
-                "survivorId": gid(survivor.id),
-                "duplicateIds": [gid(dup.id)],
-                "fieldChoices": [{"field": "customFields.tier", "customerId": gid(dup.id)}],
+                "survivorId": gid("Customer", survivor.id),
+                "duplicateIds": [gid("Customer", dup.id)],
+                "fieldChoices": [
+                    {"field": "customFields.tier", "customerId": gid("Customer", dup.id)}
+                ],
             }
         },
     )
@@ -200,21 +200,36 @@ async def test_merge_moves_every_kind_of_child(gql, engine):
 async def test_lookups_of_a_merged_customer_lead_to_the_survivor(gql, engine):
     survivor, dup = await scenario(engine)
     await gql.data(
-        MERGE, {"input": {"survivorId": gid(survivor.id), "duplicateIds": [gid(dup.id)]}}
+        MERGE,
+        {
+            "input": {
+                "survivorId": gid("Customer", survivor.id),
+                "duplicateIds": [gid("Customer", dup.id)],
+            }
+        },
     )
-    for args in (f'number: "{dup.number}"', 'email: "ada.l@example.com"', f'id: "{gid(dup.id)}"'):
+    for args in (
+        f'number: "{dup.number}"',
+        'email: "ada.l@example.com"',
+        f'id: "{gid("Customer", dup.id)}"',
+    ):
         data = await gql.data(f"{{ customer({args}) {{ number }} }}")
         assert data["customer"] == {"number": survivor.number}, args
     node = await gql.data(
         "query($id: ID!) { node(id: $id) { ... on Customer { status mergedInto { number } } } }",
-        {"id": gid(dup.id)},
+        {"id": gid("Customer", dup.id)},
     )
     assert node["node"] == {"status": "MERGED", "mergedInto": {"number": survivor.number}}
 
 
 async def test_merge_is_idempotent_on_retry(gql, engine):
     survivor, dup = await scenario(engine)
-    variables = {"input": {"survivorId": gid(survivor.id), "duplicateIds": [gid(dup.id)]}}
+    variables = {
+        "input": {
+            "survivorId": gid("Customer", survivor.id),
+            "duplicateIds": [gid("Customer", dup.id)],
+        }
+    }
     first = await gql.data(MERGE, variables)
     after_first = await snapshot(engine)
     second = await gql.data(MERGE, variables)
@@ -233,7 +248,13 @@ async def test_injected_failure_leaves_everyone_as_they_were(gql, engine, monkey
 
     monkeypatch.setattr(merges, "_transfer_balances", fail)  # after most rows moved
     body = await gql(
-        MERGE, {"input": {"survivorId": gid(survivor.id), "duplicateIds": [gid(dup.id)]}}
+        MERGE,
+        {
+            "input": {
+                "survivorId": gid("Customer", survivor.id),
+                "duplicateIds": [gid("Customer", dup.id)],
+            }
+        },
     )
     assert body["errors"][0]["extensions"]["code"] == "INTERNAL_SERVER_ERROR"
     assert await snapshot(engine) == before
@@ -244,8 +265,24 @@ async def test_concurrent_overlapping_merges_one_wins_one_conflicts(gql, engine)
     b = await make_customer(engine, last_name="Same")
     c = await make_customer(engine, last_name="Same")
     results = await asyncio.gather(
-        gql.data(MERGE, {"input": {"survivorId": gid(a.id), "duplicateIds": [gid(b.id)]}}),
-        gql.data(MERGE, {"input": {"survivorId": gid(c.id), "duplicateIds": [gid(b.id)]}}),
+        gql.data(
+            MERGE,
+            {
+                "input": {
+                    "survivorId": gid("Customer", a.id),
+                    "duplicateIds": [gid("Customer", b.id)],
+                }
+            },
+        ),
+        gql.data(
+            MERGE,
+            {
+                "input": {
+                    "survivorId": gid("Customer", c.id),
+                    "duplicateIds": [gid("Customer", b.id)],
+                }
+            },
+        ),
     )
     errors = [r["customerMerge"]["userErrors"] for r in results]
     assert sorted(len(e) for e in errors) == [0, 1]
@@ -255,7 +292,9 @@ async def test_concurrent_overlapping_merges_one_wins_one_conflicts(gql, engine)
 
 async def test_stale_preview_version_conflicts(gql, engine):
     survivor, dup = await scenario(engine)
-    preview = await gql.data(PREVIEW, {"s": gid(survivor.id), "d": [gid(dup.id)]})
+    preview = await gql.data(
+        PREVIEW, {"s": gid("Customer", survivor.id), "d": [gid("Customer", dup.id)]}
+    )
     versions = preview["customerMergePreview"]["versions"]
     async with engine.begin() as conn:
         await conn.execute(
@@ -265,8 +304,8 @@ async def test_stale_preview_version_conflicts(gql, engine):
         MERGE,
         {
             "input": {
-                "survivorId": gid(survivor.id),
-                "duplicateIds": [gid(dup.id)],
+                "survivorId": gid("Customer", survivor.id),
+                "duplicateIds": [gid("Customer", dup.id)],
                 "expectedVersions": versions,
             }
         },
@@ -283,11 +322,23 @@ async def test_sales_rep_merges_only_their_customers(client, engine):
     other = await make_customer(engine)
     as_rep = GraphQLClient(client, token)
     data = await as_rep.data(
-        MERGE, {"input": {"survivorId": gid(mine.id), "duplicateIds": [gid(other.id)]}}
+        MERGE,
+        {
+            "input": {
+                "survivorId": gid("Customer", mine.id),
+                "duplicateIds": [gid("Customer", other.id)],
+            }
+        },
     )
     assert data["customerMerge"]["userErrors"][0]["code"] == "NOT_FOUND"
     data = await as_rep.data(
-        MERGE, {"input": {"survivorId": gid(mine.id), "duplicateIds": [gid(mine_too.id)]}}
+        MERGE,
+        {
+            "input": {
+                "survivorId": gid("Customer", mine.id),
+                "duplicateIds": [gid("Customer", mine_too.id)],
+            }
+        },
     )
     assert data["customerMerge"]["userErrors"] == []
 
@@ -302,14 +353,14 @@ async def test_sales_rep_merges_only_their_customers(client, engine):
 async def test_bad_field_choices(gql, engine, choice, code):
     survivor, dup = await scenario(engine)
     outsider = await make_customer(engine, last_name="Outsider")
-    ids = {"OTHER": gid(outsider.id), "DUP": gid(dup.id)}
+    ids = {"OTHER": gid("Customer", outsider.id), "DUP": gid("Customer", dup.id)}
     choice = {**choice, "customerId": ids[choice["customerId"]]}
     data = await gql.data(
         MERGE,
         {
             "input": {
-                "survivorId": gid(survivor.id),
-                "duplicateIds": [gid(dup.id)],
+                "survivorId": gid("Customer", survivor.id),
+                "duplicateIds": [gid("Customer", dup.id)],
                 "fieldChoices": [choice],
             }
         },

@@ -1,12 +1,12 @@
 """Orders: server-side totals, checkout all-or-nothing, cancel, refunds within what was paid."""
 
-import base64
 from decimal import Decimal
 from unittest.mock import ANY
 
 import pytest
 from sqlalchemy import text
 
+from tests.conftest import gid
 from tests.factories import make_address, make_customer
 
 CHECKOUT = """mutation($input: CheckoutInput!) { checkout(input: $input) {
@@ -24,10 +24,6 @@ CREATE = """mutation($input: OrderCreateInput!) { orderCreate(input: $input) {
 REFUND = """mutation($input: OrderRefundInput!) { orderRefund(input: $input) {
   order { status amountRefunded { amount } customer { balances { amount } } }
   userErrors { field code message } } }"""
-
-
-def gid(t: str, pk: int) -> str:
-    return base64.b64encode(f"{t}:{pk}".encode()).decode()
 
 
 def checkout_input(**over) -> dict:

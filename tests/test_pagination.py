@@ -4,6 +4,9 @@ import pytest
 
 from tests.factories import make_customer
 
+# Every test here runs on the compiled read path and field by field (tests/conftest.py).
+BOTH_PATHS = True
+
 NAMES = ["Zoe", "adam", "Émile", "bob", "Carl", "carl", "Dora", "eve", "Fay", "Gus", "Hal"]
 
 QUERY = """

@@ -1,6 +1,5 @@
 """The search screen: every filter field, combinations, the cap, scoping, bad input."""
 
-import base64
 import dataclasses
 from datetime import date
 from decimal import Decimal
@@ -9,7 +8,7 @@ import httpx
 import pytest
 
 from server.app import create_app
-from tests.conftest import GraphQLClient
+from tests.conftest import GraphQLClient, gid
 from tests.factories import (
     link_channel,
     make_account,
@@ -22,13 +21,12 @@ from tests.factories import (
     set_custom_value,
 )
 
+# Every test here runs on the compiled read path and field by field (tests/conftest.py).
+BOTH_PATHS = True
+
 FIND = """query($f: CustomerFilter, $after: String, $first: Int, $order: CustomerOrder) {
   customers(filter: $f, first: $first, after: $after, orderBy: $order) {
     totalCount pageInfo { hasNextPage endCursor } edges { node { number } } } }"""
-
-
-def gid(type_name: str, pk: int) -> str:
-    return base64.b64encode(f"{type_name}:{pk}".encode()).decode()
 
 
 @pytest.fixture

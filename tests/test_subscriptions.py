@@ -20,7 +20,7 @@ import websockets
 from resolvers.timeline import record
 from server.app import create_app
 from server.database import make_engine
-from tests.conftest import serve
+from tests.conftest import gid, serve
 from tests.factories import link_channel, make_customer, make_sales_channel, make_user
 
 TIMELINE = """subscription($id: ID!, $since: String) {
@@ -29,10 +29,6 @@ TIMELINE = """subscription($id: ID!, $since: String) {
 ALL = """subscription($filter: TimelineEventFilter, $since: String) {
   timelineEvents(filter: $filter, since: $since) { kind summary customer { number } }
 }"""
-
-
-def gid(type_name: str, pk: int) -> str:
-    return base64.b64encode(f"{type_name}:{pk}".encode()).decode()
 
 
 class Client:

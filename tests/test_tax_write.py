@@ -1,21 +1,16 @@
 """Tax status and exemption certificates."""
 
-import base64
 from unittest.mock import ANY
 
 import pytest
 from sqlalchemy import text
 
-from tests.conftest import GraphQLClient
+from tests.conftest import GraphQLClient, gid
 from tests.factories import make_customer, make_user
 
 ADD = """mutation($input: TaxCertificateInput!) { taxExemptionCertificateAdd(input: $input) {
   certificate { id number region isValid } customer { taxStatus { status
   exemptionCertificates { number } } } userErrors { field code message } } }"""
-
-
-def gid(t: str, pk) -> str:
-    return base64.b64encode(f"{t}:{pk}".encode()).decode()
 
 
 async def test_status_and_certificates(gql, engine):

@@ -9,7 +9,6 @@ lock blocks a mutation after its first writes)."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import time
 from collections.abc import AsyncIterator
@@ -23,6 +22,7 @@ from resolvers.timeline import ORDER_LOCK
 from server.app import create_app
 from server.database import StatementCounter, make_engine
 from server.settings import Settings
+from tests.conftest import gid
 from tests.factories import make_customer, make_sales_channel, make_user
 
 TIMEOUT = 0.3  # seconds: statement timeout; a request's budget is twice that
@@ -152,7 +152,7 @@ async def test_a_mutation_that_times_out_writes_nothing(engine, timed_engine, ad
     """customerUpdate changes the row, then waits for the timeline's advisory lock past the
     statement timeout: the whole transaction rolls back, the change included."""
     row = await make_customer(engine, first_name="Grace")
-    variables = {"input": {"id": gid(row.id), "firstName": "Changed"}}
+    variables = {"input": {"id": gid("Customer", row.id), "firstName": "Changed"}}
     async with client_for(timed_engine, compiled=True) as http:
         async with holding(engine, LOCK_TIMELINE):
             response, took = await post(http, admin, UPDATE, variables)
@@ -170,7 +170,7 @@ async def test_the_request_budget_does_not_cut_a_mutation_short(engine, admin):
     """A mutation's statements each have the statement timeout; cancelling it as a whole
     could answer TIMEOUT for a change that committed, so the budget lets it finish."""
     row = await make_customer(engine, first_name="Grace")
-    variables = {"input": {"id": gid(row.id), "firstName": "Changed"}}
+    variables = {"input": {"id": gid("Customer", row.id), "firstName": "Changed"}}
     async with client_for(engine, compiled=True) as http:
         async with holding(engine, LOCK_TIMELINE):
             update = asyncio.create_task(post(http, admin, UPDATE, variables))
@@ -182,10 +182,6 @@ async def test_the_request_budget_does_not_cut_a_mutation_short(engine, admin):
         "version": 2,
     }
     assert await written(engine, row.id) == ("Changed", 2, 1)
-
-
-def gid(customer_id: int) -> str:
-    return base64.b64encode(f"Customer:{customer_id}".encode()).decode()
 
 
 async def written(engine: AsyncEngine, customer_id: int) -> tuple:

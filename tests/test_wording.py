@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 
 import httpx
@@ -10,14 +9,10 @@ import pytest
 from sqlalchemy import text
 
 from server.app import create_app
-from tests.conftest import GraphQLClient
+from tests.conftest import GraphQLClient, gid
 from tests.factories import make_customer, make_order
 
 LINES = """query($n: String!) { order(number: $n) { lines { position taxRate } } }"""
-
-
-def gid(type_name: str, pk: int) -> str:
-    return base64.b64encode(f"{type_name}:{pk}".encode()).decode()
 
 
 @pytest.fixture(params=[True, False], ids=["compiled", "field_by_field"])
