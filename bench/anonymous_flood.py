@@ -104,8 +104,8 @@ async def bomb(app, token: str, run: int) -> tuple[float, str]:
 
 
 async def main_async(args, url: str) -> None:
+    from resolvers.tokens import issue_token
     from server.app import create_app
-    from server.auth import issue_token
     from server.database import make_engine
     from server.settings import Settings
     from tests.factories import make_user

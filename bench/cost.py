@@ -22,7 +22,7 @@ import httpx
 from graphql import GraphQLObjectType, get_named_type, is_leaf_type, parse
 from sqlalchemy import text
 
-from schema import schema
+from server.api import schema
 from server.app import create_app
 from server.database import make_engine
 from server.limits import query_cost

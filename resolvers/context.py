@@ -6,7 +6,7 @@ import functools
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from aiodataloader import DataLoader
 from sqlalchemy import Executable, Row
@@ -16,9 +16,17 @@ from strawberry.types import Info
 from resolvers.errors import Unauthenticated
 from resolvers.rls import set_viewer
 from resolvers.viewer import ANONYMOUS, Viewer
-from server.settings import Settings
 
 BatchFn = Callable[..., Awaitable[Sequence[Any]]]
+
+
+class Settings(Protocol):
+    """What resolvers read of the service's settings: server/settings.Settings has these
+    (server/ builds the Context; resolvers never import it)."""
+
+    search_cap: int
+    max_upload_bytes: int
+    debug: bool
 
 
 @dataclass

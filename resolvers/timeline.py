@@ -19,8 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from models import CustomerSalesChannel, TimelineEvent
 from resolvers.children import visible
 from resolvers.context import Context
+from resolvers.errors import database_unavailable
 from resolvers.pagination import Ordering
-from server.database import database_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +139,14 @@ async def _read(ctx: Context, sub: Any, stmt: Select) -> Sequence[Row]:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(sub.wake.wait(), delay)
         delay = min(delay * 2, 1.0)
+
+
+# WebSocket close code "Service Restart": the client reconnects and resumes with `since`.
+CLOSE_RECONNECT = 1012
+
+
+class TooManySubscriptions(Exception):
+    """A user already has the most live subscriptions a worker allows."""
 
 
 class ListenLost(Exception):

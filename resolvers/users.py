@@ -16,8 +16,8 @@ from resolvers.mutations import Problem, Refused, transaction
 from resolvers.rls import set_viewer
 from resolvers.scope import scope_users
 from resolvers.timeline import record
+from resolvers.tokens import issue_token
 from resolvers.viewer import Viewer
-from server.auth import issue_token
 
 customer = Customer.__table__
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")

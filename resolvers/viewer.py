@@ -1,4 +1,4 @@
-"""Who is asking. Built once per request from the bearer token (server/auth.py)."""
+"""Who is asking. Built once per request from the bearer token (resolvers/tokens.py)."""
 
 from dataclasses import dataclass
 

@@ -1,14 +1,3 @@
-"""The GraphQL schema. Built once per process: Strawberry's relay fields cannot be rebuilt."""
-
-from schema.root import Mutation, Query, Subscription
-from schema.scalars import SCALAR_OVERRIDES
-from server.errors import ErrorCodes, Schema
-from server.limits import RequestLimits
-
-schema = Schema(
-    query=Query,
-    mutation=Mutation,
-    subscription=Subscription,
-    extensions=[ErrorCodes, RequestLimits],
-    scalar_overrides=SCALAR_OVERRIDES,
-)
+"""GraphQL types, inputs, enums and payloads, one module per domain word; schema.root merges
+the root types. The Schema object itself is built in server/api.py, the composition root
+(it adds server/'s extensions), so nothing here imports server/."""

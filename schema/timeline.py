@@ -17,16 +17,17 @@ from resolvers.context import viewer_of
 from resolvers.errors import NotFound, RateLimited, Unavailable
 from resolvers.pagination import decode_cursor, encode_cursor
 from resolvers.timeline import (
+    CLOSE_RECONNECT,
     NEWEST_FIRST,
     ListenLost,
     SlowConsumerError,
+    TooManySubscriptions,
     follow,
     latest_event_id,
     timeline_event,
 )
 from schema.base import build, decode_id, node_resolver, registered
 from schema.users import User
-from server.notify import CLOSE_RECONNECT, TooManySubscriptions
 
 if TYPE_CHECKING:
     from schema.customers import Customer

@@ -11,9 +11,9 @@ from resolvers import customers as customer_q
 from resolvers import users as q
 from resolvers.context import viewer_of
 from resolvers.mutations import Refused
+from resolvers.tokens import viewer_for_token
 from schema.base import build, from_row, node_resolver, registered
 from schema.errors import UserError, user_errors
-from server.auth import viewer_for_token
 
 if TYPE_CHECKING:
     from schema.customers import Customer

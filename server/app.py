@@ -31,13 +31,14 @@ from strawberry.types.unset import UNSET
 
 from resolvers import import_jobs
 from resolvers.context import Context
-from schema import schema
+from resolvers.errors import ServiceUnavailable, is_unavailable
+from resolvers.tokens import viewer_for_token
 from server import graphiql
-from server.auth import viewer_for_token
+from server.api import schema
 from server.compiled import AUTH_KEY, CompiledGraphQL
 from server.cors import Cors
 from server.database import make_engine
-from server.errors import DatabaseFailures, ServiceUnavailable, is_unavailable
+from server.errors import DatabaseFailures
 from server.graphql_http import GraphQLOverHTTP
 from server.limits import BodyGuard
 from server.notify import TimelineHub

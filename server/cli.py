@@ -207,7 +207,7 @@ def cmd_token_create(args: argparse.Namespace) -> int:
 
 
 def cmd_token_revoke(args: argparse.Namespace) -> int:
-    from server.auth import revoke
+    from resolvers.tokens import revoke
     from server.users import UserError, revoke_all
 
     if args.email:
@@ -351,8 +351,8 @@ def _criteria(raw: object):
     from strawberry.types.arguments import convert_argument
 
     from resolvers.errors import BadUserInput
-    from schema import schema
     from schema.search import CustomerFilter
+    from server.api import schema
 
     def refuse(error: GraphQLError, path) -> None:
         raise BadUserInput(error.message)

@@ -27,11 +27,12 @@ from graphql import DocumentNode, OperationType, get_operation_ast, parse, valid
 from graphql.execution.values import get_variable_values
 
 from resolvers.compiled import NotCompilable, Statement, compile_operation
+from resolvers.errors import is_timeout, is_unavailable
+from resolvers.tokens import VIEWER_SETTING_BY_TOKEN_SQL, viewer_setting_on
 from resolvers.viewer import ANONYMOUS, Viewer
 from server import mixed
-from server.auth import VIEWER_SETTING_BY_TOKEN_SQL, viewer_setting_on
 from server.database import bare_statement
-from server.errors import is_timeout, is_unavailable, start_budget
+from server.errors import start_budget
 from server.limits import (
     document_limit_errors,
     operation_name_errors,

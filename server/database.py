@@ -12,10 +12,9 @@ import weakref
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import asyncpg
 import orjson
 from sqlalchemy import event
-from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -219,31 +218,6 @@ def outage_of(engine: AsyncEngine) -> Outage:
         outage = _OUTAGES[engine.sync_engine] = Outage()
         event.listen(engine.sync_engine, "connect", lambda *_: outage.up())
     return outage
-
-
-def database_unavailable(exc: BaseException) -> bool:
-    """`exc` (or what it wraps) says the server went away or does not accept connections
-    yet (restart, failover, network): worth retrying on a new connection."""
-    transient = (
-        OSError,  # refused, reset, or the Unix socket gone while the server is down
-        TimeoutError,
-        asyncpg.PostgresConnectionError,
-        asyncpg.CannotConnectNowError,  # starting up or shutting down
-        asyncpg.AdminShutdownError,
-        asyncpg.CrashShutdownError,
-    )
-    seen: set[int] = set()
-    cause: BaseException | None = exc
-    while cause is not None and id(cause) not in seen:
-        seen.add(id(cause))
-        if isinstance(cause, DBAPIError) and cause.connection_invalidated:
-            return True
-        if isinstance(cause, transient):
-            return True
-        if isinstance(cause, asyncpg.InterfaceError) and "connection is closed" in str(cause):
-            return True
-        cause = getattr(cause, "orig", None) or cause.__cause__
-    return False
 
 
 def pool_size_for(max_connections: int, reserved: int, workers: int, *, cap: int = 10) -> int:

@@ -9,15 +9,14 @@ import asyncio
 import logging
 from contextvars import ContextVar
 
-import asyncpg
 import orjson
 import strawberry
 from graphql import GraphQLError
-from sqlalchemy import exc as sa_exc
 from strawberry.extensions import SchemaExtension
 from strawberry.relay.types import GlobalIDValueError
 from strawberry.types.graphql import OperationType
 
+from resolvers.errors import chain, is_timeout, is_unavailable
 from server.database import outage_of
 
 log = logging.getLogger("customer_graph.errors")
@@ -152,51 +151,6 @@ def _database_error(
 UNAVAILABLE_MESSAGE = "The database is unavailable; retry later."
 TIMEOUT_MESSAGE = "The request took too long and was cancelled."
 RETRY_AFTER = b"5"  # seconds: about a PostgreSQL restart
-# SQLSTATEs: a statement cancelled (statement_timeout, or our cancel) or a lock not granted
-# within lock_timeout; and the server refusing or dropping connections.
-_TIMEOUT_STATES = {"57014", "55P03"}
-_UNAVAILABLE_STATES = {"57P01", "57P02", "57P03", "53300"}
-
-
-class ServiceUnavailable(Exception):
-    """A resolver met a database outage: the request answers 503 as a whole."""
-
-
-def _chain(error: BaseException | None):
-    """The error, what it wraps (SQLAlchemy's .orig) and what caused it."""
-    seen: set[int] = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        yield error
-        error = getattr(error, "orig", None) or error.__cause__
-
-
-def is_timeout(error: BaseException | None) -> bool:
-    for e in _chain(error):
-        if isinstance(e, asyncpg.QueryCanceledError):
-            return True
-        if isinstance(e, asyncpg.LockNotAvailableError):
-            return True
-        if getattr(e, "sqlstate", None) in _TIMEOUT_STATES:
-            return True
-    return False
-
-
-def is_unavailable(error: BaseException | None) -> bool:
-    """A connection could not be opened, checked out, or died under us."""
-    for e in _chain(error):
-        if isinstance(e, ServiceUnavailable | sa_exc.TimeoutError | sa_exc.DisconnectionError):
-            return True  # TimeoutError: no pooled connection within the connect timeout
-        if isinstance(e, sa_exc.DBAPIError) and e.connection_invalidated:
-            return True
-        if isinstance(e, OSError | asyncpg.PostgresConnectionError):
-            return True  # refused, socket gone, reset; asyncpg's connect timeout too
-        if isinstance(e, asyncpg.InterfaceError) and "connection is closed" in str(e):
-            return True
-        state = getattr(e, "sqlstate", None) or ""
-        if state in _UNAVAILABLE_STATES or state.startswith("08"):
-            return True
-    return False
 
 
 class Schema(strawberry.Schema):
@@ -253,7 +207,7 @@ class DatabaseFailures:
                 return await _answer(send, 200, TIMEOUT_BODY)
             if not is_unavailable(error):
                 raise
-            *_, cause = _chain(error)  # the driver's own words for the log line
+            *_, cause = chain(error)  # the driver's own words for the log line
             outage_of(self.engine_ref["engine"]).down(cause)
             await _answer(send, 503, UNAVAILABLE_BODY, [(b"retry-after", RETRY_AFTER)])
         finally:

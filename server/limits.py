@@ -116,7 +116,7 @@ def query_cost(
 
 def _graphql_schema(schema) -> GraphQLSchema:
     if schema is None:  # callers that predate the schema argument: the one app schema
-        from schema import schema as app_schema
+        from server.api import schema as app_schema
 
         schema = app_schema
     return getattr(schema, "_schema", schema)

@@ -25,22 +25,16 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from resolvers.timeline import CHANNEL, ListenLost
-from server.database import database_unavailable
+from resolvers.errors import database_unavailable
+from resolvers.timeline import CHANNEL, ListenLost, TooManySubscriptions
 
 log = logging.getLogger(__name__)
 
-# WebSocket close code "Service Restart": the client reconnects and resumes with `since`.
-CLOSE_RECONNECT = 1012
 MAX_BACKOFF = 2.0  # seconds between attempts to listen again, at most
 
 
 class SlowConsumer(Exception):
     """A subscriber fell too far behind; its connection is closed rather than buffered."""
-
-
-class TooManySubscriptions(Exception):
-    pass
 
 
 @dataclass(eq=False)

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from models import ApiToken, AppUser
-from server.auth import issue_token
+from resolvers.tokens import issue_token
 from server.database import make_engine
 
 user = AppUser.__table__

@@ -25,7 +25,7 @@ from models import (
     TaxExemptionCertificate,
     TimelineEvent,
 )
-from server.auth import issue_token
+from resolvers.tokens import issue_token
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 

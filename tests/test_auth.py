@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import text
 
-from server.auth import hash_token
+from resolvers.tokens import hash_token
 from tests.conftest import GraphQLClient
 from tests.factories import make_customer, make_user
 
@@ -123,7 +123,7 @@ async def test_expired_and_revoked_tokens(client, engine):
     assert codes(await as_boss(ME)) == ["UNAUTHENTICATED"]
 
     _, token2 = await make_user(engine, role="ADMIN", email="boss2@example.com")
-    from server.auth import revoke
+    from resolvers.tokens import revoke
 
     assert await revoke(engine, token2) is True
     assert codes(await GraphQLClient(client, token2)(ME)) == ["UNAUTHENTICATED"]

@@ -28,7 +28,7 @@ from graphql import (
 from sqlalchemy import text
 
 from resolvers import compiled as compiled_q
-from schema import schema as app_schema
+from server.api import schema as app_schema
 from server.app import create_app
 from server.settings import Settings
 from tests.factories import (

@@ -243,7 +243,7 @@ def test_cached_statements_share_their_sql_text():
     from models.enums import Role
     from resolvers.compiled import compile_operation
     from resolvers.viewer import Viewer
-    from schema import schema
+    from server.api import schema
 
     query = """query($after: String) { customers(first: 50, after: $after) {
       pageInfo { endCursor } nodes { number orders(first: 10) { nodes { number } } } } }"""

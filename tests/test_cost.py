@@ -24,9 +24,9 @@ from graphql import (
 from sqlalchemy import insert, select
 
 from models import Customer
-from schema import schema
+from resolvers.tokens import issue_token
+from server.api import schema
 from server.app import create_app
-from server.auth import issue_token
 from server.limits import query_cost
 from server.settings import Settings
 from tests.factories import make_customer, make_user

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis_graphql import queries
 
-from schema import schema
+from server.api import schema
 from server.app import create_app
 from tests.factories import make_customer, make_order
 

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from schema import schema
+from server.api import schema
 
 SNAPSHOT = Path(__file__).resolve().parent.parent / "schema.graphql"
 

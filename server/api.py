@@ -1,0 +1,16 @@
+"""The GraphQL schema this service serves: the root types of schema/, with the extensions
+of server/ (error codes and logging, request limits). Built once per process: Strawberry's
+relay fields cannot be rebuilt."""
+
+from schema.root import Mutation, Query, Subscription
+from schema.scalars import SCALAR_OVERRIDES
+from server.errors import ErrorCodes, Schema
+from server.limits import RequestLimits
+
+schema = Schema(
+    query=Query,
+    mutation=Mutation,
+    subscription=Subscription,
+    extensions=[ErrorCodes, RequestLimits],
+    scalar_overrides=SCALAR_OVERRIDES,
+)
