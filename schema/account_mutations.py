@@ -13,7 +13,7 @@ from resolvers.mutations import Refused
 from schema.accounts import Account, PaymentMethod
 from schema.base import build, decode_id
 from schema.customers import Customer
-from schema.errors import UserError, user_errors
+from schema.errors import UserError, refused_payload
 
 UNSET: Any = strawberry.UNSET
 
@@ -100,10 +100,6 @@ async def _account(info: Info, aid: int, customer_id: int | None = None) -> Acco
     return AccountPayload(account=build("Account", row), customer=build("Customer", cust))
 
 
-def _refused(refused: Refused) -> AccountPayload:
-    return AccountPayload(account=None, user_errors=user_errors(refused))
-
-
 @strawberry.type
 class AccountMutations:
     @strawberry.mutation(description="Open a billing account.")
@@ -117,7 +113,7 @@ class AccountMutations:
             )
             aid = await q.create_account(info.context, {k: getattr(input, k) for k in FIELDS}, cid)
         except Refused as refused:
-            return _refused(refused)
+            return refused_payload(AccountPayload, refused)
         return await _account(info, aid, cid)
 
     @strawberry.mutation(description="Change a billing account (only the fields you send).")
@@ -128,7 +124,7 @@ class AccountMutations:
             values = {k: getattr(input, k) for k in FIELDS if getattr(input, k) is not UNSET}
             await q.update_account(info.context, aid, values)
         except Refused as refused:
-            return _refused(refused)
+            return refused_payload(AccountPayload, refused)
         return await _account(info, aid)
 
     @strawberry.mutation(description="Bill a customer to an account.")
@@ -143,7 +139,7 @@ class AccountMutations:
             cid = decode_id(input.customer_id, "Customer", "customerId")
             await q.attach(info.context, aid, cid)
         except Refused as refused:
-            return _refused(refused)
+            return refused_payload(AccountPayload, refused)
         return await _account(info, aid, cid)
 
     @strawberry.mutation(description="Stop billing a customer to their account.")
@@ -155,7 +151,7 @@ class AccountMutations:
             cid = decode_id(input.customer_id, "Customer", "customerId")
             await q.detach(info.context, cid)
         except Refused as refused:
-            return _refused(refused)
+            return refused_payload(AccountPayload, refused)
         row = await info.context.fresh().loader(customer_q.customers_by_id).load(cid)
         return AccountPayload(account=None, customer=build("Customer", row))
 
@@ -172,9 +168,7 @@ class AccountMutations:
             }
             pid = await q.add_payment_method(info.context, aid, values, input.is_default)
         except Refused as refused:
-            return PaymentMethodPayload(
-                payment_method=None, account=None, user_errors=user_errors(refused)
-            )
+            return refused_payload(PaymentMethodPayload, refused)
         ctx = info.context.fresh()
         method = await ctx.loader(account_q.payment_methods_by_id).load(pid)
         return PaymentMethodPayload(
@@ -193,9 +187,7 @@ class AccountMutations:
                 info.context, decode_id(input.id, "PaymentMethod", "id")
             )
         except Refused as refused:
-            return PaymentMethodPayload(
-                payment_method=None, account=None, user_errors=user_errors(refused)
-            )
+            return refused_payload(PaymentMethodPayload, refused)
         row = await info.context.fresh().loader(account_q.accounts_by_id).load(aid)
         return PaymentMethodPayload(
             payment_method=None, account=build("Account", row), user_errors=[]

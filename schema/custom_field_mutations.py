@@ -14,7 +14,7 @@ from schema.base import build, decode_id
 from schema.custom_fields import CustomFieldDefinition
 from schema.customers import Customer
 from schema.enums import CustomFieldType
-from schema.errors import UserError, user_errors
+from schema.errors import UserError, refused_payload
 
 UNSET: Any = strawberry.UNSET
 
@@ -116,7 +116,7 @@ class CustomFieldMutations:
                 input.help_text,
             )
         except Refused as refused:
-            return CustomFieldDefinitionPayload(definition=None, user_errors=user_errors(refused))
+            return refused_payload(CustomFieldDefinitionPayload, refused)
         return await _definition(info, did)
 
     @strawberry.mutation(
@@ -135,7 +135,7 @@ class CustomFieldMutations:
             }
             await q.update_definition(info.context, did, changes)
         except Refused as refused:
-            return CustomFieldDefinitionPayload(definition=None, user_errors=user_errors(refused))
+            return refused_payload(CustomFieldDefinitionPayload, refused)
         return await _definition(info, did)
 
     @strawberry.mutation(description="Hide a field; stored values are kept.")
@@ -147,7 +147,7 @@ class CustomFieldMutations:
             did = decode_id(input.id, "CustomFieldDefinition", "id")
             await q.update_definition(info.context, did, {"archived": True})
         except Refused as refused:
-            return CustomFieldDefinitionPayload(definition=None, user_errors=user_errors(refused))
+            return refused_payload(CustomFieldDefinitionPayload, refused)
         return await _definition(info, did)
 
     @strawberry.mutation(description="Set a customer's value for a field (typed).")
@@ -159,7 +159,7 @@ class CustomFieldMutations:
             cid = decode_id(input.customer_id, "Customer", "customerId")
             await q.set_value(info.context, cid, input.key, input.value)
         except Refused as refused:
-            return CustomFieldValuePayload(customer=None, user_errors=user_errors(refused))
+            return refused_payload(CustomFieldValuePayload, refused)
         return await _customer(info, cid)
 
     @strawberry.mutation(
@@ -174,7 +174,7 @@ class CustomFieldMutations:
             cid = decode_id(input.customer_id, "Customer", "customerId")
             await q.set_many(info.context, cid, [(v.key, v.value) for v in input.values])
         except Refused as refused:
-            return CustomFieldValuePayload(customer=None, user_errors=user_errors(refused))
+            return refused_payload(CustomFieldValuePayload, refused)
         return await _customer(info, cid)
 
     @strawberry.mutation(description="Remove a customer's value for a field.")
@@ -186,5 +186,5 @@ class CustomFieldMutations:
             cid = decode_id(input.customer_id, "Customer", "customerId")
             await q.clear_value(info.context, cid, input.key)
         except Refused as refused:
-            return CustomFieldValuePayload(customer=None, user_errors=user_errors(refused))
+            return refused_payload(CustomFieldValuePayload, refused)
         return await _customer(info, cid)

@@ -10,6 +10,7 @@ from resolvers import customers as customer_q
 from resolvers.addresses import address
 from resolvers.children import child_by_id
 from resolvers.context import viewer_of
+from resolvers.customer_mutations import ADDRESS_FIELDS
 from resolvers.mutations import Refused
 from resolvers.timeline import timeline_event
 from schema.addresses import Address
@@ -17,7 +18,7 @@ from schema.base import build, decode_id
 from schema.custom_field_mutations import CustomFieldEntry
 from schema.customers import Customer
 from schema.enums import AddressKind, CustomerKind, TaxStatusKind
-from schema.errors import UserError, user_errors
+from schema.errors import UserError, refused_payload
 from schema.timeline import TimelineEvent
 
 UNSET: Any = strawberry.UNSET
@@ -192,20 +193,6 @@ async def _address(info: Info, aid: int | None, cid: int) -> AddressPayload:
     )
 
 
-ADDRESS_FIELDS = (
-    "kind",
-    "name",
-    "company",
-    "line1",
-    "line2",
-    "city",
-    "region",
-    "postal_code",
-    "country",
-    "phone",
-)
-
-
 @strawberry.type
 class CustomerMutations:
     @strawberry.mutation(description="A new customer; no order needed.")
@@ -214,7 +201,7 @@ class CustomerMutations:
         try:
             cid = await q.create(info.context, _changes(input))
         except Refused as refused:
-            return CustomerPayload(customer=None, user_errors=user_errors(refused))
+            return refused_payload(CustomerPayload, refused)
         return CustomerPayload(customer=await _customer(info, cid), user_errors=[])
 
     @strawberry.mutation(description="Change a customer; pass expectedVersion to detect races.")
@@ -224,7 +211,7 @@ class CustomerMutations:
             cid = decode_id(input.id, "Customer", "id")
             await q.update_customer(info.context, cid, input.expected_version, _changes(input))
         except Refused as refused:
-            return CustomerPayload(customer=None, user_errors=user_errors(refused))
+            return refused_payload(CustomerPayload, refused)
         return CustomerPayload(customer=await _customer(info, cid), user_errors=[])
 
     @strawberry.mutation(description="Hide from default lists and searches; history is kept.")
@@ -242,7 +229,7 @@ class CustomerMutations:
             cid = decode_id(input.customer_id, "Customer", "customerId")
             event_id = await q.add_note(info.context, cid, input.note)
         except Refused as refused:
-            return NotePayload(event=None, user_errors=user_errors(refused))
+            return refused_payload(NotePayload, refused)
         row = await info.context.fresh().loader(child_by_id, timeline_event).load(event_id)
         return NotePayload(event=build("TimelineEvent", row), user_errors=[])
 
@@ -254,7 +241,7 @@ class CustomerMutations:
             values = {k: getattr(input, k) for k in ADDRESS_FIELDS}
             aid = await q.add_address(info.context, cid, values, input.is_default)
         except Refused as refused:
-            return AddressPayload(address=None, customer=None, user_errors=user_errors(refused))
+            return refused_payload(AddressPayload, refused)
         return await _address(info, aid, cid)
 
     @strawberry.mutation(description="Change an address (only the fields you send).")
@@ -272,7 +259,7 @@ class CustomerMutations:
             aid = decode_id(input.id, "Address", "id")
             cid = await q.remove_address(info.context, aid)
         except Refused as refused:
-            return AddressPayload(address=None, customer=None, user_errors=user_errors(refused))
+            return refused_payload(AddressPayload, refused)
         return await _address(info, None, cid)
 
 
@@ -282,7 +269,7 @@ async def _status(info: Info, input: CustomerIdInput, archived: bool) -> Custome
         cid = decode_id(input.id, "Customer", "id")
         await q.set_status(info.context, cid, archived)
     except Refused as refused:
-        return CustomerPayload(customer=None, user_errors=user_errors(refused))
+        return refused_payload(CustomerPayload, refused)
     return CustomerPayload(customer=await _customer(info, cid), user_errors=[])
 
 
@@ -293,6 +280,6 @@ async def _update_address(info: Info, input: AddressUpdateInput) -> AddressPaylo
         values = {k: getattr(input, k) for k in ADDRESS_FIELDS if getattr(input, k) is not UNSET}
         await q.change_address(info.context, aid, values, input.is_default)
     except Refused as refused:
-        return AddressPayload(address=None, customer=None, user_errors=user_errors(refused))
+        return refused_payload(AddressPayload, refused)
     row = await info.context.fresh().loader(child_by_id, address).load(aid)
     return await _address(info, aid, row.customer_id)

@@ -12,7 +12,7 @@ from resolvers.mutations import Refused
 from resolvers.pagination import page_args
 from schema.base import build_all, decode_id
 from schema.customers import Customer
-from schema.errors import UserError, user_errors
+from schema.errors import UserError, refused_payload
 from schema.pagination import Connection
 
 DuplicateCriterion = strawberry.enum(
@@ -114,5 +114,5 @@ class DuplicateMutations:
                 info.context, [decode_id(i, "Customer", "customerIds") for i in input.customer_ids]
             )
         except Refused as refused:
-            return DuplicateDismissPayload(dismissed_pairs=0, user_errors=user_errors(refused))
+            return refused_payload(DuplicateDismissPayload, refused)
         return DuplicateDismissPayload(dismissed_pairs=stored, user_errors=[])

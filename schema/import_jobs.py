@@ -24,7 +24,7 @@ from resolvers.loading import count
 from resolvers.mutations import Problem, Refused
 from resolvers.pagination import page_args
 from schema.base import decode_id
-from schema.errors import UserError, user_errors
+from schema.errors import UserError, refused_payload
 from schema.pagination import Connection
 
 log = logging.getLogger(__name__)
@@ -186,7 +186,7 @@ class ImportJobMutations:
                     Problem(["input", "upload"], "INVALID", f"{refused.message} ({refused.code})")
                 ) from None
         except Refused as refused:
-            return CustomerImportStartPayload(job=None, user_errors=user_errors(refused))
+            return refused_payload(CustomerImportStartPayload, refused)
         name = getattr(input.upload, "filename", None) or "upload"
         job_id = await q.create_job(
             ctx.engine, owner_id=viewer.user_id, file_name=name, data=data, options=options

@@ -9,7 +9,7 @@ from resolvers import ledger_mutations as q
 from resolvers.context import viewer_of
 from resolvers.mutations import Refused
 from schema.base import Money, build_all, decode_id
-from schema.errors import UserError, user_errors
+from schema.errors import UserError, refused_payload
 from schema.ledger import LedgerTransaction
 
 
@@ -67,7 +67,7 @@ async def _entry(info: Info, kind: str, input: LedgerEntryInput) -> LedgerPayloa
             input.idempotency_key,
         )
     except Refused as refused:
-        return LedgerPayload(transactions=[], balance=None, user_errors=user_errors(refused))
+        return refused_payload(LedgerPayload, refused)
     return _payload(result)
 
 
@@ -106,5 +106,5 @@ class LedgerMutations:
                 input.idempotency_key,
             )
         except Refused as refused:
-            return LedgerPayload(transactions=[], balance=None, user_errors=user_errors(refused))
+            return refused_payload(LedgerPayload, refused)
         return _payload(result)

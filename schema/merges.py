@@ -10,7 +10,7 @@ from resolvers.errors import CodedError
 from resolvers.mutations import Refused
 from schema.base import Money, build, decode_id
 from schema.customers import Customer
-from schema.errors import UserError, user_errors
+from schema.errors import UserError, refused_payload
 
 
 class MergeRefused(CodedError):
@@ -154,6 +154,6 @@ class MergeMutations:
             }
             survivor = await q.merge(ctx, survivor, dups, choices, versions)
         except Refused as refused:
-            return CustomerMergePayload(customer=None, user_errors=user_errors(refused))
+            return refused_payload(CustomerMergePayload, refused)
         row = await ctx.fresh().loader(customer_q.customers_by_id).load(survivor)
         return CustomerMergePayload(customer=build("Customer", row), user_errors=[])

@@ -11,7 +11,7 @@ from resolvers.children import child_by_id
 from resolvers.context import viewer_of
 from resolvers.mutations import Refused
 from schema.base import build, decode_id
-from schema.errors import UserError, user_errors
+from schema.errors import UserError, refused_payload
 from schema.orders import Order
 
 
@@ -121,7 +121,7 @@ class OrderMutations:
                 input.idempotency_key,
             )
         except Refused as refused:
-            return OrderPayload(order=None, user_errors=user_errors(refused))
+            return refused_payload(OrderPayload, refused)
         return await _payload(info, oid)
 
     @strawberry.mutation(description="Customer, address, paid order and ledger in one step.")
@@ -158,7 +158,7 @@ class OrderMutations:
                 ),
             )
         except Refused as refused:
-            return OrderPayload(order=None, user_errors=user_errors(refused))
+            return refused_payload(OrderPayload, refused)
         return await _payload(info, oid)
 
     @strawberry.mutation(description="Cancel an unpaid order; its charge is reversed.")
@@ -169,7 +169,7 @@ class OrderMutations:
                 info.context, decode_id(input.order_id, "Order", "orderId"), input.reason
             )
         except Refused as refused:
-            return OrderPayload(order=None, user_errors=user_errors(refused))
+            return refused_payload(OrderPayload, refused)
         return await _payload(info, oid)
 
     @strawberry.mutation(description="Refund part or all of what was paid, never more.")
@@ -183,5 +183,5 @@ class OrderMutations:
                 input.idempotency_key,
             )
         except Refused as refused:
-            return OrderPayload(order=None, user_errors=user_errors(refused))
+            return refused_payload(OrderPayload, refused)
         return await _payload(info, oid)

@@ -17,7 +17,7 @@ from resolvers.mutations import Refused
 from schema.base import build, decode_id
 from schema.customers import Customer
 from schema.enums import TaxStatusKind
-from schema.errors import UserError, user_errors
+from schema.errors import UserError, refused_payload
 from schema.tax import TaxExemptionCertificate
 
 
@@ -70,7 +70,7 @@ class TaxMutations:
             cid = decode_id(input.customer_id, "Customer", "customerId")
             await q.set_status(info.context, cid, input.status, input.tax_code)
         except Refused as refused:
-            return TaxPayload(customer=None, user_errors=user_errors(refused))
+            return refused_payload(TaxPayload, refused)
         return await _payload(info, None, cid)
 
     @strawberry.mutation(description="Record an exemption certificate.")
@@ -91,7 +91,7 @@ class TaxMutations:
                 input.valid_to,
             )
         except Refused as refused:
-            return TaxPayload(customer=None, user_errors=user_errors(refused))
+            return refused_payload(TaxPayload, refused)
         return await _payload(info, cert, cid)
 
     @strawberry.mutation(description="Revoke an exemption certificate.")
@@ -104,7 +104,7 @@ class TaxMutations:
                 info.context, decode_id(input.id, "TaxExemptionCertificate", "id")
             )
         except Refused as refused:
-            return TaxPayload(customer=None, user_errors=user_errors(refused))
+            return refused_payload(TaxPayload, refused)
         return await _payload(info, cert, None)
 
 

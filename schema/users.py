@@ -13,7 +13,7 @@ from resolvers.context import viewer_of
 from resolvers.mutations import Refused
 from resolvers.tokens import viewer_for_token
 from schema.base import build, from_row, node_resolver, registered
-from schema.errors import UserError, user_errors
+from schema.errors import UserError, refused_payload
 
 if TYPE_CHECKING:
     from schema.customers import Customer
@@ -87,7 +87,7 @@ class UserMutations:
                 last=input.last_name,
             )
         except Refused as refused:
-            return AuthPayload(user=None, user_errors=user_errors(refused))
+            return refused_payload(AuthPayload, refused)
         return await _signed_in(ctx, user_id, token)
 
     @strawberry.mutation(description="Exchange email and password for a bearer token.")
@@ -96,7 +96,7 @@ class UserMutations:
         try:
             user_id, token = await q.login(ctx, email=input.email, password=input.password)
         except Refused as refused:
-            return AuthPayload(user=None, user_errors=user_errors(refused))
+            return refused_payload(AuthPayload, refused)
         return await _signed_in(ctx, user_id, token)
 
 
