@@ -47,10 +47,12 @@ async def payment_methods_by_id(ctx: Context, keys: Sequence[int]) -> list:
     return await one_per_key(ctx, visible_payment_methods(ctx), payment_method.c.id, keys)
 
 
+# The default first: the one ordering of Account.paymentMethods (both read paths).
+PAYMENT_METHOD_ORDER = (payment_method.c.is_default.desc(), payment_method.c.id)
+
+
 async def payment_methods_by_account(ctx: Context, keys: Sequence[int]) -> list:
-    stmt = visible_payment_methods(ctx).order_by(
-        payment_method.c.is_default.desc(), payment_method.c.id
-    )
+    stmt = visible_payment_methods(ctx).order_by(*PAYMENT_METHOD_ORDER)
     return await many_per_key(ctx, stmt, payment_method.c.account_id, keys)
 
 

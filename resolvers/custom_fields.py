@@ -45,6 +45,10 @@ async def definitions_by_id(ctx: Context, keys: Sequence[int]) -> list:
     return await one_per_key(ctx, select(definition), definition.c.id, keys)
 
 
+# Live fields first, in display order: the one ordering of Customer.customFields.
+VALUE_ORDER = (definition.c.archived, definition.c.position, definition.c.key)
+
+
 async def values_by_customer(ctx: Context, keys: Sequence[int]) -> list:
     """Values joined to their definitions (archived ones stay readable, listed last)."""
     stmt = (
@@ -57,6 +61,6 @@ async def values_by_customer(ctx: Context, keys: Sequence[int]) -> list:
             definition.c.archived,
         )
         .join(definition, definition.c.id == value.c.definition_id)
-        .order_by(definition.c.archived, definition.c.position, definition.c.key)
+        .order_by(*VALUE_ORDER)
     )
     return await many_per_key(ctx, stmt, value.c.customer_id, keys)

@@ -38,8 +38,12 @@ def visible_customers(ctx: Context) -> Select:
     return scope_customers(select(customer), ctx.viewer)
 
 
+# A merged customer lives on in its survivor: the one "live customer" rule (both paths).
+LIVE = customer.c.status != CustomerStatus.MERGED
+
+
 def live(stmt: Select) -> Select:
-    return stmt.where(customer.c.status != CustomerStatus.MERGED)
+    return stmt.where(LIVE)
 
 
 async def customers_by_id(ctx: Context, keys: Sequence[int]) -> list:

@@ -33,6 +33,10 @@ async def lines_by_id(ctx: Context, keys: Sequence[int]) -> list:
     return await one_per_key(ctx, visible_lines(ctx), order_line.c.id, keys)
 
 
+# As placed: the one ordering of Order.lines (both read paths).
+LINE_ORDER = (order_line.c.position, order_line.c.id)
+
+
 async def lines_by_order(ctx: Context, keys: Sequence[int]) -> list:
-    stmt = visible_lines(ctx).order_by(order_line.c.position, order_line.c.id)
+    stmt = visible_lines(ctx).order_by(*LINE_ORDER)
     return await many_per_key(ctx, stmt, order_line.c.order_id, keys)

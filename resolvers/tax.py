@@ -16,8 +16,12 @@ from resolvers.loading import many_per_key
 certificate = TaxExemptionCertificate.__table__
 
 
+# Newest first: the one ordering of TaxStatus.exemptionCertificates (both read paths).
+CERTIFICATE_ORDER = (certificate.c.valid_from.desc(), certificate.c.id)
+
+
 async def certificates_by_customer(ctx: Context, keys: Sequence[int]) -> list:
-    stmt = visible(ctx, certificate).order_by(certificate.c.valid_from.desc(), certificate.c.id)
+    stmt = visible(ctx, certificate).order_by(*CERTIFICATE_ORDER)
     return await many_per_key(ctx, stmt, certificate.c.customer_id, keys)
 
 

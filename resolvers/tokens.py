@@ -17,6 +17,20 @@ user = AppUser.__table__
 PREFIX = "cg_"
 
 
+NOT_BEARER = "Use 'Authorization: Bearer <token>'."
+UNKNOWN_TOKEN = "The token is unknown, expired or revoked."
+
+
+def bearer(header: str) -> str | None:
+    """The token of an Authorization header: "" when there is none, None when the header
+    is not `Bearer <token>` (NOT_BEARER says why). The one parser, for both read paths
+    and the WebSocket's connection_init."""
+    scheme, _, raw = header.partition(" ")
+    if header and scheme.lower() != "bearer":
+        return None
+    return raw.strip()
+
+
 def hash_token(raw: str) -> bytes:
     # A token is 32 random bytes: a fast hash is enough (no dictionary to guess from).
     return hashlib.sha256(raw.encode()).digest()

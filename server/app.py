@@ -32,7 +32,7 @@ from strawberry.types.unset import UNSET
 from resolvers import import_jobs
 from resolvers.context import Context
 from resolvers.errors import ServiceUnavailable, is_unavailable
-from resolvers.tokens import viewer_for_token
+from resolvers.tokens import NOT_BEARER, UNKNOWN_TOKEN, bearer, viewer_for_token
 from server import graphiql
 from server.api import schema
 from server.compiled import AUTH_KEY, CompiledGraphQL
@@ -133,13 +133,13 @@ class GraphQLApp(GraphQL):
 
 async def authenticate(ctx: Context, header: str) -> None:
     """Resolve `Bearer <token>` into ctx.viewer, or note why it failed in ctx.token_error."""
-    scheme, _, raw = header.partition(" ")
-    if header and scheme.lower() != "bearer":
-        ctx.token_error = "Use 'Authorization: Bearer <token>'."
+    raw = bearer(header)
+    if raw is None:
+        ctx.token_error = NOT_BEARER
         return
-    viewer = await viewer_for_token(ctx.engine, raw.strip() or None)
+    viewer = await viewer_for_token(ctx.engine, raw or None)
     if viewer is None:
-        ctx.token_error = "The token is unknown, expired or revoked."
+        ctx.token_error = UNKNOWN_TOKEN
     else:
         ctx.viewer = viewer
 

@@ -28,7 +28,13 @@ from graphql.execution.values import get_variable_values
 
 from resolvers.compiled import NotCompilable, Statement, compile_operation
 from resolvers.errors import is_timeout, is_unavailable
-from resolvers.tokens import VIEWER_SETTING_BY_TOKEN_SQL, viewer_setting_on
+from resolvers.tokens import (
+    NOT_BEARER,
+    UNKNOWN_TOKEN,
+    VIEWER_SETTING_BY_TOKEN_SQL,
+    bearer,
+    viewer_setting_on,
+)
 from resolvers.viewer import ANONYMOUS, Viewer
 from server import mixed
 from server.database import bare_statement
@@ -281,7 +287,7 @@ class CompiledGraphQL:
                 raise  # server.errors.DatabaseFailures answers
             log.exception("token lookup failed; answering field by field")
             return self._unsigned(method, query, digest, payload)
-        error = "The token is unknown, expired or revoked." if viewer is None else None
+        error = UNKNOWN_TOKEN if viewer is None else None
         scope[AUTH_KEY] = (viewer, error)
         if viewer is None or not viewer.is_authenticated:
             return self._unsigned(method, query, digest, payload)
@@ -474,11 +480,10 @@ class CompiledGraphQL:
             if k == b"authorization":
                 header = v.decode("latin-1")
                 break
-        scheme, _, raw = header.partition(" ")
-        if header and scheme.lower() != "bearer":
-            scope[AUTH_KEY] = (None, "Use 'Authorization: Bearer <token>'.")
-            return None
-        return raw.strip()
+        raw = bearer(header)
+        if raw is None:
+            scope[AUTH_KEY] = (None, NOT_BEARER)
+        return raw
 
 
 def _errors_body(errors: list) -> bytes:

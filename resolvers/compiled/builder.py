@@ -52,6 +52,15 @@ _ASYNCPG = asyncpg_dialect.dialect()
 _SENTINEL = 987654321987  # stands for the viewer's id while a scope predicate is compiled
 
 
+def clause_sql(*clauses) -> str:
+    """SQLAlchemy clauses (an ordering, a condition) as this statement's SQL text, joined
+    by commas: the dataloader path's own declarations, so both paths order and filter
+    alike. Only constant clauses (no user values: those are parameters)."""
+    return ", ".join(
+        str(c.compile(dialect=_DIALECT, compile_kwargs={"literal_binds": True})) for c in clauses
+    )
+
+
 class NotCompilable(Exception):
     """This selection (or these arguments) must take the field-by-field path."""
 

@@ -11,10 +11,15 @@ from strawberry import relay
 from strawberry.utils.str_converters import to_camel_case
 
 from resolvers import accounts as account_q
+from resolvers import addresses as address_q
+from resolvers import custom_fields as custom_field_q
+from resolvers import customers as customer_q
 from resolvers import ledger as ledger_q
 from resolvers import orders as order_q
+from resolvers import sales_channels as channel_q
+from resolvers import tax as tax_q
 from resolvers import timeline as timeline_q
-from resolvers.compiled.builder import NESTED_PAGE, Builder, NotCompilable, Source
+from resolvers.compiled.builder import NESTED_PAGE, Builder, NotCompilable, Source, clause_sql
 from resolvers.compiled.json_text import (
     j_dec,
     j_str,
@@ -199,7 +204,7 @@ def _sales_channels(b: Builder, gtype, nodes, src: Source) -> str:
         f" WHERE customer_sales_channel.customer_id = {src.col('id')}"
     )
     item = b.object(t, nodes, Source("sales_channel"))
-    return list_sql(item, where, "sales_channel.name, sales_channel.id")
+    return list_sql(item, where, clause_sql(*channel_q.CHANNEL_ORDER))
 
 
 def _balances(b: Builder, gtype, nodes, src: Source) -> str:
@@ -227,7 +232,7 @@ def _custom_fields(b: Builder, gtype, nodes, src: Source) -> str:
     inner = Source(
         "custom_field_value", {k: f"{d}.{k}" for k in ("key", "label", "type", "archived")}
     )
-    return list_sql(b.object(t, nodes, inner), where, f"{d}.archived, {d}.position, {d}.key")
+    return list_sql(b.object(t, nodes, inner), where, clause_sql(*custom_field_q.VALUE_ORDER))
 
 
 def _custom_value(b, gtype, nodes, src: Source) -> str:
@@ -264,7 +269,7 @@ def _lines(b: Builder, gtype, nodes, src: Source) -> str:
         f" AND {b.scope('child', 'order_line')}"
     )
     item = b.object(t, nodes, Source("order_line", {"currency": src.col("currency")}))
-    return list_sql(item, where, "order_line.position, order_line.id")
+    return list_sql(item, where, clause_sql(*order_q.LINE_ORDER))
 
 
 def _sales_channel(b: Builder, gtype, nodes, src: Source) -> str:
@@ -286,7 +291,7 @@ RELATIONS: dict[str, dict[str, Callable[..., str]]] = {
         "account": _account,
         "salesRep": _user("sales_rep_id"),
         "salesChannels": _sales_channels,
-        "addresses": _child_list("address", "address.is_default DESC, address.kind, address.id"),
+        "addresses": _child_list("address", clause_sql(*address_q.ORDER)),
         "orders": _child_connection("orders", order_q.NEWEST_FIRST),
         "ledgerTransactions": _child_connection("ledger_transaction", ledger_q.NEWEST_FIRST),
         "timeline": _child_connection("timeline_event", timeline_q.NEWEST_FIRST),
@@ -299,7 +304,7 @@ RELATIONS: dict[str, dict[str, Callable[..., str]]] = {
         "billingAddress": _billing_address,
         "paymentMethods": _child_list(
             "payment_method",
-            "payment_method.is_default DESC, payment_method.id",
+            clause_sql(*account_q.PAYMENT_METHOD_ORDER),
             fk="account_id",
             scope="payment_method",
         ),
@@ -308,7 +313,7 @@ RELATIONS: dict[str, dict[str, Callable[..., str]]] = {
             "customer.id",
             fk="account_id",
             scope="customer",
-            where=" AND customer.status <> 'MERGED'",
+            where=f" AND {clause_sql(customer_q.LIVE)}",
             limit=account_q.ACCOUNT_CUSTOMERS_CAP,
         ),
     },
@@ -344,7 +349,7 @@ RELATIONS: dict[str, dict[str, Callable[..., str]]] = {
     "TaxStatus": {
         "exemptionCertificates": _child_list(
             "tax_exemption_certificate",
-            "tax_exemption_certificate.valid_from DESC, tax_exemption_certificate.id",
+            clause_sql(*tax_q.CERTIFICATE_ORDER),
         )
     },
     "TaxExemptionCertificate": {"isValid": _is_valid, "customer": _customer("customer_id")},

@@ -15,7 +15,7 @@ from strawberry.utils.str_converters import to_camel_case
 from resolvers import accounts as account_q
 from resolvers import customers as customer_q
 from resolvers import search as search_q
-from resolvers.compiled.builder import Builder, NotCompilable, Source
+from resolvers.compiled.builder import Builder, NotCompilable, Source, clause_sql
 from resolvers.compiled.fields import PAGE_ARGS
 from resolvers.compiled.json_text import (
     Json,
@@ -85,7 +85,7 @@ def _root_customers(b: Builder, gtype, nodes) -> str:
     args = _root_page(a)
     conn = b.child_type(gtype, nodes[0].name.value)
     if raw_filter is None:
-        where = ["customer.status <> 'MERGED'"]
+        where = [clause_sql(customer_q.LIVE)]
     else:
         where = [_filter_sql(b, raw_filter)]
     where.append(b.scope("customer", "customer"))
