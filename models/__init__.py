@@ -6,6 +6,7 @@ from models.base import Base
 from models.custom_fields import CustomFieldDefinition, CustomFieldValue
 from models.customers import Customer
 from models.duplicates import DuplicateDismissal
+from models.export_jobs import ExportJob
 from models.idempotency import IdempotencyKey
 from models.import_jobs import ImportJob, ImportJobError
 from models.ledger import LedgerTransaction
@@ -28,6 +29,7 @@ __all__ = [
     "Customer",
     "CustomerSalesChannel",
     "DuplicateDismissal",
+    "ExportJob",
     "IdempotencyKey",
     "ImportJob",
     "ImportJobError",

@@ -10,18 +10,29 @@ same customers.
 from __future__ import annotations
 
 import csv
+import dataclasses
+import enum
+import io
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 from typing import Any, TextIO
 
 import orjson
-from sqlalchemy import Select, Text, cast, func, select, true
+from sqlalchemy import Select, Text, cast, func, insert, select, true
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from models import Address, CustomFieldDefinition, CustomFieldValue
+from models import Address, CustomFieldDefinition, CustomFieldValue, ExportJob
+from models.enums import CustomerStatus
 from resolvers.context import Context
 from resolvers.customers import customer, live, visible_customers
 from resolvers.rls import set_viewer
-from resolvers.search import Criteria, filtered_customers
+from resolvers.search import (
+    Criteria,
+    CustomFieldCriterion,
+    SearchKind,
+    TextMatch,
+    filtered_customers,
+)
 
 address = Address.__table__
 definition = CustomFieldDefinition.__table__
@@ -122,6 +133,20 @@ async def export(
 ) -> int:
     """Write every visible customer matching `criteria` (all live ones without) to `out`;
     returns how many."""
+    count = 0
+    async for chunk, rows in export_chunks(ctx, criteria=criteria, fmt=fmt):
+        out.write(chunk)
+        count += rows
+        if progress is not None and rows:
+            progress(rows)
+    return count
+
+
+async def export_chunks(
+    ctx: Context, *, criteria: Criteria | None = None, fmt: str = "csv", size: int = 1000
+) -> AsyncIterator[tuple[str, int]]:
+    """The export as (text, rows in it) chunks of about `size` rows: what a file or an HTTP
+    download writes, one chunk at a time (memory flat whatever the count)."""
     if fmt not in FORMATS:
         raise ValueError(fmt)
     if criteria is not None and not criteria.is_empty():
@@ -130,10 +155,11 @@ async def export(
         base = live(visible_customers(ctx))
     keys = await _custom_keys(ctx.engine)
     header = [h for h, _ in COLUMNS] + keys
-    writer = csv.writer(out) if fmt == "csv" else None
+    buffer = io.StringIO()
+    writer = csv.writer(buffer) if fmt == "csv" else None
     if writer is not None:
         writer.writerow(header)
-    count = 0
+    rows = 0
     async for row in _stream(ctx, _query(base)):
         cells = [_cell(row[c]) for _, c in COLUMNS]
         custom = row["custom"] or {}
@@ -142,14 +168,15 @@ async def export(
             writer.writerow(cells)
         else:
             record = {h: c for h, c in zip(header, cells, strict=True) if c != ""}
-            out.write(orjson.dumps(record).decode())
-            out.write("\n")
-        count += 1
-        if progress is not None and count % 1000 == 0:
-            progress(1000)
-    if progress is not None:
-        progress(count % 1000)
-    return count
+            buffer.write(orjson.dumps(record).decode())
+            buffer.write("\n")
+        rows += 1
+        if rows == size:
+            yield buffer.getvalue(), rows
+            buffer.seek(0)
+            buffer.truncate()
+            rows = 0
+    yield buffer.getvalue(), rows
 
 
 async def _stream(ctx: Context, stmt: Select) -> AsyncIterator[Any]:
@@ -170,3 +197,59 @@ def _cell(value: Any) -> str:
     if value is False:
         return "no"
     return str(value)
+
+
+# --- export jobs: a download link for its owner (customerExportStart) ---------------------
+
+export_job = ExportJob.__table__
+EXPORT_LIFETIME = timedelta(hours=24)
+
+
+def criteria_json(criteria: Criteria) -> dict[str, Any]:
+    """A Criteria as JSON (enums by value), stored with the job and read back at download."""
+    return orjson.loads(orjson.dumps(dataclasses.asdict(criteria), default=_enum_value))
+
+
+def _enum_value(value: Any) -> Any:
+    if isinstance(value, enum.Enum):
+        return value.value
+    raise TypeError(type(value))
+
+
+def criteria_of(data: dict[str, Any]) -> Criteria:
+    values = dict(data)
+    values["kind"] = SearchKind(values["kind"])
+    values["name_match"] = TextMatch(values["name_match"])
+    values["custom_fields"] = [CustomFieldCriterion(**c) for c in values["custom_fields"]]
+    if values.get("status") is not None:
+        values["status"] = [CustomerStatus(s) for s in values["status"]]
+    return Criteria(**values)
+
+
+async def create_export(ctx: Context, criteria: Criteria, fmt: str) -> Any:
+    """Record an export for the viewer (nothing runs yet: the download streams it)."""
+    async with ctx.engine.begin() as conn:
+        return (
+            await conn.execute(
+                insert(export_job)
+                .values(
+                    owner_id=ctx.viewer.user_id,
+                    format=fmt,
+                    criteria=criteria_json(criteria),
+                    expires_at=func.now() + EXPORT_LIFETIME,
+                )
+                .returning(export_job)
+            )
+        ).one()
+
+
+async def export_for(ctx: Context, job_id: int) -> Any:
+    """The viewer's own export job (None for anyone else's, expired or not)."""
+    async with ctx.engine.connect() as conn:
+        return (
+            await conn.execute(
+                select(export_job, (export_job.c.expires_at <= func.now()).label("expired")).where(
+                    export_job.c.id == job_id, export_job.c.owner_id == ctx.viewer.user_id
+                )
+            )
+        ).first()

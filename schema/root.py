@@ -12,6 +12,7 @@ from schema.custom_fields import CustomFieldQueries
 from schema.customer_mutations import CustomerMutations
 from schema.customers import CustomerQueries
 from schema.duplicates import DuplicateMutations, DuplicateQueries
+from schema.exports import ExportMutations
 from schema.import_jobs import ImportJobMutations, ImportJobQueries
 from schema.ledger_mutations import LedgerMutations
 from schema.merges import MergeMutations, MergeQueries
@@ -66,6 +67,7 @@ MUTATION_TYPES: tuple[type, ...] = (
     DuplicateMutations,
     MergeMutations,
     ImportJobMutations,
+    ExportMutations,
 )
 
 Mutation = merge_types("Mutation", MUTATION_TYPES) if MUTATION_TYPES else None

@@ -29,9 +29,9 @@ from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UNSET
 
-from resolvers import import_jobs
+from resolvers import exports, import_jobs
 from resolvers.context import Context
-from resolvers.errors import ServiceUnavailable, is_unavailable
+from resolvers.errors import CodedError, ServiceUnavailable, is_unavailable
 from resolvers.tokens import NOT_BEARER, UNKNOWN_TOKEN, bearer, viewer_for_token
 from server import graphiql
 from server.api import schema
@@ -144,6 +144,12 @@ async def authenticate(ctx: Context, header: str) -> None:
         ctx.viewer = viewer
 
 
+def _json_error(status: int, message: str, code: str) -> JSONResponse:
+    return JSONResponse(
+        {"errors": [{"message": message, "extensions": {"code": code}}]}, status_code=status
+    )
+
+
 def create_app(engine: AsyncEngine | None = None, settings: Settings | None = None) -> Starlette:
     """Build the app. Given no engine, the lifespan opens the configured database itself."""
     settings = settings or get_settings()
@@ -216,6 +222,38 @@ def create_app(engine: AsyncEngine | None = None, settings: Settings | None = No
             headers={"content-disposition": f'attachment; filename="import-{job_id}-errors.csv"'},
         )
 
+    async def export_download(request: Request) -> Response:
+        """An export job's customers, streamed to its owner (bearer token), through the
+        owner's scope, until the job expires."""
+        ctx = Context(engine=engine_ref["engine"], settings=settings, request=request)
+        await authenticate(ctx, request.headers.get("authorization", ""))
+        if not ctx.viewer.is_authenticated:
+            return _json_error(401, "Sign in.", "UNAUTHENTICATED")
+        job = await exports.export_for(ctx, int(request.path_params["job_id"]))
+        if job is None:
+            return _json_error(404, "No such export.", "NOT_FOUND")
+        if job.expired:
+            return _json_error(410, "This export expired: start another.", "EXPIRED")
+        criteria = exports.criteria_of(job.criteria)
+        chunks = exports.export_chunks(ctx, criteria=criteria, fmt=job.format)
+        try:  # the filter is checked again now (a sales channel deleted meanwhile)
+            first = await anext(chunks)
+        except CodedError as exc:
+            return _json_error(400, exc.message, exc.extensions.get("code", "BAD_USER_INPUT"))
+
+        async def body():
+            yield first[0]
+            async for chunk, _ in chunks:
+                yield chunk
+
+        kind = "text/csv" if job.format == "csv" else "application/x-ndjson"
+        name = f"customers-{job.id}.{job.format}"
+        return StreamingResponse(
+            body(),
+            media_type=f"{kind}; charset=utf-8",
+            headers={"content-disposition": f'attachment; filename="{name}"'},
+        )
+
     async def home(request: Request) -> Response:
         return RedirectResponse("/graphql", status_code=307)
 
@@ -229,6 +267,7 @@ def create_app(engine: AsyncEngine | None = None, settings: Settings | None = No
             Route("/healthz", healthz),
             Route("/schema.graphql", schema_sdl),
             Route("/imports/{job_id:int}/errors.csv", import_errors),
+            Route("/exports/{job_id:int}", export_download),
             Route("/", home),
             Mount(graphiql.ASSETS_PATH, graphiql.assets_app()),
         ],
