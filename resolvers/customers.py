@@ -5,10 +5,10 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 
-from sqlalchemy import Select, select
+from sqlalchemy import ColumnElement, Select, Text, and_, case, cast, func, select
 
 from models import Customer, CustomerSalesChannel
-from models.enums import CustomerStatus
+from models.enums import CustomerKind, CustomerStatus
 from resolvers.context import Context
 from resolvers.loading import one_per_key
 from resolvers.pagination import Ordering, Page, PageArgs, paginate
@@ -33,9 +33,36 @@ SORT_COLUMNS = {
 }
 
 
+def _person(c) -> ColumnElement:
+    """First and last name joined by a space, or NULL when both are empty."""
+    first, last = func.nullif(c.first_name, ""), func.nullif(c.last_name, "")
+    return func.nullif(func.concat_ws(" ", first, last), "")
+
+
+_company = func.nullif(customer.c.company_name, "")
+# Customer.displayName, the one declaration: a column every customer query selects (the
+# dataloader path) and the compiled read path prints inline (resolvers/compiled/fields.py).
+DISPLAY_NAME = case(
+    (and_(customer.c.kind == CustomerKind.BUSINESS, _company.is_not(None)), _company),
+    else_=func.coalesce(
+        _person(customer.c),
+        _company,
+        func.nullif(cast(customer.c.email, Text), ""),
+        customer.c.number,
+    ),
+)
+# Computed fields of Customer: column name -> SQL expression over the customer table.
+COMPUTED = {"display_name": DISPLAY_NAME}
+
+
+def customer_row() -> Select:
+    """SELECT of a whole customer row: its columns and its computed fields."""
+    return select(customer, *(e.label(name) for name, e in COMPUTED.items()))
+
+
 def visible_customers(ctx: Context) -> Select:
     """Every customer query starts here: the viewer's scope is applied once."""
-    return scope_customers(select(customer), ctx.viewer)
+    return scope_customers(customer_row(), ctx.viewer)
 
 
 # A merged customer lives on in its survivor: the one "live customer" rule (both paths).

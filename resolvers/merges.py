@@ -34,6 +34,7 @@ from models import (
     TimelineEvent,
 )
 from models.enums import CustomerStatus, Role
+from resolvers import customers as customer_q
 from resolvers.context import Context
 from resolvers.customers import customer
 from resolvers.mutations import Problem, Refused, transaction
@@ -94,7 +95,7 @@ def _refuse(path: list[str], code: str, message: str) -> Refused:
 async def _lock(conn: AsyncConnection, ctx: Context, ids: Sequence[int]) -> dict[int, Any]:
     """Lock the customers in id order (no deadlocks between overlapping merges)."""
     stmt = (
-        scope_customers(select(customer), ctx.viewer)
+        scope_customers(customer_q.customer_row(), ctx.viewer)
         .where(customer.c.id.in_(sorted(ids)))
         .order_by(customer.c.id)
         .with_for_update()

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 
 from argon2 import PasswordHasher
 from argon2.exceptions import VerifyMismatchError
-from sqlalchemy import func, insert, select
+from sqlalchemy import Text, cast, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from models import AppUser, Customer
@@ -24,10 +24,21 @@ EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 user = AppUser.__table__
 PUBLIC = [c for c in user.c if c.name != "password_hash"]
+# User.displayName, the one declaration (see resolvers.customers.DISPLAY_NAME): first and
+# last name, else the email.
+DISPLAY_NAME = func.coalesce(
+    func.nullif(
+        func.concat_ws(" ", func.nullif(user.c.first_name, ""), func.nullif(user.c.last_name, "")),
+        "",
+    ),
+    cast(user.c.email, Text),
+)
+COMPUTED = {"display_name": DISPLAY_NAME}
 
 
 def visible_users(ctx: Context):
-    return scope_users(select(*PUBLIC), ctx.viewer)
+    computed = (e.label(name) for name, e in COMPUTED.items())
+    return scope_users(select(*PUBLIC, *computed), ctx.viewer)
 
 
 async def users_by_id(ctx: Context, keys: Sequence[int]) -> list:

@@ -78,12 +78,11 @@ class Customer(relay.Node):
 
     resolve_nodes = node_resolver(q.customers_by_id)
 
-    @strawberry.field(description="Company for a business, else first and last name.")
-    def display_name(self) -> str:
-        person = " ".join(p for p in (self.first_name, self.last_name) if p)
-        if self.kind == CustomerKind.BUSINESS and self.company_name:
-            return self.company_name
-        return person or self.company_name or self.email or self.number
+    # A computed column (resolvers.customers.DISPLAY_NAME): one SQL expression for both paths.
+    display_name: str = strawberry.field(
+        description="Company for a business, else first and last name (else the company, "
+        "the email or the number)."
+    )
 
     @strawberry.field(description="The billing account, if the customer has one.")
     async def account(self, info: Info) -> Account | None:

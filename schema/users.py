@@ -31,10 +31,8 @@ class User(relay.Node):
     is_active: bool
     created_at: datetime
 
-    @strawberry.field
-    def display_name(self) -> str:
-        name = " ".join(p for p in (self.first_name, self.last_name) if p)
-        return name or self.email
+    # A computed column (resolvers.users.DISPLAY_NAME): one SQL expression for both paths.
+    display_name: str = strawberry.field(description="First and last name, else the email.")
 
     resolve_nodes = node_resolver(q.users_by_id)
 

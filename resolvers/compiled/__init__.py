@@ -28,7 +28,7 @@ from graphql import (
 )
 
 from resolvers.compiled.builder import Builder, NotCompilable, Statement
-from resolvers.compiled.fields import PAGE_ARGS, RELATIONS, scalar_columns
+from resolvers.compiled.fields import COMPUTED, PAGE_ARGS, RELATIONS, scalar_columns
 from resolvers.compiled.json_text import SCALAR_ENCODERS, Json, jlit, obj_sql, pieces_of
 from resolvers.compiled.roots import ROOTS
 from resolvers.viewer import Viewer
@@ -51,7 +51,9 @@ def compile_operation(
     fragments = {
         d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
     }
-    b = Builder(schema, fragments, variables, viewer, RELATIONS, scalar_columns, search_cap)
+    b = Builder(
+        schema, fragments, variables, viewer, RELATIONS, scalar_columns, search_cap, COMPUTED
+    )
     query_type = schema.query_type
     fake = FieldNode(name=NameNode(value="query"), selection_set=operation.selection_set)
     parts: list[tuple[str, str]] = []

@@ -15,6 +15,7 @@ from graphql import (
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLIncludeDirective,
+    GraphQLNonNull,
     GraphQLObjectType,
     GraphQLSkipDirective,
     InlineFragmentNode,
@@ -25,6 +26,7 @@ from graphql.execution.values import get_argument_values, get_directive_values
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
+from sqlalchemy.sql.util import ClauseAdapter
 
 from models import enums
 from resolvers import accounts as account_q
@@ -59,6 +61,14 @@ def clause_sql(*clauses) -> str:
     return ", ".join(
         str(c.compile(dialect=_DIALECT, compile_kwargs={"literal_binds": True})) for c in clauses
     )
+
+
+def computed_sql(expr, table, alias: str) -> str:
+    """A computed field's SQLAlchemy expression over `table`, for the row named `alias`
+    (SQLAlchemy's ClauseAdapter re-points its columns: no text is rewritten)."""
+    if alias != table.name:
+        expr = ClauseAdapter(table.alias(alias)).traverse(expr)
+    return str(expr.compile(dialect=_DIALECT, compile_kwargs={"literal_binds": True}))
 
 
 class NotCompilable(Exception):
@@ -170,7 +180,11 @@ class Builder:
         relations: dict[str, dict[str, Callable[..., str]]],
         scalars: Callable[[str], dict[str, str]],
         search_cap: int = 400,
+        computed: dict[str, tuple[Any, dict[str, Any]]] | None = None,
     ) -> None:
+        # GraphQL type -> (table, {column: SQLAlchemy expression}): computed fields, the
+        # loaders' own declarations, printed inline.
+        self.computed = computed or {}
         self.schema = schema
         self.search_cap = search_cap  # settings.search_cap: customerSearch's limit
         # SQL conditions the answer stands on; when one is false the statement returns
@@ -325,6 +339,11 @@ class Builder:
         if fdef.args and nodes[0].arguments:
             raise NotCompilable("arguments on a scalar")
         named = get_named_type(fdef.type)
+        table, exprs = self.computed.get(gtype.name, (None, {}))
+        if column in exprs:
+            encoder = SCALAR_ENCODERS[named.name]
+            nullable = not isinstance(fdef.type, GraphQLNonNull)
+            return encoder(computed_sql(exprs[column], table, src.alias), nullable)
         if name == "id" and named.name == "ID":
             return j_gid(gtype.name, src.col(column))
         nullable = src.nullable(column)

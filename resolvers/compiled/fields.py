@@ -19,6 +19,7 @@ from resolvers import orders as order_q
 from resolvers import sales_channels as channel_q
 from resolvers import tax as tax_q
 from resolvers import timeline as timeline_q
+from resolvers import users as user_q
 from resolvers.compiled.builder import NESTED_PAGE, Builder, NotCompilable, Source, clause_sql
 from resolvers.compiled.json_text import (
     j_dec,
@@ -155,26 +156,6 @@ def _customer(fk: str):
     return build
 
 
-def _display_name_customer(b, gtype, nodes, src: Source) -> str:
-    c = src.col
-    person = (
-        f"nullif(concat_ws(' ', nullif({c('first_name')}, ''), nullif({c('last_name')}, '')), '')"
-    )
-    company = f"nullif({c('company_name')}, '')"
-    return j_str(
-        f"CASE WHEN {c('kind')} = 'BUSINESS' AND {company} IS NOT NULL THEN {company}"
-        f" ELSE coalesce({person}, {company}, nullif({c('email')}::text, ''), {c('number')}) END"
-    )
-
-
-def _display_name_user(b, gtype, nodes, src: Source) -> str:
-    c = src.col
-    person = (
-        f"nullif(concat_ws(' ', nullif({c('first_name')}, ''), nullif({c('last_name')}, '')), '')"
-    )
-    return j_str(f"coalesce({person}, {c('email')}::text)")
-
-
 def _account(b: Builder, gtype, nodes, src: Source) -> str:
     t = b.child_type(gtype, "account")
     scope = b.scope("account", "account")
@@ -284,9 +265,15 @@ def _ledger_order(b: Builder, gtype, nodes, src: Source) -> str:
     return nullable_sql(b.object(t, nodes, Source("orders")), where)
 
 
+# Computed fields: GraphQL type -> (table, {column: expression}), declared once next to
+# their loaders (resolvers/customers.py, resolvers/users.py) and printed inline.
+COMPUTED = {
+    "Customer": (customer_q.customer, customer_q.COMPUTED),
+    "User": (user_q.user, user_q.COMPUTED),
+}
+
 RELATIONS: dict[str, dict[str, Callable[..., str]]] = {
     "Customer": {
-        "displayName": _display_name_customer,
         "mergedInto": _customer("merged_into_id"),
         "account": _account,
         "salesRep": _user("sales_rep_id"),
@@ -317,7 +304,6 @@ RELATIONS: dict[str, dict[str, Callable[..., str]]] = {
             limit=account_q.ACCOUNT_CUSTOMERS_CAP,
         ),
     },
-    "User": {"displayName": _display_name_user},
     "Order": {
         "customer": _customer("customer_id"),
         **{
