@@ -3,7 +3,7 @@
 from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 
-from sqlalchemy import select
+from sqlalchemy import Text, case, cast, func, select
 
 from models import CustomFieldDefinition, CustomFieldValue
 from resolvers.children import visible
@@ -45,6 +45,17 @@ async def definitions_by_id(ctx: Context, keys: Sequence[int]) -> list:
     return await one_per_key(ctx, select(definition), definition.c.id, keys)
 
 
+# CustomFieldValue.value, the one declaration: the value as text whatever its type (numbers
+# as PostgreSQL's numeric text, dates ISO 8601), selected by the loader, inlined by the
+# compiled read path.
+VALUE_TEXT = func.coalesce(
+    value.c.text_value,
+    cast(value.c.number_value, Text),
+    func.to_char(value.c.date_value, "YYYY-MM-DD"),
+    case((value.c.boolean_value, "true"), else_="false"),
+)
+COMPUTED = {"value": VALUE_TEXT}
+
 # Live fields first, in display order: the one ordering of Customer.customFields.
 VALUE_ORDER = (definition.c.archived, definition.c.position, definition.c.key)
 
@@ -59,6 +70,7 @@ async def values_by_customer(ctx: Context, keys: Sequence[int]) -> list:
             definition.c.type,
             definition.c.position,
             definition.c.archived,
+            *(e.label(name) for name, e in COMPUTED.items()),
         )
         .join(definition, definition.c.id == value.c.definition_id)
         .order_by(*VALUE_ORDER)

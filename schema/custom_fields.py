@@ -11,7 +11,6 @@ from resolvers import custom_fields as q
 from resolvers.context import viewer_of
 from schema.base import build_all, node_resolver, registered
 from schema.enums import CustomFieldType
-from schema.scalars import numeric_text
 
 
 @registered
@@ -46,15 +45,8 @@ class CustomFieldValue:
     boolean_value: bool | None
     date_value: date | None
 
-    @strawberry.field(description="The value as text, whatever its type (for display).")
-    def value(self) -> str:
-        if self.text_value is not None:
-            return self.text_value
-        if self.number_value is not None:
-            return numeric_text(self.number_value)  # as the compiled path prints it
-        if self.date_value is not None:
-            return self.date_value.isoformat()
-        return "true" if self.boolean_value else "false"
+    # A computed column (resolvers.custom_fields.VALUE_TEXT): one SQL expression, both paths.
+    value: str = strawberry.field(description="The value as text, whatever its type (for display).")
 
 
 @strawberry.type

@@ -23,7 +23,6 @@ from resolvers import users as user_q
 from resolvers.compiled.builder import NESTED_PAGE, Builder, NotCompilable, Source, clause_sql
 from resolvers.compiled.json_text import (
     j_dec,
-    j_str,
     list_sql,
     nullable_sql,
 )
@@ -216,15 +215,6 @@ def _custom_fields(b: Builder, gtype, nodes, src: Source) -> str:
     return list_sql(b.object(t, nodes, inner), where, clause_sql(*custom_field_q.VALUE_ORDER))
 
 
-def _custom_value(b, gtype, nodes, src: Source) -> str:
-    c = src.col
-    return j_str(
-        f"coalesce({c('text_value')}, ({c('number_value')})::text,"
-        f" to_json({c('date_value')}) #>> '{{}}',"
-        f" CASE WHEN {c('boolean_value')} THEN 'true' ELSE 'false' END)"
-    )
-
-
 def _tax_status(b: Builder, gtype, nodes, src: Source) -> str:
     t = b.child_type(gtype, "taxStatus")
     return b.object(t, nodes, Source(src.alias, {"status": src.col("tax_status")}))
@@ -270,6 +260,7 @@ def _ledger_order(b: Builder, gtype, nodes, src: Source) -> str:
 COMPUTED = {
     "Customer": (customer_q.customer, customer_q.COMPUTED),
     "User": (user_q.user, user_q.COMPUTED),
+    "CustomFieldValue": (custom_field_q.value, custom_field_q.COMPUTED),
 }
 
 RELATIONS: dict[str, dict[str, Callable[..., str]]] = {
@@ -331,7 +322,6 @@ RELATIONS: dict[str, dict[str, Callable[..., str]]] = {
         "balanceAfter": _money("balance_after"),
         "order": _ledger_order,
     },
-    "CustomFieldValue": {"value": _custom_value},
     "TaxStatus": {
         "exemptionCertificates": _child_list(
             "tax_exemption_certificate",
