@@ -7,8 +7,9 @@ from sqlalchemy import Select, select
 from models import Account, PaymentMethod
 from resolvers import customers as customer_q
 from resolvers.context import Context
-from resolvers.loading import many_per_key, one_per_key
-from resolvers.pagination import Ordering, Page, PageArgs, paginate, paginate_per_parent
+from resolvers.loading import one_per_key
+from resolvers.pagination import Ordering, Page, PageArgs, paginate
+from resolvers.relations import ChildList
 from resolvers.scope import scope_accounts
 
 account = Account.__table__
@@ -51,18 +52,24 @@ async def payment_methods_by_id(ctx: Context, keys: Sequence[int]) -> list:
 PAYMENT_METHOD_ORDER = (payment_method.c.is_default.desc(), payment_method.c.id)
 
 
-async def payment_methods_by_account(ctx: Context, keys: Sequence[int]) -> list:
-    stmt = visible_payment_methods(ctx).order_by(*PAYMENT_METHOD_ORDER)
-    return await many_per_key(ctx, stmt, payment_method.c.account_id, keys)
+# Account.paymentMethods, declared once (resolvers/relations.py).
+PAYMENT_METHODS = ChildList(
+    payment_method,
+    "account_id",
+    PAYMENT_METHOD_ORDER,
+    visible_payment_methods,
+    scope="payment_method",
+)
 
 
-async def customers_by_account(ctx: Context, keys: Sequence[int]) -> list:
-    """The first ACCOUNT_CUSTOMERS_CAP live, visible customers of each account, by id."""
-    stmt, split = paginate_per_parent(
-        customer_q.live(customer_q.visible_customers(ctx)),
-        customer_q.customer.c.account_id,
-        keys,
-        BY_ID,
-        PageArgs(first=ACCOUNT_CUSTOMERS_CAP),
-    )
-    return [page.rows for page in split(await ctx.rows(stmt))]
+# Account.customers, declared once: the first ACCOUNT_CUSTOMERS_CAP live, visible customers
+# by id (a cap in SQL on both paths, which the cost limit counts).
+ACCOUNT_CUSTOMERS = ChildList(
+    customer_q.customer,
+    "account_id",
+    (customer_q.customer.c.id,),
+    customer_q.visible_customers,
+    scope="customer",
+    where=(customer_q.LIVE,),
+    limit=ACCOUNT_CUSTOMERS_CAP,
+)

@@ -1,11 +1,8 @@
 """Customer addresses: defaults first, then by kind and age."""
 
-from collections.abc import Sequence
-
 from models import Address
 from resolvers.children import visible
-from resolvers.context import Context
-from resolvers.loading import many_per_key
+from resolvers.relations import ChildList
 
 address = Address.__table__
 
@@ -14,6 +11,5 @@ address = Address.__table__
 ORDER = (address.c.is_default.desc(), address.c.kind, address.c.id)
 
 
-async def addresses_by_customer(ctx: Context, keys: Sequence[int]) -> list:
-    stmt = visible(ctx, address).order_by(*ORDER)
-    return await many_per_key(ctx, stmt, address.c.customer_id, keys)
+# Customer.addresses, declared once (resolvers/relations.py): loader and compiled SQL.
+ADDRESSES = ChildList(address, "customer_id", ORDER, lambda ctx: visible(ctx, address))

@@ -1,6 +1,5 @@
 """Tax exemption certificates."""
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -10,8 +9,7 @@ from sqlalchemy import func, or_, select
 from models import TaxExemptionCertificate
 from models.enums import TaxStatus
 from resolvers.children import visible
-from resolvers.context import Context
-from resolvers.loading import many_per_key
+from resolvers.relations import ChildList
 
 certificate = TaxExemptionCertificate.__table__
 
@@ -20,9 +18,10 @@ certificate = TaxExemptionCertificate.__table__
 CERTIFICATE_ORDER = (certificate.c.valid_from.desc(), certificate.c.id)
 
 
-async def certificates_by_customer(ctx: Context, keys: Sequence[int]) -> list:
-    stmt = visible(ctx, certificate).order_by(*CERTIFICATE_ORDER)
-    return await many_per_key(ctx, stmt, certificate.c.customer_id, keys)
+# TaxStatus.exemptionCertificates, declared once (resolvers/relations.py).
+CERTIFICATES = ChildList(
+    certificate, "customer_id", CERTIFICATE_ORDER, lambda ctx: visible(ctx, certificate)
+)
 
 
 @dataclass(frozen=True)

@@ -98,7 +98,7 @@ class Account(relay.Node):
 
     @strawberry.field
     async def payment_methods(self, info: Info) -> list[PaymentMethod]:
-        rows = await info.context.loader(q.payment_methods_by_account).load(self.id)
+        rows = await info.context.loader(q.PAYMENT_METHODS.batch).load(self.id)
         return build_all("PaymentMethod", rows)
 
     @strawberry.field(
@@ -108,7 +108,7 @@ class Account(relay.Node):
     async def customers(
         self, info: Info
     ) -> list[Annotated["Customer", strawberry.lazy("schema.customers")]]:
-        rows = await info.context.loader(q.customers_by_account).load(self.id)
+        rows = await info.context.loader(q.ACCOUNT_CUSTOMERS.batch).load(self.id)
         return build_all("Customer", rows)
 
 

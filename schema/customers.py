@@ -111,7 +111,7 @@ class Customer(relay.Node):
 
     @strawberry.field(description="Every address; defaults first.")
     async def addresses(self, info: Info) -> list[Address]:
-        rows = await info.context.loader(address_q.addresses_by_customer).load(self.id)
+        rows = await info.context.loader(address_q.ADDRESSES.batch).load(self.id)
         return build_all("Address", rows)
 
     @strawberry.field(description="Orders, newest first.")

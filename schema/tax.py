@@ -58,5 +58,5 @@ class TaxStatus:
 
     @strawberry.field
     async def exemption_certificates(self, info: Info) -> list[TaxExemptionCertificate]:
-        rows = await info.context.loader(q.certificates_by_customer).load(self.customer_id)
+        rows = await info.context.loader(q.CERTIFICATES.batch).load(self.customer_id)
         return build_all("TaxExemptionCertificate", rows)

@@ -28,6 +28,7 @@ from resolvers.compiled.json_text import (
 )
 from resolvers.errors import CodedError
 from resolvers.pagination import Ordering, PageArgs, page_args
+from resolvers.relations import ChildList
 from schema.base import _TYPES, columns_of
 
 
@@ -114,6 +115,20 @@ def _child_list(
         return list_sql(item, from_where, order)
 
     return build
+
+
+def child_list(relation: ChildList):
+    """A relation declared once (resolvers/relations.py), compiled: its table, foreign key,
+    ordering, scope, conditions and cap, as the loader reads them."""
+    where = "".join(f" AND {clause_sql(w)}" for w in relation.where)
+    return _child_list(
+        relation.table.name,
+        clause_sql(*relation.order),
+        fk=relation.fk,
+        scope=relation.scope,
+        where=where,
+        limit=relation.limit,
+    )
 
 
 def _child_connection(table: str, ordering: Ordering):
@@ -269,7 +284,7 @@ RELATIONS: dict[str, dict[str, Callable[..., str]]] = {
         "account": _account,
         "salesRep": _user("sales_rep_id"),
         "salesChannels": _sales_channels,
-        "addresses": _child_list("address", clause_sql(*address_q.ORDER)),
+        "addresses": child_list(address_q.ADDRESSES),
         "orders": _child_connection("orders", order_q.NEWEST_FIRST),
         "ledgerTransactions": _child_connection("ledger_transaction", ledger_q.NEWEST_FIRST),
         "timeline": _child_connection("timeline_event", timeline_q.NEWEST_FIRST),
@@ -280,20 +295,8 @@ RELATIONS: dict[str, dict[str, Callable[..., str]]] = {
     "Account": {
         "billingContact": _billing_contact,
         "billingAddress": _billing_address,
-        "paymentMethods": _child_list(
-            "payment_method",
-            clause_sql(*account_q.PAYMENT_METHOD_ORDER),
-            fk="account_id",
-            scope="payment_method",
-        ),
-        "customers": _child_list(
-            "customer",
-            "customer.id",
-            fk="account_id",
-            scope="customer",
-            where=f" AND {clause_sql(customer_q.LIVE)}",
-            limit=account_q.ACCOUNT_CUSTOMERS_CAP,
-        ),
+        "paymentMethods": child_list(account_q.PAYMENT_METHODS),
+        "customers": child_list(account_q.ACCOUNT_CUSTOMERS),
     },
     "Order": {
         "customer": _customer("customer_id"),
@@ -322,12 +325,7 @@ RELATIONS: dict[str, dict[str, Callable[..., str]]] = {
         "balanceAfter": _money("balance_after"),
         "order": _ledger_order,
     },
-    "TaxStatus": {
-        "exemptionCertificates": _child_list(
-            "tax_exemption_certificate",
-            clause_sql(*tax_q.CERTIFICATE_ORDER),
-        )
-    },
+    "TaxStatus": {"exemptionCertificates": child_list(tax_q.CERTIFICATES)},
     "TaxExemptionCertificate": {"isValid": _is_valid, "customer": _customer("customer_id")},
     "TimelineEvent": {"actor": _user("actor_id"), "customer": _customer("customer_id")},
     "Address": {"customer": _customer("customer_id")},
