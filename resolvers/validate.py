@@ -27,15 +27,44 @@ def luhn(digits: str) -> bool:
     return total % 10 == 0
 
 
+def card_brand_shape(digits: str) -> bool:
+    """Whether digits have a card network's prefix (IIN) for their length: every real card
+    number does (Visa, Mastercard, Amex, Discover, Diners, JCB, UnionPay, Maestro), while
+    most IDs of the same length do not (a 13-digit Shopify customer ID passes Luhn one
+    time in ten)."""
+    n, d = len(digits), digits
+    if d[0] == "4":
+        return n in (13, 16, 19)  # Visa
+    if n == 15:
+        return d[:2] in ("34", "37")  # Amex
+    if n == 14:
+        return d[:2] in ("30", "36", "38", "39")  # Diners
+    if 16 <= n <= 19:
+        p2, p3, p4 = int(d[:2]), int(d[:3]), int(d[:4])
+        return (
+            51 <= p2 <= 55  # Mastercard
+            or 2221 <= p4 <= 2720  # Mastercard 2-series
+            or d[:4] == "6011"  # Discover
+            or 644 <= p3 <= 649
+            or d[:2] in ("65", "62")  # Discover, UnionPay
+            or 3528 <= p4 <= 3589  # JCB
+            or d[:2] in ("36", "38", "39")  # Diners
+            or d[:2] in ("50", "56", "57", "58", "63", "67")  # Maestro
+        )
+    return False
+
+
 def contains_card_number(value: Any) -> bool:
     """True when any string inside `value` holds 13-19 digits (spaces/dashes allowed)
-    that pass the Luhn check: a card number, which this service must never store."""
+    with a card network's prefix for their length that pass the Luhn check: a card
+    number, which this service must never store."""
     if isinstance(value, str):
         for match in _DIGIT_RUNS.finditer(value):
             digits = re.sub(r"\D", "", match.group())
             for size in range(min(len(digits), 19), 12, -1):
                 for start in range(len(digits) - size + 1):
-                    if luhn(digits[start : start + size]):
+                    window = digits[start : start + size]
+                    if card_brand_shape(window) and luhn(window):
                         return True
         return False
     if isinstance(value, dict):

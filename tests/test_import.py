@@ -200,3 +200,15 @@ async def test_cli_exit_codes_summary_and_error_report(cli, tmp_path, engine):
     assert code == 2 and "NOT_TEXT" in err and "nothing was written" in err
     code, _, err = await cli("import", str(tmp_path / "missing.csv"))
     assert code == 2
+
+
+async def test_shopify_customer_ids_are_not_mistaken_for_card_numbers(engine):
+    """13-digit IDs pass Luhn one time in ten; a card number also has a network's prefix."""
+    ids = ["7000000000003", "6975148392605"]  # both pass Luhn
+    rows = "".join(
+        f"{i},Ann,Lee{n},ann{n}@example.com,no,,,,,,,,,,no,,,,no,\n" for n, i in enumerate(ids)
+    )
+    card = "4111111111111111,Car,Der,card@example.com,no,,,,,,,,,,no,,,,no,\n"
+    result = await run(engine, SHOPIFY_HEADER + rows + card)
+    assert result.created == 2
+    assert [e.code for e in result.errors] == ["CARD_NUMBER_REFUSED"]
