@@ -17,6 +17,7 @@ from typing import IO, Any
 
 import pycountry
 from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from models import (
@@ -32,7 +33,7 @@ from resolvers.custom_field_mutations import write_values
 from resolvers.imports import ColumnMap, FileRefused, Reader, Row, boolean, kind
 from resolvers.mutations import Refused
 from resolvers.rls import set_viewer
-from resolvers.timeline import record
+from resolvers.timeline import record_many
 from resolvers.viewer import Viewer
 
 customer = Customer.__table__
@@ -324,7 +325,17 @@ async def run_import(
         setattr(result, name, value)
 
     async def write(conn: AsyncConnection, batch: list[Row]) -> None:
-        await writer.write(conn, [planner.plan(r) for r in batch], result)
+        plans = [planner.plan(r) for r in batch]
+        before = _counts(result), dict(writer.seen), len(result.errors)
+        try:
+            async with conn.begin_nested():  # the batch fast, unless a race refuses a row
+                await writer.write(conn, plans, result)
+        except IntegrityError:
+            _restore(result, before[0])
+            writer.seen = before[1]
+            del result.errors[before[2] :]
+            writer.careful = True  # row by row, each in a savepoint, from now on
+            await writer.write(conn, plans, result)
         if on_batch is not None:
             await on_batch(conn, result, writer.rejected)
         if progress:
@@ -353,6 +364,18 @@ async def run_import(
     return result
 
 
+_COUNTS = ("rows", "created", "updated", "unchanged", "rejected")
+
+
+def _counts(result: ImportResult) -> dict[str, int]:
+    return {name: getattr(result, name) for name in _COUNTS}
+
+
+def _restore(result: ImportResult, counts: dict[str, int]) -> None:
+    for name, value in counts.items():
+        setattr(result, name, value)
+
+
 def _after(rows: Iterable[Row], skip: int) -> Iterator[Row]:
     for index, row in enumerate(rows):
         if index >= skip:
@@ -373,25 +396,70 @@ class _Writer:
         self.rep = rep
         self.seen: dict[str, int] = {}
         self.rejected: list[Rejected] = []  # this batch's, for the batch hook
+        # Read once per batch, then kept current: the live customers with the batch's keys
+        # (locked), and the owners of the batch's emails (lower-cased).
+        self._by_key: dict[str, list[Any]] = {}
+        self._email_owner: dict[str, tuple[int, str]] = {}
+        self._events: list[dict[str, Any]] = []  # written at the end of the batch
+        # After a race with another writer (a unique email taken meanwhile), the batch runs
+        # again row by row, each in a savepoint, so the row at fault is rejected alone.
+        self.careful = False
 
     async def write(self, conn: AsyncConnection, plans: list[Plan | Rejected], result) -> None:
         self.rejected = []
+        self._events = []
+        await self._prefetch(conn, [p for p in plans if isinstance(p, Plan)])
         for item in plans:
             result.rows += 1
             if isinstance(item, Rejected):
                 self._reject(result, item)
                 continue
-            # A savepoint per row: a row the database refuses (an email taken meanwhile)
-            # is rejected alone, the batch goes on.
             try:
-                async with conn.begin_nested():
+                if self.careful:
+                    async with conn.begin_nested():
+                        outcome = await self._upsert(conn, item)
+                else:
                     outcome = await self._upsert(conn, item)
             except _RowRefused as exc:
                 self._reject(
                     result, Rejected(item.line, item.raw, exc.column, exc.code, exc.message)
                 )
                 continue
+            except IntegrityError:
+                if not self.careful:
+                    raise  # run_import rolls the batch back and runs it carefully
+                message = "Another customer took this email meanwhile."
+                self._reject(result, Rejected(item.line, item.raw, None, "DUPLICATE", message))
+                continue
             setattr(result, outcome, getattr(result, outcome) + 1)
+        await record_many(conn, self._events)
+
+    async def _prefetch(self, conn: AsyncConnection, plans: list[Plan]) -> None:
+        """One read for the batch's keys (locking those customers, in id order) and one for
+        its emails, instead of two per row."""
+        live = customer.c.status != CustomerStatus.MERGED
+        keys = sorted({p.key for p in plans if p.key is not None and p.key not in self.seen})
+        self._by_key = {}
+        if keys:
+            column = customer.c[self.key]  # email is citext: compared without case
+            rows = await conn.execute(
+                select(customer)
+                .where(live, column.in_(keys))
+                .order_by(customer.c.id)
+                .with_for_update()
+            )
+            for row in rows:
+                key = getattr(row, self.key)
+                self._by_key.setdefault(key.lower() if self.key == "email" else key, []).append(row)
+        emails = sorted({p.values["email"].lower() for p in plans if p.values.get("email")})
+        self._email_owner = {}
+        if emails:
+            rows = await conn.execute(
+                select(customer.c.id, customer.c.number, customer.c.email).where(
+                    live, customer.c.email.in_(emails)
+                )
+            )
+            self._email_owner = {r.email.lower(): (r.id, r.number) for r in rows}
 
     def _reject(self, result: ImportResult, rejected: Rejected) -> None:
         result.rejected += 1
@@ -403,15 +471,11 @@ class _Writer:
         if plan.key is None:
             return None
         known = self.seen.get(plan.key)
-        column = customer.c[self.key]
-        stmt = select(customer).where(customer.c.status != CustomerStatus.MERGED)
-        if known is not None:
-            stmt = stmt.where(customer.c.id == known)
-        elif self.key == "email":
-            stmt = stmt.where(column == plan.key)
+        if known is not None:  # this import wrote it already: read it as it is now
+            stmt = select(customer).where(customer.c.id == known).with_for_update()
+            rows = (await conn.execute(stmt)).all()
         else:
-            stmt = stmt.where(column == plan.key).order_by(customer.c.id).limit(2)
-        rows = (await conn.execute(stmt.with_for_update())).all()
+            rows = self._by_key.get(plan.key, [])
         if len(rows) > 1:
             raise _RowRefused(
                 None,
@@ -423,12 +487,8 @@ class _Writer:
     async def _email_taken(self, conn: AsyncConnection, email: str | None, own: int | None):
         if email is None:
             return
-        stmt = select(customer.c.number).where(
-            customer.c.email == email, customer.c.status != CustomerStatus.MERGED
-        )
-        if own is not None:
-            stmt = stmt.where(customer.c.id != own)
-        taken = (await conn.execute(stmt)).scalar()
+        owner = self._email_owner.get(email.lower())
+        taken = owner[1] if owner is not None and owner[0] != own else None
         if taken is not None:
             raise _RowRefused(
                 None,
@@ -453,9 +513,13 @@ class _Writer:
         values = {**plan.values}
         if self.rep is not None:
             values["sales_rep_id"] = self.rep
-        cid = (
-            await conn.execute(insert(customer).values(**values).returning(customer.c.id))
-        ).scalar_one()
+        cid, number = (
+            await conn.execute(
+                insert(customer).values(**values).returning(customer.c.id, customer.c.number)
+            )
+        ).one()
+        if values.get("email"):
+            self._email_owner[values["email"].lower()] = (cid, number)
         if plan.address:
             await conn.execute(
                 insert(address).values(
@@ -464,15 +528,22 @@ class _Writer:
             )
         if plan.custom:
             await self._custom(conn, cid, plan)
-        await record(
-            conn,
-            cid,
-            "CUSTOMER_CREATED",
-            "Customer created by import",
-            actor_id=self.actor_id,
-            data={"source": self.source, "line": plan.line},
-        )
+        self._event(cid, "CUSTOMER_CREATED", "Customer created by import", plan, None)
         return cid
+
+    def _event(self, cid: int, kind: str, summary: str, plan: Plan, changes) -> None:
+        data: dict[str, Any] = {"source": self.source, "line": plan.line}
+        if changes is not None:
+            data["changes"] = changes
+        self._events.append(
+            {
+                "customer_id": cid,
+                "kind": kind,
+                "summary": summary,
+                "actor_id": self.actor_id,
+                "data": data,
+            }
+        )
 
     async def _custom(self, conn: AsyncConnection, cid: int, plan: Plan) -> None:
         try:
@@ -485,6 +556,10 @@ class _Writer:
         changes = {k: {"old": _text(getattr(row, k)), "new": _text(v)} for k, v in values.items()}
         if "email" in values:
             await self._email_taken(conn, values["email"], row.id)
+            if row.email:
+                self._email_owner.pop(row.email.lower(), None)
+            if values["email"]:
+                self._email_owner[values["email"].lower()] = (row.id, row.number)
         if values:
             await conn.execute(
                 update(customer)
@@ -500,14 +575,8 @@ class _Writer:
                 changes.update({f"customFields.{k}": {"new": v} for k, v in changed.items()})
         if not changes:
             return False
-        await record(
-            conn,
-            row.id,
-            "CUSTOMER_UPDATED",
-            f"Updated by import: {', '.join(sorted(changes))}",
-            actor_id=self.actor_id,
-            data={"source": self.source, "line": plan.line, "changes": changes},
-        )
+        summary = f"Updated by import: {', '.join(sorted(changes))}"
+        self._event(row.id, "CUSTOMER_UPDATED", summary, plan, changes)
         return True
 
     async def _address(self, conn: AsyncConnection, cid: int, parts: dict[str, Any]) -> bool:

@@ -57,6 +57,28 @@ async def record(
     return event_id
 
 
+async def record_many(conn: AsyncConnection, events: list[dict[str, Any]]) -> list[int]:
+    """record() for many events at once (a batch of an import): one lock, one INSERT, one
+    NOTIFY statement, in the caller's transaction. Each event: customer_id, kind, summary,
+    actor_id, data."""
+    if not events:
+        return []
+    await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ORDER_LOCK})
+    rows = (
+        await conn.execute(
+            insert(timeline_event)
+            .values(events)
+            .returning(timeline_event.c.id, timeline_event.c.customer_id)
+        )
+    ).all()
+    payloads = [f"{event_id},{customer_id}" for event_id, customer_id in rows]
+    await conn.execute(
+        text("SELECT pg_notify(:channel, p) FROM unnest(CAST(:payloads AS text[])) AS p"),
+        {"channel": CHANNEL, "payloads": payloads},
+    )
+    return [event_id for event_id, _ in rows]
+
+
 def events_after(
     ctx: Context,
     after_id: int,
