@@ -364,6 +364,16 @@ async def run_import(
     return result
 
 
+def _grouped(items: list, row_of) -> list[tuple[tuple[str, ...], list[tuple[int, dict]]]]:
+    """(index, row) pairs grouped by the row's columns: an executemany needs the same keys
+    in every row, and a missing key must keep its column default, not become NULL."""
+    groups: dict[tuple[str, ...], list[tuple[int, dict]]] = {}
+    for index, item in enumerate(items):
+        row = row_of(item)
+        groups.setdefault(tuple(sorted(row)), []).append((index, row))
+    return list(groups.items())
+
+
 _COUNTS = ("rows", "created", "updated", "unchanged", "rejected")
 
 
@@ -401,6 +411,9 @@ class _Writer:
         self._by_key: dict[str, list[Any]] = {}
         self._email_owner: dict[str, tuple[int, str]] = {}
         self._events: list[dict[str, Any]] = []  # written at the end of the batch
+        # New customers of the batch, inserted together (a few statements, not two a row).
+        self._pending: list[Plan] = []
+        self._pending_keys: set[str] = set()
         # After a race with another writer (a unique email taken meanwhile), the batch runs
         # again row by row, each in a savepoint, so the row at fault is rejected alone.
         self.careful = False
@@ -408,6 +421,7 @@ class _Writer:
     async def write(self, conn: AsyncConnection, plans: list[Plan | Rejected], result) -> None:
         self.rejected = []
         self._events = []
+        self._pending, self._pending_keys = [], set()
         await self._prefetch(conn, [p for p in plans if isinstance(p, Plan)])
         for item in plans:
             result.rows += 1
@@ -432,6 +446,7 @@ class _Writer:
                 self._reject(result, Rejected(item.line, item.raw, None, "DUPLICATE", message))
                 continue
             setattr(result, outcome, getattr(result, outcome) + 1)
+        await self._flush(conn)
         await record_many(conn, self._events)
 
     async def _prefetch(self, conn: AsyncConnection, plans: list[Plan]) -> None:
@@ -498,11 +513,21 @@ class _Writer:
             )
 
     async def _upsert(self, conn: AsyncConnection, plan: Plan) -> str:
+        if plan.key is not None and plan.key in self._pending_keys:
+            await self._flush(conn)  # a key repeated in the batch updates what it created
         current = await self._find(conn, plan)
         if current is None:
-            cid = await self._create(conn, plan)
+            if self.careful:
+                cid = await self._create(conn, plan)
+                if plan.key is not None:
+                    self.seen[plan.key] = cid
+                return "created"
+            await self._email_taken(conn, plan.values.get("email"), None)
+            if plan.values.get("email"):  # taken by this row from now on
+                self._email_owner[plan.values["email"].lower()] = (-1, f"on line {plan.line}")
+            self._pending.append(plan)
             if plan.key is not None:
-                self.seen[plan.key] = cid
+                self._pending_keys.add(plan.key)
             return "created"
         if plan.key is not None:
             self.seen[plan.key] = current.id
@@ -544,6 +569,43 @@ class _Writer:
                 "data": data,
             }
         )
+
+    async def _flush(self, conn: AsyncConnection) -> None:
+        """Insert the batch's new customers, their default addresses and custom values:
+        one INSERT per set of columns (SQLAlchemy's insertmanyvalues keeps the order)."""
+        pending, self._pending, self._pending_keys = self._pending, [], set()
+        if not pending:
+            return
+        ids: dict[int, tuple[int, str]] = {}  # index in pending -> (id, number)
+        for _, group in _grouped(pending, self._values):
+            stmt = insert(customer).returning(
+                customer.c.id, customer.c.number, sort_by_parameter_order=True
+            )
+            rows = (await conn.execute(stmt, [values for _, values in group])).all()
+            for (index, _), row in zip(group, rows, strict=True):
+                ids[index] = (row.id, row.number)
+        addresses = [
+            (i, {"customer_id": ids[i][0], "kind": "SHIPPING", "is_default": True, **p.address})
+            for i, p in enumerate(pending)
+            if p.address
+        ]
+        for _, group in _grouped([a for _, a in addresses], lambda a: a):
+            await conn.execute(insert(address), [a for _, a in group])
+        for i, plan in enumerate(pending):
+            cid, number = ids[i]
+            if plan.key is not None:
+                self.seen[plan.key] = cid
+            if plan.values.get("email"):
+                self._email_owner[plan.values["email"].lower()] = (cid, number)
+            if plan.custom:
+                await self._custom(conn, cid, plan)
+            self._event(cid, "CUSTOMER_CREATED", "Customer created by import", plan, None)
+
+    def _values(self, plan: Plan) -> dict[str, Any]:
+        values = {**plan.values}
+        if self.rep is not None:
+            values["sales_rep_id"] = self.rep
+        return values
 
     async def _custom(self, conn: AsyncConnection, cid: int, plan: Plan) -> None:
         try:

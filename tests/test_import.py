@@ -212,3 +212,35 @@ async def test_shopify_customer_ids_are_not_mistaken_for_card_numbers(engine):
     result = await run(engine, SHOPIFY_HEADER + rows + card)
     assert result.created == 2
     assert [e.code for e in result.errors] == ["CARD_NUMBER_REFUSED"]
+
+
+async def test_repeats_within_a_batch_update_what_the_file_created(engine):
+    again = ZOE.replace("Müller", "Schulz")  # the same Customer ID, further down the file
+    twin = BOB.replace("7012345678902", "7012345678909")  # another ID, Bob's email again
+    result = await run(engine, SHOPIFY_HEADER + ZOE + BOB + twin + again)
+    assert (result.created, result.updated, result.rejected) == (2, 1, 1)
+    (duplicate,) = result.errors
+    assert (duplicate.line, duplicate.code) == (5, "DUPLICATE")
+    assert "on line 4 already has this email" in duplicate.message  # Bob, not written yet
+    async with engine.connect() as conn:
+        names = (await conn.execute(text("SELECT last_name FROM customer ORDER BY id"))).all()
+    assert [n[0] for n in names] == ["Schulz", "Stone"]
+
+
+async def test_a_race_for_an_email_rejects_only_that_row(engine, monkeypatch):
+    """Another writer took an email after the batch read its owners: the batch runs again,
+    row by row, and only the row at fault is rejected."""
+    from resolvers import import_rows
+
+    await make_customer(engine, email="zoe@example.de", reference_id="elsewhere")
+
+    async def stale(self, conn, plans):  # as if read before the other writer committed
+        self._by_key, self._email_owner = {}, {}
+
+    monkeypatch.setattr(import_rows._Writer, "_prefetch", stale)
+    result = await run(engine, SHOPIFY_HEADER + ZOE + BOB)
+    assert (result.created, result.rejected) == (1, 1)
+    assert result.errors[0].code == "DUPLICATE" and result.errors[0].line == 2
+    async with engine.connect() as conn:
+        count = (await conn.execute(text("SELECT count(*) FROM customer"))).scalar()
+    assert count == 2  # the other writer's and Bob
