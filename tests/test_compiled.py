@@ -49,9 +49,14 @@ async def both(engine):
     """(compiled client, dataloader client)."""
     clients = []
     for compiled in (True, False):
-        # These tests compare paths, not limits: no cost limit (tests/test_cost.py has it).
+        # These tests compare paths, not limits: no cost or alias limit (tests/test_cost.py
+        # and tests/test_limits.py have them).
         settings = Settings(
-            database_url="unused", debug=False, compiled_reads=compiled, max_cost=10**9
+            database_url="unused",
+            debug=False,
+            compiled_reads=compiled,
+            max_cost=10**9,
+            max_aliases=10**6,
         )
         app = create_app(engine=engine, settings=settings)
         clients.append(
@@ -538,22 +543,52 @@ class QueryGen:
         arg_text = f"({', '.join(args)})" if args else ""
         return f"{alias}{name}{arg_text}{directive} {{ {' '.join(parts)} }}"
 
-    def query(self, numbers: list[str]) -> tuple[str, dict]:
-        if self.rng.random() < 0.5:
-            root = f'customer(number: "{self.rng.choice(numbers)}")'
+    def query(self, numbers: list[str], ids: list[int]) -> tuple[str, dict]:
+        """A generated selection under one of the root fields the compiled path answers:
+        every root the read API offers over these types, not only customer/customers."""
+        rng = self.rng
+        kind = rng.choice(
+            ["customer", "customer", "customers", "customers", "node", "nodes", "me",
+             "search", "accounts", "salesReps", "salesChannels", "by"]
+        )  # fmt: skip
+        # Only the chosen root's selection is generated: an unused fragment is invalid.
+        customer = self.selection("Customer", 0) if kind not in _OTHER_ROOTS else ""
+        gid = base64.b64encode(f"Customer:{rng.choice(ids)}".encode()).decode()
+        if kind == "customer":
+            text = f'customer(number: "{rng.choice(numbers)}") {{ {customer} }}'
+        elif kind == "by":
+            text = f'customer(by: {{number: "{rng.choice(numbers)}"}}) {{ {customer} }}'
+        elif kind == "customers":
+            field = rng.choice(["NAME", "NUMBER", "CREATED_AT", "UPDATED_AT"])
+            direction = rng.choice(["ASC", "DESC"])
+            text = f"customers(first: {rng.randint(1, 5)}, orderBy: {{field: {field},"
+            text += f" direction: {direction}}}) {{ totalCount nodes {{ {customer} }} }}"
+        elif kind == "node":
+            text = f'node(id: "{gid}") {{ __typename ... on Customer {{ {customer} }} }}'
+        elif kind == "nodes":
+            other = base64.b64encode(f"Customer:{rng.choice(ids)}".encode()).decode()
+            text = f'nodes(ids: ["{gid}", "{other}"]) {{ id ... on Customer {{ {customer} }} }}'
+        elif kind == "me":
+            text = f"me {{ customer {{ {customer} }} }}"
+        elif kind == "search":
+            text = (
+                'customerSearch(filter: {lastName: "a", nameMatch: PREFIX}, first: 3) {'
+                f" __typename ... on CustomerSearchMatches {{ customers {{ nodes {{ {customer} }}"
+                " } } }"
+            )
+        elif kind == "accounts":
+            text = f"accounts(first: 3) {{ nodes {{ {self.selection('Account', 1)} }} }}"
+        elif kind == "salesReps":
+            text = f"salesReps {{ {self.selection('User', 1)} }}"
         else:
-            field = self.rng.choice(["NAME", "NUMBER", "CREATED_AT", "UPDATED_AT"])
-            direction = self.rng.choice(["ASC", "DESC"])
-            root = f"customers(first: {self.rng.randint(1, 5)}, orderBy: {{field: {field},"
-            root += f" direction: {direction}}}) {{ totalCount nodes"
-        body = self.selection("Customer", 0)
-        text = f"{root} {{ {body} }}" + (" }" if root.startswith("customers") else "")
+            text = f"salesChannels {{ {self.selection('SalesChannel', 1)} }}"
         defs = ", ".join(f"${v}: Boolean!" for v in sorted(self.used))
         head = f"query({defs})" if defs else "query"
         variables = {v: v == "yes" for v in self.used}
         return f"{head} {{ {text} }} " + " ".join(self.fragments), variables
 
 
+_OTHER_ROOTS = ("accounts", "salesReps", "salesChannels")
 GENERATED = 450
 
 
@@ -565,8 +600,9 @@ def generated_queries(world) -> tuple[list[tuple[str, dict]], dict[str, set[str]
         world["bare"].number,
         world["merged"].number,
     ]
+    ids = [c.id for c in world["customers"]] + [world["other"].id, world["merged"].id]
     seen: dict[str, set[str]] = {}
-    return [QueryGen(rng, seen).query(numbers) for _ in range(GENERATED)], seen
+    return [QueryGen(rng, seen).query(numbers, ids) for _ in range(GENERATED)], seen
 
 
 async def test_generated_queries_are_identical(both, world):
