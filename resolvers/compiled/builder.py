@@ -109,15 +109,20 @@ class _Ctx:
         self.viewer = viewer
 
 
-def _where_text(stmt) -> str | None:
+def _where_text(stmt, table, alias: str | None) -> str | None:
     clause = stmt.whereclause
     if clause is None:
         return None
+    if alias is not None:  # the same predicate over the row named `alias` (ClauseAdapter
+        # re-points the table's columns: no SQL text is rewritten)
+        clause = ClauseAdapter(table.alias(alias)).traverse(clause)
     return str(clause.compile(dialect=_DIALECT, compile_kwargs={"literal_binds": True}))
 
 
 @functools.cache
-def _scope_template(kind: str, table_name: str, role: enums.Role) -> str | None:
+def _scope_template(
+    kind: str, table_name: str, role: enums.Role, alias: str | None = None
+) -> str | None:
     from models import metadata
 
     viewer = Viewer(user_id=_SENTINEL, role=role)
@@ -134,7 +139,7 @@ def _scope_template(kind: str, table_name: str, role: enums.Role) -> str | None:
         stmt = scope_users(select(table), viewer)
     else:  # pragma: no cover
         raise ValueError(kind)
-    return _where_text(stmt)
+    return _where_text(stmt, table, alias)
 
 
 # ---------------------------------------------------------------------------------------
@@ -232,13 +237,11 @@ class Builder:
 
     def scope(self, kind: str, table: str, alias: str | None = None) -> str:
         """The viewer's scope over `table` (named `alias` in the FROM clause, if given)."""
-        template = _scope_template(kind, table, self.viewer.role)
+        template = _scope_template(kind, table, self.viewer.role, alias)
         if template is None:
             return "true"
         if str(_SENTINEL) in template:
             template = template.replace(str(_SENTINEL), self.viewer_param())
-        if alias is not None:
-            template = re.sub(rf"\b{table}\.", f"{alias}.", template)
         return f"({template})"
 
     def alias(self, table: str) -> str:
