@@ -262,11 +262,15 @@ class Builder:
             raise NotCompilable("unexpected clause SQL")
         names = compiled.positiontup or []
         values = compiled.params
-        processors = compiled._bind_processors
+        binds = compiled.binds  # name -> BindParameter (an IN list's items: name_1, name_2…)
 
         def renumber(match: re.Match) -> str:
             name = names[int(match[1]) - 1]
-            process = processors.get(name) or processors.get(re.sub(r"_\d+$", "", name))
+            bind = binds.get(name)
+            if bind is None:  # an item of an IN list: its list's parameter
+                bind = binds[re.sub(r"_\d+$", "", name)]
+            # The type's own bind processor (public API): enums become their labels.
+            process = bind.type.bind_processor(_ASYNCPG)
             value = values[name]
             self.params.append(process(value) if process else value)
             return f"${len(self.params)}"
