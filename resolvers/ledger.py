@@ -9,9 +9,12 @@ from resolvers.children import visible
 from resolvers.context import Context
 from resolvers.loading import many_per_key
 from resolvers.pagination import Ordering
+from resolvers.relations import ChildConnection
 
 ledger = LedgerTransaction.__table__
 NEWEST_FIRST = Ordering((ledger.c.id,), descending=True)
+# Customer.ledgerTransactions, declared once (resolvers/relations.py).
+ENTRIES = ChildConnection(ledger, NEWEST_FIRST)
 
 
 async def balances_by_customer(ctx: Context, keys: Sequence[int]) -> list:

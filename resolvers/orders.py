@@ -9,10 +9,13 @@ from resolvers.children import visible
 from resolvers.context import Context
 from resolvers.loading import many_per_key, one_per_key
 from resolvers.pagination import Ordering
+from resolvers.relations import ChildConnection
 
 order = Order.__table__
 order_line = OrderLine.__table__
 NEWEST_FIRST = Ordering((order.c.placed_at, order.c.id), descending=True)
+# Customer.orders, declared once (resolvers/relations.py): loader and compiled SQL.
+ORDERS = ChildConnection(order, NEWEST_FIRST)
 
 
 async def order_by_number(ctx: Context, number: str):

@@ -14,9 +14,10 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, Table
 
+from resolvers.children import child_counts, child_pages
 from resolvers.context import Context
 from resolvers.loading import many_per_key
-from resolvers.pagination import Ordering, PageArgs, paginate_per_parent
+from resolvers.pagination import Ordering, Page, PageArgs, paginate_per_parent
 
 
 @dataclass(frozen=True, eq=False)
@@ -41,3 +42,18 @@ class ChildList:
         ordering = Ordering(self.order)  # type: ignore[arg-type]
         paged, split = paginate_per_parent(stmt, column, keys, ordering, PageArgs(first=self.limit))
         return [page.rows for page in split(await ctx.rows(paged))]
+
+
+@dataclass(frozen=True, eq=False)
+class ChildConnection:
+    """A customer's child rows as a keyset-paginated connection, declared once: the
+    loader's batched pages and counts, and the compiled connection, come from it."""
+
+    table: Table  # a child table (its customer_id is the parent's id; child scope)
+    ordering: Ordering
+
+    async def pages(self, ctx: Context, args: PageArgs, keys: Sequence[int]) -> list[Page]:
+        return await child_pages(ctx, self.table, self.ordering, args, keys)
+
+    async def counts(self, ctx: Context, keys: Sequence[int]) -> list[int]:
+        return await child_counts(ctx, self.table, keys)

@@ -21,12 +21,15 @@ from resolvers.children import visible
 from resolvers.context import Context
 from resolvers.errors import database_unavailable
 from resolvers.pagination import Ordering
+from resolvers.relations import ChildConnection
 
 log = logging.getLogger(__name__)
 
 timeline_event = TimelineEvent.__table__
 link = CustomerSalesChannel.__table__
 NEWEST_FIRST = Ordering((timeline_event.c.id,), descending=True)
+# Customer.timeline, declared once (resolvers/relations.py).
+EVENTS = ChildConnection(timeline_event, NEWEST_FIRST)
 OLDEST_FIRST = Ordering((timeline_event.c.id,))
 CHANNEL = "customer_graph_timeline"
 ORDER_LOCK = 0x7C6A11E  # advisory lock key: "timeline commit order"

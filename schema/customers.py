@@ -17,11 +17,11 @@ from resolvers import sales_channels as channel_q
 from resolvers import search as search_q
 from resolvers import timeline as timeline_q
 from resolvers import users as user_q
-from resolvers.children import child_counts, child_pages
 from resolvers.context import viewer_of
 from resolvers.errors import BadUserInput
 from resolvers.loading import count
-from resolvers.pagination import Ordering, page_args
+from resolvers.pagination import page_args
+from resolvers.relations import ChildConnection
 from schema.accounts import Account
 from schema.addresses import Address
 from schema.base import Money, build, build_all, decode_id, node_resolver, registered
@@ -40,14 +40,14 @@ Private = strawberry.Private
 NESTED_PAGE = 10
 
 
-async def _children(info: Info, table, ordering: Ordering, type_name: str, key: int, args):
+async def _children(info: Info, relation: ChildConnection, type_name: str, key: int, args):
     """A nested connection: this customer's page comes from one batched LATERAL statement."""
     ctx = info.context
-    page = await ctx.loader(child_pages, table, ordering, args).load(key)
+    page = await ctx.loader(relation.pages, args).load(key)
     return Connection.of(
         page,
         lambda row: build(type_name, row),
-        lambda: ctx.loader(child_counts, table).load(key),
+        lambda: ctx.loader(relation.counts).load(key),
     )
 
 
@@ -124,7 +124,7 @@ class Customer(relay.Node):
         before: str | None = None,
     ) -> Connection[Order]:
         args = page_args(first, after, last, before, default=NESTED_PAGE)
-        return await _children(info, order_q.order, order_q.NEWEST_FIRST, "Order", self.id, args)
+        return await _children(info, order_q.ORDERS, "Order", self.id, args)
 
     @strawberry.field(description="Ledger entries, newest first.")
     async def ledger_transactions(
@@ -136,9 +136,7 @@ class Customer(relay.Node):
         before: str | None = None,
     ) -> Connection[LedgerTransaction]:
         args = page_args(first, after, last, before, default=NESTED_PAGE)
-        return await _children(
-            info, ledger_q.ledger, ledger_q.NEWEST_FIRST, "LedgerTransaction", self.id, args
-        )
+        return await _children(info, ledger_q.ENTRIES, "LedgerTransaction", self.id, args)
 
     @strawberry.field(description="Balance per currency (positive: the customer owes).")
     async def balances(self, info: Info) -> list[Money]:
@@ -164,14 +162,7 @@ class Customer(relay.Node):
         before: str | None = None,
     ) -> Connection[TimelineEvent]:
         args = page_args(first, after, last, before, default=NESTED_PAGE)
-        return await _children(
-            info,
-            timeline_q.timeline_event,
-            timeline_q.NEWEST_FIRST,
-            "TimelineEvent",
-            self.id,
-            args,
-        )
+        return await _children(info, timeline_q.EVENTS, "TimelineEvent", self.id, args)
 
 
 @strawberry.input

@@ -27,8 +27,8 @@ from resolvers.compiled.json_text import (
     nullable_sql,
 )
 from resolvers.errors import CodedError
-from resolvers.pagination import Ordering, PageArgs, page_args
-from resolvers.relations import ChildList
+from resolvers.pagination import PageArgs, page_args
+from resolvers.relations import ChildConnection, ChildList
 from schema.base import _TYPES, columns_of
 
 
@@ -131,7 +131,10 @@ def child_list(relation: ChildList):
     )
 
 
-def _child_connection(table: str, ordering: Ordering):
+def child_connection(relation: ChildConnection):
+    """A connection declared once (resolvers/relations.py), compiled."""
+    table, ordering = relation.table.name, relation.ordering
+
     def build(b: Builder, gtype, nodes, src: Source) -> str:
         conn = b.child_type(gtype, nodes[0].name.value)
         node_type = b.child_type(conn, "nodes")
@@ -285,9 +288,9 @@ RELATIONS: dict[str, dict[str, Callable[..., str]]] = {
         "salesRep": _user("sales_rep_id"),
         "salesChannels": _sales_channels,
         "addresses": child_list(address_q.ADDRESSES),
-        "orders": _child_connection("orders", order_q.NEWEST_FIRST),
-        "ledgerTransactions": _child_connection("ledger_transaction", ledger_q.NEWEST_FIRST),
-        "timeline": _child_connection("timeline_event", timeline_q.NEWEST_FIRST),
+        "orders": child_connection(order_q.ORDERS),
+        "ledgerTransactions": child_connection(ledger_q.ENTRIES),
+        "timeline": child_connection(timeline_q.EVENTS),
         "balances": _balances,
         "customFields": _custom_fields,
         "taxStatus": _tax_status,
