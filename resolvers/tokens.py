@@ -95,26 +95,23 @@ async def viewer_for_token(engine: AsyncEngine, raw: str | None) -> Viewer | Non
         return _viewer((await conn.execute(VIEWER_BY_TOKEN, params)).first())
 
 
-async def viewer_on(connection, raw: str | None) -> Viewer | None:
-    """viewer_for_token on a bare asyncpg connection (one round trip, no transaction)."""
+async def viewer_on(connection, raw: str | None, *, set_viewer: bool = False) -> Viewer | None:
+    """viewer_for_token on a bare asyncpg connection (one round trip); `set_viewer` also
+    sets the viewer of the connection's open transaction (row-level security)."""
     if not raw:
         return ANONYMOUS
     params = {"token_hash": hash_token(raw), "now": datetime.now(UTC)}
-    row = await connection.fetchrow(
-        VIEWER_BY_TOKEN_SQL, *(params[name] for name in VIEWER_BY_TOKEN_ORDER)
+    sql, order = (
+        (VIEWER_SETTING_BY_TOKEN_SQL, VIEWER_SETTING_BY_TOKEN_ORDER)
+        if set_viewer
+        else (VIEWER_BY_TOKEN_SQL, VIEWER_BY_TOKEN_ORDER)
     )
-    return _viewer(row)
+    return _viewer(await connection.fetchrow(sql, *(params[name] for name in order)))
 
 
 async def viewer_setting_on(connection, raw: str | None) -> Viewer | None:
     """viewer_on that also sets the viewer of the connection's open transaction."""
-    if not raw:
-        return ANONYMOUS
-    params = {"token_hash": hash_token(raw), "now": datetime.now(UTC)}
-    row = await connection.fetchrow(
-        VIEWER_SETTING_BY_TOKEN_SQL, *(params[name] for name in VIEWER_SETTING_BY_TOKEN_ORDER)
-    )
-    return _viewer(row)
+    return await viewer_on(connection, raw, set_viewer=True)
 
 
 async def revoke(engine: AsyncEngine, raw: str) -> bool:
