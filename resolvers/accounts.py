@@ -10,7 +10,7 @@ from resolvers.context import Context
 from resolvers.loading import one_per_key
 from resolvers.pagination import Ordering, Page, PageArgs, paginate
 from resolvers.relations import ChildList
-from resolvers.scope import scope_accounts
+from resolvers.scope import ScopeKind, scope_accounts
 
 account = Account.__table__
 payment_method = PaymentMethod.__table__
@@ -58,7 +58,7 @@ PAYMENT_METHODS = ChildList(
     "account_id",
     PAYMENT_METHOD_ORDER,
     visible_payment_methods,
-    scope="payment_method",
+    scope=ScopeKind.PAYMENT_METHOD,
 )
 
 
@@ -69,7 +69,7 @@ ACCOUNT_CUSTOMERS = ChildList(
     "account_id",
     (customer_q.customer.c.id,),
     customer_q.visible_customers,
-    scope="customer",
+    scope=ScopeKind.CUSTOMER,
     where=(customer_q.LIVE,),
     limit=ACCOUNT_CUSTOMERS_CAP,
 )

@@ -18,6 +18,7 @@ from resolvers.children import child_counts, child_pages
 from resolvers.context import Context
 from resolvers.loading import many_per_key
 from resolvers.pagination import Ordering, Page, PageArgs, paginate_per_parent
+from resolvers.scope import ScopeKind
 
 
 @dataclass(frozen=True, eq=False)
@@ -28,7 +29,7 @@ class ChildList:
     # The viewer's rows of the table (the loader's scoped select), and the same scope's
     # name for the compiled path (resolvers/compiled/builder._scope_template).
     visible: Callable[[Context], Select]
-    scope: str = "child"
+    scope: ScopeKind = ScopeKind.CHILD
     where: tuple[ColumnElement[bool], ...] = ()
     limit: int | None = None  # the first `limit` rows only, on both paths
 

@@ -6,6 +6,8 @@ An object outside the scope is filtered out in SQL, so it is indistinguishable f
 that does not exist.
 """
 
+import enum
+
 from sqlalchemy import ColumnElement, Select, false, or_, select
 
 from models import Account, AppUser, Customer
@@ -13,6 +15,16 @@ from models.enums import Role
 from resolvers.viewer import Viewer
 
 customer = Customer.__table__
+
+
+class ScopeKind(enum.StrEnum):
+    """Which of this module's rules applies to a table (the compiled path prints them)."""
+
+    CUSTOMER = "customer"  # scope_customers
+    CHILD = "child"  # scope_children: tables with customer_id
+    ACCOUNT = "account"  # scope_accounts
+    PAYMENT_METHOD = "payment_method"  # through the visible accounts
+    USER = "user"  # scope_users
 
 
 def customer_predicate(viewer: Viewer) -> ColumnElement[bool] | None:

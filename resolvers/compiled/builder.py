@@ -45,7 +45,13 @@ from resolvers.compiled.json_text import (
 )
 from resolvers.errors import CodedError
 from resolvers.pagination import Ordering, PageArgs, decode_cursor
-from resolvers.scope import scope_accounts, scope_children, scope_customers, scope_users
+from resolvers.scope import (
+    ScopeKind,
+    scope_accounts,
+    scope_children,
+    scope_customers,
+    scope_users,
+)
 from resolvers.viewer import Viewer
 
 NESTED_PAGE = 10
@@ -121,21 +127,22 @@ def _where_text(stmt, table, alias: str | None) -> str | None:
 
 @functools.cache
 def _scope_template(
-    kind: str, table_name: str, role: enums.Role, alias: str | None = None
+    kind: ScopeKind, table_name: str, role: enums.Role, alias: str | None = None
 ) -> str | None:
     from models import metadata
 
+    kind = ScopeKind(kind)  # a plain string names the same rule
     viewer = Viewer(user_id=_SENTINEL, role=role)
     table = metadata.tables[table_name]
-    if kind == "customer":
+    if kind is ScopeKind.CUSTOMER:
         stmt = scope_customers(select(table), viewer)
-    elif kind == "child":
+    elif kind is ScopeKind.CHILD:
         stmt = scope_children(select(table), viewer, table.c.customer_id)
-    elif kind == "account":
+    elif kind is ScopeKind.ACCOUNT:
         stmt = scope_accounts(select(table), viewer)
-    elif kind == "payment_method":
+    elif kind is ScopeKind.PAYMENT_METHOD:
         stmt = account_q.visible_payment_methods(_Ctx(viewer))
-    elif kind == "user":
+    elif kind is ScopeKind.USER:
         stmt = scope_users(select(table), viewer)
     else:  # pragma: no cover
         raise ValueError(kind)
@@ -235,7 +242,7 @@ class Builder:
             self.viewer_slot = len(self.params) - 1
         return self._uid
 
-    def scope(self, kind: str, table: str, alias: str | None = None) -> str:
+    def scope(self, kind: ScopeKind, table: str, alias: str | None = None) -> str:
         """The viewer's scope over `table` (named `alias` in the FROM clause, if given)."""
         template = _scope_template(kind, table, self.viewer.role, alias)
         if template is None:

@@ -29,6 +29,7 @@ from resolvers.compiled.json_text import (
 from resolvers.errors import CodedError
 from resolvers.pagination import PageArgs, page_args
 from resolvers.relations import ChildConnection, ChildList
+from resolvers.scope import ScopeKind
 from schema.base import _TYPES, columns_of
 
 
@@ -96,7 +97,7 @@ def _child_list(
     order: str,
     *,
     fk: str = "customer_id",
-    scope: str = "child",
+    scope: ScopeKind = ScopeKind.CHILD,
     where: str = "",
     limit: int | None = None,
 ):
@@ -139,7 +140,7 @@ def child_connection(relation: ChildConnection):
         conn = b.child_type(gtype, nodes[0].name.value)
         node_type = b.child_type(conn, "nodes")
         args = _page(b, gtype, nodes, NESTED_PAGE)
-        where = [f"{table}.customer_id = {src.col('id')}", b.scope("child", table)]
+        where = [f"{table}.customer_id = {src.col('id')}", b.scope(ScopeKind.CHILD, table)]
         return b.connection(
             conn, nodes, table=table, node_type=node_type, where=where, ordering=ordering, args=args
         )
@@ -150,7 +151,8 @@ def child_connection(relation: ChildConnection):
 def _user(fk: str):
     def build(b: Builder, gtype, nodes, src: Source) -> str:
         t = b.child_type(gtype, nodes[0].name.value)
-        where = f"FROM app_user WHERE app_user.id = {src.col(fk)} AND {b.scope('user', 'app_user')}"
+        scope = b.scope(ScopeKind.USER, "app_user")
+        where = f"FROM app_user WHERE app_user.id = {src.col(fk)} AND {scope}"
         return nullable_sql(b.object(t, nodes, Source("app_user")), where)
 
     return build
@@ -166,7 +168,7 @@ def _customer(fk: str):
         # hide the outer one its foreign key comes from.
         alias = b.alias("customer") if src.alias == "customer" else "customer"
         table = "customer" if alias == "customer" else f"customer AS {alias}"
-        scope = b.scope("customer", "customer", alias)
+        scope = b.scope(ScopeKind.CUSTOMER, "customer", alias)
         where = f"FROM {table} WHERE {alias}.id = {src.col(fk)} AND {scope}"
         return nullable_sql(b.object(t, nodes, Source(alias)), where)
 
@@ -175,7 +177,7 @@ def _customer(fk: str):
 
 def _account(b: Builder, gtype, nodes, src: Source) -> str:
     t = b.child_type(gtype, "account")
-    scope = b.scope("account", "account")
+    scope = b.scope(ScopeKind.ACCOUNT, "account")
     where = f"FROM account WHERE account.id = {src.col('account_id')} AND {scope}"
     return nullable_sql(b.object(t, nodes, Source("account")), where)
 
@@ -211,7 +213,7 @@ def _balances(b: Builder, gtype, nodes, src: Source) -> str:
         "SELECT DISTINCT ON (ledger_transaction.currency) ledger_transaction.currency,"
         " ledger_transaction.balance_after FROM ledger_transaction"
         f" WHERE ledger_transaction.customer_id = {src.col('id')}"
-        f" AND {b.scope('child', 'ledger_transaction')}"
+        f" AND {b.scope(ScopeKind.CHILD, 'ledger_transaction')}"
         " ORDER BY ledger_transaction.currency, ledger_transaction.id DESC"
     )
     item = b.object(t, nodes, Source("_bal", {"amount": "_bal.balance_after"}))
@@ -224,7 +226,7 @@ def _custom_fields(b: Builder, gtype, nodes, src: Source) -> str:
         "FROM custom_field_value JOIN custom_field_definition"
         " ON custom_field_definition.id = custom_field_value.definition_id"
         f" WHERE custom_field_value.customer_id = {src.col('id')}"
-        f" AND {b.scope('child', 'custom_field_value')}"
+        f" AND {b.scope(ScopeKind.CHILD, 'custom_field_value')}"
     )
     d = "custom_field_definition"
     inner = Source(
@@ -255,7 +257,7 @@ def _lines(b: Builder, gtype, nodes, src: Source) -> str:
     t = b.child_type(gtype, "lines")
     where = (
         f"FROM order_line WHERE order_line.order_id = {src.col('id')}"
-        f" AND {b.scope('child', 'order_line')}"
+        f" AND {b.scope(ScopeKind.CHILD, 'order_line')}"
     )
     item = b.object(t, nodes, Source("order_line", {"currency": src.col("currency")}))
     return list_sql(item, where, clause_sql(*order_q.LINE_ORDER))
@@ -269,7 +271,8 @@ def _sales_channel(b: Builder, gtype, nodes, src: Source) -> str:
 
 def _ledger_order(b: Builder, gtype, nodes, src: Source) -> str:
     t = b.child_type(gtype, "order")
-    where = f"FROM orders WHERE orders.id = {src.col('order_id')} AND {b.scope('child', 'orders')}"
+    scope = b.scope(ScopeKind.CHILD, "orders")
+    where = f"FROM orders WHERE orders.id = {src.col('order_id')} AND {scope}"
     return nullable_sql(b.object(t, nodes, Source("orders")), where)
 
 

@@ -28,6 +28,7 @@ from resolvers.compiled.json_text import (
 from resolvers.errors import CodedError
 from resolvers.global_ids import decode_global_id
 from resolvers.pagination import Ordering, PageArgs, check_cursors, page_args
+from resolvers.scope import ScopeKind
 
 # ---------------------------------------------------------------------------------------
 # Root fields
@@ -88,7 +89,7 @@ def _root_customers(b: Builder, gtype, nodes) -> str:
         where = [clause_sql(customer_q.LIVE)]
     else:
         where = [_filter_sql(b, raw_filter)]
-    where.append(b.scope("customer", "customer"))
+    where.append(b.scope(ScopeKind.CUSTOMER, "customer"))
     return b.connection(
         conn,
         nodes,
@@ -112,7 +113,7 @@ def _root_customer_search(b: Builder, gtype, nodes) -> str:
         check_cursors(ordering, args)
     except CodedError as exc:
         raise NotCompilable("bad cursor") from exc
-    where = [_filter_sql(b, a.get("filter") or {}), b.scope("customer", "customer")]
+    where = [_filter_sql(b, a.get("filter") or {}), b.scope(ScopeKind.CUSTOMER, "customer")]
     cap = b.search_cap
     b.guards.append(
         f"(SELECT count(*) FROM (SELECT 1 FROM customer WHERE {' AND '.join(where)}"
@@ -164,7 +165,7 @@ def _root_customer(b: Builder, gtype, nodes) -> str:
     given = _lookup(a)
     if len(given) != 1:
         raise NotCompilable("exactly one of id/number/email")
-    scope = b.scope("customer", "customer")
+    scope = b.scope(ScopeKind.CUSTOMER, "customer")
     if "id" in given:
         type_name, pk = _global_id(given["id"])
         if type_name != "Customer":
@@ -196,17 +197,17 @@ def _root_customer(b: Builder, gtype, nodes) -> str:
 
 # Node types readable by id straight from their table: (table, scope kind or None). Each
 # mirrors its `resolve_nodes` loader (schema/*.py): the table's rows through the scope.
-NODE_TABLES: dict[str, tuple[str, str | None]] = {
-    "Customer": ("customer", "customer"),
-    "Account": ("account", "account"),
-    "PaymentMethod": ("payment_method", "payment_method"),
-    "Address": ("address", "child"),
-    "Order": ("orders", "child"),
-    "LedgerTransaction": ("ledger_transaction", "child"),
-    "TimelineEvent": ("timeline_event", "child"),
-    "TaxExemptionCertificate": ("tax_exemption_certificate", "child"),
+NODE_TABLES: dict[str, tuple[str, ScopeKind | None]] = {
+    "Customer": ("customer", ScopeKind.CUSTOMER),
+    "Account": ("account", ScopeKind.ACCOUNT),
+    "PaymentMethod": ("payment_method", ScopeKind.PAYMENT_METHOD),
+    "Address": ("address", ScopeKind.CHILD),
+    "Order": ("orders", ScopeKind.CHILD),
+    "LedgerTransaction": ("ledger_transaction", ScopeKind.CHILD),
+    "TimelineEvent": ("timeline_event", ScopeKind.CHILD),
+    "TaxExemptionCertificate": ("tax_exemption_certificate", ScopeKind.CHILD),
     "SalesChannel": ("sales_channel", None),
-    "User": ("app_user", "user"),
+    "User": ("app_user", ScopeKind.USER),
     "CustomFieldDefinition": ("custom_field_definition", None),
 }
 MAX_NODES = 100  # `nodes(ids:)` with more ids takes the field-by-field path
@@ -277,7 +278,7 @@ def _root_me(b: Builder, gtype, nodes) -> str:
             parts.append((key, _by_id(b, "User", uid, fnodes)))
         elif name == "customer":
             t = b.child_type(me, "customer")
-            where = f"customer.user_id = {uid} AND {b.scope('customer', 'customer')}"
+            where = f"customer.user_id = {uid} AND {b.scope(ScopeKind.CUSTOMER, 'customer')}"
             item = b.object(t, fnodes, Source("customer"))
             parts.append((key, nullable_sql(item, f"FROM customer WHERE {where}")))
         else:
@@ -291,11 +292,11 @@ def _root_accounts(b: Builder, gtype, nodes) -> str:
         raise NotCompilable("unknown arguments")
     args = _root_page(a)
     if a.get("filter") is None:
-        where = b.scope("account", "account")
+        where = b.scope(ScopeKind.ACCOUNT, "account")
     else:  # search.filtered_accounts: accounts of the visible customers that match
         where = (
             "account.id IN (SELECT customer.account_id FROM customer WHERE"
-            f" {_filter_sql(b, a['filter'])} AND {b.scope('customer', 'customer')}"
+            f" {_filter_sql(b, a['filter'])} AND {b.scope(ScopeKind.CUSTOMER, 'customer')}"
             " AND customer.account_id IS NOT NULL)"
         )
     conn = b.child_type(gtype, nodes[0].name.value)
@@ -320,7 +321,7 @@ def _root_sales_reps(b: Builder, gtype, nodes) -> str:
     t = b.child_type(gtype, "salesReps")
     where = (
         "FROM app_user WHERE app_user.role = 'SALES_REP' AND app_user.is_active"
-        f" AND {b.scope('user', 'app_user')}"
+        f" AND {b.scope(ScopeKind.USER, 'app_user')}"
     )
     order = "app_user.last_name, app_user.first_name, app_user.id"
     return list_sql(b.object(t, nodes, Source("app_user")), where, order)
