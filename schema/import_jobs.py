@@ -7,6 +7,7 @@ import asyncio
 import enum
 import io
 import logging
+from collections.abc import AsyncGenerator
 from datetime import datetime
 
 import strawberry
@@ -17,7 +18,7 @@ from models.enums import JobStatus as JobStatusEnum
 from models.enums import Role
 from resolvers import import_jobs as q
 from resolvers.context import viewer_of
-from resolvers.errors import Forbidden
+from resolvers.errors import Forbidden, NotFound
 from resolvers.import_rows import ImportOptions
 from resolvers.imports import FileRefused, Reader
 from resolvers.loading import count
@@ -197,6 +198,35 @@ class ImportJobMutations:
         return CustomerImportStartPayload(
             job=job_of(await q.job_by_id(ctx, job_id)), user_errors=[]
         )
+
+
+PROGRESS_POLL_SECONDS = 0.5  # how often a progress subscription looks at its job's row
+
+
+@strawberry.type
+class ImportJobSubscriptions:
+    @strawberry.subscription(
+        description="An import job's progress: the job now, then each time its counts or "
+        "status change (a batch committed), until it has SUCCEEDED or FAILED."
+    )
+    async def import_job_progress(
+        self, info: Info, id: strawberry.ID
+    ) -> AsyncGenerator[ImportJob, None]:
+        viewer_of(info)
+        job_id = decode_id(id, "ImportJob", "id")
+        last = None
+        while True:
+            # A fresh read each time (the job's row is what the importing worker commits).
+            row = await q.job_by_id(info.context.fresh(), job_id)
+            if row is None:
+                raise NotFound("No such import.", argument="id")
+            state = (row.status, row.rows_done, row.rejected)
+            if state != last:
+                last = state
+                yield job_of(row)
+            if row.status in (JobStatusEnum.SUCCEEDED, JobStatusEnum.FAILED):
+                return
+            await asyncio.sleep(PROGRESS_POLL_SECONDS)
 
 
 @strawberry.type

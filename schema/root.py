@@ -13,7 +13,7 @@ from schema.customer_mutations import CustomerMutations
 from schema.customers import CustomerQueries
 from schema.duplicates import DuplicateMutations, DuplicateQueries
 from schema.exports import ExportMutations
-from schema.import_jobs import ImportJobMutations, ImportJobQueries
+from schema.import_jobs import ImportJobMutations, ImportJobQueries, ImportJobSubscriptions
 from schema.ledger_mutations import LedgerMutations
 from schema.merges import MergeMutations, MergeQueries
 from schema.order_mutations import OrderMutations
@@ -72,4 +72,4 @@ MUTATION_TYPES: tuple[type, ...] = (
 
 Mutation = merge_types("Mutation", MUTATION_TYPES) if MUTATION_TYPES else None
 
-Subscription = merge_types("Subscription", (TimelineSubscriptions,))
+Subscription = merge_types("Subscription", (TimelineSubscriptions, ImportJobSubscriptions))

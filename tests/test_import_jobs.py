@@ -6,6 +6,7 @@ import asyncio
 import base64
 import io
 
+import httpx
 import orjson
 from sqlalchemy import text
 
@@ -134,3 +135,41 @@ async def test_a_job_left_running_resumes_after_its_last_committed_row(engine, g
         ).scalar()
     assert emails == 2  # Ada once: the resumed run started after her row
     assert source is None  # the file is not kept once the job is done
+
+
+PROGRESS = """subscription($id: ID!) { importJobProgress(id: $id) {
+  status rowsDone created rejected } }"""
+
+
+async def test_progress_is_a_subscription_until_the_job_ends(app_engine, settings, admin_token):
+    import websockets
+
+    from server.app import create_app
+    from tests.conftest import serve
+
+    app = create_app(engine=app_engine, settings=settings)
+    async with serve(app) as address:
+        async with httpx.AsyncClient(base_url=f"http://{address}") as http:
+            body = await upload(http, admin_token, CSV.encode())
+        job_id = body["data"]["customerImportStart"]["job"]["id"]
+        async with websockets.connect(
+            f"ws://{address}/graphql", subprotocols=["graphql-transport-ws"]
+        ) as ws:
+            init = {
+                "type": "connection_init",
+                "payload": {"authorization": f"Bearer {admin_token}"},
+            }
+            await ws.send(orjson.dumps(init).decode())
+            assert orjson.loads(await ws.recv())["type"] == "connection_ack"
+            message = {"id": "1", "type": "subscribe", "payload": {"query": PROGRESS,
+                       "variables": {"id": job_id}}}  # fmt: skip
+            await ws.send(orjson.dumps(message).decode())
+            states = []
+            while True:
+                frame = orjson.loads(await asyncio.wait_for(ws.recv(), 20))
+                if frame["type"] == "complete":
+                    break
+                assert frame["type"] == "next", frame
+                states.append(frame["payload"]["data"]["importJobProgress"])
+    assert states[-1] == {"status": "SUCCEEDED", "rowsDone": 3, "created": 2, "rejected": 1}
+    assert len({(s["status"], s["rowsDone"]) for s in states}) == len(states)  # changes only
