@@ -61,7 +61,8 @@ async def _address_country(conn, customer_id: int) -> str | None:
     return (await conn.execute(stmt)).scalar()
 
 
-def _text(value: Any) -> str | None:
+def change_text(value: Any) -> str | None:
+    """A value as a timeline change records it: text, enums by their label."""
     return None if value is None else str(getattr(value, "value", value))
 
 
@@ -197,7 +198,10 @@ async def update_customer(
             await _check_rep(conn, ctx, values)
             await _check_refs(conn, ctx, values, changes.sales_channel_ids)
             changed = sorted(k for k, v in values.items() if getattr(row, k) != v)
-            diff = {k: {"old": _text(getattr(row, k)), "new": _text(values[k])} for k in changed}
+            diff = {
+                k: {"old": change_text(getattr(row, k)), "new": change_text(values[k])}
+                for k in changed
+            }
             await conn.execute(
                 update(customer)
                 .where(customer.c.id == customer_id)
@@ -352,7 +356,7 @@ async def change_address(
         elif "kind" in v and row.is_default and kind != row.kind:
             await _unset_default(conn, row.customer_id, kind, address_id)
         changed = sorted(k for k, x in v.items() if getattr(row, k) != x)
-        diff = {k: {"old": _text(getattr(row, k)), "new": _text(v[k])} for k in changed}
+        diff = {k: {"old": change_text(getattr(row, k)), "new": change_text(v[k])} for k in changed}
         if v:
             await conn.execute(update(address).where(address.c.id == address_id).values(**v))
         await touch(conn, row.customer_id)

@@ -21,8 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from models import CustomFieldDefinition, ImportJob, ImportJobError
 from models.enums import JobStatus, Role
 from resolvers.context import Context
-from resolvers.import_rows import ImportOptions, ImportResult, Rejected, run_import
-from resolvers.imports import FileRefused
+from resolvers.import_plans import Rejected
+from resolvers.import_rows import ImportOptions, ImportResult, run_import
+from resolvers.imports import FileRefused, error_report_header, error_report_row
 from resolvers.pagination import Ordering, Page, PageArgs, paginate
 
 definition = CustomFieldDefinition.__table__
@@ -260,20 +261,14 @@ async def custom_keys(engine: AsyncEngine) -> list[str]:
 
 
 async def error_csv(engine: AsyncEngine, job_id: int, header: list[str]) -> AsyncIterator[str]:
-    """The error report as CSV text: the rows as they were, plus line, column, code, message
-    (the file, fixed, re-imports as is)."""
+    """The error report as CSV text (resolvers.imports.error_report_row), streamed."""
     import csv
-
-    from resolvers.imports import ERROR_COLUMNS
 
     buffer = io.StringIO()
     out = csv.writer(buffer)
-    out.writerow([*header, *ERROR_COLUMNS])
-    width = len(header)
+    out.writerow(error_report_header(header))
     async for e in error_rows(engine, job_id):
-        out.writerow(
-            [*(list(e.raw) + [""] * width)[:width], e.line, e.column or "", e.code, e.message]
-        )
+        out.writerow(error_report_row(len(header), e))
         if buffer.tell() > 64 * 1024:
             yield buffer.getvalue()
             buffer.seek(0)

@@ -90,6 +90,20 @@ KNOWN_UNUSED = frozenset(
     ("totalspent", "totalorders", "ordercount", "lastorder", "createdat", "updatedat", "state")
 ) | frozenset(("number", "line", "column", "code", "message"))
 ERROR_COLUMNS = ("line", "column", "code", "message")
+
+
+def error_report_header(header: list[str]) -> list[str]:
+    """The error report's header: the file's own, then line, column, code, message."""
+    return [*header, *ERROR_COLUMNS]
+
+
+def error_report_row(width: int, error: Any) -> list[Any]:
+    """A rejected row (anything with raw, line, column, code, message) as the report writes
+    it: its cells as they were, padded to the header, then why. Fixed, it imports as is."""
+    cells = (list(error.raw) + [""] * width)[:width]
+    return [*cells, error.line, error.column or "", error.code, error.message]
+
+
 # Read without a column: everything above, for a mapping file's benefit.
 FIELDS = frozenset(CUSTOMER_SYNONYMS) | {f"address.{name}" for name in ADDRESS_SYNONYMS}
 

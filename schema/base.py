@@ -45,6 +45,11 @@ def _article(word: str) -> str:
     return "an" if word[:1].upper() in "AEIOU" else "a"
 
 
+def encode_id(type_name: str, pk: int) -> strawberry.ID:
+    """The global ID of an object that is not a Relay node (a job): decode_id reads it."""
+    return strawberry.ID(str(relay.GlobalID(type_name, str(pk))))
+
+
 def decode_id(value: strawberry.ID | str, expected: str | tuple[str, ...], argument: str) -> int:
     """Decode a global ID, refusing malformed IDs and IDs of another type."""
     expected = (expected,) if isinstance(expected, str) else expected

@@ -8,7 +8,6 @@ import enum
 from datetime import datetime
 
 import strawberry
-from strawberry import relay
 from strawberry.types import Info
 
 from resolvers import exports as q
@@ -16,6 +15,7 @@ from resolvers.context import viewer_of
 from resolvers.errors import CodedError
 from resolvers.mutations import Problem, Refused
 from resolvers.search import Criteria, conditions
+from schema.base import encode_id
 from schema.errors import UserError, refused_payload
 from schema.search import CustomerFilter
 
@@ -42,7 +42,7 @@ class ExportJob:
 
 def job_of(row) -> ExportJob:
     return ExportJob(
-        id=strawberry.ID(str(relay.GlobalID("ExportJob", str(row.id)))),
+        id=encode_id("ExportJob", row.id),
         format=ExportFormat(row.format),
         created_at=row.created_at,
         expires_at=row.expires_at,

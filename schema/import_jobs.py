@@ -24,7 +24,7 @@ from resolvers.imports import FileRefused, Reader
 from resolvers.loading import count
 from resolvers.mutations import Problem, Refused
 from resolvers.pagination import page_args
-from schema.base import decode_id
+from schema.base import decode_id, encode_id
 from schema.errors import UserError, refused_payload
 from schema.pagination import Connection
 
@@ -99,7 +99,7 @@ def _row_error(row) -> ImportRowError:
 
 def job_of(row) -> ImportJob:
     return ImportJob(
-        id=strawberry.ID(_gid(row.id)),
+        id=encode_id("ImportJob", row.id),
         pk=row.id,
         status=row.status,
         file_name=row.file_name,
@@ -115,12 +115,6 @@ def job_of(row) -> ImportJob:
         started_at=row.started_at,
         finished_at=row.finished_at,
     )
-
-
-def _gid(pk: int) -> str:
-    from strawberry import relay
-
-    return str(relay.GlobalID("ImportJob", str(pk)))
 
 
 @strawberry.input

@@ -378,18 +378,16 @@ class _ErrorReport:
     async def batch(self, _conn, result, rejected) -> None:
         if self.path is None or not rejected:
             return
+        from resolvers.imports import error_report_header, error_report_row
+
         if self._csv is None:
             import csv
 
-            from resolvers.imports import ERROR_COLUMNS
-
             self._file = open(self.path, "w", newline="", encoding="utf-8")  # noqa: ASYNC230
             self._csv = csv.writer(self._file)
-            self._csv.writerow([*result.header, *ERROR_COLUMNS])
-        width = len(result.header)
+            self._csv.writerow(error_report_header(result.header))
         for e in rejected:
-            raw = (e.raw + [""] * width)[:width]
-            self._csv.writerow([*raw, e.line, e.column or "", e.code, e.message])
+            self._csv.writerow(error_report_row(len(result.header), e))
 
     def close(self) -> None:
         if self._file is not None:

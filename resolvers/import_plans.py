@@ -1,0 +1,209 @@
+"""Import rows, planned: each validated like customerCreate/Update before anything is written.
+
+The write side's own checks (resolvers/validate.py: names, email, phone in the row's
+country, ISO codes; custom field types through `custom_field_mutations.parse`; card numbers
+refused and masked) turn a read row into a `Plan` (what the customer, its default address
+and custom fields become) or a `Rejected` (line, column, code, message).
+resolvers/import_rows.py writes the plans.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pycountry
+
+from models.enums import CustomFieldType
+from resolvers import validate
+from resolvers.custom_field_mutations import parse as parse_custom
+from resolvers.imports import ColumnMap, Row, boolean, kind
+from resolvers.mutations import Refused
+
+ADDRESS_COLUMNS = ("company", "line1", "line2", "city", "region", "postal_code", "country", "phone")
+# Fields the reader knows that have no storage yet: reported, never silently dropped.
+NOT_STORED = frozenset(("tags", "email_marketing", "sms_marketing"))
+
+
+@dataclass
+class Rejected:
+    line: int
+    raw: list[str]
+    column: str | None
+    code: str
+    message: str
+
+
+@dataclass
+class Plan:
+    """A validated row: what the customer, its default address and custom fields become."""
+
+    line: int
+    raw: list[str]
+    key: str | None  # the upsert key's value (None: create)
+    values: dict[str, Any]
+    address: dict[str, Any] | None
+    custom: dict[str, str]
+
+
+class RowRefused(Exception):
+    def __init__(self, column: str | None, code: str, message: str) -> None:
+        super().__init__(message)
+        self.column, self.code, self.message = column, code, message
+
+
+def problem(refused: Refused, column: str | None) -> RowRefused:
+    p = refused.problems[0]
+    return RowRefused(column, p.code, p.message)
+
+
+class Planner:
+    """Turns rows into plans with the write side's validation."""
+
+    def __init__(self, columns: ColumnMap, key: str, definitions: dict[str, Any]) -> None:
+        self.key = key
+        self.definitions = definitions
+        self.column_of = {f: columns.header[i] for i, f in columns.fields.items()}
+
+    def plan(self, row: Row) -> Plan | Rejected:
+        try:
+            return self._plan(row)
+        except RowRefused as exc:
+            return Rejected(row.line, _masked(row.raw), exc.column, exc.code, exc.message)
+
+    def _col(self, name: str) -> str | None:
+        return self.column_of.get(name)
+
+    def _plan(self, row: Row) -> Plan:
+        v = {k: x for k, x in row.values.items() if k not in NOT_STORED}
+        # Before anything else, and never echoed: a card number in any cell.
+        for cell_field, cell in row.values.items():
+            if validate.contains_card_number(cell):
+                raise RowRefused(
+                    self._col(cell_field),
+                    "CARD_NUMBER_REFUSED",
+                    "This cell holds what looks like a card number; it was not imported.",
+                )
+        values: dict[str, Any] = {}
+        for name in ("first_name", "last_name", "company_name", "reference_id", "note", "tax_code"):
+            if name in v:
+                values[name] = v[name].strip() or None
+        full = (v.get("full_name") or "").strip()
+        if full and not values.get("first_name") and not values.get("last_name"):
+            first, _, last = full.rpartition(" ")
+            values["first_name"], values["last_name"] = (first or None), last or None
+        country = self._country(v.get("address.country"))
+        if "email" in v:
+            try:
+                values["email"] = validate.email(v["email"], [self._col("email") or "email"])
+            except Refused as refused:
+                raise problem(refused, self._col("email")) from None
+        if "phone" in v:
+            try:
+                values["phone"] = validate.phone(v["phone"], country, [])
+            except Refused as refused:
+                raise problem(refused, self._col("phone")) from None
+        if "tax_exempt" in v:
+            try:
+                exempt = boolean(v["tax_exempt"], self._col("tax_exempt") or "")
+            except Refused as refused:
+                raise problem(refused, self._col("tax_exempt")) from None
+            values["tax_status"] = "EXEMPT" if exempt else "TAXABLE"
+        if not any(values.get(n) for n in ("first_name", "last_name", "company_name", "email")):
+            raise RowRefused(None, "REQUIRED", "Give a first or last name, a company or an email.")
+        if v.get("kind", "").strip():
+            try:
+                values["kind"] = kind(v["kind"], self._col("kind") or "")
+            except Refused as refused:
+                raise problem(refused, self._col("kind")) from None
+        elif "company_name" in values:  # no kind given: a company without a person is one
+            person = values.get("first_name") or values.get("last_name")
+            values["kind"] = "BUSINESS" if values["company_name"] and not person else "INDIVIDUAL"
+        key = values.get(self.key)
+        if self.key == "email" and isinstance(key, str):
+            key = key.lower()
+        return Plan(row.line, row.raw, key, values, self._address(v, country), self._custom(v))
+
+    def _country(self, raw: str | None) -> str | None:
+        if raw is None or not raw.strip():
+            return None
+        text = raw.strip()
+        if len(text) == 2:
+            code = text.upper()
+        else:  # "Germany", "DEU": what a person or another system wrote
+            try:
+                code = pycountry.countries.lookup(text).alpha_2
+            except LookupError:
+                code = text
+        try:
+            return validate.country(code, [])
+        except Refused as refused:
+            raise problem(refused, self._col("address.country")) from None
+
+    def _address(self, v: dict[str, str], country: str | None) -> dict[str, Any] | None:
+        parts = {k: v[f"address.{k}"].strip() for k in ADDRESS_COLUMNS if f"address.{k}" in v}
+        parts = {k: x or None for k, x in parts.items()}
+        if not any(parts.values()):
+            return None
+        if not parts.get("line1") and not any(
+            parts.get(k) for k in ("line2", "city", "postal_code", "company")
+        ):
+            return None  # a country (or region) alone: it reads the phone numbers, no address
+        if not parts.get("line1"):
+            raise RowRefused(self._col("address.line1"), "REQUIRED", "Give the street address.")
+        if country is None:
+            raise RowRefused(
+                self._col("address.country"), "REQUIRED", "Give the address's country."
+            )
+        parts["country"] = country
+        region = parts.get("region")
+        if region:
+            try:
+                parts["region"] = validate.region(_subdivision(region, country), country, [])
+            except Refused as refused:
+                raise problem(refused, self._col("address.region")) from None
+        if parts.get("phone"):
+            try:
+                parts["phone"] = validate.phone(parts["phone"], country, [])
+            except Refused as refused:
+                raise problem(refused, self._col("address.phone")) from None
+        if parts.get("company") is None:
+            parts.pop("company", None)
+        return parts
+
+    def _custom(self, v: dict[str, str]) -> dict[str, str]:
+        out = {}
+        for name, raw in v.items():
+            if not name.startswith("custom:") or not raw.strip():
+                continue
+            key = name.removeprefix("custom:")
+            d = self.definitions[key]
+            text = raw.strip()
+            kind = CustomFieldType(d.type)
+            try:
+                if kind is CustomFieldType.BOOLEAN:
+                    text = "true" if boolean(text, name) else "false"
+                parse_custom(kind, text, d.options)
+            except Refused as refused:
+                raise problem(refused, self._col(name)) from None
+            out[key] = text
+        return out
+
+
+CARD_REMOVED = "[card number removed]"
+
+
+def _masked(raw: list[str]) -> list[str]:
+    """The row for the error report, without card numbers (they go nowhere, not even there)."""
+    return [CARD_REMOVED if validate.contains_card_number(cell) else cell for cell in raw]
+
+
+def _subdivision(raw: str, country: str) -> str:
+    """A region code, or the code of a region written out ("California", "Bayern")."""
+    text = raw.strip()
+    if len(text) <= 3 or text.upper().startswith(f"{country}-"):
+        return text
+    for sub in pycountry.subdivisions.get(country_code=country) or ():
+        if sub.name.casefold() == text.casefold():
+            return sub.code.split("-", 1)[1]
+    return text
