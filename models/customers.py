@@ -14,7 +14,7 @@ from sqlalchemy import (
     Text,
     text,
 )
-from sqlalchemy.dialects.postgresql import CITEXT
+from sqlalchemy.dialects.postgresql import ARRAY, CITEXT
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, created_at, number_column, updated_at
@@ -68,6 +68,12 @@ class Customer(Base):
     )
     tax_code: Mapped[str | None] = mapped_column(Text)
     note: Mapped[str | None] = mapped_column(Text)
+    # Labels, sorted case-insensitively (resolvers/tags.py); `tag_keys` are their lower-case
+    # forms, what filters and counts compare (GIN-indexed).
+    tags: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
+    tag_keys: Mapped[list[str]] = mapped_column(
+        ARRAY(Text), Computed("cg_tag_keys(tags)", persisted=True)
+    )
     sort_name: Mapped[str] = mapped_column(Text, Computed(SORT_NAME, persisted=True))
     version: Mapped[int] = mapped_column(Integer, server_default="1")
     created_at: Mapped[datetime] = created_at()
@@ -84,6 +90,7 @@ class Customer(Base):
             "(status = 'MERGED') = (merged_into_id IS NOT NULL)", name="merged_has_target"
         ),
         CheckConstraint("merged_into_id <> id", name="not_merged_into_self"),
+        CheckConstraint("cardinality(tags) <= 50", name="at_most_50_tags"),
         # Email is unique among live (not merged) customers.
         Index(
             "uq_customer_email_live",
@@ -121,6 +128,7 @@ class Customer(Base):
             "id",
             postgresql_where=text("status <> 'MERGED' AND phone_digits IS NOT NULL"),
         ),
+        Index("ix_customer_tag_keys", "tag_keys", postgresql_using="gin"),
         # Keyset pagination: one index per orderBy, id as tiebreaker.
         Index("ix_customer_sort_name", "sort_name", "id"),
         Index("ix_customer_created_at", "created_at", "id"),

@@ -65,6 +65,9 @@ class Customer(relay.Node):
     reference_id: str | None = strawberry.field(description='"Other ID" from an import.')
     status: CustomerStatus
     note: str | None
+    tags: list[str] = strawberry.field(
+        description="Labels, sorted without regard to case (customerTagsAdd/Remove)."
+    )
     version: int = strawberry.field(description="Send it back as expectedVersion on update.")
     created_at: datetime
     updated_at: datetime

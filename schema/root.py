@@ -20,6 +20,8 @@ from schema.order_mutations import OrderMutations
 from schema.orders import OrderQueries
 from schema.sales_channels import SalesChannelQueries
 from schema.search import SearchQueries
+from schema.tag_mutations import TagMutations
+from schema.tags import TagQueries
 from schema.tax_mutations import TaxMutations, TaxQueries
 from schema.timeline import TimelineSubscriptions
 from schema.users import UserMutations, UserQueries
@@ -52,6 +54,7 @@ Query = merge_types(
         DuplicateQueries,
         MergeQueries,
         ImportJobQueries,
+        TagQueries,
     ),
 )
 
@@ -68,6 +71,7 @@ MUTATION_TYPES: tuple[type, ...] = (
     MergeMutations,
     ImportJobMutations,
     ExportMutations,
+    TagMutations,
 )
 
 Mutation = merge_types("Mutation", MUTATION_TYPES) if MUTATION_TYPES else None

@@ -8,6 +8,7 @@ from strawberry.types import Info
 from resolvers import customers as customer_q
 from resolvers import sales_channels as channel_q
 from resolvers import search as q
+from resolvers import tags as tag_q
 from resolvers import users as user_q
 from resolvers.context import viewer_of
 from resolvers.loading import count
@@ -16,6 +17,7 @@ from schema.base import build, decode_id
 from schema.enums import CustomerStatus
 from schema.pagination import Connection
 from schema.sales_channels import SalesChannel
+from schema.tags import TagCount, TagFilter
 from schema.users import User
 
 if TYPE_CHECKING:
@@ -76,6 +78,7 @@ class CustomerFilter:
     )
     sales_rep: strawberry.ID | None = None
     custom_fields: list[CustomFieldFilter] | None = None
+    tags: TagFilter | None = None
     status: list[CustomerStatus] | None = strawberry.field(
         default=None, description="Default: live customers (ACTIVE and ARCHIVED)."
     )
@@ -112,6 +115,7 @@ class CustomerFilter:
                 for f in self.custom_fields or []
             ],
             status=list(self.status) if self.status else None,
+            tags=self.tags.criteria() if self.tags else tag_q.TagFilter(),
         )
 
 
@@ -143,6 +147,7 @@ class RefineSearch:
     states: list[SearchFacet] = strawberry.field(description="Top country-state pairs.")
     sales_channels: list[SalesChannelFacet]
     sales_reps: list[SalesRepFacet]
+    tags: list[TagCount] = strawberry.field(description="The most used tags among the sample.")
 
 
 @strawberry.type(description="At most `cap` customers matched.")
@@ -178,6 +183,7 @@ async def _refine(info: Info, refine: q.Refine) -> RefineSearch:
             SalesRepFacet(sales_rep=build("User", row), count=n)
             for row, (_, _, n) in zip(reps, refine.facets["salesReps"], strict=True)
         ],
+        tags=[TagCount(name=v, customer_count=n) for v, _, n in refine.facets["tags"]],
     )
 
 
