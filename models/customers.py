@@ -18,7 +18,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, CITEXT
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, created_at, number_column, updated_at
-from models.enums import CustomerKind, CustomerStatus, TaxStatus
+from models.enums import CustomerKind, CustomerStatus, MarketingState, OptInLevel, TaxStatus
 
 # Sort key for orderBy: NAME ("last first", else the company, else the number), folded so
 # case and accents do not matter whatever the database collation. PostgreSQL forbids
@@ -75,6 +75,24 @@ class Customer(Base):
         ARRAY(Text), Computed("cg_tag_keys(tags)", persisted=True)
     )
     sort_name: Mapped[str] = mapped_column(Text, Computed(SORT_NAME, persisted=True))
+    # Marketing consent per channel (resolvers/consent.py): state, how it was given, when,
+    # and where from. Every change is also on the timeline.
+    email_marketing_state: Mapped[MarketingState] = mapped_column(
+        Enum(MarketingState, name="marketing_state"), server_default="NOT_SUBSCRIBED"
+    )
+    email_marketing_opt_in_level: Mapped[OptInLevel | None] = mapped_column(
+        Enum(OptInLevel, name="opt_in_level")
+    )
+    email_marketing_updated_at: Mapped[datetime | None]
+    email_marketing_source: Mapped[str | None] = mapped_column(Text)
+    sms_marketing_state: Mapped[MarketingState] = mapped_column(
+        Enum(MarketingState, name="marketing_state"), server_default="NOT_SUBSCRIBED"
+    )
+    sms_marketing_opt_in_level: Mapped[OptInLevel | None] = mapped_column(
+        Enum(OptInLevel, name="opt_in_level")
+    )
+    sms_marketing_updated_at: Mapped[datetime | None]
+    sms_marketing_source: Mapped[str | None] = mapped_column(Text)
     version: Mapped[int] = mapped_column(Integer, server_default="1")
     created_at: Mapped[datetime] = created_at()
     updated_at: Mapped[datetime] = updated_at()

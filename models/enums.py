@@ -62,6 +62,18 @@ class CustomFieldType(enum.StrEnum):
     SELECT = "SELECT"
 
 
+class MarketingState(enum.StrEnum):
+    SUBSCRIBED = "SUBSCRIBED"
+    UNSUBSCRIBED = "UNSUBSCRIBED"
+    PENDING = "PENDING"  # asked, awaiting confirmation (double opt-in)
+    NOT_SUBSCRIBED = "NOT_SUBSCRIBED"  # never asked
+
+
+class OptInLevel(enum.StrEnum):
+    SINGLE = "SINGLE"
+    CONFIRMED = "CONFIRMED"
+
+
 class JobStatus(enum.StrEnum):
     QUEUED = "QUEUED"
     RUNNING = "RUNNING"

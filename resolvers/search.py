@@ -38,7 +38,7 @@ from models import (
     CustomFieldValue,
     Order,
 )
-from models.enums import CustomerStatus, CustomFieldType
+from models.enums import CustomerStatus, CustomFieldType, MarketingState
 from resolvers import custom_fields
 from resolvers import tags as tag_q
 from resolvers.context import Context
@@ -97,6 +97,8 @@ class Criteria:
     custom_fields: list[CustomFieldCriterion] = field(default_factory=list)
     status: list[CustomerStatus] | None = None
     tags: TagFilter = field(default_factory=TagFilter)
+    email_marketing: MarketingState | None = None
+    sms_marketing: MarketingState | None = None
 
     def is_empty(self) -> bool:
         return not any(
@@ -259,6 +261,10 @@ def plain_conditions(c: Criteria) -> list[ColumnElement[bool]]:
     if c.sales_rep is not None:
         where.append(customer.c.sales_rep_id == c.sales_rep)
     where += tag_q.conditions(c.tags)
+    if c.email_marketing is not None:
+        where.append(customer.c.email_marketing_state == c.email_marketing)
+    if c.sms_marketing is not None:
+        where.append(customer.c.sms_marketing_state == c.sms_marketing)
     # Address fields match one address that satisfies all of them.
     place: list[ColumnElement[bool]] = []
     if c.state:

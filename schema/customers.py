@@ -25,6 +25,7 @@ from resolvers.relations import ChildConnection
 from schema.accounts import Account
 from schema.addresses import Address
 from schema.base import Money, build, build_all, decode_id, node_resolver, registered
+from schema.consent import MarketingConsent, consent_of
 from schema.custom_fields import CustomFieldValue
 from schema.enums import CustomerKind, CustomerOrderField, CustomerStatus, OrderDirection
 from schema.ledger import LedgerTransaction
@@ -76,6 +77,14 @@ class Customer(relay.Node):
     merged_into_id: Private[int | None]
     tax_kind: Private[str]
     tax_code: Private[str | None]
+    email_marketing_state: Private[str]
+    email_marketing_opt_in_level: Private[str | None]
+    email_marketing_updated_at: Private[datetime | None]
+    email_marketing_source: Private[str | None]
+    sms_marketing_state: Private[str]
+    sms_marketing_opt_in_level: Private[str | None]
+    sms_marketing_updated_at: Private[datetime | None]
+    sms_marketing_source: Private[str | None]
 
     __columns__ = {"tax_kind": "tax_status"}
 
@@ -86,6 +95,14 @@ class Customer(relay.Node):
         description="Company for a business, else first and last name (else the company, "
         "the email or the number)."
     )
+
+    @strawberry.field(description="Consent to marketing email.")
+    def email_marketing(self) -> MarketingConsent:
+        return consent_of(self, "email")
+
+    @strawberry.field(description="Consent to marketing SMS (needs a phone number).")
+    def sms_marketing(self) -> MarketingConsent:
+        return consent_of(self, "sms")
 
     @strawberry.field(description="The billing account, if the customer has one.")
     async def account(self, info: Info) -> Account | None:

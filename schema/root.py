@@ -7,6 +7,7 @@ from strawberry.tools import merge_types
 from schema.account_mutations import AccountMutations
 from schema.accounts import AccountQueries
 from schema.base import NodeIds
+from schema.consent_mutations import ConsentMutations
 from schema.custom_field_mutations import CustomFieldMutations
 from schema.custom_fields import CustomFieldQueries
 from schema.customer_mutations import CustomerMutations
@@ -72,6 +73,7 @@ MUTATION_TYPES: tuple[type, ...] = (
     ImportJobMutations,
     ExportMutations,
     TagMutations,
+    ConsentMutations,
 )
 
 Mutation = merge_types("Mutation", MUTATION_TYPES) if MUTATION_TYPES else None

@@ -14,7 +14,7 @@ from resolvers.context import viewer_of
 from resolvers.loading import count
 from resolvers.pagination import Ordering, check_cursors, page_args
 from schema.base import build, decode_id
-from schema.enums import CustomerStatus
+from schema.enums import CustomerStatus, MarketingState
 from schema.pagination import Connection
 from schema.sales_channels import SalesChannel
 from schema.tags import TagCount, TagFilter
@@ -79,6 +79,12 @@ class CustomerFilter:
     sales_rep: strawberry.ID | None = None
     custom_fields: list[CustomFieldFilter] | None = None
     tags: TagFilter | None = None
+    email_marketing: MarketingState | None = strawberry.field(
+        default=None, description="Customers whose email consent is in this state."
+    )
+    sms_marketing: MarketingState | None = strawberry.field(
+        default=None, description="Customers whose SMS consent is in this state."
+    )
     status: list[CustomerStatus] | None = strawberry.field(
         default=None, description="Default: live customers (ACTIVE and ARCHIVED)."
     )
@@ -116,6 +122,8 @@ class CustomerFilter:
             ],
             status=list(self.status) if self.status else None,
             tags=self.tags.criteria() if self.tags else tag_q.TagFilter(),
+            email_marketing=self.email_marketing,
+            sms_marketing=self.sms_marketing,
         )
 
 

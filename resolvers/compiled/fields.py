@@ -12,6 +12,7 @@ from strawberry.utils.str_converters import to_camel_case
 
 from resolvers import accounts as account_q
 from resolvers import addresses as address_q
+from resolvers import consent as consent_q
 from resolvers import custom_fields as custom_field_q
 from resolvers import customers as customer_q
 from resolvers import ledger as ledger_q
@@ -54,12 +55,14 @@ def scalar_columns(type_name: str) -> dict[str, str]:
 def _EXTRA_TYPES() -> dict[str, type]:
     from schema.accounts import BillingAddress, BillingContact
     from schema.base import Money
+    from schema.consent import MarketingConsent
     from schema.tax import TaxStatus
 
     return {
         "BillingContact": BillingContact,
         "BillingAddress": BillingAddress,
         "Money": Money,
+        "MarketingConsent": MarketingConsent,
         "TaxStatus": TaxStatus,
     }
 
@@ -235,6 +238,18 @@ def _custom_fields(b: Builder, gtype, nodes, src: Source) -> str:
     return list_sql(b.object(t, nodes, inner), where, clause_sql(*custom_field_q.VALUE_ORDER))
 
 
+def _consent(channel: str):
+    """A channel's MarketingConsent, from the customer's own columns (schema.consent)."""
+
+    def build(b: Builder, gtype, nodes, src: Source) -> str:
+        t = b.child_type(gtype, nodes[0].name.value)
+        names = ("state", "opt_in_level", "updated_at", "source")
+        inner = Source(src.alias, {n: src.col(consent_q.column(channel, n)) for n in names})
+        return b.object(t, nodes, inner)
+
+    return build
+
+
 def _tax_status(b: Builder, gtype, nodes, src: Source) -> str:
     t = b.child_type(gtype, "taxStatus")
     return b.object(t, nodes, Source(src.alias, {"status": src.col("tax_status")}))
@@ -297,6 +312,8 @@ RELATIONS: dict[str, dict[str, Callable[..., str]]] = {
         "balances": _balances,
         "customFields": _custom_fields,
         "taxStatus": _tax_status,
+        "emailMarketing": _consent("email"),
+        "smsMarketing": _consent("sms"),
     },
     "Account": {
         "billingContact": _billing_contact,
