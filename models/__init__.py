@@ -12,6 +12,7 @@ from models.import_jobs import ImportJob, ImportJobError
 from models.ledger import LedgerTransaction
 from models.orders import Order, OrderLine
 from models.sales_channels import CustomerSalesChannel, SalesChannel
+from models.saved_searches import SavedSearch
 from models.tax import TaxExemptionCertificate
 from models.timeline import TimelineEvent
 from models.users import ApiToken, AppUser
@@ -38,6 +39,7 @@ __all__ = [
     "OrderLine",
     "PaymentMethod",
     "SalesChannel",
+    "SavedSearch",
     "TaxExemptionCertificate",
     "TimelineEvent",
     "metadata",

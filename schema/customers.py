@@ -14,6 +14,7 @@ from resolvers import customers as q
 from resolvers import ledger as ledger_q
 from resolvers import orders as order_q
 from resolvers import sales_channels as channel_q
+from resolvers import saved_searches as saved_search_q
 from resolvers import search as search_q
 from resolvers import timeline as timeline_q
 from resolvers import users as user_q
@@ -32,7 +33,8 @@ from schema.ledger import LedgerTransaction
 from schema.orders import Order
 from schema.pagination import Connection
 from schema.sales_channels import SalesChannel
-from schema.search import CustomerFilter
+from schema.saved_searches import SavedSearch, saved_search_of
+from schema.search import CustomerFilter, criteria_of, saved_search_where
 from schema.tax import TaxStatus
 from schema.timeline import TimelineEvent
 from schema.users import User
@@ -103,6 +105,13 @@ class Customer(relay.Node):
     @strawberry.field(description="Consent to marketing SMS (needs a phone number).")
     def sms_marketing(self) -> MarketingConsent:
         return consent_of(self, "sms")
+
+    @strawberry.field(
+        description="Which of your saved searches (and the shared ones) this customer is in."
+    )
+    async def saved_searches(self, info: Info) -> list[SavedSearch]:
+        loader = info.context.loader(saved_search_q.searches_of_customers, criteria_of)
+        return [saved_search_of(r) for r in await loader.load(self.id)]
 
     @strawberry.field(description="The billing account, if the customer has one.")
     async def account(self, info: Info) -> Account | None:
@@ -245,12 +254,19 @@ class CustomerQueries:
         before: str | None = None,
         order_by: CustomerOrder | None = None,
         filter: CustomerFilter | None = None,
+        saved_search: Annotated[
+            strawberry.ID | None,
+            strawberry.argument(description="A saved search's filter (AND `filter`, if given)."),
+        ] = None,
     ) -> Connection[Customer]:
         viewer_of(info)
         ctx = info.context
         order_by = order_by or CustomerOrder()
         args = page_args(first, after, last, before)
         base = await search_q.filtered_customers(ctx, filter.criteria()) if filter else None
+        if saved_search is not None:
+            where = await saved_search_where(info, saved_search)
+            base = (q.visible_customers(ctx) if base is None else base).where(*where)
         page, base = await q.customer_page(
             ctx, args, order_by.field, order_by.direction == OrderDirection.DESC, base
         )

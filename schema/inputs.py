@@ -65,9 +65,10 @@ def _value_out(value: Any) -> Any:
 
 
 def to_json(obj: Any) -> dict[str, Any]:
-    """The GraphQL JSON of an input object: the fields that are set (not None)."""
+    """The GraphQL JSON of an input object: the fields set to other than their default."""
+    defaults = {f.python_name: f.default for f in type(obj).__strawberry_definition__.fields}
     return {
-        name: _value_out(getattr(obj, python))
+        name: _value_out(value)
         for python, name, _ in _fields(type(obj))
-        if getattr(obj, python) is not None
+        if (value := getattr(obj, python)) is not None and value != defaults[python]
     }

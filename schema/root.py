@@ -20,6 +20,7 @@ from schema.merges import MergeMutations, MergeQueries
 from schema.order_mutations import OrderMutations
 from schema.orders import OrderQueries
 from schema.sales_channels import SalesChannelQueries
+from schema.saved_searches import SavedSearchMutations, SavedSearchQueries
 from schema.search import SearchQueries
 from schema.tag_mutations import TagMutations
 from schema.tags import TagQueries
@@ -56,6 +57,7 @@ Query = merge_types(
         MergeQueries,
         ImportJobQueries,
         TagQueries,
+        SavedSearchQueries,
     ),
 )
 
@@ -74,6 +76,7 @@ MUTATION_TYPES: tuple[type, ...] = (
     ExportMutations,
     TagMutations,
     ConsentMutations,
+    SavedSearchMutations,
 )
 
 Mutation = merge_types("Mutation", MUTATION_TYPES) if MUTATION_TYPES else None

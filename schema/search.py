@@ -1,12 +1,13 @@
 """The search screen: `CustomerFilter` (for customers/accounts) and capped `customerSearch`."""
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 from strawberry.types import Info
 
 from resolvers import customers as customer_q
 from resolvers import sales_channels as channel_q
+from resolvers import saved_searches as saved_search_q
 from resolvers import search as q
 from resolvers import tags as tag_q
 from resolvers import users as user_q
@@ -15,6 +16,7 @@ from resolvers.loading import count
 from resolvers.pagination import Ordering, check_cursors, page_args
 from schema.base import build, decode_id
 from schema.enums import CustomerStatus, MarketingState
+from schema.inputs import from_json
 from schema.pagination import Connection
 from schema.sales_channels import SalesChannel
 from schema.tags import TagCount, TagFilter
@@ -127,6 +129,18 @@ class CustomerFilter:
         )
 
 
+def criteria_of(data: dict[str, Any]) -> q.Criteria:
+    """A stored filter (GraphQL JSON) as search criteria, checked as the input would be."""
+    return from_json(CustomerFilter, data).criteria()
+
+
+async def saved_search_where(info: Info, saved_search: strawberry.ID) -> list:
+    """The clauses of `savedSearch:` on customers/customerSearch (a GraphQL error if it
+    is not yours or shared, or no longer applies)."""
+    saved_id = decode_id(saved_search, "SavedSearch", "savedSearch")
+    return await saved_search_q.run_where(info.context, saved_id, criteria_of)
+
+
 @strawberry.type
 class SearchFacet:
     value: str = strawberry.field(description="An ISO code (US, US-CA) or a kind.")
@@ -207,6 +221,10 @@ class SearchQueries:
         filter: CustomerFilter | None = None,
         first: int | None = None,
         after: str | None = None,
+        saved_search: Annotated[
+            strawberry.ID | None,
+            strawberry.argument(description="A saved search's filter (AND `filter`, if given)."),
+        ] = None,
     ) -> CustomerSearchResult:
         viewer_of(info)
         ctx = info.context
@@ -215,6 +233,8 @@ class SearchQueries:
         check_cursors(ordering, args)  # even when the matches are not read
         criteria = (filter or CustomerFilter()).criteria()
         base = await q.filtered_customers(ctx, criteria)
+        if saved_search is not None:
+            base = base.where(*await saved_search_where(info, saved_search))
         refine = await q.refine_or_none(ctx, base)
         if refine is not None:
             return await _refine(info, refine)
