@@ -63,8 +63,16 @@ def _root_page(a: dict[str, Any]) -> PageArgs:
         raise NotCompilable("bad page arguments") from exc
 
 
+def _no_saved_search(a: dict[str, Any]) -> None:
+    # A saved search is read and re-validated first (resolvers/saved_searches.py): answered
+    # field by field.
+    if a.pop("savedSearch", None) is not None:
+        raise NotCompilable("saved search")
+
+
 def _root_customers(b: Builder, gtype, nodes) -> str:
     a = b.args(gtype, nodes)
+    _no_saved_search(a)
     raw_filter = a.pop("filter", None)
     if not a.keys() <= PAGE_ARGS | {"orderBy"}:
         raise NotCompilable("unknown arguments")
@@ -100,6 +108,7 @@ def _root_customer_search(b: Builder, gtype, nodes) -> str:
     """The matches, when at most the cap match; a guard sends RefineSearch (its counts and
     facets) to Strawberry."""
     a = b.args(gtype, nodes)
+    _no_saved_search(a)
     if not a.keys() <= {"filter", "first", "after"}:
         raise NotCompilable("unknown arguments")
     args = _root_page(a)
