@@ -7,6 +7,11 @@ from strawberry.tools import merge_types
 from schema.account_mutations import AccountMutations
 from schema.accounts import AccountQueries
 from schema.base import NodeIds
+from schema.bulk_updates import (
+    BulkUpdateMutations,
+    BulkUpdateQueries,
+    BulkUpdateSubscriptions,
+)
 from schema.custom_field_mutations import CustomFieldMutations
 from schema.custom_fields import CustomFieldQueries
 from schema.customer_mutations import CustomerMutations
@@ -52,6 +57,7 @@ Query = merge_types(
         DuplicateQueries,
         MergeQueries,
         ImportJobQueries,
+        BulkUpdateQueries,
     ),
 )
 
@@ -68,8 +74,11 @@ MUTATION_TYPES: tuple[type, ...] = (
     MergeMutations,
     ImportJobMutations,
     ExportMutations,
+    BulkUpdateMutations,
 )
 
 Mutation = merge_types("Mutation", MUTATION_TYPES) if MUTATION_TYPES else None
 
-Subscription = merge_types("Subscription", (TimelineSubscriptions, ImportJobSubscriptions))
+Subscription = merge_types(
+    "Subscription", (TimelineSubscriptions, ImportJobSubscriptions, BulkUpdateSubscriptions)
+)
