@@ -18,6 +18,7 @@ as customerUpdate answers them.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -52,6 +53,8 @@ user = AppUser.__table__
 
 BULK_LOCK = 0xB0B1C  # advisory lock: bulk jobs run one at a time (never two on a customer)
 BATCH_SIZE = 500  # customers per transaction
+ERRORS_PER_INSERT = 1000  # 4 parameters a row; PostgreSQL takes at most 32,767 per statement
+LOCK_POLL_SECONDS = 0.2  # how often a queued job tries for the lock
 MAX_IDS = 10_000  # by ids; more customers than that are chosen by a filter
 # customerArchive/customerRestore's transitions; MERGED is customerMerge's alone.
 SETTABLE_STATUSES = (CustomerStatus.ACTIVE, CustomerStatus.ARCHIVED)
@@ -203,14 +206,20 @@ class _AbortAll(Exception):
 
 async def run_job(engine: AsyncEngine, job_id: int) -> None:
     """Run (or resume) a job to its end: SUCCEEDED with its counts, or FAILED with why."""
-    async with engine.connect() as lock_conn:
-        # Held for the whole run on its own connection: one bulk job at a time.
-        await lock_conn.execute(select(func.pg_advisory_lock(BULK_LOCK)))
-        try:
-            await _run_job(engine, job_id)
-        finally:
-            await lock_conn.execute(select(func.pg_advisory_unlock(BULK_LOCK)))
-            await lock_conn.commit()
+    while True:
+        async with engine.connect() as lock_conn:
+            # Held for the whole run on its own connection: one bulk job at a time. A job
+            # waiting for it holds no pooled connection (several queued jobs would).
+            if (await lock_conn.execute(select(func.pg_try_advisory_lock(BULK_LOCK)))).scalar():
+                await lock_conn.commit()  # the lock is the session's: no transaction left open
+                try:
+                    await _run_job(engine, job_id)
+                finally:
+                    await lock_conn.execute(select(func.pg_advisory_unlock(BULK_LOCK)))
+                    await lock_conn.commit()
+                return
+            await lock_conn.rollback()
+        await asyncio.sleep(LOCK_POLL_SECONDS)
 
 
 async def _run_job(engine: AsyncEngine, job_id: int) -> None:
@@ -238,10 +247,11 @@ async def _run_job(engine: AsyncEngine, job_id: int) -> None:
             ).first()
     if job is None:
         return  # finished meanwhile
-    if owner is None:
-        await _finish(engine, job_id, JobStatus.FAILED, "Its owner no longer exists.")
+    if owner is None or owner.role not in (Role.ADMIN, Role.SALES_REP):
+        message = "Its owner no longer exists or may no longer update customers."
+        await _finish(engine, job_id, JobStatus.FAILED, message)
         return
-    # The owner's current role: a rep demoted meanwhile updates nothing.
+    # The owner's current role: a rep's job stays within their customers of today.
     ctx = Context(engine=engine, settings=_JobSettings(), viewer=Viewer(job.owner_id, owner.role))
     try:
         if job.error_policy == "abort":
@@ -268,10 +278,12 @@ async def _run_batches(ctx: Context, job: Any) -> str | None:
     base = await _base(ctx, job)
     while True:
         async with transaction(ctx) as conn:
-            rejected = await _batch(conn, ctx, job, base, changes, counts)
-            if rejected is None:
+            done = await _batch(conn, ctx, job, base, changes, counts)
+            if done is None:
                 return None  # no customer left
+            rejected, events = done
             await _save(conn, job.id, counts, rejected)
+            await record_many(conn, events)  # last: the timeline's lock is held until commit
 
 
 async def _run_whole(ctx: Context, job: Any) -> str | None:
@@ -281,13 +293,18 @@ async def _run_whole(ctx: Context, job: Any) -> str | None:
     changes = _changes_of(job.changes)
     base = await _base(ctx, job)
     errors: list[tuple[int, Problem]] = []
+    events: list[dict[str, Any]] = []
     try:
         async with transaction(ctx) as conn:
-            while (rejected := await _batch(conn, ctx, job, base, changes, counts)) is not None:
-                errors += rejected
+            while (done := await _batch(conn, ctx, job, base, changes, counts)) is not None:
+                errors += done[0]
+                events += done[1]
             if errors:
                 raise _AbortAll
             await _save(conn, job.id, counts, [])
+            # Once, at the end: the timeline's commit-order lock, taken by the first event
+            # written, would otherwise hold every other writer's events for the whole job.
+            await record_many(conn, events)
     except _AbortAll:
         async with ctx.engine.begin() as conn:
             await _save(conn, job.id, _Counts(done=counts.done, rejected=counts.rejected), errors)
@@ -311,9 +328,9 @@ async def _batch(
     base: Select | None,
     changes: BulkChanges,
     counts: _Counts,
-) -> list[tuple[int, Problem]] | None:
+) -> tuple[list[tuple[int, Problem]], list[dict[str, Any]]] | None:
     """The next batch of customers after counts.last_customer_id, changed in `conn`;
-    returns its rejections, or None when no customer is left."""
+    returns its rejections and the events to record, or None when no customer is left."""
     after = counts.last_customer_id
     if base is None:
         ids = [i for i in job.selection["ids"] if i > after][:BATCH_SIZE]
@@ -340,7 +357,7 @@ async def _batch(
         counts.done += len(ids)
         counts.rejected += len(ids)
         counts.last_customer_id = ids[-1]
-        return rejected
+        return rejected, []
     current = await _custom_values(conn, [i for i in ids if not isinstance(rows[i], Problem)])
     changed: list[int] = []
     events: list[dict[str, Any]] = []
@@ -380,12 +397,11 @@ async def _batch(
             .where(customer.c.id.in_(changed))
             .values(**values, version=customer.c.version + 1, updated_at=func.now())
         )
-    await record_many(conn, events)  # last: it takes the timeline's commit-order lock
     counts.done += len(ids)
     counts.changed += len(changed)
     counts.rejected += len(rejected)
     counts.last_customer_id = ids[-1]
-    return rejected
+    return rejected, events
 
 
 async def _custom_values(conn: AsyncConnection, ids: Sequence[int]) -> dict[tuple[int, int], Any]:
@@ -432,13 +448,13 @@ async def _save(
             last_customer_id=counts.last_customer_id,
         )
     )
-    if rejected:
+    for start_at in range(0, len(rejected), ERRORS_PER_INSERT):
         await conn.execute(
             pg_insert(job_error)
             .values(
                 [
                     {"job_id": job_id, "customer_id": cid, "code": p.code, "message": p.message}
-                    for cid, p in rejected
+                    for cid, p in rejected[start_at : start_at + ERRORS_PER_INSERT]
                 ]
             )
             .on_conflict_do_nothing()

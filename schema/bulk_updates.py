@@ -5,9 +5,10 @@ per-customer errors are queries (`bulkJob`, `bulkJobs`) and a subscription
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -171,6 +172,14 @@ class CustomerBulkUpdatePayload:
     user_errors: list[UserError]
 
 
+@contextlib.contextmanager
+def _invalid(name: str) -> Iterator[None]:
+    try:
+        yield
+    except CodedError as exc:
+        raise Refused(Problem(["input", "customers", name], "INVALID", exc.message)) from None
+
+
 # Background runs, kept referenced until they end (asyncio keeps only weak references).
 _RUNNING: set[asyncio.Task] = set()
 
@@ -191,16 +200,13 @@ class BulkUpdateMutations:
         chosen = input.customers
         try:
             ids = criteria = None
-            try:  # a malformed ID here is bad input like any other: userErrors, no job
-                if chosen.ids not in (UNSET, None):
+            # A malformed ID here is bad input like any other: userErrors, no job.
+            if chosen.ids not in (UNSET, None):
+                with _invalid("ids"):
                     ids = [decode_id(i, "Customer", "customers.ids") for i in chosen.ids]
-                if chosen.filter not in (UNSET, None):
+            if chosen.filter not in (UNSET, None):
+                with _invalid("filter"):
                     criteria = chosen.filter.criteria()
-            except CodedError as exc:
-                field = "ids" if ids is None and criteria is None and chosen.ids else "filter"
-                raise Refused(
-                    Problem(["input", "customers", field], "INVALID", exc.message)
-                ) from None
             job_id = await q.start(
                 ctx,
                 ids=ids,

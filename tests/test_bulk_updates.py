@@ -225,6 +225,11 @@ async def test_bad_input_gives_user_errors_and_writes_nothing(gql, engine):
             "INVALID",
         ),
         (
+            {"customers": {"filter": {"salesRep": "bm90LWFuLWlk"}}, "set": {"status": "ARCHIVED"}},
+            ["input", "customers", "filter"],
+            "INVALID",
+        ),
+        (
             {"customers": {"ids": ["bm90LWFuLWlk"]}, "set": {"status": "ARCHIVED"}},
             ["input", "customers", "ids"],
             "INVALID",
@@ -278,6 +283,7 @@ async def test_abort_writes_nothing_when_a_customer_is_rejected(gql, engine):
     whole = await run(gql, customers={"ids": ids(a)}, set={"status": "ARCHIVED"},
                       errorPolicy="ABORT")  # fmt: skip
     assert (whole["status"], whole["changed"]) == ("SUCCEEDED", 1)
+    assert set(await updated_events(engine)) == {a.id}  # recorded once, at the end
 
 
 class Crash(BaseException):
@@ -391,3 +397,23 @@ async def test_progress_is_a_subscription_until_the_job_ends(app_engine, setting
                 assert frame["type"] == "next", frame
                 states.append(frame["payload"]["data"]["bulkJobProgress"])
     assert states[-1] == {"status": "SUCCEEDED", "done": 1, "changed": 1}
+
+
+async def test_a_job_whose_owner_may_no_longer_update_fails_and_writes_nothing(engine, app_engine):
+    rep, _ = await make_user(engine, role="SALES_REP", email="rep@example.com")
+    mine = await make_customer(engine, sales_rep_id=rep, user_id=None)
+    ctx = Context(
+        engine=app_engine, settings=bulk_updates._JobSettings(), viewer=Viewer(rep, Role.SALES_REP)
+    )
+    job_id = await bulk_updates.start(
+        ctx,
+        ids=[mine.id],
+        criteria=None,
+        changes=bulk_updates.BulkChanges({"status": CustomerStatus.ARCHIVED}),
+    )
+    async with engine.begin() as conn:  # demoted before the job ran
+        await conn.execute(text("UPDATE app_user SET role = 'CUSTOMER' WHERE id = :i"), {"i": rep})
+    await bulk_updates.run_job(app_engine, job_id)
+    (job,) = await rows(engine, "SELECT status::text, done, message FROM bulk_job")
+    assert job[:2] == ("FAILED", 0) and "may no longer update" in job[2]
+    assert await rows(engine, "SELECT status::text FROM customer") == [("ACTIVE",)]

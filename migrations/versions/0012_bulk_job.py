@@ -15,9 +15,11 @@ down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# The application's roles (migration 0010), when they exist. No RLS on these tables (no
-# customer_id to scope by): resolvers/bulk_updates.py shows a job to its owner or an admin,
-# and the job itself reads and writes customers through its owner's scope.
+# The application's roles (migration 0010), when they exist. No RLS on these tables:
+# resolvers/bulk_updates.py shows a job (and its errors) to its owner or an admin, and the
+# job reads and writes customers through its owner's scope. bulk_job_error.customer_id is
+# the id the job was given, which may be a customer its owner cannot see (rejected
+# NOT_FOUND): a customer policy would hide the owner's own rejections.
 GRANT = """
 DO $$ BEGIN
   IF to_regrole('customer_graph_app') IS NOT NULL THEN
