@@ -3,6 +3,7 @@
 from models.accounts import Account, PaymentMethod
 from models.addresses import Address
 from models.base import Base
+from models.bulk_jobs import BulkJob, BulkJobError
 from models.custom_fields import CustomFieldDefinition, CustomFieldValue
 from models.customers import Customer
 from models.duplicates import DuplicateDismissal
@@ -25,6 +26,8 @@ __all__ = [
     "ApiToken",
     "AppUser",
     "Base",
+    "BulkJob",
+    "BulkJobError",
     "CustomFieldDefinition",
     "CustomFieldValue",
     "Customer",

@@ -66,6 +66,16 @@ def change_text(value: Any) -> str | None:
     return None if value is None else str(getattr(value, "value", value))
 
 
+def changes_of(row: Any, values: dict[str, Any]) -> dict[str, dict[str, str | None]]:
+    """What `values` would change on a customer row, as a CUSTOMER_UPDATED event records it:
+    {column: {"old", "new"}}, only the columns that differ."""
+    return {
+        k: {"old": change_text(getattr(row, k)), "new": change_text(v)}
+        for k, v in sorted(values.items())
+        if getattr(row, k) != v
+    }
+
+
 def _duplicate_email(exc: IntegrityError) -> Refused:
     if "uq_customer_email_live" in str(exc.orig):
         return Refused(
@@ -74,7 +84,9 @@ def _duplicate_email(exc: IntegrityError) -> Refused:
     raise exc
 
 
-async def _check_rep(conn, ctx: Context, values: dict[str, Any]) -> None:
+async def check_rep(conn, ctx: Context, values: dict[str, Any]) -> None:
+    """The sales rep a customer may be given by this viewer (customerCreate/Update and bulk
+    updates): a rep assigns to themselves only; the rep must exist."""
     rep = values.get("sales_rep_id")
     if rep is None:
         return
@@ -141,7 +153,7 @@ async def create(ctx: Context, changes: CustomerChanges) -> int:
         values["sales_rep_id"] = ctx.viewer.user_id  # a rep's new customer is theirs
     try:
         async with transaction(ctx) as conn:
-            await _check_rep(conn, ctx, values)
+            await check_rep(conn, ctx, values)
             await _check_refs(conn, ctx, values, changes.sales_channel_ids)
             cid = (
                 await conn.execute(insert(customer).values(**values).returning(customer.c.id))
@@ -195,13 +207,10 @@ async def update_customer(
             merged = {n: values.get(n, getattr(row, n)) for n in NAMES}
             if not any(merged.values()):
                 raise Refused(Problem(["input"], "REQUIRED", "Keep a name, a company or an email."))
-            await _check_rep(conn, ctx, values)
+            await check_rep(conn, ctx, values)
             await _check_refs(conn, ctx, values, changes.sales_channel_ids)
-            changed = sorted(k for k, v in values.items() if getattr(row, k) != v)
-            diff = {
-                k: {"old": change_text(getattr(row, k)), "new": change_text(values[k])}
-                for k in changed
-            }
+            diff = changes_of(row, values)
+            changed = sorted(diff)
             await conn.execute(
                 update(customer)
                 .where(customer.c.id == customer_id)

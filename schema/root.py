@@ -7,6 +7,11 @@ from strawberry.tools import merge_types
 from schema.account_mutations import AccountMutations
 from schema.accounts import AccountQueries
 from schema.base import NodeIds
+from schema.bulk_updates import (
+    BulkUpdateMutations,
+    BulkUpdateQueries,
+    BulkUpdateSubscriptions,
+)
 from schema.consent_mutations import ConsentMutations
 from schema.custom_field_mutations import CustomFieldMutations
 from schema.custom_fields import CustomFieldQueries
@@ -58,6 +63,7 @@ Query = merge_types(
         ImportJobQueries,
         TagQueries,
         SavedSearchQueries,
+        BulkUpdateQueries,
     ),
 )
 
@@ -77,8 +83,11 @@ MUTATION_TYPES: tuple[type, ...] = (
     TagMutations,
     ConsentMutations,
     SavedSearchMutations,
+    BulkUpdateMutations,
 )
 
 Mutation = merge_types("Mutation", MUTATION_TYPES) if MUTATION_TYPES else None
 
-Subscription = merge_types("Subscription", (TimelineSubscriptions, ImportJobSubscriptions))
+Subscription = merge_types(
+    "Subscription", (TimelineSubscriptions, ImportJobSubscriptions, BulkUpdateSubscriptions)
+)
