@@ -25,12 +25,13 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Select, func, insert, select, update
+from sqlalchemy import Select, bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from models import AppUser, BulkJob, BulkJobError
 from models.enums import CustomerStatus, JobStatus, Role
+from resolvers import tags as tag_q
 from resolvers.context import Context
 from resolvers.custom_field_mutations import check_values, write_values
 from resolvers.custom_fields import value
@@ -69,22 +70,33 @@ class BulkChanges:
 
     values: dict[str, Any] = field(default_factory=dict)
     custom_fields: list[tuple[str, str | None]] = field(default_factory=list)
-    # Tags (add/remove) go here when customers have tags (issue 18).
+    tags_add: list[str] = field(default_factory=list)  # checked by resolvers.tags.clean
+    tags_remove: list[str] = field(default_factory=list)
 
     def is_empty(self) -> bool:
-        return not self.values and not self.custom_fields
+        return not (self.values or self.custom_fields or self.tags_add or self.tags_remove)
 
 
 def _changes_json(changes: BulkChanges) -> dict[str, Any]:
     values = {k: change_text(v) if k == "status" else v for k, v in changes.values.items()}
-    return {"values": values, "customFields": [list(p) for p in changes.custom_fields]}
+    return {
+        "values": values,
+        "customFields": [list(p) for p in changes.custom_fields],
+        "tagsAdd": changes.tags_add,
+        "tagsRemove": changes.tags_remove,
+    }
 
 
 def _changes_of(data: dict[str, Any]) -> BulkChanges:
     values = dict(data["values"])
     if values.get("status") is not None:
         values["status"] = CustomerStatus(values["status"])
-    return BulkChanges(values, [(k, v) for k, v in data["customFields"]])
+    return BulkChanges(
+        values,
+        [(k, v) for k, v in data["customFields"]],
+        data.get("tagsAdd", []),
+        data.get("tagsRemove", []),
+    )
 
 
 # --- starting a job (the mutation) ---------------------------------------------------------
@@ -125,6 +137,8 @@ async def start(
                 )
             )
     values = clean(CustomerChanges(dict(changes.values)))
+    tags_add = tag_q.clean(changes.tags_add, [*SET_PATH, "tagsAdd"])
+    tags_remove = tag_q.clean(changes.tags_remove, [*SET_PATH, "tagsRemove"])
     async with transaction(ctx) as conn:
         await _check_rep(conn, ctx, values)
         checked = await check_values(conn, changes.custom_fields, CUSTOM_PATH)
@@ -154,7 +168,9 @@ async def start(
                     owner_id=ctx.viewer.user_id,
                     status=JobStatus.QUEUED,
                     selection=selection,
-                    changes=_changes_json(BulkChanges(values, changes.custom_fields)),
+                    changes=_changes_json(
+                        BulkChanges(values, changes.custom_fields, tags_add, tags_remove)
+                    ),
                     error_policy=error_policy,
                     total=total,
                 )
@@ -359,6 +375,9 @@ async def _batch(
         counts.last_customer_id = ids[-1]
         return rejected, []
     current = await _custom_values(conn, [i for i in ids if not isinstance(rows[i], Problem)])
+    tags_add = dict(await tag_q.keyed(conn, changes.tags_add))
+    tags_remove = {k for k, _ in await tag_q.keyed(conn, changes.tags_remove)}
+    new_tags: list[dict[str, Any]] = []
     changed: list[int] = []
     events: list[dict[str, Any]] = []
     for cid in ids:
@@ -367,6 +386,21 @@ async def _batch(
             rejected.append((cid, row))
             continue
         diff: dict[str, Any] = changes_of(row, values)
+        tags, added, removed = tag_q.merged(
+            dict(zip(row.tag_keys, row.tags, strict=True)), tags_add, tags_remove
+        )
+        if added or removed:
+            if len(tags) > tag_q.MAX_PER_CUSTOMER:
+                rejected.append(
+                    (
+                        cid,
+                        Problem(
+                            [*SET_PATH, "tagsAdd"], "INVALID", tag_q.too_many(row.number, tags)
+                        ),
+                    )
+                )
+                continue
+            diff["tags"] = {"old": list(row.tags), "new": tags}
         custom = [c for c in checked if _differs(current.get((cid, c[0].id)), c[2])]
         if custom:
             try:  # a savepoint: a customer refused here leaves nothing behind
@@ -382,6 +416,8 @@ async def _batch(
             counts.unchanged += 1
             continue
         changed.append(cid)
+        if "tags" in diff:
+            new_tags.append({"cid": cid, "new_tags": diff["tags"]["new"]})
         events.append(
             {
                 "customer_id": cid,
@@ -396,6 +432,13 @@ async def _batch(
             update(customer)
             .where(customer.c.id.in_(changed))
             .values(**values, version=customer.c.version + 1, updated_at=func.now())
+        )
+    if new_tags:  # each customer's own tags: one executemany
+        await conn.execute(
+            update(customer)
+            .where(customer.c.id == bindparam("cid"))
+            .values(tags=bindparam("new_tags")),
+            new_tags,
         )
     counts.done += len(ids)
     counts.changed += len(changed)

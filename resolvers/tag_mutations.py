@@ -49,23 +49,15 @@ async def change_tags(
         for cid in ids:
             row = rows[cid]
             current = dict(zip(row.tag_keys, row.tags, strict=True))
-            if add:
-                new = {k: t for k, t in given.items() if k not in current}
-                changed = list(new.values())
-                result = tag_q.sort({**current, **new}.items())
-            else:
-                changed = [t for k, t in current.items() if k in given]
-                result = [t for k, t in current.items() if k not in given]
+            result, added, removed = tag_q.merged(
+                current, given if add else {}, set() if add else set(given)
+            )
+            changed = added if add else removed
             if not changed:
                 continue
             if len(result) > tag_q.MAX_PER_CUSTOMER:
                 raise Refused(
-                    Problem(
-                        ["input", "tags"],
-                        "INVALID",
-                        f"{row.number} would have {len(result)} tags; a customer has at most"
-                        f" {tag_q.MAX_PER_CUSTOMER}.",
-                    )
+                    Problem(["input", "tags"], "INVALID", tag_q.too_many(row.number, result))
                 )
             changes.append({"cid": cid, "new_tags": result})
             events.append(

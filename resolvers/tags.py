@@ -79,6 +79,22 @@ async def keyed(conn: AsyncConnection, tags: list[str]) -> list[tuple[str, str]]
     return [(k, t) for k, t in await conn.execute(_SPELLINGS, {"tags": tags})]
 
 
+def merged(
+    current: dict[str, str], add: dict[str, str], remove: set[str]
+) -> tuple[list[str], list[str], list[str]]:
+    """A customer's tags after adding and removing ({key: tag} maps, keys as the database
+    computes them): (the new sorted tags, those added, those removed)."""
+    added = [t for k, t in add.items() if k not in current and k not in remove]
+    removed = [t for k, t in current.items() if k in remove]
+    kept = {k: t for k, t in current.items() if k not in remove}
+    new = {**kept, **{k: t for k, t in add.items() if k not in kept and k not in remove}}
+    return sort(new.items()), added, removed
+
+
+def too_many(number: str, tags: list[str]) -> str:
+    return f"{number} would have {len(tags)} tags; a customer has at most {MAX_PER_CUSTOMER}."
+
+
 @dataclass
 class TagFilter:
     any: list[str] = field(default_factory=list)

@@ -61,14 +61,20 @@ class BulkCustomerSelection:
 @strawberry.input(
     description="What to set on every chosen customer; only the fields you send change "
     "(salesRepId: null unassigns). Validated as customerUpdate validates them: a sales rep "
-    "assigns to themselves only. Tags (add/remove) are not here yet: customers get tags with "
-    "issue 18, and `tagsAdd`/`tagsRemove` will join these fields then."
+    "assigns to themselves only. Tags are added and removed as customerTagsAdd/Remove do "
+    "(a customer that would pass 50 tags is rejected)."
 )
 class CustomerBulkSet:
     sales_rep_id: strawberry.ID | None = UNSET
     status: CustomerStatus | None = strawberry.field(
         default=UNSET,
         description="ACTIVE or ARCHIVED (customerRestore/customerArchive in bulk).",
+    )
+    tags_add: list[str] | None = strawberry.field(
+        default=None, description="Tags to add (an existing spelling is kept)."
+    )
+    tags_remove: list[str] | None = strawberry.field(
+        default=None, description="Tags to remove (any case); absent ones are ignored."
     )
     custom_fields: list[CustomFieldEntry] | None = strawberry.field(
         default=None,
@@ -163,7 +169,7 @@ def _changes(s: CustomerBulkSet) -> q.BulkChanges:
     if s.status not in (UNSET, None):  # null: unchanged (a status cannot be cleared)
         values["status"] = s.status
     pairs = [(f.key, f.value) for f in s.custom_fields or []]
-    return q.BulkChanges(values, pairs)
+    return q.BulkChanges(values, pairs, s.tags_add or [], s.tags_remove or [])
 
 
 @strawberry.type

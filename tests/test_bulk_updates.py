@@ -417,3 +417,40 @@ async def test_a_job_whose_owner_may_no_longer_update_fails_and_writes_nothing(e
     (job,) = await rows(engine, "SELECT status::text, done, message FROM bulk_job")
     assert job[:2] == ("FAILED", 0) and "may no longer update" in job[2]
     assert await rows(engine, "SELECT status::text FROM customer") == [("ACTIVE",)]
+
+
+async def test_tags_added_and_removed_in_bulk(gql, engine):
+    a = await make_customer(engine, last_name="A", tags=["Old", "vip"])
+    b = await make_customer(engine, last_name="B", tags=["VIP"])
+    full = await make_customer(engine, last_name="Full", tags=[f"t{i:02d}" for i in range(50)])
+    await make_customer(engine, last_name="Other", tags=["Elsewhere"])
+    job = await run(
+        gql,
+        customers={"filter": {"lastName": "other", "nameMatch": "EXACT", "status": ["ACTIVE"]}},
+        set={"tagsAdd": ["elsewhere"]},
+    )
+    assert job["unchanged"] == 1  # already tagged, in another spelling
+    job = await run(
+        gql,
+        customers={"ids": ids(a, b, full)},
+        set={"tagsAdd": ["new", "ELSEWHERE"], "tagsRemove": ["vip"]},
+    )
+    counts = [job[k] for k in ("total", "done", "changed", "unchanged", "rejected")]
+    assert counts == [3, 3, 2, 0, 1]
+    assert errors_of(job) == {gid("Customer", full.id): "INVALID"}
+    tags = dict(await rows(engine, "SELECT last_name, tags FROM customer"))
+    assert tags["A"] == ["Elsewhere", "new", "Old"]
+    assert tags["B"] == ["Elsewhere", "new"]
+    assert len(tags["Full"]) == 50
+    events = await updated_events(engine)
+    assert events[a.id]["changes"]["tags"] == {
+        "old": ["Old", "vip"],
+        "new": ["Elsewhere", "new", "Old"],
+    }
+
+
+async def test_a_bad_tag_refuses_the_bulk_update(gql, engine):
+    await make_customer(engine, last_name="A")
+    started = await start(gql, customers={"filter": {}}, set={"tagsAdd": ["x" * 41]})
+    assert started["job"] is None
+    assert started["userErrors"][0]["field"] == ["input", "set", "tagsAdd", "0"]
