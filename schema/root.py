@@ -18,6 +18,7 @@ from schema.ledger_mutations import LedgerMutations
 from schema.merges import MergeMutations, MergeQueries
 from schema.order_mutations import OrderMutations
 from schema.orders import OrderQueries
+from schema.privacy import PrivacyMutations, PrivacyQueries
 from schema.sales_channels import SalesChannelQueries
 from schema.search import SearchQueries
 from schema.tax_mutations import TaxMutations, TaxQueries
@@ -52,6 +53,7 @@ Query = merge_types(
         DuplicateQueries,
         MergeQueries,
         ImportJobQueries,
+        PrivacyQueries,
     ),
 )
 
@@ -68,6 +70,7 @@ MUTATION_TYPES: tuple[type, ...] = (
     MergeMutations,
     ImportJobMutations,
     ExportMutations,
+    PrivacyMutations,
 )
 
 Mutation = merge_types("Mutation", MUTATION_TYPES) if MUTATION_TYPES else None
