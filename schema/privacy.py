@@ -8,6 +8,7 @@ from strawberry.types import Info
 
 from resolvers import customers as customer_q
 from resolvers import privacy as q
+from resolvers import privacy_export
 from resolvers.children import child_by_id
 from resolvers.context import viewer_of
 from resolvers.mutations import Refused
@@ -30,7 +31,7 @@ class PrivacyQueries:
     async def customer_data_export(self, info: Info, customer_id: strawberry.ID) -> JSON | None:
         viewer_of(info)
         pk = decode_id(customer_id, "Customer", "customerId")
-        return await q.export(info.context, pk)
+        return await privacy_export.export(info.context, pk)
 
 
 @strawberry.input

@@ -519,3 +519,64 @@ async def test_shared_account_keeps_its_cards(engine, gql, client, settings):
     assert tuple(row) == ("Acme Corp", None, None)  # the business's name and cards stay
     assert methods == 1
     assert await _text_hits(engine, (FIRST, LAST, EMAIL, PHONE)) == []
+
+
+async def test_both_paths_answer_the_same_bytes_for_erased_customers(engine, app_engine, gql):
+    """The compiled path and field by field, compared byte for byte, as each role."""
+    import httpx
+
+    from server.app import create_app
+    from server.settings import Settings
+
+    p = await _person(engine, gql)
+    await gql.data(ERASE, {"id": p["gid"], "reason": "GDPR request #6"})
+    number = (await gql.data(READ, {"id": p["gid"]}))["customer"]["number"]
+    clients = [
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(
+                app=create_app(
+                    engine=app_engine,
+                    settings=Settings(database_url="unused", debug=False, compiled_reads=c),
+                )
+            ),
+            base_url="http://test",
+        )
+        for c in (True, False)
+    ]
+    compiled_read = READ.replace("kind summary data", "kind summary")  # JSON falls back
+    queries = [
+        (READ, {"id": p["gid"]}),
+        (compiled_read, {"id": p["gid"]}),
+        (compiled_read, {"id": gid("Customer", p["merged"].id)}),
+        (
+            "query($n: String!) { customer(by: {number: $n}) { number status erasedAt } }",
+            {"n": number},
+        ),
+        (
+            """{ customers(first: 10, filter: {status: [ERASED, MERGED, ACTIVE]}) {
+            nodes { number status erasedAt displayName email phone mergedInto { number } } } }""",
+            {},
+        ),
+        (
+            "query($id: ID!) { node(id: $id) { ... on Customer { number erasedAt } } }",
+            {"id": p["gid"]},
+        ),
+    ]
+    admin = gql.token
+    try:
+        for token in (admin, p["rep_token"], p["login_token"]):
+            for query, variables in queries:
+                headers = {"Authorization": f"Bearer {token}"}
+                payload = {"query": query, "variables": variables}
+                compiled, loaders = [
+                    await c.post("/graphql", json=payload, headers=headers) for c in clients
+                ]
+                assert compiled.content == loaders.content, (query, compiled.content[:500])
+                path = compiled.headers.get("x-customer-graph-path")
+                if token == p["login_token"]:  # the erased site user cannot sign in anymore
+                    assert path is None and b"UNAUTHENTICATED" in loaders.content
+                else:
+                    assert path == (None if query == READ else "compiled"), query
+    finally:
+        for c in clients:
+            await c.aclose()
