@@ -458,6 +458,10 @@ async def test_erase_refusals(engine, gql, client, settings):
     assert _errors(await gql.data(ERASE, {"id": p["gid"], "reason": "  "})) == [
         (("input", "reason"), "REQUIRED")
     ]
+    card = await gql.data(ERASE, {"id": p["gid"], "reason": "card 4111 1111 1111 1111"})
+    assert _errors(card) == [(("input",), "CARD_NUMBER_REFUSED")]
+    long = await gql.data(ERASE, {"id": p["gid"], "reason": "x" * 1001})
+    assert _errors(long) == [(("input", "reason"), "INVALID")]
     for personal in (f"Request from {EMAIL}", f"{FIRST} asked", "call 415 555 0199"):
         assert _errors(await gql.data(ERASE, {"id": p["gid"], "reason": personal})) == [
             (("input", "reason"), "INVALID")
