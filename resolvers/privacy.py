@@ -226,7 +226,8 @@ async def _lock(conn: AsyncConnection, ctx: Context, customer_id: int) -> list[A
             "This customer was merged into another: erase the survivor (its merged records "
             "are erased with it).",
         )
-    refuse_if_erased(target, path, "it is erased already, nothing")
+    if target.erased_at is not None:
+        raise _refuse(path, "ERASED", "This customer is erased already.")
     rows, frontier = [target], [target.id]
     for _ in range(MAX_CHAIN):
         stmt = select(customer).where(customer.c.merged_into_id.in_(frontier))
