@@ -74,6 +74,10 @@ class Customer(relay.Node):
     version: int = strawberry.field(description="Send it back as expectedVersion on update.")
     created_at: datetime
     updated_at: datetime
+    erased_at: datetime | None = strawberry.field(
+        description="When a privacy request erased its personal data (status ERASED, or "
+        "MERGED into an erased customer); null otherwise."
+    )
     account_id: Private[int | None]
     sales_rep_id: Private[int | None]
     merged_into_id: Private[int | None]
