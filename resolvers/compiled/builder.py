@@ -77,6 +77,42 @@ def computed_sql(expr, table, alias: str) -> str:
     return str(expr.compile(dialect=_DIALECT, compile_kwargs={"literal_binds": True}))
 
 
+class _ParamCompiler(_ASYNCPG.statement_compiler):  # type: ignore[name-defined]
+    """The asyncpg dialect's compiler rendering every bound value as the next parameter of
+    an outer statement: SQLAlchemy itself walks the clause (IN lists, sub-selects,
+    type casts) and hands each value to `render_literal_value`, so no SQL text is searched
+    or rewritten. Values marked `literal_execute` (a page's LIMIT) stay literals."""
+
+    def __init__(self, dialect, statement, sink: list[Any], **kw: Any) -> None:
+        self._sink = sink
+        self._literal = False
+        super().__init__(dialect, statement, **kw)
+
+    def render_literal_bindparam(self, bindparam, **kw: Any) -> str:
+        self._literal = bool(bindparam.literal_execute)
+        try:
+            return super().render_literal_bindparam(bindparam, **kw)
+        finally:
+            self._literal = False
+
+    def render_literal_value(self, value: Any, type_) -> str:
+        if self._literal:
+            return super().render_literal_value(value, type_)
+        impl = type_.dialect_impl(self.dialect)
+        process = impl.bind_processor(self.dialect)  # public API: enums become labels
+        self._sink.append(process(value) if process else value)
+        placeholder = f"${len(self._sink)}"
+        if impl.render_bind_cast:  # the cast the asyncpg dialect renders on the other path
+            return self.render_bind_cast(type_, impl, placeholder)
+        return placeholder
+
+
+def bound_sql(clause, params: list[Any]) -> str:
+    """`clause` as SQL text, each bound value appended to `params` as `$n` (n its
+    position there): the SQL the field-by-field path runs, numbered for this statement."""
+    return _ParamCompiler(_ASYNCPG, clause, params, compile_kwargs={"literal_binds": True}).string
+
+
 class NotCompilable(Exception):
     """This selection (or these arguments) must take the field-by-field path."""
 
@@ -256,33 +292,20 @@ class Builder:
         self._aliases += 1
         return f"_{table}{self._aliases}"
 
+    def sql(self, clause) -> str:
+        """A SQLAlchemy clause as SQL text whose values are this statement's parameters
+        (numbered by SQLAlchemy's own rendering, see `bound_sql`)."""
+        return bound_sql(clause, self.params)
+
     def customer_clauses(self, clauses: list) -> str:
-        """SQLAlchemy clauses over `customer` as SQL text, their binds renumbered as this
-        statement's parameters (enums through their bind processors)."""
-        compiled = (
-            select(customer_q.customer.c.id)
-            .where(*clauses)
-            .compile(dialect=_ASYNCPG, compile_kwargs={"render_postcompile": True})
-        )
+        """SQLAlchemy clauses over `customer` as SQL text, their values this statement's
+        parameters. Compiled as the WHERE of a select from `customer`, so sub-selects
+        correlate with the outer customer row as they do on the other path."""
+        text = self.sql(select(customer_q.customer.c.id).where(*clauses))
         head = "SELECT customer.id \nFROM customer \nWHERE "
-        if not compiled.string.startswith(head):  # pragma: no cover - SQLAlchemy changed
+        if not text.startswith(head):  # pragma: no cover - SQLAlchemy changed its layout
             raise NotCompilable("unexpected clause SQL")
-        names = compiled.positiontup or []
-        values = compiled.params
-        binds = compiled.binds  # name -> BindParameter (an IN list's items: name_1, name_2…)
-
-        def renumber(match: re.Match) -> str:
-            name = names[int(match[1]) - 1]
-            bind = binds.get(name)
-            if bind is None:  # an item of an IN list: its list's parameter
-                bind = binds[re.sub(r"_\d+$", "", name)]
-            # The type's own bind processor (public API): enums become their labels.
-            process = bind.type.bind_processor(_ASYNCPG)
-            value = values[name]
-            self.params.append(process(value) if process else value)
-            return f"${len(self.params)}"
-
-        return "(" + re.sub(r"\$(\d+)", renumber, compiled.string[len(head) :]) + ")"
+        return f"({text[len(head) :]})"
 
     # -- selections
     def _include(self, node) -> bool:
