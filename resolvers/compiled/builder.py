@@ -23,28 +23,32 @@ from graphql import (
     is_abstract_type,
 )
 from graphql.execution.values import get_argument_values, get_directive_values
-from sqlalchemy import select
+from sqlalchemy import Boolean, func, literal_column, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 from sqlalchemy.sql.util import ClauseAdapter
 
-from models import enums
+from models import enums, metadata
 from resolvers import accounts as account_q
 from resolvers import customers as customer_q
 from resolvers.compiled.json_text import (
     SCALAR_ENCODERS,
     array_sql,
-    j_dt,
     j_enum,
     j_gid,
-    j_raw,
-    j_str,
     jlit,
     obj_sql,
     quoted,
 )
 from resolvers.errors import CodedError
-from resolvers.pagination import Ordering, PageArgs, decode_cursor
+from resolvers.pagination import (
+    Ordering,
+    PageArgs,
+    cursor_sql,
+    fetch_ordering,
+    page_flags,
+    window,
+)
 from resolvers.scope import (
     ScopeKind,
     scope_accounts,
@@ -412,43 +416,22 @@ class Builder:
     ) -> str:
         src = src or Source(table)
         n = args.size
-        backward = args.backward
-        conds = list(where)
-        cols = [f"{table}.{c.name}" for c in ordering.columns]
-        casts = [c.type.compile(dialect=_DIALECT) for c in ordering.columns]
-
-        def keyset(values: list[Any], descending: bool) -> str:
-            bound = ", ".join(self.param(v, t) for v, t in zip(values, casts, strict=True))
-            return f"({', '.join(cols)}) {'<' if descending else '>'} ({bound})"
-
-        try:
-            if args.after is not None:
-                conds.append(
-                    keyset(decode_cursor(ordering, args.after, "after"), ordering.descending)
-                )
-            if args.before is not None:
-                values = decode_cursor(ordering, args.before, "before")
-                conds.append(keyset(values, not ordering.descending))
+        selected = self.collect(conn_type, nodes)
+        page_info = any(f[0].name.value == "pageInfo" for f in selected.values())
+        columns = [literal_column(f"{table}.*")]
+        if page_info:  # rows numbered in fetch order, to leave the look-ahead row out
+            fetch = fetch_ordering(ordering, args).order_by()
+            columns.append(func.row_number().over(order_by=fetch).label("_rn"))
+        stmt = select(*columns).select_from(metadata.tables[table])
+        stmt = stmt.where(*(literal_column(w, Boolean) for w in where))
+        try:  # pagination.window: the keyset, fetch order and limit the loaders use
+            inner = self.sql(window(stmt, ordering, args, look_ahead=page_info))
         except CodedError as exc:
             raise NotCompilable("bad cursor") from exc
-        fetch_desc = ordering.descending != backward
-        order = ", ".join(f"{c} {'DESC' if fetch_desc else 'ASC'}" for c in cols)
-        filtered = " AND ".join(conds) or "true"
-        selected = self.collect(conn_type, nodes)
-        if any(f[0].name.value == "pageInfo" for f in selected.values()):
-            # One row past the page tells whether there is more; rows are numbered to
-            # leave it out of the page.
-            inner = (
-                f"SELECT {table}.*, row_number() OVER (ORDER BY {order}) AS _rn FROM {table}"
-                f" WHERE {filtered} ORDER BY {order} LIMIT {n + 1}"
-            )
-            shown = f"_rn {'DESC' if backward else 'ASC'}"
-            page = f" FILTER (WHERE _rn <= {n})"
-        else:  # the page alone: no window function (a sixth of the nested page's time)
-            inner = f"SELECT {table}.* FROM {table} WHERE {filtered} ORDER BY {order} LIMIT {n}"
-            shown = ", ".join(f"{c} {'DESC' if ordering.descending else 'ASC'}" for c in cols)
-            page = ""
-        cursor = self.cursor(ordering, src)
+        # Shown in the ordering's own order, whichever way the rows were fetched.
+        shown = clause_sql(*ordering.order_by())
+        page = f" FILTER (WHERE _rn <= {n})" if page_info else ""
+        cursor = quoted(computed_sql(cursor_sql(ordering), metadata.tables[table], src.alias))
 
         aggs: dict[str, str] = {}
         parts: list[tuple[str, str]] = []
@@ -471,17 +454,18 @@ class Builder:
             elif name == "pageInfo":
                 aggs.setdefault("_cnt", "count(*)")
                 aggs.setdefault("_cur", f"array_agg({cursor} ORDER BY {shown}){page}")
-                more = f"(_cnt > {n})::text"
-                given_after = jlit("true" if args.after is not None else "false")
-                given_before = jlit("true" if args.before is not None else "false")
+                has_next, has_previous = (
+                    jlit("true" if flag else "false") if isinstance(flag, bool) else flag
+                    for flag in page_flags(args, f"(_cnt > {n})::text")
+                )
                 info_type = self.child_type(conn_type, "pageInfo")
                 info = []
                 for ikey, inodes in self.collect(info_type, fnodes).items():
                     iname = inodes[0].name.value
                     value = {
                         "__typename": jlit('"PageInfo"'),
-                        "hasNextPage": given_before if backward else more,
-                        "hasPreviousPage": more if backward else given_after,
+                        "hasNextPage": has_next,
+                        "hasPreviousPage": has_previous,
                         "startCursor": "coalesce(_cur[1], 'null')",
                         "endCursor": "coalesce(_cur[cardinality(_cur)], 'null')",
                     }.get(iname)
@@ -509,21 +493,3 @@ class Builder:
             else:
                 raise NotCompilable(f"{edge_type.name}.{name}")
         return obj_sql(parts)
-
-    def cursor(self, ordering: Ordering, src: Source) -> str:
-        """pagination.encode_cursor in SQL: base64url(orjson.dumps([values])), no padding."""
-        values = []
-        for c in ordering.columns:
-            kind = c.type.python_type
-            ref, nullable = src.col(c.name), src.nullable(c.name)
-            if kind is dt.datetime:
-                values.append(j_dt(ref, nullable))
-            elif kind is int:
-                values.append(j_raw(ref, nullable))
-            else:
-                values.append(j_str(ref, nullable))
-        body = " || ',' || ".join(values)
-        encoded = (
-            f"translate(encode(convert_to('[' || {body} || ']', 'UTF8'), 'base64'), E'+/\\n', '-_')"
-        )
-        return quoted(f"rtrim({encoded}, '=')")
