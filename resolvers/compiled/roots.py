@@ -10,6 +10,7 @@ from graphql import (
     FieldNode,
     GraphQLObjectType,
 )
+from sqlalchemy import literal_column
 from strawberry.utils.str_converters import to_camel_case
 
 from resolvers import accounts as account_q
@@ -166,28 +167,14 @@ def _root_customer(b: Builder, gtype, nodes) -> str:
     if len(given) != 1:
         raise NotCompilable("exactly one of id/number/email")
     scope = b.scope(ScopeKind.CUSTOMER, "customer")
+    pk = None
     if "id" in given:
         type_name, pk = _global_id(given["id"])
         if type_name != "Customer":
             raise NotCompilable("not a Customer id")
-        first = f"customer.id = {b.param(pk, 'bigint')}"
-        pick = ""
-    elif "number" in given:
-        first = f"customer.number = {b.param(given['number'], 'text')}"
-        pick = ""
-    else:  # a live owner of the email first, else the newest merged one that had it
-        first = f"customer.email = ({b.param(given['email'], 'text')})::citext"
-        pick = " ORDER BY customer.status = 'MERGED', customer.id DESC LIMIT 1"
-    # A merged customer leads to its survivor (at most 10 hops, each through the scope).
-    chain = (
-        "WITH RECURSIVE chain(id, next, depth) AS ("
-        f"(SELECT customer.id, customer.merged_into_id, 0 FROM customer WHERE {first}"
-        f" AND {scope}{pick})"
-        " UNION ALL SELECT customer.id, customer.merged_into_id, chain.depth + 1"
-        " FROM customer JOIN chain ON customer.id = chain.next"
-        f" WHERE chain.depth < 10 AND {scope})"
-        " SELECT id FROM chain WHERE next IS NULL OR depth = 10 ORDER BY depth DESC LIMIT 1"
-    )
+    start = customer_q.lookup(pk=pk, number=given.get("number"), email=given.get("email"))
+    # customer_q.survivor: a merged customer leads to its survivor, each hop in scope.
+    chain = b.sql(customer_q.survivor(start, lambda stmt: stmt.where(literal_column(scope))))
     t = b.child_type(gtype, "customer")
     return nullable_sql(
         b.object(t, nodes, Source("customer")),
