@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
@@ -78,6 +78,41 @@ def page_args(
         else:
             first = default
     return PageArgs(first=first, after=after, last=last, before=before)
+
+
+@dataclass(frozen=True, slots=True)
+class Paging:
+    """A connection field's page arguments, declared once: the schema adds them to the
+    field (schema.pagination.PageArguments) and both read paths read the declaration (the
+    compiled builder through Strawberry's definition of the field, `Builder.page`)."""
+
+    default: int = 20  # the page when neither first nor last is given
+    backward: bool = True  # last/before too, not only first/after
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return ("first", "after", "last", "before") if self.backward else ("first", "after")
+
+    def page(self, given: Mapping[str, Any]) -> PageArgs:
+        return page_args(*(given.get(name) for name in self.names), default=self.default)
+
+
+ROOT_PAGING = Paging()
+NESTED_PAGING = Paging(default=10)  # Customer.orders, ledgerTransactions, timeline
+FORWARD_PAGING = Paging(backward=False)
+PAGE_ARGS = frozenset(ROOT_PAGING.names)
+
+
+def paging_of(fdef: Any) -> Paging | None:
+    """The page arguments a GraphQL field declares (schema.pagination.PageArguments),
+    read from Strawberry's definition of the field: the compiled builder and the cost
+    limit (server/limits.py) read the same declaration the resolver gets its page from."""
+    definition = (fdef.extensions or {}).get("strawberry-definition")
+    for extension in getattr(definition, "extensions", None) or ():
+        paging = getattr(extension, "paging", None)
+        if isinstance(paging, Paging):
+            return paging
+    return None
 
 
 @dataclass(frozen=True, slots=True)

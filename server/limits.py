@@ -60,9 +60,7 @@ from strawberry.extensions import MaxAliasesLimiter, QueryDepthLimiter, SchemaEx
 from strawberry.types.graphql import OperationType
 
 from resolvers.accounts import ACCOUNT_CUSTOMERS_CAP
-
-ROOT_PAGE = 20  # a root connection's page when neither first nor last is given
-NESTED_PAGE = 10  # a nested connection's (Customer.orders, ledgerTransactions, timeline)
+from resolvers.pagination import ROOT_PAGING, Paging, paging_of
 
 # The most items each plain (non-connection) list field can hold: a bound that the data or
 # the resolver enforces. A list field missing here counts DEFAULT_LIST_SIZE, so a new list
@@ -84,7 +82,6 @@ LIST_SIZES: dict[tuple[str, str], int | tuple[str, int]] = {
     ("RefineSearch", "salesReps"): 10,
 }
 DEFAULT_LIST_SIZE = 100
-PAGE_ARGUMENTS = ("first", "last")
 
 
 def _coded(message: str, code: str, **extensions: Any) -> GraphQLError:
@@ -179,11 +176,12 @@ class _Walk:
                 longest = max(self.list_arguments.get(name, 0), len(value))
                 self.list_arguments[name] = longest
         gtype = get_named_type(definition.type)
-        paged = any(name in definition.args for name in PAGE_ARGUMENTS)
+        paging = paging_of(definition)  # the page arguments the field declares
+        paged = paging is not None
         # customerSearch(first:) pages the connection inside its result: hand the size down
-        page = _page_size(parent, args) if paged else page
+        page = _page_size(paging, args) if paging is not None else page
         if _is_connection(gtype):
-            size = page or _page_size(parent, {})
+            size = page or ROOT_PAGING.default
             listed = self.cost(gtype, node.selection_set, multiplier, size, seen)
             # Counted even when only totalCount/pageInfo is asked for: the page is still read.
             return listed or multiplier * size
@@ -196,7 +194,7 @@ class _Walk:
 
     def list_size(self, parent, node: FieldNode, args: dict[str, Any], page: int | None) -> int:
         if _is_connection(parent):
-            return page or ROOT_PAGE  # edges, nodes
+            return page or ROOT_PAGING.default  # edges, nodes
         if parent is self.schema.query_type and node.name.value == "nodes":
             return len(args.get("ids") or ())
         size = LIST_SIZES.get((parent.name, node.name.value), DEFAULT_LIST_SIZE)
@@ -213,13 +211,12 @@ class _Walk:
             return {}  # refused by validation or execution before any resolver runs
 
 
-def _page_size(parent, args: dict[str, Any]) -> int:
-    for name in PAGE_ARGUMENTS:
+def _page_size(paging: Paging, args: dict[str, Any]) -> int:
+    for name in ("first", "last"):
         value = args.get(name)
         if isinstance(value, int):
             return max(value, 1)
-        # no first/last: the resolver's default page
-    return ROOT_PAGE if parent is not None and parent.name == "Query" else NESTED_PAGE
+    return paging.default  # no first/last: the page the field declares
 
 
 class RequestLimits(SchemaExtension):

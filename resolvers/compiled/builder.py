@@ -47,6 +47,7 @@ from resolvers.pagination import (
     cursor_sql,
     fetch_ordering,
     page_flags,
+    paging_of,
     window,
 )
 from resolvers.scope import (
@@ -58,7 +59,6 @@ from resolvers.scope import (
 )
 from resolvers.viewer import Viewer
 
-NESTED_PAGE = 10
 _DIALECT = postgresql.dialect()
 _ASYNCPG = asyncpg_dialect.dialect()
 _SENTINEL = 987654321987  # stands for the viewer's id while a scope predicate is compiled
@@ -358,6 +358,22 @@ class Builder:
     def args(self, gtype: GraphQLObjectType, nodes: list[FieldNode]) -> dict[str, Any]:
         fdef = gtype.fields[nodes[0].name.value]
         return get_argument_values(fdef, nodes[0], self.variables)
+
+    def page(
+        self, gtype: GraphQLObjectType, nodes: list[FieldNode], others: frozenset[str] = frozenset()
+    ) -> PageArgs:
+        """A connection field's page, read as the field declares its page arguments
+        (`paging_of`); arguments other than those and `others`, or bad ones, fall back."""
+        paging = paging_of(gtype.fields[nodes[0].name.value])
+        if paging is None:
+            raise NotCompilable("no page arguments declared")
+        given = self.args(gtype, nodes)
+        if not given.keys() <= {*paging.names, *others}:
+            raise NotCompilable("unknown arguments")
+        try:
+            return paging.page(given)
+        except CodedError as exc:
+            raise NotCompilable("bad page arguments") from exc
 
     def object(self, gtype: GraphQLObjectType, nodes: list[FieldNode], src: Source) -> str:
         parts = []

@@ -17,7 +17,6 @@ from resolvers import accounts as account_q
 from resolvers import customers as customer_q
 from resolvers import search as search_q
 from resolvers.compiled.builder import Builder, NotCompilable, Source, clause_sql
-from resolvers.compiled.fields import PAGE_ARGS
 from resolvers.compiled.json_text import (
     Json,
     Piece,
@@ -28,7 +27,7 @@ from resolvers.compiled.json_text import (
 )
 from resolvers.errors import CodedError
 from resolvers.global_ids import decode_global_id
-from resolvers.pagination import Ordering, PageArgs, check_cursors, page_args
+from resolvers.pagination import Ordering, check_cursors
 from resolvers.scope import ScopeKind
 
 # ---------------------------------------------------------------------------------------
@@ -62,18 +61,10 @@ def _filter_sql(b: Builder, raw: dict[str, Any]) -> str:
         raise NotCompilable("bad filter") from exc
 
 
-def _root_page(a: dict[str, Any]) -> PageArgs:
-    try:
-        return page_args(a.get("first"), a.get("after"), a.get("last"), a.get("before"))
-    except CodedError as exc:
-        raise NotCompilable("bad page arguments") from exc
-
-
 def _root_customers(b: Builder, gtype, nodes) -> str:
+    args = b.page(gtype, nodes, frozenset(("orderBy", "filter")))
     a = b.args(gtype, nodes)
-    raw_filter = a.pop("filter", None)
-    if not a.keys() <= PAGE_ARGS | {"orderBy"}:
-        raise NotCompilable("unknown arguments")
+    raw_filter = a.get("filter")
     order_by = a.get("orderBy") or {}
     if not order_by.keys() <= {"field", "direction"}:
         raise NotCompilable("unknown orderBy fields")
@@ -84,7 +75,6 @@ def _root_customers(b: Builder, gtype, nodes) -> str:
     except (KeyError, ValueError) as exc:
         raise NotCompilable("unknown order") from exc
     ordering = Ordering(columns, direction == "DESC")
-    args = _root_page(a)
     conn = b.child_type(gtype, nodes[0].name.value)
     if raw_filter is None:
         where = [clause_sql(customer_q.LIVE)]
@@ -105,10 +95,8 @@ def _root_customers(b: Builder, gtype, nodes) -> str:
 def _root_customer_search(b: Builder, gtype, nodes) -> str:
     """The matches, when at most the cap match; a guard sends RefineSearch (its counts and
     facets) to Strawberry."""
+    args = b.page(gtype, nodes, frozenset(("filter",)))
     a = b.args(gtype, nodes)
-    if not a.keys() <= {"filter", "first", "after"}:
-        raise NotCompilable("unknown arguments")
-    args = _root_page(a)
     ordering = Ordering(customer_q.SORT_COLUMNS[customer_q.CustomerOrderField.NAME])
     try:  # checked whatever is selected, as the resolver does
         check_cursors(ordering, args)
@@ -274,10 +262,8 @@ def _root_me(b: Builder, gtype, nodes) -> str:
 
 
 def _root_accounts(b: Builder, gtype, nodes) -> str:
+    args = b.page(gtype, nodes, frozenset(("filter",)))
     a = b.args(gtype, nodes)
-    if not a.keys() <= PAGE_ARGS | {"filter"}:
-        raise NotCompilable("unknown arguments")
-    args = _root_page(a)
     if a.get("filter") is None:
         where = b.scope(ScopeKind.ACCOUNT, "account")
     else:  # search.filtered_accounts: accounts of the visible customers that match
