@@ -24,6 +24,7 @@ from models import IdempotencyKey, LedgerTransaction
 from models.enums import CustomerStatus, Role
 from resolvers.context import Context
 from resolvers.customers import customer
+from resolvers.errors import UserErrorCode
 from resolvers.mutations import Problem, Refused
 from resolvers.scope import scope_customers
 
@@ -46,7 +47,7 @@ async def lock_customers(
     addresses); otherwise only staff may, and a site user gets FORBIDDEN.
     """
     if ctx.viewer.role is Role.CUSTOMER and not self_service:
-        raise Refused(Problem(None, "FORBIDDEN", "Only staff can do this."))
+        raise Refused(Problem(None, UserErrorCode.FORBIDDEN, "Only staff can do this."))
     stmt = (
         scope_customers(select(customer), ctx.viewer)
         .where(customer.c.id.in_(sorted(set(ids))))
@@ -58,9 +59,11 @@ async def lock_customers(
         where = path[cid] if isinstance(path, dict) else path
         row = rows.get(cid)
         if row is None:
-            raise Refused(Problem(where, "NOT_FOUND", "No such customer."))
+            raise Refused(Problem(where, UserErrorCode.NOT_FOUND, "No such customer."))
         if row.status == CustomerStatus.MERGED:
-            raise Refused(Problem(where, "CONFLICT", "This customer was merged into another."))
+            raise Refused(
+                Problem(where, UserErrorCode.CONFLICT, "This customer was merged into another.")
+            )
     return rows
 
 
@@ -136,7 +139,9 @@ async def claim_key(
     if key is None:
         return None
     if not 1 <= len(key) <= 255:
-        raise Refused(Problem(["input", "idempotencyKey"], "INVALID", "Use 1 to 255 characters."))
+        raise Refused(
+            Problem(["input", "idempotencyKey"], UserErrorCode.INVALID, "Use 1 to 255 characters.")
+        )
     digest = request_hash(operation, payload)
     actor = ctx.viewer.user_id or 0
     inserted = await conn.execute(
@@ -156,7 +161,7 @@ async def claim_key(
         raise Refused(
             Problem(
                 ["input", "idempotencyKey"],
-                "IDEMPOTENCY_CONFLICT",
+                UserErrorCode.IDEMPOTENCY_CONFLICT,
                 "This key was used with different input.",
             )
         )

@@ -18,7 +18,7 @@ from models.enums import JobStatus as JobStatusEnum
 from models.enums import Role
 from resolvers import import_jobs as q
 from resolvers.context import viewer_of
-from resolvers.errors import Forbidden, NotFound
+from resolvers.errors import Forbidden, NotFound, UserErrorCode
 from resolvers.import_rows import ImportOptions
 from resolvers.imports import FileRefused, Reader
 from resolvers.loading import count
@@ -157,12 +157,18 @@ class ImportJobMutations:
         ctx = info.context
         try:
             if viewer.role is not Role.ADMIN:
-                raise Refused(Problem(None, "FORBIDDEN", "Only admins import customers."))
+                raise Refused(
+                    Problem(None, UserErrorCode.FORBIDDEN, "Only admins import customers.")
+                )
             data = await input.upload.read()
             limit = ctx.settings.max_upload_bytes
             if len(data) > limit:
                 raise Refused(
-                    Problem(["input", "upload"], "INVALID", f"The file exceeds {limit:,} bytes.")
+                    Problem(
+                        ["input", "upload"],
+                        UserErrorCode.INVALID,
+                        f"The file exceeds {limit:,} bytes.",
+                    )
                 )
             mapping = {m.column: m.field for m in input.mapping or []}
             options = ImportOptions(
@@ -176,7 +182,11 @@ class ImportJobMutations:
                 Reader(io.BytesIO(data), mapping=options.mapping, custom_keys=keys)
             except FileRefused as refused:
                 raise Refused(
-                    Problem(["input", "upload"], "INVALID", f"{refused.message} ({refused.code})")
+                    Problem(
+                        ["input", "upload"],
+                        UserErrorCode.INVALID,
+                        f"{refused.message} ({refused.code})",
+                    )
                 ) from None
         except Refused as refused:
             return refused_payload(CustomerImportStartPayload, refused)

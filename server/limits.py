@@ -60,6 +60,7 @@ from strawberry.extensions import MaxAliasesLimiter, QueryDepthLimiter, SchemaEx
 from strawberry.types.graphql import OperationType
 
 from resolvers.accounts import ACCOUNT_CUSTOMERS_CAP
+from resolvers.errors import ErrorCode
 from resolvers.pagination import ROOT_PAGING, Paging, paging_of
 
 # The most items each plain (non-connection) list field can hold: a bound that the data or
@@ -245,7 +246,7 @@ class RequestLimits(SchemaExtension):
             ctx.pre_execution_errors = [
                 _coded(
                     "Subscriptions run over a WebSocket (graphql-transport-ws) at /graphql.",
-                    "SUBSCRIPTION_NEEDS_WEBSOCKET",
+                    ErrorCode.SUBSCRIPTION_NEEDS_WEBSOCKET,
                 )
             ]
         if document is not None and ctx.pre_execution_errors is None:
@@ -268,7 +269,7 @@ def operation_name_errors(document, operation_name: Any) -> list[GraphQLError]:
     return [
         _coded(
             f"This document holds {operations} operations: name the one to run in `operationName`.",
-            "OPERATION_NAME_REQUIRED",
+            ErrorCode.OPERATION_NAME_REQUIRED,
         )
     ]
 
@@ -291,7 +292,7 @@ def document_limit_errors(schema, document, settings) -> list[GraphQLError]:
             _coded(
                 f"This document selects more than {settings.max_selections:,} fields once its "
                 "fragments are expanded.",
-                "SELECTION_LIMIT_EXCEEDED",
+                ErrorCode.SELECTION_LIMIT_EXCEEDED,
                 limit=settings.max_selections,
             )
         ]
@@ -299,7 +300,7 @@ def document_limit_errors(schema, document, settings) -> list[GraphQLError]:
         isinstance(node, StringValueNode) and UNSTORABLE.search(node.value)
         for node in _string_nodes(document)
     ):
-        return [_coded(UNSTORABLE_MESSAGE, "BAD_USER_INPUT")]
+        return [_coded(UNSTORABLE_MESSAGE, ErrorCode.BAD_USER_INPUT)]
     rules = [
         *QueryDepthLimiter(max_depth=settings.max_depth).validation_rules,
         *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
@@ -309,7 +310,7 @@ def document_limit_errors(schema, document, settings) -> list[GraphQLError]:
     try:
         errors = validate(schema, document, rules)
     except RecursionError:  # Strawberry's depth limiter recurses once per fragment level
-        return [_coded("The document nests fragments too deeply.", "QUERY_TOO_DEEP")]
+        return [_coded("The document nests fragments too deeply.", ErrorCode.QUERY_TOO_DEEP)]
     except KeyError:  # an unknown fragment: the standard validation reports it
         return []
     return list(errors)
@@ -320,17 +321,17 @@ def request_limit_errors(
 ) -> list[GraphQLError]:
     """The limits that depend on the variables too: their text, and the query's cost."""
     if _unstorable(variables):
-        return [_coded(UNSTORABLE_MESSAGE, "BAD_USER_INPUT")]
+        return [_coded(UNSTORABLE_MESSAGE, ErrorCode.BAD_USER_INPUT)]
     try:
         cost = query_cost(document, operation_name, variables, schema)
     except RecursionError:
-        return [_coded("The document nests fragments too deeply.", "QUERY_TOO_DEEP")]
+        return [_coded("The document nests fragments too deeply.", ErrorCode.QUERY_TOO_DEEP)]
     if cost > settings.max_cost:
         return [
             _coded(
                 f"This query could return up to {cost:,} nodes; the limit is "
                 f"{settings.max_cost:,}. Ask for smaller pages.",
-                "QUERY_TOO_COSTLY",
+                ErrorCode.QUERY_TOO_COSTLY,
                 cost=cost,
                 maxCost=settings.max_cost,
             )
@@ -472,7 +473,7 @@ class BodyGuard:
                     *_json_error(
                         400,
                         "Batched requests are not supported: send one operation per request.",
-                        "BATCH_NOT_SUPPORTED",
+                        ErrorCode.BATCH_NOT_SUPPORTED,
                     ),
                 )
                 return
@@ -480,7 +481,8 @@ class BodyGuard:
                 orjson.loads(body)
             except orjson.JSONDecodeError:
                 await self._reject(
-                    send, *_json_error(400, "The request body is not valid JSON.", "BAD_REQUEST")
+                    send,
+                    *_json_error(400, "The request body is not valid JSON.", ErrorCode.BAD_REQUEST),
                 )
                 return
         replayed = False
@@ -496,7 +498,9 @@ class BodyGuard:
 
     @staticmethod
     def _too_large(limit: int) -> tuple[int, bytes]:
-        return _json_error(413, f"The request body exceeds {limit:,} bytes.", "REQUEST_TOO_LARGE")
+        return _json_error(
+            413, f"The request body exceeds {limit:,} bytes.", ErrorCode.REQUEST_TOO_LARGE
+        )
 
     @staticmethod
     async def _reject(send, status: int, body: bytes) -> None:
