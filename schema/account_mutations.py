@@ -10,9 +10,10 @@ from resolvers import accounts as account_q
 from resolvers import customers as customer_q
 from resolvers.context import viewer_of
 from resolvers.errors import UserErrorCode
+from resolvers.global_ids import decode_id
 from resolvers.mutations import Refused
 from schema.accounts import Account, PaymentMethod
-from schema.base import build, decode_id
+from schema.base import build
 from schema.customers import Customer
 from schema.errors import UserError, refused_payload
 

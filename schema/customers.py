@@ -19,12 +19,13 @@ from resolvers import timeline as timeline_q
 from resolvers import users as user_q
 from resolvers.context import viewer_of
 from resolvers.errors import BadUserInput
+from resolvers.global_ids import decode_id
 from resolvers.loading import count
 from resolvers.pagination import NESTED_PAGING, PageArgs
 from resolvers.relations import ChildConnection
 from schema.accounts import Account
 from schema.addresses import Address
-from schema.base import Money, build, build_all, decode_id, node_resolver, registered
+from schema.base import Money, build, build_all, node_resolver, registered
 from schema.custom_fields import CustomFieldValue
 from schema.enums import CustomerKind, CustomerOrderField, CustomerStatus, OrderDirection
 from schema.ledger import LedgerTransaction

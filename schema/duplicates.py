@@ -7,10 +7,11 @@ from resolvers import customers as customer_q
 from resolvers import duplicates as q
 from resolvers.context import viewer_of
 from resolvers.errors import BadUserInput
+from resolvers.global_ids import decode_id
 from resolvers.loading import count
 from resolvers.mutations import Refused
 from resolvers.pagination import FORWARD_PAGING, PageArgs
-from schema.base import build_all, decode_id
+from schema.base import build_all
 from schema.customers import Customer
 from schema.errors import UserError, refused_payload
 from schema.pagination import Connection, connection

@@ -19,12 +19,13 @@ from models.enums import Role
 from resolvers import import_jobs as q
 from resolvers.context import viewer_of
 from resolvers.errors import Forbidden, NotFound, UserErrorCode
+from resolvers.global_ids import decode_id
 from resolvers.import_rows import ImportOptions
 from resolvers.imports import FileRefused, Reader
 from resolvers.loading import count
 from resolvers.mutations import Problem, Refused
 from resolvers.pagination import FORWARD_PAGING, PageArgs
-from schema.base import decode_id, encode_id
+from schema.base import encode_id
 from schema.errors import UserError, refused_payload
 from schema.pagination import Connection, connection
 

@@ -10,9 +10,10 @@ from resolvers import sales_channels as channel_q
 from resolvers import search as q
 from resolvers import users as user_q
 from resolvers.context import viewer_of
+from resolvers.global_ids import decode_id
 from resolvers.loading import count
 from resolvers.pagination import FORWARD_PAGING, Ordering, PageArgs, check_cursors
-from schema.base import build, decode_id
+from schema.base import build
 from schema.enums import CustomerStatus
 from schema.pagination import Connection, connection
 from schema.sales_channels import SalesChannel

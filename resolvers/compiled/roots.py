@@ -1,5 +1,5 @@
-"""Root fields that compile: customers (with the search filters), customer, node, nodes,
-order and me."""
+"""Root fields that compile: `ROOTS` (at the end) names each with its builder; any other
+root field is answered by Strawberry."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from resolvers.compiled.json_text import (
     obj_sql,
 )
 from resolvers.errors import CodedError
-from resolvers.global_ids import decode_global_id
+from resolvers.global_ids import decode_global_id, decode_id
 from resolvers.pagination import Ordering, check_cursors
 from resolvers.scope import ScopeKind
 
@@ -157,9 +157,7 @@ def _root_customer(b: Builder, gtype, nodes) -> str:
     scope = b.scope(ScopeKind.CUSTOMER, "customer")
     pk = None
     if "id" in given:
-        type_name, pk = _global_id(given["id"])
-        if type_name != "Customer":
-            raise NotCompilable("not a Customer id")
+        pk = _decoded(given["id"], "Customer")
     start = customer_q.lookup(pk=pk, number=given.get("number"), email=given.get("email"))
     # customer_q.survivor: a merged customer leads to its survivor, each hop in scope.
     chain = b.sql(customer_q.survivor(start, lambda stmt: stmt.where(literal_column(scope))))
@@ -207,6 +205,14 @@ def _global_id(value: Any) -> tuple[str, int]:
         raise NotCompilable("bad global id") from exc
 
 
+def _decoded(value: Any, type_name: str) -> int:
+    """The resolvers' own `decode_id`; a bad ID or one of another type steps aside."""
+    try:
+        return decode_id(value, type_name, "id")
+    except CodedError as exc:
+        raise NotCompilable("bad global id") from exc
+
+
 def _root_node(b: Builder, gtype, nodes) -> str:
     type_name, pk = _global_id(b.args(gtype, nodes)["id"])
     return _by_id(b, type_name, b.param(pk, "bigint"), nodes)
@@ -234,10 +240,7 @@ def _root_order(b: Builder, gtype, nodes) -> str:
         number = b.param(given["number"], "text")
         pk = f"(SELECT orders.id FROM orders WHERE orders.number = {number})"
         return _by_id(b, "Order", pk, nodes)
-    type_name, pk = _global_id(given["id"])
-    if type_name != "Order":
-        raise NotCompilable("not an Order id")
-    return _by_id(b, "Order", b.param(pk, "bigint"), nodes)
+    return _by_id(b, "Order", b.param(_decoded(given["id"], "Order"), "bigint"), nodes)
 
 
 def _root_me(b: Builder, gtype, nodes) -> str:
