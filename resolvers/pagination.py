@@ -225,12 +225,12 @@ def cursor_sql(ordering: Ordering) -> ColumnElement[str]:
     """A row's cursor, computed by PostgreSQL on both read paths (the loaders select it as
     `_cursor`, the compiled builder prints it): base64url of the JSON array of its sort
     key, without padding."""
-    parts: list[ColumnElement] = [literal_column("'['")]
+    body: ColumnElement[str] = literal_column("'['", Text)
     for i, column in enumerate(ordering.columns):
-        parts += [literal_column("','")] if i else []
-        parts.append(_json_text(column))
-    parts.append(literal_column("']'"))
-    body = func.concat(*parts)
+        if i:
+            body = body + literal_column("','", Text)  # text || text
+        body = body + _json_text(column)
+    body = body + literal_column("']'", Text)
     encoded = func.encode(
         func.convert_to(body, literal_column("'UTF8'")), literal_column("'base64'")
     )
