@@ -56,6 +56,7 @@ from models.enums import CustomerStatus, CustomFieldType, Role
 from resolvers import consent, validate
 from resolvers.context import Context
 from resolvers.customers import customer
+from resolvers.errors import UserErrorCode
 from resolvers.mutations import Problem, Refused, transaction
 from resolvers.privacy_export import MAX_CHAIN
 from resolvers.scope import scope_customers
@@ -200,15 +201,19 @@ def _refuse(path: list[str] | None, code: str, message: str) -> Refused:
 def refuse_if_erased(row: Any, path: list[str] | None, what: str) -> None:
     """Writes that would put personal data back on an erased customer (or un-erase it)."""
     if row.erased_at is not None:
-        raise _refuse(path, "ERASED", f"This customer was erased: {what} cannot change.")
+        raise _refuse(
+            path, UserErrorCode.ERASED, f"This customer was erased: {what} cannot change."
+        )
 
 
 def _clean_reason(reason: str | None) -> str:
     reason = (reason or "").strip()
     if not reason:
-        raise _refuse(["input", "reason"], "REQUIRED", "Say why (e.g. the request's reference).")
+        raise _refuse(
+            ["input", "reason"], UserErrorCode.REQUIRED, "Say why (e.g. the request's reference)."
+        )
     if len(reason) > 1000:
-        raise _refuse(["input", "reason"], "INVALID", "At most 1,000 characters.")
+        raise _refuse(["input", "reason"], UserErrorCode.INVALID, "At most 1,000 characters.")
     validate.refuse_card_numbers(reason)
     return reason
 
@@ -219,16 +224,16 @@ async def _lock(conn: AsyncConnection, ctx: Context, customer_id: int) -> list[A
     stmt = scope_customers(select(customer), ctx.viewer).where(customer.c.id == customer_id)
     target = (await conn.execute(stmt.with_for_update())).first()
     if target is None:
-        raise _refuse(path, "NOT_FOUND", "No such customer.")
+        raise _refuse(path, UserErrorCode.NOT_FOUND, "No such customer.")
     if target.status == CustomerStatus.MERGED:
         raise _refuse(
             path,
-            "CONFLICT",
+            UserErrorCode.CONFLICT,
             "This customer was merged into another: erase the survivor (its merged records "
             "are erased with it).",
         )
     if target.erased_at is not None:
-        raise _refuse(path, "ERASED", "This customer is erased already.")
+        raise _refuse(path, UserErrorCode.ERASED, "This customer is erased already.")
     rows, frontier = [target], [target.id]
     for _ in range(MAX_CHAIN):
         stmt = select(customer).where(customer.c.merged_into_id.in_(frontier))
@@ -404,7 +409,7 @@ async def _sweep(conn: AsyncConnection, former: Former) -> None:
 async def erase(ctx: Context, customer_id: int, reason: str | None) -> int:
     """Pseudonymise a customer for good (see the module docstring); the event id."""
     if ctx.viewer.role is not Role.ADMIN:
-        raise _refuse(None, "FORBIDDEN", "Only admins erase customers.")
+        raise _refuse(None, UserErrorCode.FORBIDDEN, "Only admins erase customers.")
     reason = _clean_reason(reason)
     async with transaction(ctx) as conn:
         records = await _lock(conn, ctx, customer_id)
@@ -414,7 +419,7 @@ async def erase(ctx: Context, customer_id: int, reason: str | None) -> int:
         if former.mentioned(reason):
             raise _refuse(
                 ["input", "reason"],
-                "INVALID",
+                UserErrorCode.INVALID,
                 "The reason is kept: it must not repeat the name, email or phone being erased.",
             )
         await conn.execute(

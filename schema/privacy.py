@@ -11,9 +11,10 @@ from resolvers import privacy as q
 from resolvers import privacy_export
 from resolvers.children import child_by_id
 from resolvers.context import viewer_of
+from resolvers.global_ids import decode_id
 from resolvers.mutations import Refused
 from resolvers.timeline import timeline_event
-from schema.base import build, decode_id
+from schema.base import build
 from schema.customers import Customer
 from schema.errors import UserError, refused_payload
 from schema.timeline import TimelineEvent
