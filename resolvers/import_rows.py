@@ -533,6 +533,8 @@ class _Writer:
         current = self._find(plan)
         if current is None:
             self._email_taken(plan.values.get("email"), None)
+            if plan.custom:
+                self._required(set(plan.custom))
             values = {**_DEFAULTS, **plan.values}
             if self.rep is not None:
                 values["sales_rep_id"] = self.rep
@@ -571,6 +573,8 @@ class _Writer:
             if address is not None or address_diff:
                 changes["address"] = {"new": plan.address.get("line1")}
         custom = self._changed_custom(target, plan.custom) if plan.custom else {}
+        if custom:
+            self._required({*(target.custom or {}), *custom})
         changes.update({f"customFields.{k}": {"new": v} for k, v in custom.items()})
         # Decided: nothing below refuses the row, so the target changes now.
         if "email" in values:
@@ -596,6 +600,13 @@ class _Writer:
         summary = f"Updated by import: {', '.join(sorted(changes))}"
         self._events.append((target, "CUSTOMER_UPDATED", summary, plan.line, changes))
         return True
+
+    def _required(self, keys: set[str]) -> None:
+        """write_values' own rule, checked before anything is written: a customer whose
+        custom values change has every required field."""
+        missing = sorted(k for k, d in self.definitions.items() if d.required and k not in keys)
+        if missing:
+            raise RowRefused(None, "REQUIRED", f"Required: {', '.join(missing)}.")
 
     def _typed(self, key: str, text_value: str) -> dict[str, Any]:
         d = self.definitions[key]
@@ -691,9 +702,6 @@ class _Writer:
                     await write_values(conn, target.id, list(target.custom_writes.items()), [])
                 except Refused as refused:
                     raise problem(refused, None) from None
-        for target in targets:
-            if target.key is not None:
-                self.seen[target.key] = target.id
         await record_many(conn, [
             {
                 "customer_id": target.id,
@@ -705,6 +713,9 @@ class _Writer:
             }
             for target, kind, summary, line, changes in self._events
         ])  # fmt: skip
+        for target in targets:
+            if target.key is not None:
+                self.seen[target.key] = target.id
 
 
 _BUMP = "version = t.version + u.bumps, updated_at = now()"
