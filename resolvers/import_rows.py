@@ -719,12 +719,12 @@ class _Writer:
 
 
 _BUMP = "version = t.version + u.bumps, updated_at = now()"
-_INSERTED = frozenset(c.name for c in customer.c if c.name not in ("id", "number")) - {
-    "phone_digits",
-    "sort_name",
-    "created_at",
-    "updated_at",
-}
+# What an import writes of a new customer (the planner's fields, the rep, the version); every
+# other column keeps its default.
+_INSERTED = frozenset((
+    "first_name", "last_name", "company_name", "reference_id", "note", "tax_code", "email",
+    "phone", "tax_status", "kind", "sales_rep_id",
+))  # fmt: skip
 _PG = postgresql.dialect()
 _TYPED = (value.c.text_value, value.c.number_value, value.c.boolean_value, value.c.date_value)
 
