@@ -19,6 +19,7 @@ from models.enums import CustomFieldType, Role
 from resolvers import custom_fields, validate
 from resolvers.context import Context
 from resolvers.custom_fields import definition, value
+from resolvers.errors import UserErrorCode
 from resolvers.mutations import Problem, Refused, transaction
 from resolvers.timeline import record
 from resolvers.writes import lock_customers, touch
@@ -28,17 +29,21 @@ KEY_HELP = "lowercase letters, digits and _, starting with a letter (max 63)"
 
 def _admin(ctx: Context) -> None:
     if ctx.viewer.role is not Role.ADMIN:
-        raise Refused(Problem(None, "FORBIDDEN", "Only admins define custom fields."))
+        raise Refused(Problem(None, UserErrorCode.FORBIDDEN, "Only admins define custom fields."))
 
 
 def _options(kind: CustomFieldType, options: list[str] | None) -> list[str] | None:
     if kind is not CustomFieldType.SELECT:
         if options:
-            raise Refused(Problem(["input", "options"], "INVALID", "Only SELECT has options."))
+            raise Refused(
+                Problem(["input", "options"], UserErrorCode.INVALID, "Only SELECT has options.")
+            )
         return None
     cleaned = [o.strip() for o in options or [] if o.strip()]
     if not cleaned or len(set(cleaned)) != len(cleaned):
-        raise Refused(Problem(["input", "options"], "INVALID", "Give distinct options."))
+        raise Refused(
+            Problem(["input", "options"], UserErrorCode.INVALID, "Give distinct options.")
+        )
     return cleaned
 
 
@@ -55,9 +60,9 @@ async def create_definition(
     _admin(ctx)
     validate.refuse_card_numbers([label, options, help_text])
     if not re.fullmatch(r"[a-z][a-z0-9_]{0,62}", key or ""):
-        raise Refused(Problem(["input", "key"], "INVALID", f"Keys use {KEY_HELP}."))
+        raise Refused(Problem(["input", "key"], UserErrorCode.INVALID, f"Keys use {KEY_HELP}."))
     if not (label or "").strip():
-        raise Refused(Problem(["input", "label"], "REQUIRED", "Give a label."))
+        raise Refused(Problem(["input", "label"], UserErrorCode.REQUIRED, "Give a label."))
     try:
         async with transaction(ctx) as conn:
             return (
@@ -76,7 +81,9 @@ async def create_definition(
                 )
             ).scalar_one()
     except IntegrityError as exc:
-        raise Refused(Problem(["input", "key"], "DUPLICATE", "This key exists.")) from exc
+        raise Refused(
+            Problem(["input", "key"], UserErrorCode.DUPLICATE, "This key exists.")
+        ) from exc
 
 
 async def update_definition(ctx: Context, def_id: int, changes: dict[str, Any]) -> int:
@@ -95,13 +102,15 @@ async def update_definition(ctx: Context, def_id: int, changes: dict[str, Any]) 
             )
         ).first()
         if row is None:
-            raise Refused(Problem(["input", "id"], "NOT_FOUND", "No such custom field."))
+            raise Refused(
+                Problem(["input", "id"], UserErrorCode.NOT_FOUND, "No such custom field.")
+            )
         if "options" in changes:
             changes["options"] = _options(CustomFieldType(row.type), changes["options"])
         if "label" in changes:
             changes["label"] = (changes["label"] or "").strip()
             if not changes["label"]:
-                raise Refused(Problem(["input", "label"], "REQUIRED", "Give a label."))
+                raise Refused(Problem(["input", "label"], UserErrorCode.REQUIRED, "Give a label."))
         if changes:
             await conn.execute(
                 update(definition)
@@ -131,21 +140,27 @@ def parse(kind: CustomFieldType, raw: str, options: list[str] | None) -> dict[st
         elif kind is CustomFieldType.SELECT:
             if raw not in (options or []):
                 raise Refused(
-                    Problem(path, "INVALID", f"Choose one of: {', '.join(options or [])}.")
+                    Problem(
+                        path, UserErrorCode.INVALID, f"Choose one of: {', '.join(options or [])}."
+                    )
                 )
             columns["text_value"] = raw
         else:
             validate.refuse_card_numbers(raw)
             columns["text_value"] = raw
     except ValueError as exc:
-        raise Refused(Problem(path, "INVALID", f"{raw!r} is not a valid {kind.value}.")) from exc
+        raise Refused(
+            Problem(path, UserErrorCode.INVALID, f"{raw!r} is not a valid {kind.value}.")
+        ) from exc
     return columns
 
 
 async def _definition(conn, key: str, path: list[str] | None = None) -> Any:
     row = (await conn.execute(select(definition).where(definition.c.key == key))).first()
     if row is None or row.archived:
-        raise Refused(Problem(path or ["input", "key"], "NOT_FOUND", "No such custom field."))
+        raise Refused(
+            Problem(path or ["input", "key"], UserErrorCode.NOT_FOUND, "No such custom field.")
+        )
     return row
 
 
@@ -179,7 +194,9 @@ async def clear_value(ctx: Context, customer_id: int, key: str) -> int:
         await lock_customers(conn, ctx, [customer_id], path=["input", "customerId"])
         d = await _definition(conn, key)
         if d.required:
-            raise Refused(Problem(["input", "key"], "REQUIRED", f"{d.label} is required."))
+            raise Refused(
+                Problem(["input", "key"], UserErrorCode.REQUIRED, f"{d.label} is required.")
+            )
         await conn.execute(
             delete(value).where(value.c.customer_id == customer_id, value.c.definition_id == d.id)
         )
@@ -195,21 +212,17 @@ async def clear_value(ctx: Context, customer_id: int, key: str) -> int:
     return customer_id
 
 
-async def write_values(
-    conn, customer_id: int, values: list[tuple[str, str | None]], path: list[str]
-) -> dict[str, str | None]:
-    """Set (or, with None, clear) several values of a customer (locked by the caller); then
-    every required, live field must have a value. Errors point at `path` + index."""
-    changed: dict[str, str | None] = {}
+Checked = list[tuple[Any, str | None, dict[str, Any] | None]]
+
+
+async def check_values(conn, values: list[tuple[str, str | None]], path: list[str]) -> Checked:
+    """Each (key, value) as (its live definition, the value, its typed columns or None to
+    clear); an unknown key or a bad value refuses, pointing at `path` + index."""
+    checked: Checked = []
     for i, (key, raw) in enumerate(values):
         d = await _definition(conn, key, [*path, str(i), "key"])
-        if raw is None:
-            await conn.execute(
-                delete(value).where(
-                    value.c.customer_id == customer_id, value.c.definition_id == d.id
-                )
-            )
-        else:
+        columns = None
+        if raw is not None:
             try:
                 columns = parse(CustomFieldType(d.type), raw, d.options)
             except Refused as refused:
@@ -217,6 +230,31 @@ async def write_values(
                 raise Refused(
                     Problem([*path, str(i), "value"], problem.code, problem.message)
                 ) from None
+        checked.append((d, raw, columns))
+    return checked
+
+
+async def write_values(
+    conn,
+    customer_id: int,
+    values: list[tuple[str, str | None]],
+    path: list[str],
+    checked: Checked | None = None,
+) -> dict[str, str | None]:
+    """Set (or, with None, clear) several values of a customer (locked by the caller); then
+    every required, live field must have a value. Errors point at `path` + index. `checked`:
+    the values already through `check_values` (a bulk job checks them once per batch)."""
+    changed: dict[str, str | None] = {}
+    if checked is None:
+        checked = await check_values(conn, values, path)
+    for d, raw, columns in checked:
+        if columns is None:
+            await conn.execute(
+                delete(value).where(
+                    value.c.customer_id == customer_id, value.c.definition_id == d.id
+                )
+            )
+        else:
             await conn.execute(
                 pg_insert(value)
                 .values(customer_id=customer_id, definition_id=d.id, **columns)
@@ -225,7 +263,7 @@ async def write_values(
                     set_={**columns, "updated_at": func.now()},
                 )
             )
-        changed[key] = raw
+        changed[d.key] = raw
     missing = (
         (
             await conn.execute(
@@ -244,7 +282,7 @@ async def write_values(
         .all()
     )
     if missing:
-        raise Refused(Problem(path, "REQUIRED", f"Required: {', '.join(missing)}."))
+        raise Refused(Problem(path, UserErrorCode.REQUIRED, f"Required: {', '.join(missing)}."))
     return changed
 
 

@@ -33,6 +33,7 @@ from models.enums import CustomerStatus, CustomFieldType, Role
 from resolvers.custom_field_mutations import parse as parse_custom
 from resolvers.custom_field_mutations import write_values
 from resolvers.customer_mutations import change_text
+from resolvers.errors import UserErrorCode
 from resolvers.import_plans import (
     NOT_STORED,
     Plan,
@@ -432,7 +433,9 @@ class _Writer:
                 continue
             except IntegrityError:
                 message = "Another customer took this email meanwhile."
-                self._reject(result, Rejected(item.line, item.raw, None, "DUPLICATE", message))
+                self._reject(
+                    result, Rejected(item.line, item.raw, None, UserErrorCode.DUPLICATE, message)
+                )
                 continue
             setattr(result, outcome, getattr(result, outcome) + 1)
 
@@ -523,7 +526,7 @@ class _Writer:
         if taken is not None:
             raise RowRefused(
                 None,
-                "DUPLICATE",
+                UserErrorCode.DUPLICATE,
                 f"Customer {taken} already has this email (to update customers by their"
                 " email, import with the email as the key).",
             )
@@ -606,7 +609,7 @@ class _Writer:
         custom values change has every required field."""
         missing = sorted(k for k, d in self.definitions.items() if d.required and k not in keys)
         if missing:
-            raise RowRefused(None, "REQUIRED", f"Required: {', '.join(missing)}.")
+            raise RowRefused(None, UserErrorCode.REQUIRED, f"Required: {', '.join(missing)}.")
 
     def _typed(self, key: str, text_value: str) -> dict[str, Any]:
         d = self.definitions[key]

@@ -12,6 +12,7 @@ from strawberry.utils.str_converters import to_camel_case
 
 from resolvers import accounts as account_q
 from resolvers import addresses as address_q
+from resolvers import consent as consent_q
 from resolvers import custom_fields as custom_field_q
 from resolvers import customers as customer_q
 from resolvers import ledger as ledger_q
@@ -20,14 +21,12 @@ from resolvers import sales_channels as channel_q
 from resolvers import tax as tax_q
 from resolvers import timeline as timeline_q
 from resolvers import users as user_q
-from resolvers.compiled.builder import NESTED_PAGE, Builder, NotCompilable, Source, clause_sql
+from resolvers.compiled.builder import Builder, Source, clause_sql
 from resolvers.compiled.json_text import (
     j_dec,
     list_sql,
     nullable_sql,
 )
-from resolvers.errors import CodedError
-from resolvers.pagination import PageArgs, page_args
 from resolvers.relations import ChildConnection, ChildList
 from resolvers.scope import ScopeKind
 from schema.base import _TYPES, columns_of
@@ -54,33 +53,20 @@ def scalar_columns(type_name: str) -> dict[str, str]:
 def _EXTRA_TYPES() -> dict[str, type]:
     from schema.accounts import BillingAddress, BillingContact
     from schema.base import Money
+    from schema.consent import MarketingConsent
     from schema.tax import TaxStatus
 
     return {
         "BillingContact": BillingContact,
         "BillingAddress": BillingAddress,
         "Money": Money,
+        "MarketingConsent": MarketingConsent,
         "TaxStatus": TaxStatus,
     }
 
 
 # ---------------------------------------------------------------------------------------
 # Relations: field -> SQL, per type
-
-
-PAGE_ARGS = frozenset(("first", "after", "last", "before"))
-
-
-def _page(b: Builder, gtype, nodes, default: int) -> PageArgs:
-    a = b.args(gtype, nodes)
-    if not a.keys() <= PAGE_ARGS:
-        raise NotCompilable("unknown arguments")
-    try:
-        return page_args(
-            a.get("first"), a.get("after"), a.get("last"), a.get("before"), default=default
-        )
-    except CodedError as exc:
-        raise NotCompilable("bad page arguments") from exc
 
 
 def _money(amount: str, currency: str = "currency"):
@@ -139,7 +125,7 @@ def child_connection(relation: ChildConnection):
     def build(b: Builder, gtype, nodes, src: Source) -> str:
         conn = b.child_type(gtype, nodes[0].name.value)
         node_type = b.child_type(conn, "nodes")
-        args = _page(b, gtype, nodes, NESTED_PAGE)
+        args = b.page(gtype, nodes)  # as the field declares its page arguments
         where = [f"{table}.customer_id = {src.col('id')}", b.scope(ScopeKind.CHILD, table)]
         return b.connection(
             conn, nodes, table=table, node_type=node_type, where=where, ordering=ordering, args=args
@@ -235,6 +221,18 @@ def _custom_fields(b: Builder, gtype, nodes, src: Source) -> str:
     return list_sql(b.object(t, nodes, inner), where, clause_sql(*custom_field_q.VALUE_ORDER))
 
 
+def _consent(channel: str):
+    """A channel's MarketingConsent, from the customer's own columns (schema.consent)."""
+
+    def build(b: Builder, gtype, nodes, src: Source) -> str:
+        t = b.child_type(gtype, nodes[0].name.value)
+        names = ("state", "opt_in_level", "updated_at", "source")
+        inner = Source(src.alias, {n: src.col(consent_q.column(channel, n)) for n in names})
+        return b.object(t, nodes, inner)
+
+    return build
+
+
 def _tax_status(b: Builder, gtype, nodes, src: Source) -> str:
     t = b.child_type(gtype, "taxStatus")
     return b.object(t, nodes, Source(src.alias, {"status": src.col("tax_status")}))
@@ -297,6 +295,8 @@ RELATIONS: dict[str, dict[str, Callable[..., str]]] = {
         "balances": _balances,
         "customFields": _custom_fields,
         "taxStatus": _tax_status,
+        "emailMarketing": _consent("email"),
+        "smsMarketing": _consent("sms"),
     },
     "Account": {
         "billingContact": _billing_contact,
