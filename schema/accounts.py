@@ -96,7 +96,10 @@ class Account(relay.Node):
             country=self.billing_country,
         )
 
-    @strawberry.field
+    @strawberry.field(
+        description="Payment methods, the default first: the first "
+        f"{q.PAYMENT_METHODS_CAP}, at most."
+    )
     async def payment_methods(self, info: Info) -> list[PaymentMethod]:
         rows = await info.context.loader(q.PAYMENT_METHODS.batch).load(self.id)
         return build_all("PaymentMethod", rows)

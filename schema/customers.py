@@ -102,7 +102,9 @@ class Customer(relay.Node):
         rows = await info.context.loader(channel_q.CUSTOMER_CHANNELS.batch).load(self.id)
         return build_all("SalesChannel", rows)
 
-    @strawberry.field(description="Every address; defaults first.")
+    @strawberry.field(
+        description=f"Addresses, defaults first: the first {address_q.ADDRESSES_CAP}, at most."
+    )
     async def addresses(self, info: Info) -> list[Address]:
         rows = await info.context.loader(address_q.ADDRESSES.batch).load(self.id)
         return build_all("Address", rows)

@@ -88,7 +88,7 @@ class Order(relay.Node):
     amount_paid_money = money_field("amount_paid", "Paid so far.")
     amount_refunded_money = money_field("amount_refunded", "Refunded so far.")
 
-    @strawberry.field
+    @strawberry.field(description=f"The lines, as placed: at most {q.MAX_LINES}.")
     async def lines(self, info: Info) -> list[OrderLine]:
         return build_all("OrderLine", await info.context.loader(q.LINES.batch).load(self.id))
 

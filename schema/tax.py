@@ -48,7 +48,10 @@ class TaxStatus:
     tax_code: str | None
     customer_id: strawberry.Private[int]
 
-    @strawberry.field
+    @strawberry.field(
+        description="Exemption certificates, newest first: the first "
+        f"{q.CERTIFICATES_CAP}, at most."
+    )
     async def exemption_certificates(self, info: Info) -> list[TaxExemptionCertificate]:
         rows = await info.context.loader(q.CERTIFICATES.batch).load(self.customer_id)
         return build_all("TaxExemptionCertificate", rows)
