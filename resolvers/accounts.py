@@ -6,7 +6,7 @@ from models import Account, PaymentMethod
 from resolvers import customers as customer_q
 from resolvers.context import Context
 from resolvers.pagination import Ordering, Page, PageArgs, paginate
-from resolvers.relations import ById, ChildList, ForeignObject
+from resolvers.relations import ById, ChildList, Embedded, ForeignObject
 from resolvers.scope import ScopeKind, scope_accounts
 
 account = Account.__table__
@@ -17,6 +17,20 @@ BY_NUMBER = Ordering((account.c.number, account.c.id))
 # the cost limit can count it.
 ACCOUNT_CUSTOMERS_CAP = 50
 BY_ID = Ordering((customer_q.customer.c.id,))
+
+
+# Account.billingContact and billingAddress, declared once: the account's own columns; no
+# address at all (null) while billing_line1 is unset.
+BILLING_CONTACT = Embedded(
+    {"name": "billing_contact_name", "email": "billing_email", "phone": "billing_phone"}
+)
+BILLING_ADDRESS = Embedded(
+    {
+        name: f"billing_{name}"
+        for name in ("line1", "line2", "city", "region", "postal_code", "country")
+    },
+    present="billing_line1",
+)
 
 
 def visible_accounts(ctx: Context) -> Select:

@@ -9,6 +9,7 @@ paths cannot drift apart, and the cost limit (server/limits.py) reads a list's c
   through joined tables (`Customer.salesChannels`), capped in SQL.
 - `LatestPer`: the newest child row per value of some columns (`Customer.balances`).
 - `ChildConnection`: a customer's child rows as a keyset-paginated connection.
+- `Embedded`: a value object made of the parent row's own columns (`Account.billingAddress`).
 """
 
 from __future__ import annotations
@@ -169,6 +170,22 @@ class ChildConnection:
 
     async def counts(self, ctx: Context, keys: Sequence[int]) -> list[int]:
         return await child_counts(ctx, self.table, keys)
+
+
+@dataclass(frozen=True, eq=False)
+class Embedded:
+    """A value object made of its parent row's columns (no statement of its own), null when
+    the `present` column is NULL: the loader path builds it from the parent object, the
+    compiled path prints it from the parent row."""
+
+    fields: Mapping[str, str]  # the value object's field -> the parent's column
+    present: str | None = None
+
+    def values(self, parent: Any) -> dict[str, Any] | None:
+        """The value object's fields from the parent (whose attributes are its columns)."""
+        if self.present is not None and getattr(parent, self.present) is None:
+            return None
+        return {name: getattr(parent, column) for name, column in self.fields.items()}
 
 
 def cap_of(relation: object) -> int | None:

@@ -26,7 +26,14 @@ from resolvers.compiled.builder import NESTED_PAGE, Builder, NotCompilable, Sour
 from resolvers.compiled.json_text import j_dec, list_sql, nullable_sql
 from resolvers.errors import CodedError
 from resolvers.pagination import PageArgs, page_args
-from resolvers.relations import ChildConnection, ChildList, ForeignObject, LatestPer, cap_of
+from resolvers.relations import (
+    ChildConnection,
+    ChildList,
+    Embedded,
+    ForeignObject,
+    LatestPer,
+    cap_of,
+)
 from resolvers.scope import ScopeKind
 from schema.base import columns_of
 
@@ -168,8 +175,25 @@ def _child_connection(relation: ChildConnection) -> Build:
     return build
 
 
+@compile_relation.register
+def _embedded(relation: Embedded) -> Build:
+    """The parent row's columns under the value object's field names; null by the same rule
+    as `Embedded.values`."""
+
+    def build(b: Builder, gtype, nodes, src: Source) -> str:
+        t = b.child_type(gtype, nodes[0].name.value)
+        inner = Source(src.alias, {k: src.col(v) for k, v in relation.fields.items()})
+        value = b.object(t, nodes, inner)
+        if relation.present is None:
+            return value
+        return f"CASE WHEN {src.col(relation.present)} IS NULL THEN 'null' ELSE {value} END"
+
+    return build
+
+
 # ---------------------------------------------------------------------------------------
-# Value objects: built from the parent's own row (no statement of their own)
+# Value objects still written twice: built from the parent's own row by a resolver here
+# and by the builder there
 
 
 def _money(amount: str, currency: str = "currency") -> Build:
@@ -179,20 +203,6 @@ def _money(amount: str, currency: str = "currency") -> Build:
         return b.object(money, nodes, inner)
 
     return build
-
-
-def _billing_contact(b: Builder, gtype, nodes, src: Source) -> str:
-    t = b.child_type(gtype, "billingContact")
-    cols = {"name": "billing_contact_name", "email": "billing_email", "phone": "billing_phone"}
-    return b.object(t, nodes, Source(src.alias, {k: src.col(v) for k, v in cols.items()}))
-
-
-def _billing_address(b: Builder, gtype, nodes, src: Source) -> str:
-    t = b.child_type(gtype, "billingAddress")
-    names = ("line1", "line2", "city", "region", "postal_code", "country")
-    inner = Source(src.alias, {k: src.col(f"billing_{k}") for k in names})
-    value = b.object(t, nodes, inner)
-    return f"CASE WHEN {src.col('billing_line1')} IS NULL THEN 'null' ELSE {value} END"
 
 
 def _tax_status(b: Builder, gtype, nodes, src: Source) -> str:
@@ -216,7 +226,6 @@ _ORDER_MONEY = (
 
 VALUE_OBJECTS: dict[str, dict[str, Build]] = {
     "Customer": {"taxStatus": _tax_status},
-    "Account": {"billingContact": _billing_contact, "billingAddress": _billing_address},
     "Order": {to_camel_case(m): _money(m) for m in _ORDER_MONEY},
     "OrderLine": {
         "unitPrice": _money("unit_price"),
@@ -244,6 +253,8 @@ DECLARED: dict[str, dict[str, object]] = {
         "customFields": custom_field_q.VALUES,
     },
     "Account": {
+        "billingContact": account_q.BILLING_CONTACT,
+        "billingAddress": account_q.BILLING_ADDRESS,
         "paymentMethods": account_q.PAYMENT_METHODS,
         "customers": account_q.ACCOUNT_CUSTOMERS,
     },
