@@ -10,7 +10,7 @@ from models import Customer, CustomerSalesChannel
 from models.enums import CustomerKind, CustomerStatus
 from resolvers.context import Context
 from resolvers.pagination import Ordering, Page, PageArgs, paginate
-from resolvers.relations import ById, ForeignObject
+from resolvers.relations import ById, Embedded, ForeignObject
 from resolvers.scope import ScopeKind, scope_customers
 
 customer = Customer.__table__
@@ -79,6 +79,8 @@ customers_by_id = CUSTOMERS.batch
 # Customer.mergedInto, and the customer a child row (order, address, …) belongs to.
 MERGED_INTO = ForeignObject(CUSTOMERS, "merged_into_id")
 OWNER = ForeignObject(CUSTOMERS, "customer_id")
+# Customer.taxStatus: the customer's own columns (its certificates are read by its id).
+TAX_STATUS = Embedded({"status": "tax_status", "tax_code": "tax_code", "customer_id": "id"})
 
 
 async def customer_by(ctx: Context, *, pk: int | None, number: str | None, email: str | None):

@@ -182,10 +182,16 @@ class Embedded:
     present: str | None = None
 
     def values(self, parent: Any) -> dict[str, Any] | None:
-        """The value object's fields from the parent (whose attributes are its columns)."""
-        if self.present is not None and getattr(parent, self.present) is None:
+        """The value object's fields from the parent object: its attributes are its columns
+        (but those its type's `__columns__` renames, schema.base.columns_of)."""
+        attrs = {c: a for a, c in getattr(type(parent), "__columns__", {}).items()}
+
+        def value(column: str) -> Any:
+            return getattr(parent, attrs.get(column, column))
+
+        if self.present is not None and value(self.present) is None:
             return None
-        return {name: getattr(parent, column) for name, column in self.fields.items()}
+        return {name: value(column) for name, column in self.fields.items()}
 
 
 def cap_of(relation: object) -> int | None:

@@ -145,7 +145,7 @@ class Customer(relay.Node):
 
     @strawberry.field
     def tax_status(self) -> TaxStatus:
-        return TaxStatus(status=self.tax_kind, tax_code=self.tax_code, customer_id=self.id)
+        return TaxStatus(**q.TAX_STATUS.values(self))
 
     @strawberry.field(description="What happened to this customer, newest first.")
     async def timeline(

@@ -205,11 +205,6 @@ def _money(amount: str, currency: str = "currency") -> Build:
     return build
 
 
-def _tax_status(b: Builder, gtype, nodes, src: Source) -> str:
-    t = b.child_type(gtype, "taxStatus")
-    return b.object(t, nodes, Source(src.alias, {"status": src.col("tax_status")}))
-
-
 def _tax_rate(b: Builder, gtype, nodes, src: Source) -> str:
     # As schema.orders._rate prints it: no trailing zeros (0.1, not 0.100000).
     return j_dec(f"trim_scale({src.col('tax_rate')})", nullable=False)
@@ -225,7 +220,6 @@ _ORDER_MONEY = (
 )
 
 VALUE_OBJECTS: dict[str, dict[str, Build]] = {
-    "Customer": {"taxStatus": _tax_status},
     "Order": {to_camel_case(m): _money(m) for m in _ORDER_MONEY},
     "OrderLine": {
         "unitPrice": _money("unit_price"),
@@ -251,6 +245,7 @@ DECLARED: dict[str, dict[str, object]] = {
         "timeline": timeline_q.EVENTS,
         "balances": ledger_q.BALANCES,
         "customFields": custom_field_q.VALUES,
+        "taxStatus": customer_q.TAX_STATUS,
     },
     "Account": {
         "billingContact": account_q.BILLING_CONTACT,
