@@ -16,7 +16,6 @@ BY_NUMBER = Ordering((account.c.number, account.c.id))
 # returns the first ACCOUNT_CUSTOMERS_CAP by id (a LIMIT in SQL on both read paths), so
 # the cost limit can count it.
 ACCOUNT_CUSTOMERS_CAP = 50
-BY_ID = Ordering((customer_q.customer.c.id,))
 
 
 # Account.billingContact and billingAddress, declared once: the account's own columns; no
