@@ -3,7 +3,8 @@
 Builds (or reuses) a database of N customers with addresses, channels, orders and custom
 field values using set-based INSERT … SELECT (fast, deterministic), starts the service
 with uvicorn on loopback, and measures p50/p95 latency over HTTP (one client, sequential
-requests) of `customerSearch` for each filter field alone, three realistic combinations
+requests) of `customerSearch` for each filter field alone, tag filters (a cohort of ~200,
+a cohort and a tag on 1 in 7, a tag on 1 in 2,000), realistic combinations
 and the RefineSearch path. Writes bench/results/search.json. A benchmark, not a test.
 """
 
@@ -44,7 +45,8 @@ SEED = [
     " 'Account ' || initcap(translate(substr(md5('a' || g), 1, 8), '0123456789', 'aeiouyrstl'))"
     " FROM generate_series(1, :n / 20) g",
     """INSERT INTO customer (id, number, kind, first_name, last_name, company_name, email,
-         phone, reference_id, sales_rep_id, account_id, created_at, updated_at)
+         phone, reference_id, sales_rep_id, account_id, created_at, updated_at, tags,
+         email_marketing_state)
        SELECT g, 'C-' || lpad(g::text, 7, '0'),
               (CASE WHEN g % 5 = 0 THEN 'BUSINESS' ELSE 'INDIVIDUAL' END)::customer_kind,
               initcap(translate(substr(md5('f' || g), 1, 6), '0123456789', 'aeiouyrstl')),
@@ -54,7 +56,12 @@ SEED = [
               'user' || g || '@example.com', '+1415' || lpad((g % 10000000)::text, 7, '0'),
               CASE WHEN g % 3 = 0 THEN 'LEGACY-' || g END,
               1 + g % 50, CASE WHEN g % 10 = 0 THEN 1 + g % (:n / 20) END,
-              now() - (g || ' minutes')::interval, now() - (g || ' minutes')::interval
+              now() - (g || ' minutes')::interval, now() - (g || ' minutes')::interval,
+              -- a cohort of ~200 customers each, "VIP" on one in 2,000, "wholesale" on 1 in 7
+              ARRAY['cohort-' || (g % 5000)]
+                || CASE WHEN g % 2000 = 0 THEN ARRAY['VIP'] ELSE '{}' END
+                || CASE WHEN g % 7 = 0 THEN ARRAY['wholesale'] ELSE '{}' END,
+              (CASE WHEN g % 3 = 0 THEN 'SUBSCRIBED' ELSE 'NOT_SUBSCRIBED' END)::marketing_state
        FROM generate_series(1, :n) g""",
     f"""INSERT INTO address (customer_id, kind, is_default, line1, city, region, postal_code,
          country)
@@ -115,6 +122,17 @@ def cases(p: dict) -> dict[str, dict]:
             "salesChannels": [channel],
             "excludeSalesChannels": ["U2FsZXNDaGFubmVsOjQ="],
         },
+        "tags any (one cohort)": {"tags": {"any": [f"Cohort-{p['cohort']}"]}},
+        "tags all (cohort + wholesale)": {"tags": {"all": [f"cohort-{p['cohort']}", "WHOLESALE"]}},
+        "tags any + none": {"tags": {"any": [f"cohort-{p['cohort']}"], "none": ["wholesale"]}},
+        "combo: tag + country + consent": {
+            "tags": {"any": ["wholesale"]},
+            "country": "NL",
+            "emailMarketing": "SUBSCRIBED",
+            "lastName": p["last_name"][:2],
+            "nameMatch": "PREFIX",
+        },
+        "RefineSearch: tag VIP (500)": {"tags": {"any": ["vip"]}},
         "RefineSearch: empty filter": {},
         "RefineSearch: country": {"country": "US"},
     }
@@ -128,7 +146,7 @@ PROBE = """SELECT c.first_name, c.last_name, c.number, c.email, c.phone,
   (SELECT number FROM account WHERE id = (SELECT account_id FROM customer
      WHERE account_id IS NOT NULL AND id >= c.id ORDER BY id LIMIT 1)) AS account,
   (SELECT number FROM orders WHERE customer_id >= c.id ORDER BY customer_id LIMIT 1) AS order,
-  a.city, a.postal_code, a.country, c.sales_rep_id
+  a.city, a.postal_code, a.country, c.sales_rep_id, c.id % 5000 AS cohort
 FROM customer c JOIN address a ON a.customer_id = c.id WHERE c.id = :id"""
 
 
@@ -147,7 +165,8 @@ QUERY = """query($f: CustomerFilter) { customerSearch(filter: $f, first: 50) {
   __typename
   ... on CustomerSearchMatches { customers { edges { node { number displayName } } } }
   ... on RefineSearch { countAtLeast kinds { value count } states { value count }
-        salesReps { salesRep { email } count } salesChannels { salesChannel { code } count } }
+        salesReps { salesRep { email } count } salesChannels { salesChannel { code } count }
+        tags { name customerCount } }
 } }"""
 
 

@@ -3,6 +3,7 @@
 from models.accounts import Account, PaymentMethod
 from models.addresses import Address
 from models.base import Base
+from models.bulk_jobs import BulkJob, BulkJobError
 from models.custom_fields import CustomFieldDefinition, CustomFieldValue
 from models.customers import Customer
 from models.duplicates import DuplicateDismissal
@@ -12,6 +13,7 @@ from models.import_jobs import ImportJob, ImportJobError
 from models.ledger import LedgerTransaction
 from models.orders import Order, OrderLine
 from models.sales_channels import CustomerSalesChannel, SalesChannel
+from models.saved_searches import SavedSearch
 from models.tax import TaxExemptionCertificate
 from models.timeline import TimelineEvent
 from models.users import ApiToken, AppUser
@@ -24,6 +26,8 @@ __all__ = [
     "ApiToken",
     "AppUser",
     "Base",
+    "BulkJob",
+    "BulkJobError",
     "CustomFieldDefinition",
     "CustomFieldValue",
     "Customer",
@@ -38,6 +42,7 @@ __all__ = [
     "OrderLine",
     "PaymentMethod",
     "SalesChannel",
+    "SavedSearch",
     "TaxExemptionCertificate",
     "TimelineEvent",
     "metadata",

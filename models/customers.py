@@ -14,11 +14,11 @@ from sqlalchemy import (
     Text,
     text,
 )
-from sqlalchemy.dialects.postgresql import CITEXT
+from sqlalchemy.dialects.postgresql import ARRAY, CITEXT
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, created_at, number_column, updated_at
-from models.enums import CustomerKind, CustomerStatus, TaxStatus
+from models.enums import CustomerKind, CustomerStatus, MarketingState, OptInLevel, TaxStatus
 
 # Sort key for orderBy: NAME ("last first", else the company, else the number), folded so
 # case and accents do not matter whatever the database collation. PostgreSQL forbids
@@ -68,15 +68,41 @@ class Customer(Base):
     )
     tax_code: Mapped[str | None] = mapped_column(Text)
     note: Mapped[str | None] = mapped_column(Text)
+    # Labels, sorted case-insensitively (resolvers/tags.py); `tag_keys` are their lower-case
+    # forms, what filters and counts compare (GIN-indexed).
+    tags: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
+    tag_keys: Mapped[list[str]] = mapped_column(
+        ARRAY(Text), Computed("cg_tag_keys(tags)", persisted=True)
+    )
     sort_name: Mapped[str] = mapped_column(Text, Computed(SORT_NAME, persisted=True))
+    # Marketing consent per channel (resolvers/consent.py): state, how it was given, when,
+    # and where from. Every change is also on the timeline.
+    email_marketing_state: Mapped[MarketingState] = mapped_column(
+        Enum(MarketingState, name="marketing_state"), server_default="NOT_SUBSCRIBED"
+    )
+    email_marketing_opt_in_level: Mapped[OptInLevel | None] = mapped_column(
+        Enum(OptInLevel, name="opt_in_level")
+    )
+    email_marketing_updated_at: Mapped[datetime | None]
+    email_marketing_source: Mapped[str | None] = mapped_column(Text)
+    sms_marketing_state: Mapped[MarketingState] = mapped_column(
+        Enum(MarketingState, name="marketing_state"), server_default="NOT_SUBSCRIBED"
+    )
+    sms_marketing_opt_in_level: Mapped[OptInLevel | None] = mapped_column(
+        Enum(OptInLevel, name="opt_in_level")
+    )
+    sms_marketing_updated_at: Mapped[datetime | None]
+    sms_marketing_source: Mapped[str | None] = mapped_column(Text)
     version: Mapped[int] = mapped_column(Integer, server_default="1")
+    # Set by customerErase (resolvers/privacy.py): personal data pseudonymised, for good.
+    erased_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = created_at()
     updated_at: Mapped[datetime] = updated_at()
 
     __table_args__ = (
         CheckConstraint(
             "first_name IS NOT NULL OR last_name IS NOT NULL OR company_name IS NOT NULL"
-            " OR email IS NOT NULL",
+            " OR email IS NOT NULL OR erased_at IS NOT NULL",
             name="identifiable",
         ),
         CheckConstraint("phone ~ '^\\+[1-9][0-9]{6,14}$'", name="phone_e164"),
@@ -84,6 +110,7 @@ class Customer(Base):
             "(status = 'MERGED') = (merged_into_id IS NOT NULL)", name="merged_has_target"
         ),
         CheckConstraint("merged_into_id <> id", name="not_merged_into_self"),
+        CheckConstraint("cardinality(tags) <= 50", name="at_most_50_tags"),
         # Email is unique among live (not merged) customers.
         Index(
             "uq_customer_email_live",
@@ -121,6 +148,7 @@ class Customer(Base):
             "id",
             postgresql_where=text("status <> 'MERGED' AND phone_digits IS NOT NULL"),
         ),
+        Index("ix_customer_tag_keys", "tag_keys", postgresql_using="gin"),
         # Keyset pagination: one index per orderBy, id as tiebreaker.
         Index("ix_customer_sort_name", "sort_name", "id"),
         Index("ix_customer_created_at", "created_at", "id"),

@@ -18,6 +18,7 @@ class CustomerStatus(enum.StrEnum):
     ACTIVE = "ACTIVE"
     ARCHIVED = "ARCHIVED"
     MERGED = "MERGED"
+    ERASED = "ERASED"  # privacy request: personal data pseudonymised (resolvers/privacy.py)
 
 
 class TaxStatus(enum.StrEnum):
@@ -60,6 +61,18 @@ class CustomFieldType(enum.StrEnum):
     BOOLEAN = "BOOLEAN"
     DATE = "DATE"
     SELECT = "SELECT"
+
+
+class MarketingState(enum.StrEnum):
+    SUBSCRIBED = "SUBSCRIBED"
+    UNSUBSCRIBED = "UNSUBSCRIBED"
+    PENDING = "PENDING"  # asked, awaiting confirmation (double opt-in)
+    NOT_SUBSCRIBED = "NOT_SUBSCRIBED"  # never asked
+
+
+class OptInLevel(enum.StrEnum):
+    SINGLE = "SINGLE"
+    CONFIRMED = "CONFIRMED"
 
 
 class JobStatus(enum.StrEnum):

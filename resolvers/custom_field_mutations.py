@@ -195,21 +195,17 @@ async def clear_value(ctx: Context, customer_id: int, key: str) -> int:
     return customer_id
 
 
-async def write_values(
-    conn, customer_id: int, values: list[tuple[str, str | None]], path: list[str]
-) -> dict[str, str | None]:
-    """Set (or, with None, clear) several values of a customer (locked by the caller); then
-    every required, live field must have a value. Errors point at `path` + index."""
-    changed: dict[str, str | None] = {}
+Checked = list[tuple[Any, str | None, dict[str, Any] | None]]
+
+
+async def check_values(conn, values: list[tuple[str, str | None]], path: list[str]) -> Checked:
+    """Each (key, value) as (its live definition, the value, its typed columns or None to
+    clear); an unknown key or a bad value refuses, pointing at `path` + index."""
+    checked: Checked = []
     for i, (key, raw) in enumerate(values):
         d = await _definition(conn, key, [*path, str(i), "key"])
-        if raw is None:
-            await conn.execute(
-                delete(value).where(
-                    value.c.customer_id == customer_id, value.c.definition_id == d.id
-                )
-            )
-        else:
+        columns = None
+        if raw is not None:
             try:
                 columns = parse(CustomFieldType(d.type), raw, d.options)
             except Refused as refused:
@@ -217,6 +213,31 @@ async def write_values(
                 raise Refused(
                     Problem([*path, str(i), "value"], problem.code, problem.message)
                 ) from None
+        checked.append((d, raw, columns))
+    return checked
+
+
+async def write_values(
+    conn,
+    customer_id: int,
+    values: list[tuple[str, str | None]],
+    path: list[str],
+    checked: Checked | None = None,
+) -> dict[str, str | None]:
+    """Set (or, with None, clear) several values of a customer (locked by the caller); then
+    every required, live field must have a value. Errors point at `path` + index. `checked`:
+    the values already through `check_values` (a bulk job checks them once per batch)."""
+    changed: dict[str, str | None] = {}
+    if checked is None:
+        checked = await check_values(conn, values, path)
+    for d, raw, columns in checked:
+        if columns is None:
+            await conn.execute(
+                delete(value).where(
+                    value.c.customer_id == customer_id, value.c.definition_id == d.id
+                )
+            )
+        else:
             await conn.execute(
                 pg_insert(value)
                 .values(customer_id=customer_id, definition_id=d.id, **columns)
@@ -225,7 +246,7 @@ async def write_values(
                     set_={**columns, "updated_at": func.now()},
                 )
             )
-        changed[key] = raw
+        changed[d.key] = raw
     missing = (
         (
             await conn.execute(

@@ -16,6 +16,7 @@ from resolvers.context import Context
 from resolvers.custom_field_mutations import write_values
 from resolvers.customers import customer
 from resolvers.mutations import Problem, Refused, transaction
+from resolvers.privacy import erased_fields, refuse_if_erased
 from resolvers.timeline import record
 from resolvers.writes import lock_customers, touch
 
@@ -66,6 +67,16 @@ def change_text(value: Any) -> str | None:
     return None if value is None else str(getattr(value, "value", value))
 
 
+def changes_of(row: Any, values: dict[str, Any]) -> dict[str, dict[str, str | None]]:
+    """What `values` would change on a customer row, as a CUSTOMER_UPDATED event records it:
+    {column: {"old", "new"}}, only the columns that differ."""
+    return {
+        k: {"old": change_text(getattr(row, k)), "new": change_text(v)}
+        for k, v in sorted(values.items())
+        if getattr(row, k) != v
+    }
+
+
 def _duplicate_email(exc: IntegrityError) -> Refused:
     if "uq_customer_email_live" in str(exc.orig):
         return Refused(
@@ -74,7 +85,9 @@ def _duplicate_email(exc: IntegrityError) -> Refused:
     raise exc
 
 
-async def _check_rep(conn, ctx: Context, values: dict[str, Any]) -> None:
+async def check_rep(conn, ctx: Context, values: dict[str, Any]) -> None:
+    """The sales rep a customer may be given by this viewer (customerCreate/Update and bulk
+    updates): a rep assigns to themselves only; the rep must exist."""
     rep = values.get("sales_rep_id")
     if rep is None:
         return
@@ -141,7 +154,7 @@ async def create(ctx: Context, changes: CustomerChanges) -> int:
         values["sales_rep_id"] = ctx.viewer.user_id  # a rep's new customer is theirs
     try:
         async with transaction(ctx) as conn:
-            await _check_rep(conn, ctx, values)
+            await check_rep(conn, ctx, values)
             await _check_refs(conn, ctx, values, changes.sales_channel_ids)
             cid = (
                 await conn.execute(insert(customer).values(**values).returning(customer.c.id))
@@ -180,6 +193,8 @@ async def update_customer(
                     conn, ctx, [customer_id], path=["input", "id"], self_service=True
                 )
             )[customer_id]
+            if erased_fields(values):
+                refuse_if_erased(row, ["input"], "its personal data")
             if expected_version is not None and row.version != expected_version:
                 raise Refused(
                     Problem(
@@ -193,15 +208,12 @@ async def update_customer(
                     values["phone"], await _address_country(conn, customer_id), ["input", "phone"]
                 )
             merged = {n: values.get(n, getattr(row, n)) for n in NAMES}
-            if not any(merged.values()):
+            if not any(merged.values()) and row.erased_at is None:  # erased: nameless
                 raise Refused(Problem(["input"], "REQUIRED", "Keep a name, a company or an email."))
-            await _check_rep(conn, ctx, values)
+            await check_rep(conn, ctx, values)
             await _check_refs(conn, ctx, values, changes.sales_channel_ids)
-            changed = sorted(k for k, v in values.items() if getattr(row, k) != v)
-            diff = {
-                k: {"old": change_text(getattr(row, k)), "new": change_text(values[k])}
-                for k in changed
-            }
+            diff = changes_of(row, values)
+            changed = sorted(diff)
             await conn.execute(
                 update(customer)
                 .where(customer.c.id == customer_id)
@@ -224,6 +236,7 @@ async def update_customer(
 async def set_status(ctx: Context, customer_id: int, archived: bool) -> int:
     async with transaction(ctx) as conn:
         row = (await lock_customers(conn, ctx, [customer_id], path=["input", "id"]))[customer_id]
+        refuse_if_erased(row, ["input", "id"], "its status")  # ERASED is for good
         target = CustomerStatus.ARCHIVED if archived else CustomerStatus.ACTIVE
         if row.status != target:
             await conn.execute(
@@ -307,20 +320,24 @@ async def _lock_address(conn, ctx: Context, address_id: int) -> Any:
     if row is None:
         raise Refused(Problem(["input", "id"], "NOT_FOUND", "No such address."))
     try:
-        await lock_customers(conn, ctx, [row.customer_id], path=["input", "id"], self_service=True)
+        owner = await lock_customers(
+            conn, ctx, [row.customer_id], path=["input", "id"], self_service=True
+        )
     except Refused as refused:  # out of scope: the address does not exist for this viewer
         if refused.problems[0].code == "NOT_FOUND":
             raise Refused(Problem(["input", "id"], "NOT_FOUND", "No such address.")) from None
         raise
+    refuse_if_erased(owner[row.customer_id], ["input", "id"], "its addresses")
     return (await conn.execute(select(address).where(address.c.id == address_id))).one()
 
 
 async def add_address(ctx: Context, customer_id: int, values: dict[str, Any], default: bool):
     v = clean_address(values)
     async with transaction(ctx) as conn:
-        await lock_customers(
+        owner = await lock_customers(
             conn, ctx, [customer_id], path=["input", "customerId"], self_service=True
         )
+        refuse_if_erased(owner[customer_id], ["input", "customerId"], "its addresses")
         if default:
             await _unset_default(conn, customer_id, v["kind"], None)
         aid = (

@@ -22,7 +22,7 @@ from sqlalchemy import Select, Text, cast, func, insert, select, true
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from models import Address, CustomFieldDefinition, CustomFieldValue, ExportJob
-from models.enums import CustomerStatus
+from models.enums import CustomerStatus, MarketingState
 from resolvers.context import Context
 from resolvers.customers import customer, live, visible_customers
 from resolvers.rls import set_viewer
@@ -33,6 +33,7 @@ from resolvers.search import (
     TextMatch,
     filtered_customers,
 )
+from resolvers.tags import TagFilter
 
 address = Address.__table__
 definition = CustomFieldDefinition.__table__
@@ -223,6 +224,10 @@ def criteria_of(data: dict[str, Any]) -> Criteria:
     values["custom_fields"] = [CustomFieldCriterion(**c) for c in values["custom_fields"]]
     if values.get("status") is not None:
         values["status"] = [CustomerStatus(s) for s in values["status"]]
+    values["tags"] = TagFilter(**values.get("tags", {}))
+    for channel in ("email_marketing", "sms_marketing"):
+        if values.get(channel) is not None:
+            values[channel] = MarketingState(values[channel])
     return Criteria(**values)
 
 

@@ -143,6 +143,9 @@ async def plan(
     dups = [rows[i] for i in dup_ids]
     if all(d.status == CustomerStatus.MERGED and d.merged_into_id == survivor_id for d in dups):
         return None
+    if any(r.erased_at is not None for r in (survivor, *dups)):
+        # Merging would take personal data into an erased record, or un-erase one.
+        raise _refuse(["input"], "ERASED", "An erased customer cannot be merged.")
     if any(d.status == CustomerStatus.MERGED for d in dups):
         raise _refuse(
             ["input", "duplicateIds"], "CONFLICT", "A duplicate was merged elsewhere meanwhile."

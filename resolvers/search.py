@@ -38,11 +38,13 @@ from models import (
     CustomFieldValue,
     Order,
 )
-from models.enums import CustomerStatus, CustomFieldType
+from models.enums import CustomerStatus, CustomFieldType, MarketingState
 from resolvers import custom_fields
+from resolvers import tags as tag_q
 from resolvers.context import Context
 from resolvers.customers import customer, visible_customers
 from resolvers.errors import BadUserInput
+from resolvers.tags import TagFilter
 
 address = Address.__table__
 account = Account.__table__
@@ -94,6 +96,9 @@ class Criteria:
     sales_rep: int | None = None
     custom_fields: list[CustomFieldCriterion] = field(default_factory=list)
     status: list[CustomerStatus] | None = None
+    tags: TagFilter = field(default_factory=TagFilter)
+    email_marketing: MarketingState | None = None
+    sms_marketing: MarketingState | None = None
 
     def is_empty(self) -> bool:
         return not any(
@@ -255,6 +260,11 @@ def plain_conditions(c: Criteria) -> list[ColumnElement[bool]]:
         )
     if c.sales_rep is not None:
         where.append(customer.c.sales_rep_id == c.sales_rep)
+    where += tag_q.conditions(c.tags)
+    if c.email_marketing is not None:
+        where.append(customer.c.email_marketing_state == c.email_marketing)
+    if c.sms_marketing is not None:
+        where.append(customer.c.sms_marketing_state == c.sms_marketing)
     # Address fields match one address that satisfies all of them.
     place: list[ColumnElement[bool]] = []
     if c.state:
@@ -375,6 +385,8 @@ async def refine_or_none(ctx: Context, base: Select) -> Refine | None:
         .limit(10)
     )
 
+    tags = await tag_q.facet(ctx, sample)
+
     def top(counts: dict, n: int = 10) -> list[tuple[Any, int]]:
         return sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))[:n]
 
@@ -387,5 +399,6 @@ async def refine_or_none(ctx: Context, base: Select) -> Refine | None:
             "states": [(f"{r[0]}-{r[1]}" if r[1] else r[0], r[0], r[2]) for r in places],
             "salesChannels": [(str(r[0]), "", r[1]) for r in channels],
             "salesReps": [(str(k), "", n) for k, n in top(reps)],
+            "tags": [(t, t, n) for t, n in tags],
         },
     )

@@ -47,6 +47,21 @@ async def lock_customers(
     """
     if ctx.viewer.role is Role.CUSTOMER and not self_service:
         raise Refused(Problem(None, "FORBIDDEN", "Only staff can do this."))
+    found = await lock_each(conn, ctx, ids)
+    for cid in ids:
+        where = path[cid] if isinstance(path, dict) else path
+        row = found[cid]
+        if isinstance(row, Problem):
+            raise Refused(Problem(where, row.code, row.message))
+    return found
+
+
+async def lock_each(
+    conn: AsyncConnection, ctx: Context, ids: Sequence[int]
+) -> dict[int, Any | Problem]:
+    """Lock visible customers in id order: each id's row, or the Problem that refuses it
+    (NOT_FOUND: missing or out of scope, alike; CONFLICT: merged). For callers that refuse
+    customers one by one (bulk jobs) rather than the whole request (`lock_customers`)."""
     stmt = (
         scope_customers(select(customer), ctx.viewer)
         .where(customer.c.id.in_(sorted(set(ids))))
@@ -54,14 +69,16 @@ async def lock_customers(
         .with_for_update()
     )
     rows = {row.id: row for row in await conn.execute(stmt)}
+    found: dict[int, Any | Problem] = {}
     for cid in ids:
-        where = path[cid] if isinstance(path, dict) else path
         row = rows.get(cid)
         if row is None:
-            raise Refused(Problem(where, "NOT_FOUND", "No such customer."))
-        if row.status == CustomerStatus.MERGED:
-            raise Refused(Problem(where, "CONFLICT", "This customer was merged into another."))
-    return rows
+            found[cid] = Problem(None, "NOT_FOUND", "No such customer.")
+        elif row.status == CustomerStatus.MERGED:
+            found[cid] = Problem(None, "CONFLICT", "This customer was merged into another.")
+        else:
+            found[cid] = row
+    return found
 
 
 async def touch(conn: AsyncConnection, customer_id: int) -> None:

@@ -14,6 +14,7 @@ from resolvers import customers as q
 from resolvers import ledger as ledger_q
 from resolvers import orders as order_q
 from resolvers import sales_channels as channel_q
+from resolvers import saved_searches as saved_search_q
 from resolvers import search as search_q
 from resolvers import timeline as timeline_q
 from resolvers import users as user_q
@@ -25,13 +26,15 @@ from resolvers.relations import ChildConnection
 from schema.accounts import Account
 from schema.addresses import Address
 from schema.base import Money, build, build_all, decode_id, from_row, node_resolver, registered
+from schema.consent import MarketingConsent, consent_of
 from schema.custom_fields import CustomFieldValue
 from schema.enums import CustomerKind, CustomerOrderField, CustomerStatus, OrderDirection
 from schema.ledger import LedgerTransaction
 from schema.orders import Order
 from schema.pagination import Connection
 from schema.sales_channels import SalesChannel
-from schema.search import CustomerFilter
+from schema.saved_searches import SavedSearch, saved_search_of
+from schema.search import CustomerFilter, criteria_of, saved_search_where
 from schema.tax import TaxStatus
 from schema.timeline import TimelineEvent
 from schema.users import User
@@ -65,14 +68,29 @@ class Customer(relay.Node):
     reference_id: str | None = strawberry.field(description='"Other ID" from an import.')
     status: CustomerStatus
     note: str | None
+    tags: list[str] = strawberry.field(
+        description="Labels, sorted without regard to case (customerTagsAdd/Remove)."
+    )
     version: int = strawberry.field(description="Send it back as expectedVersion on update.")
     created_at: datetime
     updated_at: datetime
+    erased_at: datetime | None = strawberry.field(
+        description="When a privacy request erased its personal data (status ERASED, or "
+        "MERGED into an erased customer); null otherwise."
+    )
     account_id: Private[int | None]
     sales_rep_id: Private[int | None]
     merged_into_id: Private[int | None]
     tax_kind: Private[str]
     tax_code: Private[str | None]
+    email_marketing_state: Private[str]
+    email_marketing_opt_in_level: Private[str | None]
+    email_marketing_updated_at: Private[datetime | None]
+    email_marketing_source: Private[str | None]
+    sms_marketing_state: Private[str]
+    sms_marketing_opt_in_level: Private[str | None]
+    sms_marketing_updated_at: Private[datetime | None]
+    sms_marketing_source: Private[str | None]
 
     __columns__ = {"tax_kind": "tax_status"}
 
@@ -83,6 +101,21 @@ class Customer(relay.Node):
         description="Company for a business, else first and last name (else the company, "
         "the email or the number)."
     )
+
+    @strawberry.field(description="Consent to marketing email.")
+    def email_marketing(self) -> MarketingConsent:
+        return consent_of(self, "email")
+
+    @strawberry.field(description="Consent to marketing SMS (needs a phone number).")
+    def sms_marketing(self) -> MarketingConsent:
+        return consent_of(self, "sms")
+
+    @strawberry.field(
+        description="Which of your saved searches (and the shared ones) this customer is in."
+    )
+    async def saved_searches(self, info: Info) -> list[SavedSearch]:
+        loader = info.context.loader(saved_search_q.searches_of_customers, criteria_of)
+        return [saved_search_of(r) for r in await loader.load(self.id)]
 
     @strawberry.field(description="The billing account, if the customer has one.")
     async def account(self, info: Info) -> Account | None:
@@ -220,12 +253,19 @@ class CustomerQueries:
         before: str | None = None,
         order_by: CustomerOrder | None = None,
         filter: CustomerFilter | None = None,
+        saved_search: Annotated[
+            strawberry.ID | None,
+            strawberry.argument(description="A saved search's filter (AND `filter`, if given)."),
+        ] = None,
     ) -> Connection[Customer]:
         viewer_of(info)
         ctx = info.context
         order_by = order_by or CustomerOrder()
         args = page_args(first, after, last, before)
         base = await search_q.filtered_customers(ctx, filter.criteria()) if filter else None
+        if saved_search is not None:
+            where = await saved_search_where(info, saved_search)
+            base = (q.visible_customers(ctx) if base is None else base).where(*where)
         page, base = await q.customer_page(
             ctx, args, order_by.field, order_by.direction == OrderDirection.DESC, base
         )

@@ -16,6 +16,14 @@ OrderStatus = strawberry.enum(enums.OrderStatus)
 OrderSource = strawberry.enum(enums.OrderSource)
 LedgerKind = strawberry.enum(enums.LedgerKind)
 CustomFieldType = strawberry.enum(enums.CustomFieldType)
+MarketingState = strawberry.enum(
+    enums.MarketingState,
+    description="SUBSCRIBED; UNSUBSCRIBED (opted out); PENDING (awaiting confirmation); "
+    "NOT_SUBSCRIBED (never asked).",
+)
+OptInLevel = strawberry.enum(
+    enums.OptInLevel, description="SINGLE opt-in, or CONFIRMED (double opt-in)."
+)
 CustomerOrderField = strawberry.enum(_CustomerOrderField)
 
 

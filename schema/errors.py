@@ -18,6 +18,7 @@ class UserErrorCode(enum.Enum):
     IDEMPOTENCY_CONFLICT = "IDEMPOTENCY_CONFLICT"
     INSUFFICIENT_FUNDS = "INSUFFICIENT_FUNDS"
     CARD_NUMBER_REFUSED = "CARD_NUMBER_REFUSED"
+    ERASED = "ERASED"  # the customer was erased (privacy request): no personal data again
 
 
 @strawberry.type

@@ -7,6 +7,12 @@ from strawberry.tools import merge_types
 from schema.account_mutations import AccountMutations
 from schema.accounts import AccountQueries
 from schema.base import NodeIds
+from schema.bulk_updates import (
+    BulkUpdateMutations,
+    BulkUpdateQueries,
+    BulkUpdateSubscriptions,
+)
+from schema.consent_mutations import ConsentMutations
 from schema.custom_field_mutations import CustomFieldMutations
 from schema.custom_fields import CustomFieldQueries
 from schema.customer_mutations import CustomerMutations
@@ -18,8 +24,12 @@ from schema.ledger_mutations import LedgerMutations
 from schema.merges import MergeMutations, MergeQueries
 from schema.order_mutations import OrderMutations
 from schema.orders import OrderQueries
+from schema.privacy import PrivacyMutations, PrivacyQueries
 from schema.sales_channels import SalesChannelQueries
+from schema.saved_searches import SavedSearchMutations, SavedSearchQueries
 from schema.search import SearchQueries
+from schema.tag_mutations import TagMutations
+from schema.tags import TagQueries
 from schema.tax_mutations import TaxMutations, TaxQueries
 from schema.timeline import TimelineSubscriptions
 from schema.users import UserMutations, UserQueries
@@ -52,6 +62,10 @@ Query = merge_types(
         DuplicateQueries,
         MergeQueries,
         ImportJobQueries,
+        TagQueries,
+        SavedSearchQueries,
+        BulkUpdateQueries,
+        PrivacyQueries,
     ),
 )
 
@@ -68,8 +82,15 @@ MUTATION_TYPES: tuple[type, ...] = (
     MergeMutations,
     ImportJobMutations,
     ExportMutations,
+    TagMutations,
+    ConsentMutations,
+    SavedSearchMutations,
+    BulkUpdateMutations,
+    PrivacyMutations,
 )
 
 Mutation = merge_types("Mutation", MUTATION_TYPES) if MUTATION_TYPES else None
 
-Subscription = merge_types("Subscription", (TimelineSubscriptions, ImportJobSubscriptions))
+Subscription = merge_types(
+    "Subscription", (TimelineSubscriptions, ImportJobSubscriptions, BulkUpdateSubscriptions)
+)

@@ -1,21 +1,25 @@
 """The search screen: `CustomerFilter` (for customers/accounts) and capped `customerSearch`."""
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 from strawberry.types import Info
 
 from resolvers import customers as customer_q
 from resolvers import sales_channels as channel_q
+from resolvers import saved_searches as saved_search_q
 from resolvers import search as q
+from resolvers import tags as tag_q
 from resolvers import users as user_q
 from resolvers.context import viewer_of
 from resolvers.loading import count
 from resolvers.pagination import Ordering, check_cursors, page_args
 from schema.base import build, decode_id
-from schema.enums import CustomerStatus
+from schema.enums import CustomerStatus, MarketingState
+from schema.inputs import from_json
 from schema.pagination import Connection
 from schema.sales_channels import SalesChannel
+from schema.tags import TagCount, TagFilter
 from schema.users import User
 
 if TYPE_CHECKING:
@@ -76,6 +80,13 @@ class CustomerFilter:
     )
     sales_rep: strawberry.ID | None = None
     custom_fields: list[CustomFieldFilter] | None = None
+    tags: TagFilter | None = None
+    email_marketing: MarketingState | None = strawberry.field(
+        default=None, description="Customers whose email consent is in this state."
+    )
+    sms_marketing: MarketingState | None = strawberry.field(
+        default=None, description="Customers whose SMS consent is in this state."
+    )
     status: list[CustomerStatus] | None = strawberry.field(
         default=None, description="Default: live customers (ACTIVE and ARCHIVED)."
     )
@@ -112,7 +123,22 @@ class CustomerFilter:
                 for f in self.custom_fields or []
             ],
             status=list(self.status) if self.status else None,
+            tags=self.tags.criteria() if self.tags else tag_q.TagFilter(),
+            email_marketing=self.email_marketing,
+            sms_marketing=self.sms_marketing,
         )
+
+
+def criteria_of(data: dict[str, Any]) -> q.Criteria:
+    """A stored filter (GraphQL JSON) as search criteria, checked as the input would be."""
+    return from_json(CustomerFilter, data).criteria()
+
+
+async def saved_search_where(info: Info, saved_search: strawberry.ID) -> list:
+    """The clauses of `savedSearch:` on customers/customerSearch (a GraphQL error if it
+    is not yours or shared, or no longer applies)."""
+    saved_id = decode_id(saved_search, "SavedSearch", "savedSearch")
+    return await saved_search_q.run_where(info.context, saved_id, criteria_of)
 
 
 @strawberry.type
@@ -143,6 +169,7 @@ class RefineSearch:
     states: list[SearchFacet] = strawberry.field(description="Top country-state pairs.")
     sales_channels: list[SalesChannelFacet]
     sales_reps: list[SalesRepFacet]
+    tags: list[TagCount] = strawberry.field(description="The most used tags among the sample.")
 
 
 @strawberry.type(description="At most `cap` customers matched.")
@@ -178,6 +205,7 @@ async def _refine(info: Info, refine: q.Refine) -> RefineSearch:
             SalesRepFacet(sales_rep=build("User", row), count=n)
             for row, (_, _, n) in zip(reps, refine.facets["salesReps"], strict=True)
         ],
+        tags=[TagCount(name=v, customer_count=n) for v, _, n in refine.facets["tags"]],
     )
 
 
@@ -193,6 +221,10 @@ class SearchQueries:
         filter: CustomerFilter | None = None,
         first: int | None = None,
         after: str | None = None,
+        saved_search: Annotated[
+            strawberry.ID | None,
+            strawberry.argument(description="A saved search's filter (AND `filter`, if given)."),
+        ] = None,
     ) -> CustomerSearchResult:
         viewer_of(info)
         ctx = info.context
@@ -201,6 +233,8 @@ class SearchQueries:
         check_cursors(ordering, args)  # even when the matches are not read
         criteria = (filter or CustomerFilter()).criteria()
         base = await q.filtered_customers(ctx, criteria)
+        if saved_search is not None:
+            base = base.where(*await saved_search_where(info, saved_search))
         refine = await q.refine_or_none(ctx, base)
         if refine is not None:
             return await _refine(info, refine)

@@ -29,7 +29,7 @@ from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UNSET
 
-from resolvers import exports, import_jobs
+from resolvers import bulk_updates, exports, import_jobs
 from resolvers.context import Context
 from resolvers.errors import CodedError, ServiceUnavailable, is_unavailable
 from resolvers.tokens import NOT_BEARER, UNKNOWN_TOKEN, bearer, viewer_for_token
@@ -169,10 +169,13 @@ def create_app(engine: AsyncEngine | None = None, settings: Settings | None = No
         )
         # Imports a stopped process left unfinished go on after their last committed batch.
         resumed = asyncio.create_task(import_jobs.resume_jobs(engine_ref["engine"]))
+        # So do bulk updates (each batch a transaction: none is half-applied).
+        resumed_bulk = asyncio.create_task(bulk_updates.resume_jobs(engine_ref["engine"]))
         try:
             yield
         finally:
             resumed.cancel()
+            resumed_bulk.cancel()
             if engine_ref.get("hub") is not None:
                 await engine_ref["hub"].close()
             await engine_ref["engine"].dispose()

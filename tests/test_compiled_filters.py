@@ -82,6 +82,10 @@ async def test_id_status_and_account_filters_are_identical(
         {"status": ["MERGED"]},
         {"status": ["ACTIVE", "MERGED"], "lastName": "gar", "nameMatch": "PREFIX"},
         {"status": ["ARCHIVED"]},
+        {"tags": {"none": ["never-used"]}},
+        {"tags": {"any": ["never-used"], "all": ["x"]}},
+        {"emailMarketing": "NOT_SUBSCRIBED", "smsMarketing": "NOT_SUBSCRIBED"},
+        {"emailMarketing": "SUBSCRIBED"},
         {},
     ]
     for f in filters:

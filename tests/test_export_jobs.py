@@ -75,3 +75,14 @@ async def test_expired_and_bad_filters(client, gql, admin_token, engine):
     bad = await download(client, later["downloadUrl"], admin_token)
     assert bad.status_code == 400
     assert bad.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+async def test_an_export_by_tags_and_consent(client, gql, admin_token, engine):
+    await make_customer(
+        engine, last_name="Tagged", tags=["VIP"], email_marketing_state="SUBSCRIBED"
+    )
+    await make_customer(engine, last_name="Plain")
+    for f in ({"tags": {"any": ["vip"]}}, {"emailMarketing": "SUBSCRIBED"}):
+        job = (await start(gql, filter=f))["job"]
+        got = await download(client, job["downloadUrl"], admin_token)
+        assert [r["Last Name"] for r in csv.DictReader(io.StringIO(got.text))] == ["Tagged"], f

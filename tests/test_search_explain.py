@@ -19,6 +19,7 @@ from resolvers.search import (
     TextMatch,
     filtered_customers,
 )
+from resolvers.tags import TagFilter
 from resolvers.viewer import Viewer
 
 N = 20_000
@@ -37,6 +38,9 @@ SEED = [
              'c' || g || '@x.test', '+1415' || lpad(g::text, 7, '0'), 'REF' || g,
              1 + g % 200, CASE WHEN g % 10 = 0 THEN 1 + g % 2000 END
       FROM generate_series(1, {N}) g""",
+    # Tags: one of 300 per customer, and "vip" on one customer in 100.
+    """UPDATE customer SET tags = CASE WHEN id % 100 = 0 THEN ARRAY['t' || id % 300, 'VIP']
+      ELSE ARRAY['t' || id % 300] END""",
     f"""INSERT INTO address (customer_id, kind, line1, city, region, postal_code, country)
       SELECT g, 'SHIPPING', g || ' Road', 'City' || (g % 2000),
              CASE WHEN g % 500 = 0 THEN 'CA' ELSE 'NY' END, 'P' || g,
@@ -69,6 +73,8 @@ FILTERS = {
     "orderId": Criteria(order_id="O-000076"),
     "salesRep": Criteria(sales_rep=7),
     "salesChannels": Criteria(sales_channels=[7]),
+    "tags any": Criteria(tags=TagFilter(any=["vip"])),
+    "tags all": Criteria(tags=TagFilter(all=["T100", "vip"])),
     "customFields range": Criteria(custom_fields=[CustomFieldCriterion("ltv", min="10", max="20")]),
 }
 

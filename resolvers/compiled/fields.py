@@ -14,6 +14,7 @@ from strawberry.utils.str_converters import to_camel_case
 
 from resolvers import accounts as account_q
 from resolvers import addresses as address_q
+from resolvers import consent as consent_q
 from resolvers import custom_fields as custom_field_q
 from resolvers import customers as customer_q
 from resolvers import ledger as ledger_q
@@ -246,6 +247,8 @@ DECLARED: dict[str, dict[str, object]] = {
         "balances": ledger_q.BALANCES,
         "customFields": custom_field_q.VALUES,
         "taxStatus": customer_q.TAX_STATUS,
+        "emailMarketing": consent_q.MARKETING["email"],
+        "smsMarketing": consent_q.MARKETING["sms"],
     },
     "Account": {
         "billingContact": account_q.BILLING_CONTACT,

@@ -10,7 +10,6 @@ from graphql import (
     FieldNode,
     GraphQLObjectType,
 )
-from strawberry.utils.str_converters import to_camel_case
 
 from resolvers import accounts as account_q
 from resolvers import customers as customer_q
@@ -37,18 +36,14 @@ from resolvers.scope import ScopeKind
 def _filter_criteria(raw: dict[str, Any]) -> search_q.Criteria:
     """The field-by-field path's own `CustomerFilter.criteria()`, from graphql-core's
     argument dict (so a new filter field can never be silently ignored here)."""
+    from schema.inputs import from_json
     from schema.search import CustomerFilter
 
-    kwargs = {}
-    for f in CustomerFilter.__strawberry_definition__.fields:
-        name = f.graphql_name or to_camel_case(f.python_name)
-        if name in raw:
-            kwargs[f.python_name] = raw[name]
-    if kwargs.get("custom_fields"):
+    if raw.get("customFields"):
         raise NotCompilable("custom-field criteria look their definitions up first")
     try:
-        return CustomerFilter(**kwargs).criteria()
-    except CodedError as exc:
+        return from_json(CustomerFilter, raw).criteria()
+    except (CodedError, ValueError, KeyError) as exc:
         raise NotCompilable("bad filter") from exc
 
 
@@ -68,8 +63,16 @@ def _root_page(a: dict[str, Any]) -> PageArgs:
         raise NotCompilable("bad page arguments") from exc
 
 
+def _no_saved_search(a: dict[str, Any]) -> None:
+    # A saved search is read and re-validated first (resolvers/saved_searches.py): answered
+    # field by field.
+    if a.pop("savedSearch", None) is not None:
+        raise NotCompilable("saved search")
+
+
 def _root_customers(b: Builder, gtype, nodes) -> str:
     a = b.args(gtype, nodes)
+    _no_saved_search(a)
     raw_filter = a.pop("filter", None)
     if not a.keys() <= PAGE_ARGS | {"orderBy"}:
         raise NotCompilable("unknown arguments")
@@ -105,6 +108,7 @@ def _root_customer_search(b: Builder, gtype, nodes) -> str:
     """The matches, when at most the cap match; a guard sends RefineSearch (its counts and
     facets) to Strawberry."""
     a = b.args(gtype, nodes)
+    _no_saved_search(a)
     if not a.keys() <= {"filter", "first", "after"}:
         raise NotCompilable("unknown arguments")
     args = _root_page(a)
