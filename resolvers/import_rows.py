@@ -566,7 +566,7 @@ class _Writer:
             if self.rep is not None:
                 values["sales_rep_id"] = self.rep
             tags = self._tags(plan, {})
-            if tags:
+            if tags is not None and tags[0]:  # none: the column's default
                 values["tags"], values["tag_keys"] = tags
             consent, consent_diff = self._consent(plan, values, values.get("phone"))
             values.update(consent)
@@ -582,9 +582,10 @@ class _Writer:
                 self._email_owner[plan.values["email"].lower()] = (target.token, label)
             if plan.key is not None:
                 self._by_key[plan.key] = [target]
-            self._events.append((target, "CUSTOMER_CREATED", "Customer created by import",
-                                 self._data(plan.line)))  # fmt: skip
-            self._consent_event(target, consent_diff)
+            # The consent it starts with is in its creation event (customerMarketingConsent-
+            # Update's old/new/source per channel): one event per row, as fast as without.
+            data = self._data(plan.line) | ({"consent": consent_diff} if consent_diff else {})
+            self._events.append((target, "CUSTOMER_CREATED", "Customer created by import", data))
             return "created"
         return "updated" if self._update(plan, current) else "unchanged"
 
@@ -695,8 +696,8 @@ class _Writer:
         return values, diff
 
     def _consent_event(self, target: _Target, diff: dict[str, dict]) -> None:
-        """customerMarketingConsentUpdate's own event: consent has one history, whoever
-        changed it."""
+        """A customer's consent changed: customerMarketingConsentUpdate's own event (kind,
+        summary and data), so consent has one history whoever changed it."""
         if not diff:
             return
         summary = "; ".join(
@@ -783,7 +784,9 @@ class _Writer:
                 target.values["id"] = cid
                 target.values["version"] = 1 + target.bumps
             columns_of = lambda t: {  # noqa: E731
-                k: v for k, v in t.values.items() if k in _INSERTED or k in ("id", "version")
+                k: v
+                for k, v in t.values.items()
+                if (k in _INSERTED or k in ("id", "version")) and not _default_consent(k, v)
             }
             for columns, group in _grouped(self._new, columns_of):
                 rows = [columns_of(self._new[i]) for i, _ in group]
@@ -840,6 +843,15 @@ _INSERTED = frozenset((
     *(consent_rules.column(channel, name) for channel in consent_rules.CHANNELS
       for name in ("state", "opt_in_level", "updated_at", "source")),
 ))  # fmt: skip
+
+
+def _default_consent(column: str, value: Any) -> bool:
+    """A consent state the row leaves as the column's default: not inserted (fewer arrays
+    for the common row, and the same row)."""
+    return column in _CONSENT_STATES and value == _DEFAULTS.get(column)
+
+
+_CONSENT_STATES = frozenset(consent_rules.column(ch, "state") for ch in consent_rules.CHANNELS)
 
 
 def _tags_of(values: dict[str, Any]) -> dict[str, str]:

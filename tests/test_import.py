@@ -84,13 +84,13 @@ async def test_a_changed_row_updates_and_writes_one_event_with_its_changes(engin
     assert (result.created, result.updated) == (0, 1)
     async with engine.connect() as conn:
         rows = (await conn.execute(text("SELECT kind, data FROM timeline_event ORDER BY id"))).all()
-    # Zoë's "Accepts Email Marketing" is yes: her consent has its own event.
-    assert [r.kind for r in rows] == [
-        "CUSTOMER_CREATED",
-        "MARKETING_CONSENT_UPDATED",
-        "CUSTOMER_UPDATED",
-    ]
-    data = rows[2].data
+    assert [r.kind for r in rows] == ["CUSTOMER_CREATED", "CUSTOMER_UPDATED"]
+    # Zoë's "Accepts Email Marketing" is yes: her first consent is in her creation event.
+    assert rows[0].data["consent"]["email"]["new"] == {
+        "state": "SUBSCRIBED",
+        "optInLevel": "SINGLE",
+    }
+    data = rows[1].data
     assert data["source"] == "import" and data["line"] == 2
     assert data["changes"]["last_name"] == {"old": "Müller", "new": "Schulz"}
     assert "address" in data["changes"]

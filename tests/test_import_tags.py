@@ -57,13 +57,11 @@ async def test_tags_and_consent_import_and_a_reimport_changes_nothing(engine):
     bob = await customer(engine, "2")
     assert (bob.tags, bob.email, bob.sms) == ([], "NOT_SUBSCRIBED", "NOT_SUBSCRIBED")
     events = await timeline(engine)
-    assert [e.kind for e in events] == [
-        "CUSTOMER_CREATED",
-        "MARKETING_CONSENT_UPDATED",
-        "CUSTOMER_CREATED",
-    ]
-    # The event customerMarketingConsentUpdate writes: old and new per channel, the source.
-    assert events[1].data == {
+    # One event a row; a new customer's consent is in it, as customerMarketingConsentUpdate
+    # records a change (old and new per channel, the source).
+    assert [e.kind for e in events] == ["CUSTOMER_CREATED", "CUSTOMER_CREATED"]
+    assert "consent" not in events[1].data
+    assert events[0].data["consent"] == {
         "email": {
             "old": {"state": "NOT_SUBSCRIBED", "optInLevel": None},
             "new": {"state": "SUBSCRIBED", "optInLevel": "SINGLE"},
@@ -75,20 +73,31 @@ async def test_tags_and_consent_import_and_a_reimport_changes_nothing(engine):
             "source": "import",
         },
     }
-    assert events[1].summary == (
-        "Email marketing SUBSCRIBED (was NOT_SUBSCRIBED); SMS marketing SUBSCRIBED"
-        " (was NOT_SUBSCRIBED)"
-    )
 
     again = await run(engine, data)
     assert (again.created, again.updated, again.unchanged) == (0, 0, 2)
-    assert len(await timeline(engine)) == 3  # nothing written, not even an event
+    assert len(await timeline(engine)) == 2  # nothing written, not even an event
     assert (await customer(engine, "1")).version == zoe.version
     # Another spelling of the same tags, in another order: the same tags, no change.
     respelled = await run(
         engine, HEADER + '1,Zoë,zoe@example.de,+49 30 12345678,yes,yes,"Wholesale,vip,FAIR-2025"\n'
     )
-    assert respelled.unchanged == 1 and len(await timeline(engine)) == 3
+    assert respelled.unchanged == 1 and len(await timeline(engine)) == 2
+    # An existing customer's consent: customerMarketingConsentUpdate's own event.
+    changed = await run(engine, HEADER + "2,Bob,bob@example.com,,yes,,\n")
+    assert changed.updated == 1
+    event = (await timeline(engine))[-1]
+    assert (event.kind, event.summary) == (
+        "MARKETING_CONSENT_UPDATED",
+        "Email marketing SUBSCRIBED (was NOT_SUBSCRIBED)",
+    )
+    assert event.data == {
+        "email": {
+            "old": {"state": "NOT_SUBSCRIBED", "optInLevel": None},
+            "new": {"state": "SUBSCRIBED", "optInLevel": "SINGLE"},
+            "source": "import",
+        }
+    }
 
 
 async def test_a_changed_tag_list_writes_one_event_with_old_and_new(engine):
