@@ -236,3 +236,21 @@ async def test_tags_and_consent_across_batches_and_row_by_row(engine, monkeypatc
     async with engine.connect() as conn:
         sql = "SELECT tags, email_marketing_state::text FROM customer WHERE reference_id = '10'"
         assert tuple((await conn.execute(text(sql))).one()) == (["b", "c"], "SUBSCRIBED")
+
+
+async def test_ndjson_tags_as_a_list_and_consent_as_a_boolean(engine):
+    data = (
+        '{"Customer ID": "1", "First Name": "Ada", "Tags": ["b", "A"],'
+        ' "Accepts Email Marketing": true}\n'
+        '{"Customer ID": "2", "First Name": "Bo", "Tags": "x, y",'
+        ' "Accepts Email Marketing": "no"}\n'
+    )
+    result = await run(engine, data)
+    assert (result.created, result.rejected) == (2, 0), result.errors
+    ada, bo = await customer(engine, "1"), await customer(engine, "2")
+    assert (ada.tags, ada.email, bo.tags, bo.email) == (
+        ["A", "b"],
+        "SUBSCRIBED",
+        ["x", "y"],
+        "NOT_SUBSCRIBED",
+    )
