@@ -62,6 +62,10 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("Note", "note"),
     ("Tax Exempt", "tax_exempt"),
     ("Tax Code", "tax_code"),
+    ("Tags", "tags"),  # comma-separated, as Shopify writes them and the importer reads them
+    # The state by name (not yes/no), so a re-import sets exactly it.
+    ("Accepts Email Marketing", "email_marketing"),
+    ("Accepts SMS Marketing", "sms_marketing"),
     ("Default Address Company", "a_company"),
     ("Default Address Address1", "a_line1"),
     ("Default Address Address2", "a_line2"),
@@ -108,6 +112,9 @@ def _query(base: Select, keys: list[str], fmt: str) -> Select:
         "note": customer.c.note,
         "tax_exempt": case((customer.c.tax_status == "EXEMPT", "yes"), else_="no"),
         "tax_code": customer.c.tax_code,
+        "tags": func.array_to_string(customer.c.tags, ", "),
+        "email_marketing": cast(customer.c.email_marketing_state, Text),
+        "sms_marketing": cast(customer.c.sms_marketing_state, Text),
         **{f"a_{c}": shipping.c[c] for c in _ADDRESS},
     }
     cells = [columns[c] for _, c in COLUMNS] + [

@@ -15,16 +15,19 @@ from typing import Any
 
 import pycountry
 
-from models.enums import CustomFieldType
+from models.enums import CustomFieldType, MarketingState
+from resolvers import tags as tag_rules
 from resolvers import validate
 from resolvers.custom_field_mutations import parse as parse_custom
 from resolvers.errors import UserErrorCode
-from resolvers.imports import ColumnMap, Row, boolean, kind
+from resolvers.imports import FALSE, TRUE, ColumnMap, Row, boolean, kind
 from resolvers.mutations import Refused
 
 ADDRESS_COLUMNS = ("company", "line1", "line2", "city", "region", "postal_code", "country", "phone")
-# Fields the reader knows that have no storage yet: reported, never silently dropped.
-NOT_STORED = frozenset(("tags", "email_marketing", "sms_marketing"))
+CONSENT_CHANNELS = ("email", "sms")  # the `{channel}_marketing` fields
+# A consent cell: yes (subscribe), no (unsubscribe one who is subscribed or pending), or a
+# state by name (our own export's cells), set as it is.
+Consent = bool | MarketingState
 
 
 @dataclass
@@ -46,6 +49,8 @@ class Plan:
     values: dict[str, Any]
     address: dict[str, Any] | None
     custom: dict[str, str]
+    tags: list[str] | None = None  # the customer's tags as the file lists them; None: no column
+    consent: dict[str, Consent] | None = None  # channel -> what its cell says (empty: absent)
 
 
 class RowRefused(Exception):
@@ -77,7 +82,7 @@ class Planner:
         return self.column_of.get(name)
 
     def _plan(self, row: Row) -> Plan:
-        v = {k: x for k, x in row.values.items() if k not in NOT_STORED}
+        v = row.values
         # Before anything else, and never echoed: a card number in any cell.
         for cell_field, cell in row.values.items():
             if validate.contains_card_number(cell):
@@ -126,7 +131,54 @@ class Planner:
         key = values.get(self.key)
         if self.key == "email" and isinstance(key, str):
             key = key.lower()
-        return Plan(row.line, row.raw, key, values, self._address(v, country), self._custom(v))
+        address = self._address(v, country)
+        plan = Plan(row.line, row.raw, key, values, address, self._custom(v))
+        if "tags" in v:
+            plan.tags = self._tags(v["tags"])
+        plan.consent = {
+            channel: self._consent(channel, v[f"{channel}_marketing"])
+            for channel in CONSENT_CHANNELS
+            if v.get(f"{channel}_marketing", "").strip()
+        }
+        return plan
+
+    def _tags(self, raw: str) -> list[str]:
+        """A comma-separated list ("VIP, wholesale", Shopify's cell): each tag by
+        customerTagsAdd's rules; empty items (a trailing comma) are no tag."""
+        column = self._col("tags")
+        given = [t for t in (part.strip() for part in raw.split(",")) if t]
+        for tag in given:
+            why = tag_rules.problem(tag)
+            if why is not None:
+                shown = tag if len(tag) <= 60 else f"{tag[:60]}…"
+                raise RowRefused(column, UserErrorCode.INVALID, f"{why} ({shown!r})")
+        try:  # what is left: card numbers, and duplicates without regard to case
+            tags = tag_rules.clean(given, [column or "tags"])
+        except Refused as refused:
+            raise problem(refused, column) from None
+        if len(tags) > tag_rules.MAX_PER_CUSTOMER:
+            raise RowRefused(
+                column,
+                UserErrorCode.INVALID,
+                tag_rules.too_many("The customer", tags),
+            )
+        return tags
+
+    def _consent(self, channel: str, raw: str) -> Consent:
+        text = raw.strip()
+        name = text.upper().replace(" ", "_").replace("-", "_")
+        if name in MarketingState.__members__:
+            return MarketingState[name]
+        if text.lower() in TRUE:
+            return True
+        if text.lower() in FALSE:
+            return False
+        raise RowRefused(
+            self._col(f"{channel}_marketing"),
+            UserErrorCode.INVALID,
+            "Use yes/no, true/false, 1/0 or a state: SUBSCRIBED, UNSUBSCRIBED, PENDING,"
+            " NOT_SUBSCRIBED.",
+        )
 
     def _country(self, raw: str | None) -> str | None:
         if raw is None or not raw.strip():

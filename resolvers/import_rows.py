@@ -17,7 +17,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterat
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+import orjson
 from sqlalchemy import BigInteger, Text, bindparam, cast, func, select, text, union_all
+from sqlalchemy import types as sqltypes
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import ARRAY, CITEXT
 from sqlalchemy.exc import IntegrityError
@@ -29,20 +31,22 @@ from models import (
     CustomFieldDefinition,
     CustomFieldValue,
 )
-from models.enums import CustomerStatus, CustomFieldType, Role
+from models.enums import CustomerStatus, CustomFieldType, MarketingState, OptInLevel, Role
+from resolvers import consent as consent_rules
+from resolvers import tags as tag_rules
 from resolvers.custom_field_mutations import parse as parse_custom
 from resolvers.custom_field_mutations import write_values
 from resolvers.customer_mutations import change_text
 from resolvers.errors import UserErrorCode
 from resolvers.import_plans import (
-    NOT_STORED,
+    Consent,
     Plan,
     Planner,
     Rejected,
     RowRefused,
     problem,
 )
-from resolvers.imports import ColumnMap, FileRefused, Reader, Row
+from resolvers.imports import FileRefused, Reader, Row
 from resolvers.mutations import Refused
 from resolvers.rls import set_viewer
 from resolvers.timeline import record_many
@@ -133,17 +137,11 @@ async def run_import(
     result = ImportResult(
         header=reader.columns.header,
         unknown_columns=list(reader.columns.unknown),
-        ignored_columns=[
-            *reader.columns.unused,
-            *(
-                reader.columns.header[i]
-                for i, f in reader.columns.fields.items()
-                if f in NOT_STORED
-            ),
-        ],
+        ignored_columns=list(reader.columns.unused),
     )
     planner = Planner(reader.columns, key, definitions)
     writer = _Writer(key, options.source, actor_id, sales_rep_id, definitions)
+    writer.column_of = planner.column_of
     rows = _after(reader, skip)
     result.rows = skip
     for name, value in (counts or {}).items():  # a resumed job goes on counting
@@ -273,7 +271,7 @@ def _unnest(table, columns: tuple[str, ...], extra: tuple[str, ...] = ()) -> tup
     for name in columns:
         sql_type = _sql_type(table, name)
         arrays.append(f"CAST(:{name} AS {_ARRAY_TYPES.get(sql_type, 'text[]')})")
-        selected.append(f"CAST(u.{name} AS {sql_type})")
+        selected.append(_cell(table, name))
     arrays += [f"CAST(:{name} AS integer[])" for name in extra]
     names = ", ".join((*columns, *extra))
     return f"unnest({', '.join(arrays)}) AS u({names})", ", ".join(selected)
@@ -281,6 +279,21 @@ def _unnest(table, columns: tuple[str, ...], extra: tuple[str, ...] = ()) -> tup
 
 def _sql_type(table, name: str) -> str:
     return table.c[name].type.compile(dialect=_PG)
+
+
+def _is_array(table, name: str) -> bool:
+    return isinstance(table.c[name].type, sqltypes.ARRAY)
+
+
+def _cell(table, name: str) -> str:
+    """A column's value from `u`. unnest cannot carry an array of arrays (it flattens
+    them), so an array column's cell is a JSON array (text) per row, read back in order."""
+    if _is_array(table, name):
+        return (
+            f"ARRAY(SELECT j.e FROM jsonb_array_elements_text(CAST(u.{name} AS jsonb))"
+            f" WITH ORDINALITY AS j(e, n) ORDER BY j.n)"
+        )
+    return f"CAST(u.{name} AS {_sql_type(table, name)})"
 
 
 def _insert_sql(table, columns: tuple[str, ...], returning: str = "") -> Any:
@@ -298,7 +311,7 @@ def _update_sql(table, columns: tuple[str, ...], extra: str) -> Any:
     key = ("update", table.name, columns)
     if key not in _STATEMENTS:
         source, _ = _unnest(table, ("id", *columns), ("bumps",) if "u.bumps" in extra else ())
-        sets = [f"{c} = CAST(u.{c} AS {_sql_type(table, c)})" for c in columns]
+        sets = [f"{c} = {_cell(table, c)}" for c in columns]
         _STATEMENTS[key] = text(
             f"UPDATE {table.name} AS t SET {', '.join([*sets, extra])} FROM {source}"
             " WHERE t.id = u.id"
@@ -311,6 +324,8 @@ def _arrays(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> dict[str, l
 
 
 def _plain(value: Any) -> Any:
+    if isinstance(value, list):  # an array column's cell: JSON (see _cell)
+        return orjson.dumps(value).decode()
     return getattr(value, "value", value)  # an enum: its label
 
 
@@ -329,8 +344,13 @@ _NEW_IDS = text(
 _DEFAULTS = {
     c.name: c.server_default.arg
     for c in customer.c
-    if c.server_default is not None and isinstance(getattr(c.server_default, "arg", None), str)
+    if c.server_default is not None
+    and isinstance(getattr(c.server_default, "arg", None), str)
+    and c.name != "tags"  # no tags: the default, not inserted (a list where there are)
 }
+# PostgreSQL's input for the transaction's start time: a consent's updated_at, through the
+# text arrays of the set-based statements, is the time the batch writes it.
+_NOW = "now"
 
 
 @dataclass(eq=False)
@@ -384,6 +404,10 @@ class _Writer:
         # The matched customers' default shipping addresses and custom values (by id).
         self._addresses: dict[int, dict[str, Any]] = {}
         self._custom: dict[int, dict[str, dict[str, Any]]] = {}
+        # The batch's tags: each one's key (the database's lower()), each key's spelling.
+        self._tag_key: dict[str, str] = {}
+        self._tag_spelling: dict[str, str] = {}
+        self.column_of: dict[str, str] = {}  # field -> the file's column, for errors
         self._start()
         # After a race with another writer (a unique email taken meanwhile), the batch runs
         # again row by row, each in a savepoint, so the row at fault is rejected alone.
@@ -486,7 +510,7 @@ class _Writer:
         """A batch's in-memory state, from what _prefetch read."""
         self._targets: dict[int, _Target] = {}  # existing customers, by id
         self._new: list[_Target] = []
-        self._events: list[tuple[_Target, str, str, int, dict | None]] = []
+        self._events: list[tuple[_Target, str, str, dict[str, Any]]] = []
 
     def _reject(self, result: ImportResult, rejected: Rejected) -> None:
         result.rejected += 1
@@ -541,6 +565,11 @@ class _Writer:
             values = {**_DEFAULTS, **plan.values}
             if self.rep is not None:
                 values["sales_rep_id"] = self.rep
+            tags = self._tags(plan, {})
+            if tags is not None and tags[0]:  # none: the column's default
+                values["tags"], values["tag_keys"] = tags
+            consent, consent_diff = self._consent(plan, values, values.get("phone"))
+            values.update(consent)
             target = _Target(None, None, values, plan.address and dict(plan.address))
             target.line, target.key = plan.line, plan.key
             target.address_new = plan.address is not None
@@ -553,8 +582,10 @@ class _Writer:
                 self._email_owner[plan.values["email"].lower()] = (target.token, label)
             if plan.key is not None:
                 self._by_key[plan.key] = [target]
-            self._events.append((target, "CUSTOMER_CREATED", "Customer created by import",
-                                 plan.line, None))  # fmt: skip
+            # The consent it starts with is in its creation event (customerMarketingConsent-
+            # Update's old/new/source per channel): one event per row, as fast as without.
+            data = self._data(plan.line) | ({"consent": consent_diff} if consent_diff else {})
+            self._events.append((target, "CUSTOMER_CREATED", "Customer created by import", data))
             return "created"
         return "updated" if self._update(plan, current) else "unchanged"
 
@@ -567,6 +598,12 @@ class _Writer:
         own = target.token
         if "email" in values:
             self._email_taken(values["email"], own)
+        tags = self._tags(plan, _tags_of(old))
+        if tags is not None and tags[0] != list(old.get("tags") or []):
+            values["tags"] = tags[0]
+            changes["tags"] = {"old": list(old.get("tags") or []), "new": tags[0]}
+        phone = plan.values["phone"] if "phone" in plan.values else old.get("phone")
+        consent, consent_diff = self._consent(plan, old, phone)
         address, address_diff = None, {}
         if plan.address:
             if target.address is None:
@@ -585,6 +622,9 @@ class _Writer:
                 self._email_owner.pop(old["email"].lower(), None)
             if values["email"]:
                 self._email_owner[values["email"].lower()] = (own, target.number or "")
+        if "tags" in values:
+            old["tag_keys"] = tags[1]  # the generated column, as the database will compute it
+        values.update(consent)
         if values:
             old.update(values)
             target.changed.update(values)
@@ -598,11 +638,73 @@ class _Writer:
         if custom:
             target.custom.update({k: self._typed(k, v) for k, v in custom.items()})
             target.custom_writes.update(custom)
-        if not changes:
-            return False
-        summary = f"Updated by import: {', '.join(sorted(changes))}"
-        self._events.append((target, "CUSTOMER_UPDATED", summary, plan.line, changes))
-        return True
+        if changes:
+            summary = f"Updated by import: {', '.join(sorted(changes))}"
+            data = self._data(plan.line) | {"changes": changes}
+            self._events.append((target, "CUSTOMER_UPDATED", summary, data))
+        self._consent_event(target, consent_diff)
+        return bool(changes or consent_diff)
+
+    def _data(self, line: int) -> dict[str, Any]:
+        return {"source": self.source, "line": line}
+
+    def _tags(self, plan: Plan, current: dict[str, str]) -> tuple[list[str], list[str]] | None:
+        """The customer's tags as the row sets them (None: the file has no Tags column), and
+        their keys: the file's list, each tag spelled as the customer already spells it, or
+        as customers do (tags.keyed), sorted as tags.sort."""
+        if plan.tags is None:
+            return None
+        keyed: dict[str, str] = {}
+        for tag in plan.tags:
+            k = self._tag_key[tag]
+            keyed.setdefault(k, current.get(k) or self._tag_spelling[k])
+        pairs = sorted(keyed.items())
+        return tag_rules.sort(pairs), [k for k, _ in pairs]
+
+    def _consent(
+        self, plan: Plan, current: dict[str, Any], phone: str | None
+    ) -> tuple[dict[str, Any], dict[str, dict]]:
+        """The consent columns the row changes, and the change per channel as
+        customerMarketingConsentUpdate records it (old, new, source). Raises RowRefused for
+        SMS consent without a phone."""
+        values: dict[str, Any] = {}
+        diff: dict[str, dict] = {}
+        for channel, given in (plan.consent or {}).items():
+            old_state = MarketingState(current[consent_rules.column(channel, "state")])
+            old_level = current.get(consent_rules.column(channel, "opt_in_level"))
+            old_level = old_level and OptInLevel(old_level)
+            state, level = _consented(given, old_state, old_level)
+            if channel == "sms" and state in consent_rules.ASKED and not phone:
+                raise RowRefused(
+                    self.column_of.get("sms_marketing"),
+                    UserErrorCode.INVALID,
+                    "SMS consent needs a phone number.",
+                )
+            if (state, level) == (old_state, old_level):
+                continue
+            values |= {
+                consent_rules.column(channel, "state"): state,
+                consent_rules.column(channel, "opt_in_level"): level,
+                consent_rules.column(channel, "updated_at"): _NOW,
+                consent_rules.column(channel, "source"): self.source,
+            }
+            diff[channel] = {
+                "old": {"state": str(old_state), "optInLevel": old_level and str(old_level)},
+                "new": {"state": str(state), "optInLevel": level and str(level)},
+                "source": self.source,
+            }
+        return values, diff
+
+    def _consent_event(self, target: _Target, diff: dict[str, dict]) -> None:
+        """A customer's consent changed: customerMarketingConsentUpdate's own event (kind,
+        summary and data), so consent has one history whoever changed it."""
+        if not diff:
+            return
+        summary = "; ".join(
+            f"{consent_rules.LABELS[ch]} marketing {d['new']['state']} (was {d['old']['state']})"
+            for ch, d in diff.items()
+        )
+        self._events.append((target, "MARKETING_CONSENT_UPDATED", summary, diff))
 
     def _required(self, keys: set[str]) -> None:
         """write_values' own rule, checked before anything is written: a customer whose
@@ -629,6 +731,7 @@ class _Writer:
     async def _read_children(self, conn: AsyncConnection, plans: list[Plan]) -> None:
         """The default shipping addresses and custom values of the customers the batch
         matched: one read each, for the rows that carry them."""
+        await self._key_tags(conn, plans)
         ids = sorted({r.id for rows in self._by_key.values() for r in rows})
         self._addresses, self._custom = {}, {}
         if not ids:
@@ -655,6 +758,15 @@ class _Writer:
                 typed = {c.name: r._mapping[c.name] for c in _TYPED}
                 self._custom.setdefault(r.customer_id, {})[r.key] = typed
 
+    async def _key_tags(self, conn: AsyncConnection, plans: list[Plan]) -> None:
+        """The batch's tags keyed as the database keys them, each key spelled as customers
+        already spell it (tags.keyed: one statement), else as the batch first spells it."""
+        given = list(dict.fromkeys(t for p in plans if p.tags for t in p.tags))
+        self._tag_key, self._tag_spelling = {}, {}
+        for tag, (k, spelled) in zip(given, await tag_rules.keyed(conn, given), strict=True):
+            self._tag_key[tag] = k
+            self._tag_spelling.setdefault(k, spelled)
+
     async def _flush(self, conn: AsyncConnection) -> None:
         """Write what the batch decided: a few statements, whatever its size."""
         updates = [t for t in self._targets.values() if t.changed]
@@ -672,7 +784,9 @@ class _Writer:
                 target.values["id"] = cid
                 target.values["version"] = 1 + target.bumps
             columns_of = lambda t: {  # noqa: E731
-                k: v for k, v in t.values.items() if k in _INSERTED or k in ("id", "version")
+                k: v
+                for k, v in t.values.items()
+                if (k in _INSERTED or k in ("id", "version")) and not _default_consent(k, v)
             }
             for columns, group in _grouped(self._new, columns_of):
                 rows = [columns_of(self._new[i]) for i, _ in group]
@@ -711,10 +825,9 @@ class _Writer:
                 "kind": kind,
                 "summary": summary,
                 "actor_id": self.actor_id,
-                "data": {"source": self.source, "line": line}
-                | ({"changes": changes} if changes is not None else {}),
+                "data": data,
             }
-            for target, kind, summary, line, changes in self._events
+            for target, kind, summary, data in self._events
         ])  # fmt: skip
         for target in targets:
             if target.key is not None:
@@ -726,11 +839,42 @@ _BUMP = "version = t.version + u.bumps, updated_at = now()"
 # other column keeps its default.
 _INSERTED = frozenset((
     "first_name", "last_name", "company_name", "reference_id", "note", "tax_code", "email",
-    "phone", "tax_status", "kind", "sales_rep_id",
+    "phone", "tax_status", "kind", "sales_rep_id", "tags",
+    *(consent_rules.column(channel, name) for channel in consent_rules.CHANNELS
+      for name in ("state", "opt_in_level", "updated_at", "source")),
 ))  # fmt: skip
+
+
+def _default_consent(column: str, value: Any) -> bool:
+    """A consent state the row leaves as the column's default: not inserted (fewer arrays
+    for the common row, and the same row)."""
+    return column in _CONSENT_STATES and value == _DEFAULTS.get(column)
+
+
+_CONSENT_STATES = frozenset(consent_rules.column(ch, "state") for ch in consent_rules.CHANNELS)
+
+
+def _tags_of(values: dict[str, Any]) -> dict[str, str]:
+    """A customer's tags by key (its `tag_keys`, as the database computed them)."""
+    return dict(zip(values.get("tag_keys") or (), values.get("tags") or (), strict=True))
+
+
+def _consented(
+    given: Consent, state: MarketingState, level: OptInLevel | None
+) -> tuple[MarketingState, OptInLevel | None]:
+    """A channel's (state, opt-in level) after a consent cell: yes subscribes (a
+    subscription keeps its level), no unsubscribes who is subscribed or pending, a state
+    by name is set as it is."""
+    if given is True or given is MarketingState.SUBSCRIBED:
+        if state is MarketingState.SUBSCRIBED:
+            return state, level
+        return MarketingState.SUBSCRIBED, OptInLevel.SINGLE
+    if given is False:
+        if state in consent_rules.ASKED:
+            return MarketingState.UNSUBSCRIBED, None
+        return state, level
+    return given, None
+
+
 _PG = postgresql.dialect()
 _TYPED = (value.c.text_value, value.c.number_value, value.c.boolean_value, value.c.date_value)
-
-
-def _not_stored(columns: ColumnMap, index: int) -> bool:
-    return columns.fields.get(index) in NOT_STORED

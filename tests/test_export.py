@@ -20,7 +20,9 @@ from tests.factories import make_customer, make_user
 # What a customer is, without the numbers and ids a new database gives anew.
 SNAPSHOT = """
 SELECT c.reference_id, c.kind::text, c.first_name, c.last_name, c.company_name,
-       c.email::text, c.phone, c.note, c.tax_status::text, c.tax_code,
+       c.email::text, c.phone, c.note, c.tax_status::text, c.tax_code, c.tags, c.tag_keys,
+       c.email_marketing_state::text, c.email_marketing_opt_in_level IS NULL,
+       c.sms_marketing_state::text, c.sms_marketing_opt_in_level IS NULL,
        a.company, a.line1, a.line2, a.city, a.region, a.postal_code, a.country, a.phone,
        (SELECT jsonb_object_agg(d.key, coalesce(v.text_value, v.number_value::text,
                v.date_value::text, v.boolean_value::text))
@@ -57,14 +59,31 @@ async def test_an_export_reimports_into_an_empty_database_as_the_same_customers(
     engine, database_url
 ):
     await seed(database_url, customers=300, seed=11)
+    # Beside the seed's tags and email consent: the other states, SMS, a tag's own spaces.
+    await make_customer(
+        engine,
+        last_name="Texter",
+        phone="+12175550142",
+        tags=["a b", "VIP", "Zeta"],
+        sms_marketing_state="SUBSCRIBED",
+        sms_marketing_opt_in_level="SINGLE",
+        email_marketing_state="UNSUBSCRIBED",
+    )
+    await make_customer(
+        engine, last_name="Asked", phone="+12175550143", sms_marketing_state="PENDING"
+    )
+    await make_customer(engine, last_name="Left", email_marketing_state="PENDING")
     before = await snapshot(engine)
+    assert sum(1 for r in before if r[10]) > 100  # tags on a third of the customers at least
+    assert {r[12] for r in before} == {"SUBSCRIBED", "UNSUBSCRIBED", "PENDING", "NOT_SUBSCRIBED"}
+    assert {r[14] for r in before} == {"SUBSCRIBED", "PENDING", "NOT_SUBSCRIBED"}
     out = io.StringIO()
-    assert await export(admin(engine), out) == 300
+    assert await export(admin(engine), out) == 303
     async with engine.begin() as conn:
         await conn.execute(text("SET LOCAL session_replication_role = replica"))
         await conn.execute(text(f"TRUNCATE {CUSTOMER_TABLES} CASCADE"))
     result = await run_import(engine, io.BytesIO(out.getvalue().encode()), ImportOptions())
-    assert (result.created, result.rejected) == (300, 0), result.errors[:3]
+    assert (result.created, result.rejected) == (303, 0), result.errors[:3]
     assert result.unknown_columns == [] and result.ignored_columns == ["Number"]
     assert await snapshot(engine) == before
     # And once more: the export of the imported database is the same file, numbers aside.
@@ -79,7 +98,15 @@ async def test_an_export_reimports_into_an_empty_database_as_the_same_customers(
 
 async def test_ndjson_filter_and_scope(engine):
     rep, _ = await make_user(engine, role="SALES_REP", email="rep@example.com")
-    mine = await make_customer(engine, last_name="García", sales_rep_id=rep, email="m@x.io")
+    mine = await make_customer(
+        engine,
+        last_name="García",
+        sales_rep_id=rep,
+        email="m@x.io",
+        tags=["VIP", "wholesale"],
+        email_marketing_state="SUBSCRIBED",
+        email_marketing_opt_in_level="SINGLE",
+    )
     await make_customer(engine, last_name="Garner", email="o@x.io")
     await make_customer(engine, last_name="Smith", sales_rep_id=rep)
     criteria = Criteria(last_name="gar", name_match=TextMatch.PREFIX)
@@ -88,6 +115,16 @@ async def test_ndjson_filter_and_scope(engine):
     records = [orjson.loads(line) for line in out.getvalue().splitlines()]
     assert sorted(r["Last Name"] for r in records) == ["García", "Garner"]
     assert "Note" not in records[0]  # empty cells are left out of NDJSON
+    garcia = next(r for r in records if r["Last Name"] == "García")
+    assert garcia["Tags"] == "VIP, wholesale"
+    assert garcia["Accepts Email Marketing"] == "SUBSCRIBED"
+    assert garcia["Accepts SMS Marketing"] == "NOT_SUBSCRIBED"
+    assert "Tags" not in next(r for r in records if r["Last Name"] == "Garner")
+    # Read back as the same customers: nothing changes, no event.
+    again = await run_import(
+        engine, io.BytesIO(out.getvalue().encode()), ImportOptions(key="email")
+    )
+    assert (again.unchanged, again.rejected, again.ignored_columns) == (2, 0, ["Number"])
 
     as_rep = Context(
         engine=engine, settings=admin(engine).settings, viewer=Viewer(rep, Role.SALES_REP)
