@@ -12,6 +12,7 @@ from models import Account, Address, AppUser, CustomerSalesChannel, SalesChannel
 from models.enums import CustomerStatus, Role
 from resolvers import validate
 from resolvers.accounts import visible_accounts
+from resolvers.consent import ASKED
 from resolvers.context import Context
 from resolvers.custom_field_mutations import write_values
 from resolvers.customers import customer
@@ -229,6 +230,14 @@ async def update_customer(
                 raise Refused(
                     Problem(
                         ["input"], UserErrorCode.REQUIRED, "Keep a name, a company or an email."
+                    )
+                )
+            if "phone" in values and values["phone"] is None and row.sms_marketing_state in ASKED:
+                raise Refused(
+                    Problem(
+                        ["input", "phone"],
+                        UserErrorCode.INVALID,
+                        "SMS marketing consent needs this phone: change smsMarketing first.",
                     )
                 )
             await check_rep(conn, ctx, values)

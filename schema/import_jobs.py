@@ -69,7 +69,7 @@ class ImportJob:
         description="Columns no field matched: not imported (map them with `mapping`)."
     )
     ignored_columns: list[str] = strawberry.field(
-        description="Columns known but not imported (totals, fields this service lacks)."
+        description="Columns known but not imported (order totals, our export's Number)."
     )
     message: str | None = strawberry.field(description="Why it failed, or what it did not do.")
     created_at: datetime

@@ -155,3 +155,20 @@ async def test_filter_by_consent(gql, people):
     assert await numbers({"emailMarketing": "SUBSCRIBED"}) == [people["ada"].number]
     assert await numbers({"emailMarketing": "NOT_SUBSCRIBED"}) == [people["bob"].number]
     assert await numbers({"smsMarketing": "SUBSCRIBED"}) == []
+
+
+async def test_phone_cannot_go_while_sms_consent_needs_it(gql, people):
+    inp = {"customerId": people["ada_id"], "sms": {"state": "SUBSCRIBED"}}
+    assert (await gql.data(UPDATE, {"input": inp}))["customerMarketingConsentUpdate"][
+        "userErrors"
+    ] == []
+    clear = """mutation($input: CustomerUpdateInput!) { customerUpdate(input: $input) {
+      customer { phone } userErrors { field code } } }"""
+    refused = await gql.data(clear, {"input": {"id": people["ada_id"], "phone": None}})
+    assert refused["customerUpdate"]["userErrors"] == [
+        {"field": ["input", "phone"], "code": "INVALID"}
+    ]
+    off = {"customerId": people["ada_id"], "sms": {"state": "UNSUBSCRIBED"}}
+    await gql.data(UPDATE, {"input": off})
+    done = await gql.data(clear, {"input": {"id": people["ada_id"], "phone": None}})
+    assert done["customerUpdate"]["customer"] == {"phone": None}
