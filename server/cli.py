@@ -45,9 +45,8 @@ def _metrics_dir() -> tuple[str, bool]:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from server.runtime import open_database
-
     from server import logs
+    from server.runtime import open_database
     from server.users import UserError
 
     settings = get_settings()
