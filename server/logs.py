@@ -13,6 +13,7 @@ query text or its variables.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 from typing import Any
@@ -38,10 +39,23 @@ def _dumps(obj: Any, **_: Any) -> str:
     return orjson.dumps(obj, default=str).decode()
 
 
+def _add_pid(logger: Any, method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    event_dict["pid"] = _PID  # which worker: `serve --workers N` interleaves their lines
+    return event_dict
+
+
+_PID = os.getpid()  # workers are spawned, not forked: each imports this module itself
+
+
 def formatter(fmt: str = "json") -> logging.Formatter:
     """The formatter of every handler `serve` installs (a dictConfig factory)."""
     timestamp = structlog.processors.TimeStamper(fmt="iso", utc=True)
-    shared = [structlog.stdlib.add_log_level, structlog.stdlib.add_logger_name, timestamp]
+    shared = [
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        timestamp,
+        _add_pid,
+    ]
     if fmt == "json":
         tail: list[Any] = [
             structlog.processors.format_exc_info,
