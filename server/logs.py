@@ -39,6 +39,11 @@ def _dumps(obj: Any, **_: Any) -> str:
     return orjson.dumps(obj, default=str).decode()
 
 
+def _drop_color(logger: Any, method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    event_dict.pop("color_message", None)  # uvicorn's terminal escapes of the same message
+    return event_dict
+
+
 def _add_pid(logger: Any, method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
     event_dict["pid"] = _PID  # which worker: `serve --workers N` interleaves their lines
     return event_dict
@@ -64,8 +69,8 @@ def formatter(fmt: str = "json") -> logging.Formatter:
     else:
         tail = [structlog.dev.ConsoleRenderer(colors=False)]
     return structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=[structlog.stdlib.ExtraAdder()],
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *shared, *tail],
+        foreign_pre_chain=[structlog.stdlib.ExtraAdder(), _drop_color],
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.remove_processors_meta, *tail],
     )
 
 
