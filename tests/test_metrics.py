@@ -7,6 +7,8 @@ tests/test_operating_serve.py checks the sum over two `serve` workers."""
 from __future__ import annotations
 
 import asyncio
+import re
+from pathlib import Path
 
 import httpx
 import pytest
@@ -23,6 +25,8 @@ from tests.test_export_jobs import START as EXPORT
 from tests.test_ledger import post as ledger_post
 from tests.test_subscriptions import ALL, Client
 
+DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
+DEPLOY_FILES = [(DEPLOY / name).read_text() for name in ("grafana-dashboard.json", "alerts.yml")]
 PAGE = "query Page { customers(first: 5) { nodes { number } } }"
 COSTLY = "{ customers(first: 100) { nodes { orders(first: 100) { nodes { number } } } } }"
 
@@ -150,3 +154,15 @@ async def test_open_subscriptions_and_events_delivered(app_engine, engine, setti
                 await asyncio.sleep(0.05)
     assert moved(before, after, "customer_graph_subscriptions_open") == 0
     assert moved(before, after, "customer_graph_subscription_events_total") == 1
+
+
+async def test_the_dashboard_and_alerts_name_real_metrics(client):
+    """deploy/ names only families /metrics serves (a renamed metric breaks this test)."""
+    exposition = (await client.get("/metrics")).text
+    named = set()
+    for text in DEPLOY_FILES:
+        named |= set(re.findall(r"customer_graph_[a-z_]+", text))
+    assert len(named) >= 10
+    for name in named:
+        family = re.sub(r"_(total|bucket|sum|count)$", "", name)
+        assert f"# TYPE {family} " in exposition, name
