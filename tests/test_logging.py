@@ -165,3 +165,30 @@ def test_text_for_a_terminal_json_otherwise():
     with pytest.raises(ValueError):
         logs.resolve_format("xml")
     assert logs.safe_name("Q4111111111111111") == "Q[digits]"
+
+
+async def test_the_line_counts_the_statements_of_dataloaders(
+    app_engine, engine, admin_token, caplog
+):
+    """Field by field, each level is a loader's statement in a task of its own: the
+    request's context follows them, so the line counts every one."""
+    from tests.factories import make_customer
+
+    await make_customer(engine)
+    settings = Settings(database_url="unused", access_log=True, compiled_reads=False)
+    transport = httpx.ASGITransport(app=create_app(engine=app_engine, settings=settings))
+    query = """{ customers(first: 5) { nodes {
+      number addresses { city } orders { nodes { number } } } } }"""
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        with caplog.at_level(logging.INFO, logger=REQUEST):
+            response = await http.post(
+                "/graphql",
+                json={"query": query},
+                headers={"Authorization": f"Bearer {admin_token}"},
+            )
+    assert "errors" not in response.json()
+    (record,) = [r for r in caplog.records if r.name == REQUEST]
+    line = record.msg
+    assert line["read_path"] == "field_by_field"
+    # token lookup, customers, addresses, orders: each query also sets the viewer first
+    assert line["statements"] >= 7, line
