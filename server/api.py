@@ -7,11 +7,12 @@ from schema.scalars import SCALAR_OVERRIDES
 from server.errors import ErrorCodes, Schema
 from server.limits import RequestLimits
 from server.observe import Observed
+from server.tracing import Traced
 
 schema = Schema(
     query=Query,
     mutation=Mutation,
     subscription=Subscription,
-    extensions=[ErrorCodes, RequestLimits, Observed],
+    extensions=[ErrorCodes, RequestLimits, Observed, Traced],
     scalar_overrides=SCALAR_OVERRIDES,
 )

@@ -34,7 +34,7 @@ from resolvers import bulk_updates, exports, import_jobs, telemetry
 from resolvers.context import Context
 from resolvers.errors import CodedError, ServiceUnavailable, is_unavailable
 from resolvers.tokens import NOT_BEARER, UNKNOWN_TOKEN, bearer, viewer_for_token
-from server import graphiql, health, metrics, observe
+from server import graphiql, health, metrics, observe, tracing
 from server.api import schema
 from server.compiled import AUTH_KEY, CompiledGraphQL
 from server.cors import Cors
@@ -169,6 +169,8 @@ def _json_error(status: int, message: str, code: str) -> JSONResponse:
 def create_app(engine: AsyncEngine | None = None, settings: Settings | None = None) -> Starlette:
     """Build the app. Given no engine, the lifespan opens the configured database itself."""
     settings = settings or get_settings()
+    if tracing.wanted():
+        tracing.enable()  # OTEL_EXPORTER_OTLP_ENDPOINT or CUSTOMER_GRAPH_TRACING=1
     engine_ref: dict[str, Any] = {"engine": engine, "owner_url": settings.migration_url}
     drain = health.Drain(settings.drain_delay)
     if settings.metrics:
@@ -335,6 +337,9 @@ def create_app(engine: AsyncEngine | None = None, settings: Settings | None = No
         # A nested customer page is hundreds of KB of JSON, a few dozen gzipped: what a
         # mobile app on a slow network waits for. Only clients that ask get it.
         app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=settings.gzip_level)
+    if tracing.enabled():
+        middleware, options = tracing.middleware()
+        app.add_middleware(middleware, **options)  # outermost: the whole request's span
     app.state.schema = schema
     app.state.engine_ref = engine_ref
     app.state.drain = drain

@@ -37,7 +37,7 @@ from resolvers.tokens import (
     viewer_setting_on,
 )
 from resolvers.viewer import ANONYMOUS, Viewer
-from server import mixed, observe
+from server import mixed, observe, tracing
 from server.database import bare_statement
 from server.errors import start_budget
 from server.limits import (
@@ -439,17 +439,19 @@ class CompiledGraphQL:
             if statement is None:
                 return None
             bare_statement(engine, statement.sql)
-            started = time.perf_counter()
-            # NULL: a guard of the statement failed (customerSearch over the cap)
-            if statement.rest:
-                row = await pg.fetchrow(statement.sql, *statement.bind(viewer))
+            name = op_name or (op.name.value if op.name else None)
+            with tracing.operation_span("query", name):
+                started = time.perf_counter()
+                # NULL: a guard of the statement failed (customerSearch over the cap)
+                if statement.rest:
+                    row = await pg.fetchrow(statement.sql, *statement.bind(viewer))
+                    observe.sql(time.perf_counter() - started)
+                    if any(value is None for value in row):
+                        return None
+                    return statement, dict(zip(statement.keys, row, strict=True))
+                answer = await pg.fetchval(statement.sql, *statement.bind(viewer))
                 observe.sql(time.perf_counter() - started)
-                if any(value is None for value in row):
-                    return None
-                return statement, dict(zip(statement.keys, row, strict=True))
-            answer = await pg.fetchval(statement.sql, *statement.bind(viewer))
-            observe.sql(time.perf_counter() - started)
-            return answer
+                return answer
         except Exception as error:
             if pg.is_closed():
                 await conn.invalidate()
