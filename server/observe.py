@@ -182,7 +182,7 @@ class Observe:
             )
         # A client's mistakes are logged even without the access log: the one line per
         # request that names them (server/errors.py leaves them to it).
-        client_errors = [c for c in codes if c not in OWN_LINE]
+        client_errors = [c for c, _ in state.errors if c not in OWN_LINE]
         if not (self.access_log or client_errors):
             return
         path = scope["path"]
