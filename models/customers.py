@@ -94,13 +94,15 @@ class Customer(Base):
     sms_marketing_updated_at: Mapped[datetime | None]
     sms_marketing_source: Mapped[str | None] = mapped_column(Text)
     version: Mapped[int] = mapped_column(Integer, server_default="1")
+    # Set by customerErase (resolvers/privacy.py): personal data pseudonymised, for good.
+    erased_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = created_at()
     updated_at: Mapped[datetime] = updated_at()
 
     __table_args__ = (
         CheckConstraint(
             "first_name IS NOT NULL OR last_name IS NOT NULL OR company_name IS NOT NULL"
-            " OR email IS NOT NULL",
+            " OR email IS NOT NULL OR erased_at IS NOT NULL",
             name="identifiable",
         ),
         CheckConstraint("phone ~ '^\\+[1-9][0-9]{6,14}$'", name="phone_e164"),

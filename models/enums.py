@@ -18,6 +18,7 @@ class CustomerStatus(enum.StrEnum):
     ACTIVE = "ACTIVE"
     ARCHIVED = "ARCHIVED"
     MERGED = "MERGED"
+    ERASED = "ERASED"  # privacy request: personal data pseudonymised (resolvers/privacy.py)
 
 
 class TaxStatus(enum.StrEnum):

@@ -14,6 +14,7 @@ from resolvers import validate
 from resolvers.accounts import account, payment_method, visible_accounts
 from resolvers.context import Context
 from resolvers.customers import customer
+from resolvers.errors import UserErrorCode
 from resolvers.mutations import Problem, Refused, transaction
 from resolvers.timeline import record
 from resolvers.writes import lock_customers, touch
@@ -33,7 +34,7 @@ BILLING = (
 
 def _staff(ctx: Context) -> None:
     if ctx.viewer.role not in (Role.ADMIN, Role.SALES_REP):
-        raise Refused(Problem(None, "FORBIDDEN", "Only staff manage billing accounts."))
+        raise Refused(Problem(None, UserErrorCode.FORBIDDEN, "Only staff manage billing accounts."))
 
 
 def clean_account(values: dict[str, Any], current: Any = None) -> dict[str, Any]:
@@ -42,7 +43,7 @@ def clean_account(values: dict[str, Any], current: Any = None) -> dict[str, Any]
     validate.refuse_card_numbers(values)
     v = {k: (x.strip() or None) if isinstance(x, str) else x for k, x in values.items()}
     if "name" in v and not v["name"]:
-        raise Refused(Problem(["input", "name"], "REQUIRED", "Name the account."))
+        raise Refused(Problem(["input", "name"], UserErrorCode.REQUIRED, "Name the account."))
     if "billing_email" in v:
         v["billing_email"] = validate.email(v["billing_email"], ["input", "billingEmail"])
     if v.get("billing_country"):
@@ -51,7 +52,11 @@ def clean_account(values: dict[str, Any], current: Any = None) -> dict[str, Any]
     if v.get("billing_region"):
         if country is None:
             raise Refused(
-                Problem(["input", "billingCountry"], "REQUIRED", "A region needs its country.")
+                Problem(
+                    ["input", "billingCountry"],
+                    UserErrorCode.REQUIRED,
+                    "A region needs its country.",
+                )
             )
         v["billing_region"] = validate.region(
             v["billing_region"], country, ["input", "billingRegion"]
@@ -75,7 +80,7 @@ async def _visible_account(conn, ctx: Context, account_id: int, path: list[str])
         )
     ).first()
     if row is None:
-        raise Refused(Problem(path, "NOT_FOUND", "No such account."))
+        raise Refused(Problem(path, UserErrorCode.NOT_FOUND, "No such account."))
     return row
 
 
@@ -86,7 +91,7 @@ async def create_account(ctx: Context, values: dict[str, Any], customer_id: int 
         raise Refused(
             Problem(
                 ["input", "customerId"],
-                "REQUIRED",
+                UserErrorCode.REQUIRED,
                 "A sales rep opens accounts for one of their customers.",
             )
         )
@@ -177,16 +182,22 @@ def clean_payment_method(values: dict[str, Any]) -> dict[str, Any]:
     token = validate.token(values.get("token"), ["input", "token"])
     last4 = values.get("last4")
     if last4 is not None and not re.fullmatch(r"\d{4}", last4):
-        raise Refused(Problem(["input", "last4"], "INVALID", "Four digits."))
+        raise Refused(Problem(["input", "last4"], UserErrorCode.INVALID, "Four digits."))
     month, year = values.get("exp_month"), values.get("exp_year")
     if (month is None) != (year is None):
-        raise Refused(Problem(["input", "expMonth"], "REQUIRED", "Give month and year."))
+        raise Refused(
+            Problem(["input", "expMonth"], UserErrorCode.REQUIRED, "Give month and year.")
+        )
     if month is not None:
         if not 1 <= month <= 12 or not 2000 <= year <= 2200:
-            raise Refused(Problem(["input", "expMonth"], "INVALID", "Not a valid expiry."))
+            raise Refused(
+                Problem(["input", "expMonth"], UserErrorCode.INVALID, "Not a valid expiry.")
+            )
         today = date.today()
         if (year, month) < (today.year, today.month):
-            raise Refused(Problem(["input", "expYear"], "INVALID", "The card has expired."))
+            raise Refused(
+                Problem(["input", "expYear"], UserErrorCode.INVALID, "The card has expired.")
+            )
     return {**values, "token": token}
 
 
@@ -235,7 +246,9 @@ async def remove_payment_method(ctx: Context, method_id: int) -> int:
             await conn.execute(select(payment_method).where(payment_method.c.id == method_id))
         ).first()
         if row is None:
-            raise Refused(Problem(["input", "id"], "NOT_FOUND", "No such payment method."))
+            raise Refused(
+                Problem(["input", "id"], UserErrorCode.NOT_FOUND, "No such payment method.")
+            )
         await _visible_account(conn, ctx, row.account_id, ["input", "id"])
         await conn.execute(delete(payment_method).where(payment_method.c.id == method_id))
         for cid in await _customers_of(conn, row.account_id):

@@ -37,7 +37,7 @@ from resolvers.custom_field_mutations import check_values, write_values
 from resolvers.custom_fields import value
 from resolvers.customer_mutations import CustomerChanges, change_text, changes_of, check_rep, clean
 from resolvers.customers import customer
-from resolvers.errors import CodedError
+from resolvers.errors import CodedError, UserErrorCode
 from resolvers.exports import criteria_json, criteria_of
 from resolvers.mutations import Problem, Refused, transaction
 from resolvers.pagination import Ordering, Page, PageArgs, paginate
@@ -114,26 +114,32 @@ async def start(
     """Check the input and store the job (QUEUED), in one transaction: bad input refuses
     and writes nothing. Returns the job's id; `run_job` does the work."""
     if ctx.viewer.role not in (Role.ADMIN, Role.SALES_REP):
-        raise Refused(Problem(None, "FORBIDDEN", "Only staff update customers in bulk."))
+        raise Refused(
+            Problem(None, UserErrorCode.FORBIDDEN, "Only staff update customers in bulk.")
+        )
     if changes.is_empty():
-        raise Refused(Problem(SET_PATH, "REQUIRED", "Set something: salesRepId, status, …"))
+        raise Refused(
+            Problem(SET_PATH, UserErrorCode.REQUIRED, "Set something: salesRepId, status, …")
+        )
     if "status" in changes.values and changes.values["status"] not in SETTABLE_STATUSES:
         raise Refused(
             Problem(
                 [*SET_PATH, "status"],
-                "INVALID",
+                UserErrorCode.INVALID,
                 "Set ACTIVE or ARCHIVED (customers are merged by customerMerge).",
             )
         )
     if ids is not None:
         ids = sorted(set(ids))
         if not ids:
-            raise Refused(Problem(["input", "customers", "ids"], "REQUIRED", "Give some ids."))
+            raise Refused(
+                Problem(["input", "customers", "ids"], UserErrorCode.REQUIRED, "Give some ids.")
+            )
         if len(ids) > MAX_IDS:
             raise Refused(
                 Problem(
                     ["input", "customers", "ids"],
-                    "INVALID",
+                    UserErrorCode.INVALID,
                     f"At most {MAX_IDS:,} ids: choose more customers with a filter.",
                 )
             )
@@ -146,7 +152,11 @@ async def start(
         for i, (d, raw, _) in enumerate(checked):
             if raw is None and d.required:  # customerClearCustomField's rule
                 raise Refused(
-                    Problem([*CUSTOM_PATH, str(i), "value"], "REQUIRED", f"{d.label} is required.")
+                    Problem(
+                        [*CUSTOM_PATH, str(i), "value"],
+                        UserErrorCode.REQUIRED,
+                        f"{d.label} is required.",
+                    )
                 )
         if criteria is not None:
             base = await _matching(ctx, criteria, ["input", "customers", "filter"])
@@ -193,7 +203,7 @@ async def _matching(ctx: Context, criteria: Criteria, path: list[str]) -> Select
     try:
         return await filtered_customers(ctx, criteria)
     except CodedError as exc:
-        raise Refused(Problem(path, "INVALID", exc.message)) from None
+        raise Refused(Problem(path, UserErrorCode.INVALID, exc.message)) from None
 
 
 # --- running a job -------------------------------------------------------------------------
@@ -404,7 +414,9 @@ async def _batch(
                     (
                         cid,
                         Problem(
-                            [*SET_PATH, "tagsAdd"], "INVALID", tag_q.too_many(row.number, tags)
+                            [*SET_PATH, "tagsAdd"],
+                            UserErrorCode.INVALID,
+                            tag_q.too_many(row.number, tags),
                         ),
                     )
                 )

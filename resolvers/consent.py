@@ -16,6 +16,7 @@ from models.enums import MarketingState, OptInLevel, Role
 from resolvers import validate
 from resolvers.context import Context
 from resolvers.customers import customer
+from resolvers.errors import UserErrorCode
 from resolvers.mutations import Problem, Refused, transaction
 from resolvers.timeline import record
 from resolvers.writes import lock_customers
@@ -43,7 +44,7 @@ def _source(ctx: Context, raw: str | None, path: list[str]) -> str:
     if not value:
         return "customer" if ctx.viewer.role is Role.CUSTOMER else "staff"
     if len(value) > MAX_SOURCE:
-        raise Refused(Problem(path, "INVALID", f"At most {MAX_SOURCE} characters."))
+        raise Refused(Problem(path, UserErrorCode.INVALID, f"At most {MAX_SOURCE} characters."))
     validate.refuse_card_numbers(value)
     return value
 
@@ -53,7 +54,11 @@ def _level(change: ConsentChange, path: list[str]) -> OptInLevel | None:
         return change.opt_in_level or OptInLevel.SINGLE
     if change.opt_in_level is not None:
         raise Refused(
-            Problem([*path, "optInLevel"], "INVALID", "Only a subscription has an opt-in level.")
+            Problem(
+                [*path, "optInLevel"],
+                UserErrorCode.INVALID,
+                "Only a subscription has an opt-in level.",
+            )
         )
     return None
 
@@ -62,7 +67,7 @@ async def update_consent(ctx: Context, customer_id: int, changes: dict[str, Cons
     """Set the given channels' consent in one transaction; a channel whose state and level
     do not change keeps its date and source and writes no event."""
     if not changes:
-        raise Refused(Problem(["input"], "REQUIRED", "Send email, sms or both."))
+        raise Refused(Problem(["input"], UserErrorCode.REQUIRED, "Send email, sms or both."))
     async with transaction(ctx) as conn:
         row = (
             await lock_customers(
@@ -75,7 +80,9 @@ async def update_consent(ctx: Context, customer_id: int, changes: dict[str, Cons
             path = ["input", channel]
             if channel == "sms" and change.state in ASKED and row.phone is None:
                 raise Refused(
-                    Problem([*path, "state"], "INVALID", "SMS consent needs a phone number.")
+                    Problem(
+                        [*path, "state"], UserErrorCode.INVALID, "SMS consent needs a phone number."
+                    )
                 )
             level = _level(change, path)
             source = _source(ctx, change.source, [*path, "source"])

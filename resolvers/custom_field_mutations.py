@@ -19,6 +19,7 @@ from models.enums import CustomFieldType, Role
 from resolvers import custom_fields, validate
 from resolvers.context import Context
 from resolvers.custom_fields import definition, value
+from resolvers.errors import UserErrorCode
 from resolvers.mutations import Problem, Refused, transaction
 from resolvers.timeline import record
 from resolvers.writes import lock_customers, touch
@@ -28,17 +29,21 @@ KEY_HELP = "lowercase letters, digits and _, starting with a letter (max 63)"
 
 def _admin(ctx: Context) -> None:
     if ctx.viewer.role is not Role.ADMIN:
-        raise Refused(Problem(None, "FORBIDDEN", "Only admins define custom fields."))
+        raise Refused(Problem(None, UserErrorCode.FORBIDDEN, "Only admins define custom fields."))
 
 
 def _options(kind: CustomFieldType, options: list[str] | None) -> list[str] | None:
     if kind is not CustomFieldType.SELECT:
         if options:
-            raise Refused(Problem(["input", "options"], "INVALID", "Only SELECT has options."))
+            raise Refused(
+                Problem(["input", "options"], UserErrorCode.INVALID, "Only SELECT has options.")
+            )
         return None
     cleaned = [o.strip() for o in options or [] if o.strip()]
     if not cleaned or len(set(cleaned)) != len(cleaned):
-        raise Refused(Problem(["input", "options"], "INVALID", "Give distinct options."))
+        raise Refused(
+            Problem(["input", "options"], UserErrorCode.INVALID, "Give distinct options.")
+        )
     return cleaned
 
 
@@ -55,9 +60,9 @@ async def create_definition(
     _admin(ctx)
     validate.refuse_card_numbers([label, options, help_text])
     if not re.fullmatch(r"[a-z][a-z0-9_]{0,62}", key or ""):
-        raise Refused(Problem(["input", "key"], "INVALID", f"Keys use {KEY_HELP}."))
+        raise Refused(Problem(["input", "key"], UserErrorCode.INVALID, f"Keys use {KEY_HELP}."))
     if not (label or "").strip():
-        raise Refused(Problem(["input", "label"], "REQUIRED", "Give a label."))
+        raise Refused(Problem(["input", "label"], UserErrorCode.REQUIRED, "Give a label."))
     try:
         async with transaction(ctx) as conn:
             return (
@@ -76,7 +81,9 @@ async def create_definition(
                 )
             ).scalar_one()
     except IntegrityError as exc:
-        raise Refused(Problem(["input", "key"], "DUPLICATE", "This key exists.")) from exc
+        raise Refused(
+            Problem(["input", "key"], UserErrorCode.DUPLICATE, "This key exists.")
+        ) from exc
 
 
 async def update_definition(ctx: Context, def_id: int, changes: dict[str, Any]) -> int:
@@ -95,13 +102,15 @@ async def update_definition(ctx: Context, def_id: int, changes: dict[str, Any]) 
             )
         ).first()
         if row is None:
-            raise Refused(Problem(["input", "id"], "NOT_FOUND", "No such custom field."))
+            raise Refused(
+                Problem(["input", "id"], UserErrorCode.NOT_FOUND, "No such custom field.")
+            )
         if "options" in changes:
             changes["options"] = _options(CustomFieldType(row.type), changes["options"])
         if "label" in changes:
             changes["label"] = (changes["label"] or "").strip()
             if not changes["label"]:
-                raise Refused(Problem(["input", "label"], "REQUIRED", "Give a label."))
+                raise Refused(Problem(["input", "label"], UserErrorCode.REQUIRED, "Give a label."))
         if changes:
             await conn.execute(
                 update(definition)
@@ -131,21 +140,27 @@ def parse(kind: CustomFieldType, raw: str, options: list[str] | None) -> dict[st
         elif kind is CustomFieldType.SELECT:
             if raw not in (options or []):
                 raise Refused(
-                    Problem(path, "INVALID", f"Choose one of: {', '.join(options or [])}.")
+                    Problem(
+                        path, UserErrorCode.INVALID, f"Choose one of: {', '.join(options or [])}."
+                    )
                 )
             columns["text_value"] = raw
         else:
             validate.refuse_card_numbers(raw)
             columns["text_value"] = raw
     except ValueError as exc:
-        raise Refused(Problem(path, "INVALID", f"{raw!r} is not a valid {kind.value}.")) from exc
+        raise Refused(
+            Problem(path, UserErrorCode.INVALID, f"{raw!r} is not a valid {kind.value}.")
+        ) from exc
     return columns
 
 
 async def _definition(conn, key: str, path: list[str] | None = None) -> Any:
     row = (await conn.execute(select(definition).where(definition.c.key == key))).first()
     if row is None or row.archived:
-        raise Refused(Problem(path or ["input", "key"], "NOT_FOUND", "No such custom field."))
+        raise Refused(
+            Problem(path or ["input", "key"], UserErrorCode.NOT_FOUND, "No such custom field.")
+        )
     return row
 
 
@@ -179,7 +194,9 @@ async def clear_value(ctx: Context, customer_id: int, key: str) -> int:
         await lock_customers(conn, ctx, [customer_id], path=["input", "customerId"])
         d = await _definition(conn, key)
         if d.required:
-            raise Refused(Problem(["input", "key"], "REQUIRED", f"{d.label} is required."))
+            raise Refused(
+                Problem(["input", "key"], UserErrorCode.REQUIRED, f"{d.label} is required.")
+            )
         await conn.execute(
             delete(value).where(value.c.customer_id == customer_id, value.c.definition_id == d.id)
         )
@@ -265,7 +282,7 @@ async def write_values(
         .all()
     )
     if missing:
-        raise Refused(Problem(path, "REQUIRED", f"Required: {', '.join(missing)}."))
+        raise Refused(Problem(path, UserErrorCode.REQUIRED, f"Required: {', '.join(missing)}."))
     return changed
 
 

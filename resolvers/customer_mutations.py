@@ -15,7 +15,9 @@ from resolvers.accounts import visible_accounts
 from resolvers.context import Context
 from resolvers.custom_field_mutations import write_values
 from resolvers.customers import customer
+from resolvers.errors import UserErrorCode
 from resolvers.mutations import Problem, Refused, transaction
+from resolvers.privacy import erased_fields, refuse_if_erased
 from resolvers.timeline import record
 from resolvers.writes import lock_customers, touch
 
@@ -79,7 +81,11 @@ def changes_of(row: Any, values: dict[str, Any]) -> dict[str, dict[str, str | No
 def _duplicate_email(exc: IntegrityError) -> Refused:
     if "uq_customer_email_live" in str(exc.orig):
         return Refused(
-            Problem(["input", "email"], "DUPLICATE", "Another customer already has this email.")
+            Problem(
+                ["input", "email"],
+                UserErrorCode.DUPLICATE,
+                "Another customer already has this email.",
+            )
         )
     raise exc
 
@@ -94,7 +100,7 @@ async def check_rep(conn, ctx: Context, values: dict[str, Any]) -> None:
         raise Refused(
             Problem(
                 ["input", "salesRepId"],
-                "FORBIDDEN",
+                UserErrorCode.FORBIDDEN,
                 "Sales reps assign customers to themselves only.",
             )
         )
@@ -102,7 +108,9 @@ async def check_rep(conn, ctx: Context, values: dict[str, Any]) -> None:
         await conn.execute(select(user.c.id).where(user.c.id == rep, user.c.role == Role.SALES_REP))
     ).first()
     if found is None:
-        raise Refused(Problem(["input", "salesRepId"], "NOT_FOUND", "No such sales rep."))
+        raise Refused(
+            Problem(["input", "salesRepId"], UserErrorCode.NOT_FOUND, "No such sales rep.")
+        )
 
 
 async def _check_refs(
@@ -115,7 +123,9 @@ async def _check_refs(
         table = Account.__table__
         stmt = visible_accounts(ctx).with_only_columns(table.c.id).where(table.c.id == account_id)
         if (await conn.execute(stmt)).first() is None:
-            raise Refused(Problem(["input", "accountId"], "NOT_FOUND", "No such account."))
+            raise Refused(
+                Problem(["input", "accountId"], UserErrorCode.NOT_FOUND, "No such account.")
+            )
     if channel_ids:
         table = SalesChannel.__table__
         found = {
@@ -123,7 +133,9 @@ async def _check_refs(
         }
         if found != set(channel_ids):
             raise Refused(
-                Problem(["input", "salesChannelIds"], "NOT_FOUND", "No such sales channel.")
+                Problem(
+                    ["input", "salesChannelIds"], UserErrorCode.NOT_FOUND, "No such sales channel."
+                )
             )
 
 
@@ -142,12 +154,16 @@ async def create(ctx: Context, changes: CustomerChanges) -> int:
     """A new customer. Custom fields are optional here (quick-add, imports); when the input
     carries some, they are validated like customerSetCustomFields, required ones included."""
     if ctx.viewer.role not in (Role.ADMIN, Role.SALES_REP):
-        raise Refused(Problem(None, "FORBIDDEN", "Only staff create customers."))
+        raise Refused(Problem(None, UserErrorCode.FORBIDDEN, "Only staff create customers."))
     values = clean(changes)
     validate.refuse_card_numbers(changes.custom_fields)
     if not any(values.get(n) for n in NAMES):
         raise Refused(
-            Problem(["input"], "REQUIRED", "Give a first or last name, a company or an email.")
+            Problem(
+                ["input"],
+                UserErrorCode.REQUIRED,
+                "Give a first or last name, a company or an email.",
+            )
         )
     if ctx.viewer.role is Role.SALES_REP and values.get("sales_rep_id") is None:
         values["sales_rep_id"] = ctx.viewer.user_id  # a rep's new customer is theirs
@@ -184,7 +200,9 @@ async def update_customer(
     phone_later = "phone" in changes.values and not changes.phone_region
     values = clean(changes, parse_phone=not phone_later)
     if ctx.viewer.role is Role.CUSTOMER and (set(values) - CONTACT or changes.sales_channel_ids):
-        raise Refused(Problem(["input"], "FORBIDDEN", "You may change your contact details only."))
+        raise Refused(
+            Problem(["input"], UserErrorCode.FORBIDDEN, "You may change your contact details only.")
+        )
     try:
         async with transaction(ctx) as conn:
             row = (
@@ -192,11 +210,13 @@ async def update_customer(
                     conn, ctx, [customer_id], path=["input", "id"], self_service=True
                 )
             )[customer_id]
+            if erased_fields(values):
+                refuse_if_erased(row, ["input"], "its personal data")
             if expected_version is not None and row.version != expected_version:
                 raise Refused(
                     Problem(
                         ["input", "expectedVersion"],
-                        "CONFLICT",
+                        UserErrorCode.CONFLICT,
                         f"Changed meanwhile: now at version {row.version}.",
                     )
                 )
@@ -205,8 +225,12 @@ async def update_customer(
                     values["phone"], await _address_country(conn, customer_id), ["input", "phone"]
                 )
             merged = {n: values.get(n, getattr(row, n)) for n in NAMES}
-            if not any(merged.values()):
-                raise Refused(Problem(["input"], "REQUIRED", "Keep a name, a company or an email."))
+            if not any(merged.values()) and row.erased_at is None:  # erased: nameless
+                raise Refused(
+                    Problem(
+                        ["input"], UserErrorCode.REQUIRED, "Keep a name, a company or an email."
+                    )
+                )
             await check_rep(conn, ctx, values)
             await _check_refs(conn, ctx, values, changes.sales_channel_ids)
             diff = changes_of(row, values)
@@ -233,6 +257,7 @@ async def update_customer(
 async def set_status(ctx: Context, customer_id: int, archived: bool) -> int:
     async with transaction(ctx) as conn:
         row = (await lock_customers(conn, ctx, [customer_id], path=["input", "id"]))[customer_id]
+        refuse_if_erased(row, ["input", "id"], "its status")  # ERASED is for good
         target = CustomerStatus.ARCHIVED if archived else CustomerStatus.ACTIVE
         if row.status != target:
             await conn.execute(
@@ -253,9 +278,11 @@ async def set_status(ctx: Context, customer_id: int, archived: bool) -> int:
 async def add_note(ctx: Context, customer_id: int, note: str) -> int:
     note = (note or "").strip()
     if not note:
-        raise Refused(Problem(["input", "note"], "REQUIRED", "Write something."))
+        raise Refused(Problem(["input", "note"], UserErrorCode.REQUIRED, "Write something."))
     if len(note) > 10_000:
-        raise Refused(Problem(["input", "note"], "INVALID", "At most 10,000 characters."))
+        raise Refused(
+            Problem(["input", "note"], UserErrorCode.INVALID, "At most 10,000 characters.")
+        )
     validate.refuse_card_numbers(note)
     async with transaction(ctx) as conn:
         await lock_customers(conn, ctx, [customer_id], path=["input", "customerId"])
@@ -291,7 +318,9 @@ def clean_address(values: dict[str, Any], current: Any = None) -> dict[str, Any]
     validate.refuse_card_numbers(v)
     merged = {k: v.get(k, getattr(current, k, None)) for k in ADDRESS_FIELDS}
     if not merged["line1"]:
-        raise Refused(Problem(["input", "line1"], "REQUIRED", "Give the street address."))
+        raise Refused(
+            Problem(["input", "line1"], UserErrorCode.REQUIRED, "Give the street address.")
+        )
     country = validate.country(merged["country"] or "", ["input", "country"])
     if "country" in v:
         v["country"] = country
@@ -314,22 +343,28 @@ async def _unset_default(conn, customer_id: int, kind: str, keep: int | None) ->
 async def _lock_address(conn, ctx: Context, address_id: int) -> Any:
     row = (await conn.execute(select(address).where(address.c.id == address_id))).first()
     if row is None:
-        raise Refused(Problem(["input", "id"], "NOT_FOUND", "No such address."))
+        raise Refused(Problem(["input", "id"], UserErrorCode.NOT_FOUND, "No such address."))
     try:
-        await lock_customers(conn, ctx, [row.customer_id], path=["input", "id"], self_service=True)
+        owner = await lock_customers(
+            conn, ctx, [row.customer_id], path=["input", "id"], self_service=True
+        )
     except Refused as refused:  # out of scope: the address does not exist for this viewer
-        if refused.problems[0].code == "NOT_FOUND":
-            raise Refused(Problem(["input", "id"], "NOT_FOUND", "No such address.")) from None
+        if refused.problems[0].code == UserErrorCode.NOT_FOUND:
+            raise Refused(
+                Problem(["input", "id"], UserErrorCode.NOT_FOUND, "No such address.")
+            ) from None
         raise
+    refuse_if_erased(owner[row.customer_id], ["input", "id"], "its addresses")
     return (await conn.execute(select(address).where(address.c.id == address_id))).one()
 
 
 async def add_address(ctx: Context, customer_id: int, values: dict[str, Any], default: bool):
     v = clean_address(values)
     async with transaction(ctx) as conn:
-        await lock_customers(
+        owner = await lock_customers(
             conn, ctx, [customer_id], path=["input", "customerId"], self_service=True
         )
+        refuse_if_erased(owner[customer_id], ["input", "customerId"], "its addresses")
         if default:
             await _unset_default(conn, customer_id, v["kind"], None)
         aid = (

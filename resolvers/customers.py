@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from sqlalchemy import ColumnElement, Select, Text, and_, case, cast, func, select
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Text,
+    and_,
+    case,
+    cast,
+    func,
+    literal_column,
+    or_,
+    select,
+)
 
 from models import Customer, CustomerSalesChannel
 from models.enums import CustomerKind, CustomerStatus
@@ -77,25 +88,45 @@ async def customers_by_id(ctx: Context, keys: Sequence[int]) -> list:
     return await one_per_key(ctx, visible_customers(ctx), customer.c.id, keys)
 
 
-async def customer_by(ctx: Context, *, pk: int | None, number: str | None, email: str | None):
-    """One customer; a merged one leads to its survivor (merges can chain)."""
+MAX_MERGE_HOPS = 10  # a cycle is impossible, but never loop on bad data
+
+
+def lookup(*, pk: int | None, number: str | None, email: str | None) -> Select:
+    """The customer a lookup names: by id, by number, or by email (a live owner of the
+    email first, else the newest merged customer that had it)."""
+    stmt = select(customer.c.id, customer.c.merged_into_id)
     if pk is not None:
-        row = await ctx.loader(customers_by_id).load(pk)
-    else:
-        stmt = visible_customers(ctx)
-        if number is not None:
-            stmt = stmt.where(customer.c.number == number)
-        else:  # a live customer owns the email; else the newest merged one that had it
-            stmt = stmt.where(customer.c.email == email).order_by(
-                (customer.c.status == CustomerStatus.MERGED).asc(), customer.c.id.desc()
-            )
-        rows = await ctx.rows(stmt.limit(1))
-        row = rows[0] if rows else None
-    for _ in range(10):  # bounded: a cycle is impossible, but never loop on bad data
-        if row is None or row.merged_into_id is None:
-            return row
-        row = await ctx.loader(customers_by_id).load(row.merged_into_id)
-    return row
+        return stmt.where(customer.c.id == pk)
+    if number is not None:
+        return stmt.where(customer.c.number == number)
+    stmt = stmt.where(customer.c.email == email)
+    merged_last = (customer.c.status == CustomerStatus.MERGED).asc()
+    return stmt.order_by(merged_last, customer.c.id.desc()).limit(1)
+
+
+def survivor(start: Select, scoped: Callable[[Select], Select]) -> Select:
+    """The id of the customer `start` leads to: itself, or the one it was merged into, hop
+    after hop (merges can chain), each hop through the viewer's scope (`scoped`): a hop the
+    viewer may not see answers nothing. One recursive CTE for both read paths (the
+    compiled builder prints it with its own scope predicate)."""
+    anchor = start.with_only_columns(
+        customer.c.id, customer.c.merged_into_id.label("next"), literal_column("0").label("depth")
+    )
+    chain = scoped(anchor).cte("chain", recursive=True)
+    step = select(customer.c.id, customer.c.merged_into_id, chain.c.depth + 1).join_from(
+        customer, chain, customer.c.id == chain.c.next
+    )
+    chain = chain.union_all(scoped(step.where(chain.c.depth < MAX_MERGE_HOPS)))
+    last = or_(chain.c.next.is_(None), chain.c.depth == MAX_MERGE_HOPS)
+    return select(chain.c.id).where(last).order_by(chain.c.depth.desc()).limit(1)
+
+
+async def customer_by(ctx: Context, *, pk: int | None, number: str | None, email: str | None):
+    """One customer; a merged one leads to its survivor (`survivor`)."""
+    start = lookup(pk=pk, number=number, email=email)
+    chain = survivor(start, lambda stmt: scope_customers(stmt, ctx.viewer))
+    rows = await ctx.rows(visible_customers(ctx).where(customer.c.id == chain.scalar_subquery()))
+    return rows[0] if rows else None
 
 
 async def customer_page(

@@ -30,6 +30,7 @@ from models import Customer, DuplicateDismissal
 from models.customers import EMAIL_KEY, NAME_KEY
 from models.enums import CustomerStatus, Role
 from resolvers.context import Context
+from resolvers.errors import UserErrorCode
 from resolvers.mutations import Refused, transaction
 from resolvers.pagination import Ordering, Page, PageArgs, paginate
 from resolvers.scope import scope_customers
@@ -178,14 +179,18 @@ async def dismiss_use_case(ctx: Context, customer_ids: Sequence[int]) -> int:
     """Staff only; every customer must be visible to the viewer; one transaction."""
     ids = sorted(set(customer_ids))
     if ctx.viewer.role is Role.CUSTOMER:
-        raise Refused.one(None, "FORBIDDEN", "Only staff review duplicates.")
+        raise Refused.one(None, UserErrorCode.FORBIDDEN, "Only staff review duplicates.")
     if len(ids) < 2:
-        raise Refused.one(["input", "customerIds"], "INVALID", "Give at least two customers.")
+        raise Refused.one(
+            ["input", "customerIds"], UserErrorCode.INVALID, "Give at least two customers."
+        )
     async with transaction(ctx) as conn:
         visible = scope_customers(select(customer.c.id), ctx.viewer).where(customer.c.id.in_(ids))
         found = {row.id for row in await conn.execute(visible)}
         if found != set(ids):
-            raise Refused.one(["input", "customerIds"], "NOT_FOUND", "Unknown customer.")
+            raise Refused.one(
+                ["input", "customerIds"], UserErrorCode.NOT_FOUND, "Unknown customer."
+            )
         stored = await dismiss(conn, ids, ctx.viewer.user_id)
         for cid in ids:
             others = [i for i in ids if i != cid]

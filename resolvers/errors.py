@@ -1,41 +1,90 @@
-"""GraphQL errors with a stable `extensions.code` (expected failures of a query)."""
+"""Error codes, and GraphQL errors with a stable `extensions.code` (expected failures of
+a query). Clients switch on the codes: each is spelled once, here."""
+
+from enum import StrEnum
 
 import asyncpg
 from graphql import GraphQLError
 from sqlalchemy import exc as sa_exc
 
 
+class ErrorCode(StrEnum):
+    """Every GraphQL error's `extensions.code` (and the JSON errors of the HTTP layer)."""
+
+    INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
+    BAD_USER_INPUT = "BAD_USER_INPUT"
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    FORBIDDEN = "FORBIDDEN"
+    NOT_FOUND = "NOT_FOUND"
+    RATE_LIMITED = "RATE_LIMITED"
+    SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
+    TIMEOUT = "TIMEOUT"
+    GRAPHQL_PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
+    GRAPHQL_VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
+    QUERY_TOO_DEEP = "QUERY_TOO_DEEP"
+    TOO_MANY_ALIASES = "TOO_MANY_ALIASES"
+    TOO_MANY_TOKENS = "TOO_MANY_TOKENS"
+    INTROSPECTION_DISABLED = "INTROSPECTION_DISABLED"
+    QUERY_TOO_COSTLY = "QUERY_TOO_COSTLY"
+    SELECTION_LIMIT_EXCEEDED = "SELECTION_LIMIT_EXCEEDED"
+    OPERATION_NAME_REQUIRED = "OPERATION_NAME_REQUIRED"
+    SUBSCRIPTION_NEEDS_WEBSOCKET = "SUBSCRIPTION_NEEDS_WEBSOCKET"
+    PERSISTED_QUERY_NOT_FOUND = "PERSISTED_QUERY_NOT_FOUND"
+    BAD_REQUEST = "BAD_REQUEST"
+    BATCH_NOT_SUPPORTED = "BATCH_NOT_SUPPORTED"
+    REQUEST_TOO_LARGE = "REQUEST_TOO_LARGE"
+    UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE"
+    CORS_ORIGIN_REFUSED = "CORS_ORIGIN_REFUSED"
+    EXPIRED = "EXPIRED"
+
+
+class UserErrorCode(StrEnum):
+    """Why a mutation (or an imported row) was refused: `userErrors { code }`, GraphQL's
+    UserErrorCode (schema/errors.py)."""
+
+    INVALID = "INVALID"
+    REQUIRED = "REQUIRED"
+    NOT_FOUND = "NOT_FOUND"
+    DUPLICATE = "DUPLICATE"
+    CONFLICT = "CONFLICT"
+    FORBIDDEN = "FORBIDDEN"
+    IDEMPOTENCY_CONFLICT = "IDEMPOTENCY_CONFLICT"
+    INSUFFICIENT_FUNDS = "INSUFFICIENT_FUNDS"
+    CARD_NUMBER_REFUSED = "CARD_NUMBER_REFUSED"
+    ERASED = "ERASED"  # the customer was erased (privacy request): no personal data again
+
+
 class CodedError(GraphQLError):
-    code = "INTERNAL_SERVER_ERROR"
+    code = ErrorCode.INTERNAL_SERVER_ERROR
 
     def __init__(self, message: str, **extensions) -> None:
         super().__init__(message, extensions={"code": self.code, **extensions})
 
 
 class BadUserInput(CodedError):
-    code = "BAD_USER_INPUT"
+    code = ErrorCode.BAD_USER_INPUT
 
 
 class Unauthenticated(CodedError):
-    code = "UNAUTHENTICATED"
+    code = ErrorCode.UNAUTHENTICATED
 
 
 class Forbidden(CodedError):
-    code = "FORBIDDEN"
+    code = ErrorCode.FORBIDDEN
 
 
 class NotFound(CodedError):
-    code = "NOT_FOUND"
+    code = ErrorCode.NOT_FOUND
 
 
 class RateLimited(CodedError):
-    code = "RATE_LIMITED"
+    code = ErrorCode.RATE_LIMITED
 
 
 class Unavailable(CodedError):
     """A dependency (the database) is out of reach for now: try again later."""
 
-    code = "SERVICE_UNAVAILABLE"
+    code = ErrorCode.SERVICE_UNAVAILABLE
 
 
 # SQLSTATEs: a statement cancelled (statement_timeout, or our cancel) or a lock not granted

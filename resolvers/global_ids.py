@@ -1,8 +1,10 @@
 """Global IDs: base64 of `TypeName:key`, the key a row's bigint primary key.
 
-One decoder for both read paths (schema.base.decode_id and relay `node`/`nodes` on the
-field-by-field path, resolvers/compiled/roots.py on the compiled one): a key PostgreSQL
-cannot compare with a bigint is bad input here, not an error mid-query.
+The one decoder, for both read paths: `decode_id` (an ID of given types) serves the
+resolvers and the compiled roots `customer`/`order`; `decode_global_id` (any type) the
+compiled `node`/`nodes`; `node_key` the keys relay hands `node`/`nodes` on the
+field-by-field path (schema.base.NodeIds). A key PostgreSQL cannot compare with a bigint
+is bad input here, not an error mid-query.
 """
 
 from __future__ import annotations
@@ -35,3 +37,20 @@ def decode_global_id(value: object, argument: str) -> tuple[str, int]:
             f"'{argument}' is not a valid global ID: {value!r}.", argument=argument
         ) from exc
     return gid.type_name, node_key(gid.node_id, argument, value)
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1].upper() in "AEIOU" else "a"
+
+
+def decode_id(value: object, expected: str | tuple[str, ...], argument: str) -> int:
+    """Decode a global ID, refusing malformed IDs and IDs of another type."""
+    expected = (expected,) if isinstance(expected, str) else expected
+    type_name, pk = decode_global_id(value, argument)
+    if type_name not in expected:
+        raise BadUserInput(
+            f"'{argument}' is {_article(type_name)} {type_name} ID; expected"
+            f" {' or '.join(expected)}.",
+            argument=argument,
+        )
+    return pk

@@ -17,6 +17,7 @@ import pycountry
 from models.enums import CustomFieldType
 from resolvers import validate
 from resolvers.custom_field_mutations import parse as parse_custom
+from resolvers.errors import UserErrorCode
 from resolvers.imports import ColumnMap, Row, boolean, kind
 from resolvers.mutations import Refused
 
@@ -30,7 +31,7 @@ class Rejected:
     line: int
     raw: list[str]
     column: str | None
-    code: str
+    code: UserErrorCode
     message: str
 
 
@@ -47,7 +48,7 @@ class Plan:
 
 
 class RowRefused(Exception):
-    def __init__(self, column: str | None, code: str, message: str) -> None:
+    def __init__(self, column: str | None, code: UserErrorCode, message: str) -> None:
         super().__init__(message)
         self.column, self.code, self.message = column, code, message
 
@@ -81,7 +82,7 @@ class Planner:
             if validate.contains_card_number(cell):
                 raise RowRefused(
                     self._col(cell_field),
-                    "CARD_NUMBER_REFUSED",
+                    UserErrorCode.CARD_NUMBER_REFUSED,
                     "This cell holds what looks like a card number; it was not imported.",
                 )
         values: dict[str, Any] = {}
@@ -110,7 +111,9 @@ class Planner:
                 raise problem(refused, self._col("tax_exempt")) from None
             values["tax_status"] = "EXEMPT" if exempt else "TAXABLE"
         if not any(values.get(n) for n in ("first_name", "last_name", "company_name", "email")):
-            raise RowRefused(None, "REQUIRED", "Give a first or last name, a company or an email.")
+            raise RowRefused(
+                None, UserErrorCode.REQUIRED, "Give a first or last name, a company or an email."
+            )
         if v.get("kind", "").strip():
             try:
                 values["kind"] = kind(v["kind"], self._col("kind") or "")
@@ -150,10 +153,12 @@ class Planner:
         ):
             return None  # a country (or region) alone: it reads the phone numbers, no address
         if not parts.get("line1"):
-            raise RowRefused(self._col("address.line1"), "REQUIRED", "Give the street address.")
+            raise RowRefused(
+                self._col("address.line1"), UserErrorCode.REQUIRED, "Give the street address."
+            )
         if country is None:
             raise RowRefused(
-                self._col("address.country"), "REQUIRED", "Give the address's country."
+                self._col("address.country"), UserErrorCode.REQUIRED, "Give the address's country."
             )
         parts["country"] = country
         region = parts.get("region")

@@ -29,6 +29,7 @@ from models.enums import CustomerStatus, CustomFieldType, Role
 from resolvers.custom_field_mutations import parse as parse_custom
 from resolvers.custom_field_mutations import write_values
 from resolvers.customer_mutations import change_text
+from resolvers.errors import UserErrorCode
 from resolvers.import_plans import (
     NOT_STORED,
     Plan,
@@ -263,7 +264,9 @@ class _Writer:
                 if not self.careful:
                     raise  # run_import rolls the batch back and runs it carefully
                 message = "Another customer took this email meanwhile."
-                self._reject(result, Rejected(item.line, item.raw, None, "DUPLICATE", message))
+                self._reject(
+                    result, Rejected(item.line, item.raw, None, UserErrorCode.DUPLICATE, message)
+                )
                 continue
             setattr(result, outcome, getattr(result, outcome) + 1)
         await self._flush(conn)
@@ -327,7 +330,7 @@ class _Writer:
         if taken is not None:
             raise RowRefused(
                 None,
-                "DUPLICATE",
+                UserErrorCode.DUPLICATE,
                 f"Customer {taken} already has this email (to update customers by their"
                 " email, import with the email as the key).",
             )

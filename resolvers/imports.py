@@ -23,6 +23,7 @@ from typing import IO, Any
 
 import orjson
 
+from resolvers.errors import UserErrorCode
 from resolvers.mutations import Problem, Refused
 
 DELIMITERS = ",;\t|"
@@ -235,7 +236,7 @@ _KIND_LOOKUP = {alias: kind for kind, aliases in KINDS.items() for alias in alia
 def kind(value: str, column: str) -> str:
     found = _KIND_LOOKUP.get(fold(value))
     if found is None:
-        raise Refused(Problem([column], "INVALID", "Use BUSINESS or INDIVIDUAL."))
+        raise Refused(Problem([column], UserErrorCode.INVALID, "Use BUSINESS or INDIVIDUAL."))
     return found
 
 
@@ -245,7 +246,7 @@ def boolean(value: str, column: str) -> bool:
         return True
     if folded in FALSE:
         return False
-    raise Refused(Problem([column], "INVALID", "Use yes/no, true/false or 1/0."))
+    raise Refused(Problem([column], UserErrorCode.INVALID, "Use yes/no, true/false or 1/0."))
 
 
 class _Prefixed(io.RawIOBase):

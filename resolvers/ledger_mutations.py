@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from resolvers import validate
 from resolvers.context import Context
+from resolvers.errors import UserErrorCode
 from resolvers.mutations import Problem, Refused, transaction
 from resolvers.timeline import record
 from resolvers.writes import append, balance, claim_key, ledger, lock_customers, store_result
@@ -89,7 +90,9 @@ async def transfer(
     validate.refuse_card_numbers(memo)
     if source == target:
         raise Refused(
-            Problem(["input", "toCustomerId"], "INVALID", "Transfer to another customer.")
+            Problem(
+                ["input", "toCustomerId"], UserErrorCode.INVALID, "Transfer to another customer."
+            )
         )
     payload = {
         "from": source,
@@ -108,7 +111,7 @@ async def transfer(
                 raise Refused(
                     Problem(
                         ["input", "amount"],
-                        "INSUFFICIENT_FUNDS",
+                        UserErrorCode.INSUFFICIENT_FUNDS,
                         f"{rows[source].number} has less than {amount} {currency} in credit.",
                     )
                 )

@@ -37,6 +37,7 @@ from models.enums import CustomerStatus, Role
 from resolvers import customers as customer_q
 from resolvers.context import Context
 from resolvers.customers import customer
+from resolvers.errors import UserErrorCode
 from resolvers.mutations import Problem, Refused, transaction
 from resolvers.rls import set_viewer
 from resolvers.scope import scope_customers
@@ -88,7 +89,7 @@ class Plan:
     balances: dict[str, Decimal] = field(default_factory=dict)  # currency -> moved amount
 
 
-def _refuse(path: list[str], code: str, message: str) -> Refused:
+def _refuse(path: list[str], code: UserErrorCode, message: str) -> Refused:
     return Refused(Problem(path, code, message))
 
 
@@ -127,31 +128,40 @@ async def plan(
 ) -> Plan | None:
     """Validate and describe a merge; None means it already happened (an idempotent retry)."""
     if ctx.viewer.role not in (Role.ADMIN, Role.SALES_REP):
-        raise _refuse(["input"], "FORBIDDEN", "Only staff merge customers.")
+        raise _refuse(["input"], UserErrorCode.FORBIDDEN, "Only staff merge customers.")
     dup_ids = sorted(set(duplicate_ids) - {survivor_id})
     if not dup_ids:
-        raise _refuse(["input", "duplicateIds"], "INVALID", "Give at least one duplicate.")
+        raise _refuse(
+            ["input", "duplicateIds"], UserErrorCode.INVALID, "Give at least one duplicate."
+        )
     rows = await _lock(conn, ctx, [survivor_id, *dup_ids])
     if survivor_id not in rows:
-        raise _refuse(["input", "survivorId"], "NOT_FOUND", "Unknown customer.")
+        raise _refuse(["input", "survivorId"], UserErrorCode.NOT_FOUND, "Unknown customer.")
     missing = [i for i in dup_ids if i not in rows]
     if missing:
-        raise _refuse(["input", "duplicateIds"], "NOT_FOUND", "Unknown customer.")
+        raise _refuse(["input", "duplicateIds"], UserErrorCode.NOT_FOUND, "Unknown customer.")
     survivor = rows[survivor_id]
     if survivor.status == CustomerStatus.MERGED:
-        raise _refuse(["input", "survivorId"], "CONFLICT", "The survivor was merged away.")
+        raise _refuse(
+            ["input", "survivorId"], UserErrorCode.CONFLICT, "The survivor was merged away."
+        )
     dups = [rows[i] for i in dup_ids]
     if all(d.status == CustomerStatus.MERGED and d.merged_into_id == survivor_id for d in dups):
         return None
+    if any(r.erased_at is not None for r in (survivor, *dups)):
+        # Merging would take personal data into an erased record, or un-erase one.
+        raise _refuse(["input"], UserErrorCode.ERASED, "An erased customer cannot be merged.")
     if any(d.status == CustomerStatus.MERGED for d in dups):
         raise _refuse(
-            ["input", "duplicateIds"], "CONFLICT", "A duplicate was merged elsewhere meanwhile."
+            ["input", "duplicateIds"],
+            UserErrorCode.CONFLICT,
+            "A duplicate was merged elsewhere meanwhile.",
         )
     for cid, version in (expected_versions or {}).items():
         if cid in rows and rows[cid].version != version:
             raise _refuse(
                 ["input", "expectedVersions"],
-                "CONFLICT",
+                UserErrorCode.CONFLICT,
                 f"{rows[cid].number} changed since the preview (version {rows[cid].version}).",
             )
     result = Plan(survivor, dups)
@@ -303,7 +313,7 @@ async def merge(
             if not known or chosen not in [survivor_id, *dup_ids]:
                 raise _refuse(
                     ["input", "fieldChoices"],
-                    "INVALID",
+                    UserErrorCode.INVALID,
                     f"Cannot take {name!r} from a customer outside this merge.",
                 )
         choices = {k: v for k, v in choices.items() if v != survivor_id}

@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from resolvers.context import Context
+from resolvers.errors import UserErrorCode
 from resolvers.rls import set_viewer
 
 
 @dataclass(frozen=True, slots=True)
 class Problem:
     field: list[str] | None
-    code: str
+    code: UserErrorCode
     message: str
 
 
@@ -29,7 +30,7 @@ class Refused(Exception):
         self.problems = list(problems)
 
     @classmethod
-    def one(cls, field: str | list[str] | None, code: str, message: str) -> Refused:
+    def one(cls, field: str | list[str] | None, code: UserErrorCode, message: str) -> Refused:
         path = [field] if isinstance(field, str) else field
         return cls(Problem(path, code, message))
 

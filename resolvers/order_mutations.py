@@ -22,6 +22,7 @@ from resolvers import validate
 from resolvers.context import Context
 from resolvers.customer_mutations import clean_address
 from resolvers.customers import customer
+from resolvers.errors import UserErrorCode
 from resolvers.mutations import Problem, Refused, transaction
 from resolvers.scope import scope_children
 from resolvers.tax import determine
@@ -67,16 +68,20 @@ class Totals:
 
 def totals(lines: list[LineIn], shipping: Any, rate: Decimal) -> Totals:
     if not lines:
-        raise Refused(Problem(["input", "lines"], "REQUIRED", "An order needs a line."))
+        raise Refused(Problem(["input", "lines"], UserErrorCode.REQUIRED, "An order needs a line."))
     if len(lines) > 500:
-        raise Refused(Problem(["input", "lines"], "INVALID", "At most 500 lines."))
+        raise Refused(Problem(["input", "lines"], UserErrorCode.INVALID, "At most 500 lines."))
     out = []
     for i, line in enumerate(lines):
         path = ["input", "lines", str(i)]
         if not 1 <= line.quantity <= 100_000:
-            raise Refused(Problem([*path, "quantity"], "INVALID", "Quantity 1 to 100,000."))
+            raise Refused(
+                Problem([*path, "quantity"], UserErrorCode.INVALID, "Quantity 1 to 100,000.")
+            )
         if not (line.description or "").strip():
-            raise Refused(Problem([*path, "description"], "REQUIRED", "Describe the item."))
+            raise Refused(
+                Problem([*path, "description"], UserErrorCode.REQUIRED, "Describe the item.")
+            )
         price = validate.money(line.unit_price, [*path, "unitPrice"])
         out.append(
             {
@@ -111,7 +116,9 @@ async def _channel(conn, channel_id: int | None) -> None:
         and (await conn.execute(select(channel.c.id).where(channel.c.id == channel_id))).first()
         is None
     ):
-        raise Refused(Problem(["input", "salesChannelId"], "NOT_FOUND", "No such sales channel."))
+        raise Refused(
+            Problem(["input", "salesChannelId"], UserErrorCode.NOT_FOUND, "No such sales channel.")
+        )
 
 
 async def _insert_order(
@@ -237,7 +244,7 @@ async def create_order(
                 raise Refused(
                     Problem(
                         ["input", "shippingAddressId"],
-                        "NOT_FOUND",
+                        UserErrorCode.NOT_FOUND,
                         "No such address of this customer.",
                     )
                 )
@@ -285,9 +292,13 @@ async def checkout(ctx: Context, c: CheckoutIn) -> int:
     currency = validate.currency(c.currency, ["input", "currency"])
     email = validate.email(c.email, ["input", "email"])
     if email is None:
-        raise Refused(Problem(["input", "email"], "REQUIRED", "Check out with an email."))
+        raise Refused(
+            Problem(["input", "email"], UserErrorCode.REQUIRED, "Check out with an email.")
+        )
     if ctx.viewer.role is Role.CUSTOMER and email.lower() != (ctx.viewer.email or "").lower():
-        raise Refused(Problem(["input", "email"], "FORBIDDEN", "Check out as yourself."))
+        raise Refused(
+            Problem(["input", "email"], UserErrorCode.FORBIDDEN, "Check out as yourself.")
+        )
     validate.token(c.payment_token, ["input", "paymentToken"])
     addr = clean_address({"kind": "SHIPPING", **c.address})
     phone = validate.phone(c.phone, addr["country"], ["input", "phone"])
@@ -412,7 +423,7 @@ async def checkout(ctx: Context, c: CheckoutIn) -> int:
         raise Refused(
             Problem(
                 ["input", "email"],
-                "CONFLICT",
+                UserErrorCode.CONFLICT,
                 "Another checkout for this email is in progress; retry.",
             )
         ) from exc
@@ -428,7 +439,7 @@ async def _lock_order(conn, ctx: Context, order_id: int) -> Any:
         )
     ).first()
     if row is None:
-        raise Refused(Problem(["input", "orderId"], "NOT_FOUND", "No such order."))
+        raise Refused(Problem(["input", "orderId"], UserErrorCode.NOT_FOUND, "No such order."))
     await lock_customers(conn, ctx, [row.customer_id], path=["input", "orderId"])
     row = (await conn.execute(select(order).where(order.c.id == order_id))).one()
     return row
@@ -442,7 +453,11 @@ async def cancel(ctx: Context, order_id: int, reason: str | None) -> int:
             return order_id
         if row.amount_paid > 0:
             raise Refused(
-                Problem(["input", "orderId"], "CONFLICT", "The order is paid: refund it instead.")
+                Problem(
+                    ["input", "orderId"],
+                    UserErrorCode.CONFLICT,
+                    "The order is paid: refund it instead.",
+                )
             )
         await conn.execute(
             update(order).where(order.c.id == order_id).values(status=OrderStatus.CANCELLED)
@@ -490,7 +505,7 @@ async def refund(ctx: Context, order_id: int, raw_amount: Any, key: str | None) 
             raise Refused(
                 Problem(
                     ["input", "amount"],
-                    "INVALID",
+                    UserErrorCode.INVALID,
                     f"At most {refundable} {row.currency} can be refunded.",
                 )
             )

@@ -9,11 +9,11 @@ from __future__ import annotations
 import base64
 import binascii
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from sqlalchemy import (
@@ -23,8 +23,11 @@ from sqlalchemy import (
     Integer,
     Select,
     SmallInteger,
+    Text,
     bindparam,
+    cast,
     func,
+    literal_column,
     select,
     true,
     tuple_,
@@ -75,6 +78,41 @@ def page_args(
         else:
             first = default
     return PageArgs(first=first, after=after, last=last, before=before)
+
+
+@dataclass(frozen=True, slots=True)
+class Paging:
+    """A connection field's page arguments, declared once: the schema adds them to the
+    field (schema.pagination.PageArguments) and both read paths read the declaration (the
+    compiled builder through Strawberry's definition of the field, `Builder.page`)."""
+
+    default: int = 20  # the page when neither first nor last is given
+    backward: bool = True  # last/before too, not only first/after
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return ("first", "after", "last", "before") if self.backward else ("first", "after")
+
+    def page(self, given: Mapping[str, Any]) -> PageArgs:
+        return page_args(*(given.get(name) for name in self.names), default=self.default)
+
+
+ROOT_PAGING = Paging()
+NESTED_PAGING = Paging(default=10)  # Customer.orders, ledgerTransactions, timeline
+FORWARD_PAGING = Paging(backward=False)
+PAGE_ARGS = frozenset(ROOT_PAGING.names)
+
+
+def paging_of(fdef: Any) -> Paging | None:
+    """The page arguments a GraphQL field declares (schema.pagination.PageArguments),
+    read from Strawberry's definition of the field: the compiled builder and the cost
+    limit (server/limits.py) read the same declaration the resolver gets its page from."""
+    definition = (fdef.extensions or {}).get("strawberry-definition")
+    for extension in getattr(definition, "extensions", None) or ():
+        paging = getattr(extension, "paging", None)
+        if isinstance(paging, Paging):
+            return paging
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +205,42 @@ def _typed(column: Column, raw: Any) -> Any:
     raise ValueError(raw)
 
 
+def _json_text(column: ColumnElement) -> ColumnElement[str]:
+    """A sort key's JSON text in SQL, as `_plain` + orjson print it: integers bare,
+    decimals as strings, the rest (text, enums, PostgreSQL's ISO timestamps in the
+    session's UTC, which `iso_datetime` matches) through to_json."""
+    kind = column.type.python_type
+    if kind is int:
+        value = cast(column, Text)
+    elif kind is Decimal:
+        value = cast(func.to_json(cast(column, Text)), Text)
+    else:
+        value = cast(func.to_json(column), Text)
+    if getattr(column, "nullable", True) is False:
+        return value
+    return func.coalesce(value, literal_column("'null'"))
+
+
+def cursor_sql(ordering: Ordering) -> ColumnElement[str]:
+    """A row's cursor, computed by PostgreSQL on both read paths (the loaders select it as
+    `_cursor`, the compiled builder prints it): base64url of the JSON array of its sort
+    key, without padding."""
+    body: ColumnElement[str] = literal_column("'['", Text)
+    for i, column in enumerate(ordering.columns):
+        if i:
+            body = body + literal_column("','", Text)  # text || text
+        body = body + _json_text(column)
+    body = body + literal_column("']'", Text)
+    encoded = func.encode(
+        func.convert_to(body, literal_column("'UTF8'")), literal_column("'base64'")
+    )
+    urlsafe = func.translate(encoded, literal_column("E'+/\\n'"), literal_column("'-_'"))
+    return func.rtrim(urlsafe, literal_column("'='"), type_=Text)
+
+
 def encode_cursor(ordering: Ordering, row: Any) -> str:
+    """A cursor built in Python, for an object that is no row of a page (the timeline
+    subscription's events); pages take theirs from `cursor_sql`."""
     values = [_plain(getattr(row, c.name)) for c in ordering.columns]
     return base64.urlsafe_b64encode(orjson.dumps(values)).decode().rstrip("=")
 
@@ -195,42 +268,69 @@ def check_cursors(ordering: Ordering, args: PageArgs) -> None:
             decode_cursor(ordering, cursor, argument)
 
 
+CURSOR = "_cursor"  # the column a page's rows carry their cursor in (`cursor_sql`)
+T = TypeVar("T")
+
+
 @dataclass(slots=True)
 class Page:
     rows: list[Any]
     has_next: bool
     has_previous: bool
-    ordering: Ordering
 
     def cursor(self, row: Any) -> str:
-        return encode_cursor(self.ordering, row)
+        return getattr(row, CURSOR)
 
 
-def _bounds(stmt: Select, ordering: Ordering, args: PageArgs) -> tuple[Select, Ordering]:
-    """Apply after/before and return the statement with the ordering to fetch in."""
+def fetch_ordering(ordering: Ordering, args: PageArgs) -> Ordering:
+    """The order rows are fetched in: reversed for `last`/`before`, so LIMIT keeps the
+    rows nearest the cursor; the page shows them in `ordering`'s order again."""
+    return ordering.reversed() if args.backward else ordering
+
+
+def keyset(stmt: Select, ordering: Ordering, args: PageArgs) -> Select:
+    """The page's keyset predicates (after/before) and its fetch order. Never OFFSET."""
     if args.after is not None:
         stmt = stmt.where(ordering.after(decode_cursor(ordering, args.after, "after")))
     if args.before is not None:
         values = decode_cursor(ordering, args.before, "before")
         stmt = stmt.where(ordering.reversed().after(values))
-    fetch = ordering.reversed() if args.backward else ordering
-    return stmt.order_by(*fetch.order_by()), fetch
+    return stmt.order_by(*fetch_ordering(ordering, args).order_by())
 
 
-def _page(rows: list[Any], ordering: Ordering, args: PageArgs) -> Page:
+def window(stmt: Select, ordering: Ordering, args: PageArgs, *, look_ahead: bool = True) -> Select:
+    """The rows of a page: keyset bounds, fetch order and LIMIT n+1, the extra row telling
+    whether there is more (`look_ahead=False`: just n, when nobody asks). The limit is a
+    literal, part of the statement's shape, on both paths."""
+    limit = args.size + 1 if look_ahead else args.size
+    return keyset(stmt, ordering, args).limit(bindparam(None, limit, Integer, literal_execute=True))
+
+
+def page_flags(args: PageArgs, more: T) -> tuple[T | bool, T | bool]:
+    """(hasNextPage, hasPreviousPage), given whether rows lie beyond the page in the fetch
+    direction (`more`: a bool here, an SQL expression in the compiled builder)."""
+    if args.backward:
+        return args.before is not None, more
+    return more, args.after is not None
+
+
+def _page(rows: list[Any], args: PageArgs) -> Page:
     more = len(rows) > args.size
     rows = rows[: args.size]
     if args.backward:
-        rows.reverse()
-        return Page(rows, args.before is not None, more, ordering)
-    return Page(rows, more, args.after is not None, ordering)
+        rows.reverse()  # fetched in reverse (fetch_ordering)
+    has_next, has_previous = page_flags(args, more)
+    return Page(rows, has_next, has_previous)
+
+
+def with_cursor(stmt: Select, ordering: Ordering) -> Select:
+    return stmt.add_columns(cursor_sql(ordering).label(CURSOR))
 
 
 def paginate(stmt: Select, ordering: Ordering, args: PageArgs) -> tuple[Select, Any]:
     """Keyset-paginate a root list: returns the statement and a function rows -> Page."""
-    stmt, _ = _bounds(stmt, ordering, args)
-    stmt = stmt.limit(args.size + 1)
-    return stmt, lambda rows: _page(list(rows), ordering, args)
+    stmt = window(with_cursor(stmt, ordering), ordering, args)
+    return stmt, lambda rows: _page(list(rows), args)
 
 
 def paginate_per_parent(
@@ -250,14 +350,14 @@ def paginate_per_parent(
             "parent_id"
         )
     ).subquery("keys")
-    inner, _ = _bounds(table_stmt.where(parent_column == keys.c.parent_id), ordering, args)
-    inner = inner.limit(args.size + 1).lateral("child")
+    children = with_cursor(table_stmt.where(parent_column == keys.c.parent_id), ordering)
+    inner = window(children, ordering, args).lateral("child")
     stmt = select(inner).select_from(keys.join(inner, true()))
 
     def split(rows: Sequence[Any]) -> list[Page]:
         grouped: dict[int, list[Any]] = defaultdict(list)
         for row in rows:
             grouped[getattr(row, parent_column.name)].append(row)
-        return [_page(grouped.get(pid, []), ordering, args) for pid in parent_ids]
+        return [_page(grouped.get(pid, []), args) for pid in parent_ids]
 
     return stmt, split

@@ -32,7 +32,7 @@ from models.enums import Role
 from resolvers import search as search_q
 from resolvers.context import Context
 from resolvers.customers import customer, visible_customers
-from resolvers.errors import BadUserInput, CodedError
+from resolvers.errors import BadUserInput, CodedError, UserErrorCode
 from resolvers.loading import one_per_key
 from resolvers.mutations import Problem, Refused, transaction
 
@@ -53,7 +53,7 @@ class Stale(BadUserInput):
 
 def _staff(ctx: Context) -> None:
     if ctx.viewer.role is Role.CUSTOMER:
-        raise Refused(Problem(None, "FORBIDDEN", "Saved searches are for staff."))
+        raise Refused(Problem(None, UserErrorCode.FORBIDDEN, "Saved searches are for staff."))
 
 
 def visible(ctx: Context) -> Select:
@@ -187,9 +187,11 @@ async def searches_of_customers(
 def _name(raw: str | None) -> str:
     name = (raw or "").strip()
     if not name:
-        raise Refused(Problem(["input", "name"], "REQUIRED", "Name the search."))
+        raise Refused(Problem(["input", "name"], UserErrorCode.REQUIRED, "Name the search."))
     if len(name) > MAX_NAME:
-        raise Refused(Problem(["input", "name"], "INVALID", f"At most {MAX_NAME} characters."))
+        raise Refused(
+            Problem(["input", "name"], UserErrorCode.INVALID, f"At most {MAX_NAME} characters.")
+        )
     return name
 
 
@@ -197,13 +199,17 @@ async def _validated(ctx: Context, criteria: search_q.Criteria) -> None:
     try:
         await check(ctx, criteria)
     except BadUserInput as exc:
-        raise Refused(Problem(["input", "filter"], "INVALID", exc.message)) from exc
+        raise Refused(Problem(["input", "filter"], UserErrorCode.INVALID, exc.message)) from exc
 
 
 def _refuse_duplicate(exc: IntegrityError) -> None:
     if "uq_saved_search_owner_name" in str(exc.orig):
         raise Refused(
-            Problem(["input", "name"], "DUPLICATE", "You already have a search with this name.")
+            Problem(
+                ["input", "name"],
+                UserErrorCode.DUPLICATE,
+                "You already have a search with this name.",
+            )
         ) from exc
 
 
@@ -231,10 +237,14 @@ async def _editable(conn: Any, ctx: Context, saved_id: int) -> Any:
         await conn.execute(visible(ctx).where(saved_search.c.id == saved_id).with_for_update())
     ).first()
     if row is None:
-        raise Refused(Problem(["input", "id"], "NOT_FOUND", "No such saved search."))
+        raise Refused(Problem(["input", "id"], UserErrorCode.NOT_FOUND, "No such saved search."))
     if row.owner_id != ctx.viewer.user_id and ctx.viewer.role is not Role.ADMIN:
         raise Refused(
-            Problem(["input", "id"], "FORBIDDEN", "Only its owner or an admin may change it.")
+            Problem(
+                ["input", "id"],
+                UserErrorCode.FORBIDDEN,
+                "Only its owner or an admin may change it.",
+            )
         )
     return row
 

@@ -9,6 +9,7 @@ applied first, by resolvers/scope.py, like every other customer query.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 from dataclasses import dataclass, field
 from datetime import date
@@ -332,7 +333,10 @@ async def filtered_accounts(ctx: Context, c: Criteria) -> Select:
     )
 
 
-FACET_SAMPLE = 10_000  # facets are counted over at most this many matches
+# Facets are counted over at most this many matches. 1,000 keeps a refine answer as fast as
+# a match (bench.search: 10,000 took p95 0.5-1 s on 1,000,000 customers, 1,000 tens of ms)
+# and still ranks the top values; `sampleSize` tells the client how many were counted.
+FACET_SAMPLE = 1_000
 
 
 @dataclass
@@ -359,8 +363,30 @@ async def refine_or_none(ctx: Context, base: Select) -> Refine | None:
     if len(ids) <= cap:
         return None
     sample = bindparam("sample", ids, type_=ARRAY(BigInteger))
-    rows = await ctx.rows(
-        select(customer.c.kind, customer.c.sales_rep_id).where(customer.c.id == func.any(sample))
+    customers_in_place = func.count(func.distinct(address.c.customer_id))
+    # Independent statements over the same id array: run together, each on its own
+    # connection. Ties are ordered by value, so every answer is the same bytes.
+    rows, places, channels, tags = await asyncio.gather(
+        ctx.rows(
+            select(customer.c.kind, customer.c.sales_rep_id).where(
+                customer.c.id == func.any(sample)
+            )
+        ),
+        ctx.rows(
+            select(address.c.country, address.c.region, customers_in_place)
+            .where(address.c.customer_id == func.any(sample))
+            .group_by(address.c.country, address.c.region)
+            .order_by(customers_in_place.desc(), address.c.country, address.c.region)
+            .limit(10)
+        ),
+        ctx.rows(
+            select(link.c.sales_channel_id, func.count())
+            .where(link.c.customer_id == func.any(sample))
+            .group_by(link.c.sales_channel_id)
+            .order_by(func.count().desc(), link.c.sales_channel_id)
+            .limit(10)
+        ),
+        tag_q.facet(ctx, sample),
     )
     sample_size = len(rows)
     kinds: dict[str, int] = {}
@@ -369,23 +395,6 @@ async def refine_or_none(ctx: Context, base: Select) -> Refine | None:
         kinds[str(row.kind)] = kinds.get(str(row.kind), 0) + 1
         if row.sales_rep_id is not None:
             reps[row.sales_rep_id] = reps.get(row.sales_rep_id, 0) + 1
-    customers_in_place = func.count(func.distinct(address.c.customer_id))
-    places = await ctx.rows(
-        select(address.c.country, address.c.region, customers_in_place)
-        .where(address.c.customer_id == func.any(sample))
-        .group_by(address.c.country, address.c.region)
-        .order_by(customers_in_place.desc())
-        .limit(10)
-    )
-    channels = await ctx.rows(
-        select(link.c.sales_channel_id, func.count())
-        .where(link.c.customer_id == func.any(sample))
-        .group_by(link.c.sales_channel_id)
-        .order_by(func.count().desc())
-        .limit(10)
-    )
-
-    tags = await tag_q.facet(ctx, sample)
 
     def top(counts: dict, n: int = 10) -> list[tuple[Any, int]]:
         return sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))[:n]

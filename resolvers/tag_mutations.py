@@ -10,6 +10,7 @@ from sqlalchemy import bindparam, func, update
 from resolvers import tags as tag_q
 from resolvers.context import Context
 from resolvers.customers import customer
+from resolvers.errors import UserErrorCode
 from resolvers.mutations import Problem, Refused, transaction
 from resolvers.timeline import record_many
 from resolvers.writes import lock_customers
@@ -29,18 +30,20 @@ async def change_tags(
     """Add (or remove) `raw_tags` on every customer in `customer_ids`, all or nothing.
     Customers it does not change get no event and keep their version."""
     if not customer_ids:
-        raise Refused(Problem(["input", "customerIds"], "REQUIRED", "Name at least one customer."))
+        raise Refused(
+            Problem(["input", "customerIds"], UserErrorCode.REQUIRED, "Name at least one customer.")
+        )
     if len(set(customer_ids)) > MAX_CUSTOMERS:
         raise Refused(
             Problem(
                 ["input", "customerIds"],
-                "INVALID",
+                UserErrorCode.INVALID,
                 f"At most {MAX_CUSTOMERS} customers at once; customerBulkUpdate takes more.",
             )
         )
     tags = tag_q.clean(raw_tags, ["input", "tags"])
     if not tags:
-        raise Refused(Problem(["input", "tags"], "REQUIRED", "Name at least one tag."))
+        raise Refused(Problem(["input", "tags"], UserErrorCode.REQUIRED, "Name at least one tag."))
     ids = sorted(set(customer_ids))
     async with transaction(ctx) as conn:
         rows = await lock_customers(conn, ctx, ids, path=["input", "customerIds"])
@@ -57,7 +60,9 @@ async def change_tags(
                 continue
             if len(result) > tag_q.MAX_PER_CUSTOMER:
                 raise Refused(
-                    Problem(["input", "tags"], "INVALID", tag_q.too_many(row.number, result))
+                    Problem(
+                        ["input", "tags"], UserErrorCode.INVALID, tag_q.too_many(row.number, result)
+                    )
                 )
             changes.append({"cid": cid, "new_tags": result})
             events.append(

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from resolvers import validate
 from resolvers.context import Context
 from resolvers.customers import LIVE, customer, visible_customers
-from resolvers.errors import BadUserInput
+from resolvers.errors import BadUserInput, UserErrorCode
 from resolvers.mutations import Problem, Refused
 
 MAX_LENGTH = 40
@@ -56,7 +56,7 @@ def clean(raw: Iterable[str], path: list[str]) -> list[str]:
         tag = value.strip()
         why = problem(tag)
         if why is not None:
-            raise Refused(Problem([*path, str(i)], "INVALID", why))
+            raise Refused(Problem([*path, str(i)], UserErrorCode.INVALID, why))
         validate.refuse_card_numbers(tag)
         out.setdefault(key(tag), tag)
     return list(out.values())

@@ -10,6 +10,7 @@ from models.enums import TaxStatus
 from resolvers import validate
 from resolvers.context import Context
 from resolvers.customers import customer
+from resolvers.errors import UserErrorCode
 from resolvers.mutations import Problem, Refused, transaction
 from resolvers.tax import certificate
 from resolvers.timeline import record
@@ -56,11 +57,15 @@ async def add_certificate(
 ) -> int:
     validate.refuse_card_numbers([number, reason])
     if not (number or "").strip():
-        raise Refused(Problem(["input", "number"], "REQUIRED", "Give the certificate number."))
+        raise Refused(
+            Problem(["input", "number"], UserErrorCode.REQUIRED, "Give the certificate number.")
+        )
     country = validate.country(country, ["input", "country"])
     region = validate.region(region, country, ["input", "region"])
     if valid_to is not None and valid_to < valid_from:
-        raise Refused(Problem(["input", "validTo"], "INVALID", "Ends before it starts."))
+        raise Refused(
+            Problem(["input", "validTo"], UserErrorCode.INVALID, "Ends before it starts.")
+        )
     async with transaction(ctx) as conn:
         await lock_customers(conn, ctx, [customer_id], path=["input", "customerId"])
         cid = (
@@ -95,7 +100,7 @@ async def revoke_certificate(ctx: Context, certificate_id: int) -> int:
             await conn.execute(select(certificate).where(certificate.c.id == certificate_id))
         ).first()
         if row is None:
-            raise Refused(Problem(["input", "id"], "NOT_FOUND", "No such certificate."))
+            raise Refused(Problem(["input", "id"], UserErrorCode.NOT_FOUND, "No such certificate."))
         await lock_customers(conn, ctx, [row.customer_id], path=["input", "id"])
         if row.revoked_at is None:
             await conn.execute(

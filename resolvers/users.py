@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from models import AppUser, Customer
 from models.enums import Role
 from resolvers.context import Context
+from resolvers.errors import UserErrorCode
 from resolvers.loading import one_per_key
 from resolvers.mutations import Problem, Refused, transaction
 from resolvers.rls import set_viewer
@@ -58,9 +59,11 @@ async def register(ctx: Context, *, email: str, password: str, first: str, last:
     email = email.strip()
     problems = []
     if not EMAIL.fullmatch(email):
-        problems.append(Problem(["input", "email"], "INVALID", "Not an email address."))
+        problems.append(Problem(["input", "email"], UserErrorCode.INVALID, "Not an email address."))
     if len(password) < 10:
-        problems.append(Problem(["input", "password"], "INVALID", "Use at least 10 characters."))
+        problems.append(
+            Problem(["input", "password"], UserErrorCode.INVALID, "Use at least 10 characters.")
+        )
     if problems:
         raise Refused(*problems)
     password_hash = _hasher.hash(password)
@@ -109,7 +112,7 @@ async def register(ctx: Context, *, email: str, password: str, first: str, last:
             )
     except IntegrityError as exc:  # the email belongs to a user or a live customer already
         raise Refused.one(
-            ["input", "email"], "DUPLICATE", "This email is already registered."
+            ["input", "email"], UserErrorCode.DUPLICATE, "This email is already registered."
         ) from exc
     token = await issue_token(ctx.engine, user_id, name="login")
     return user_id, customer_id, token
@@ -122,7 +125,7 @@ async def login(ctx: Context, *, email: str, password: str) -> tuple[int, str]:
             user.c.email == email.strip(), user.c.is_active
         )
     )
-    refused = Refused.one(["input"], "INVALID", "Wrong email or password.")
+    refused = Refused.one(["input"], UserErrorCode.INVALID, "Wrong email or password.")
     if not rows or rows[0].password_hash is None:
         _hasher.hash(password)  # spend the same time as a real check
         raise refused

@@ -9,6 +9,7 @@ from typing import Any
 import phonenumbers
 import pycountry
 
+from resolvers.errors import UserErrorCode
 from resolvers.mutations import Problem, Refused
 
 CENT = Decimal("0.01")
@@ -81,7 +82,7 @@ def refuse_card_numbers(value: Any) -> None:
         # The message never echoes the input: the number must not reach logs either.
         raise Refused.one(
             ["input"],
-            "CARD_NUMBER_REFUSED",
+            UserErrorCode.CARD_NUMBER_REFUSED,
             "Card numbers are never accepted: send the processor's token.",
         )
 
@@ -90,7 +91,9 @@ def token(raw: str | None, path: list[str]) -> str:
     """A payment processor's token (tok_…, pm_…, src_…): what we keep instead of a card."""
     value = (raw or "").strip()
     if not _TOKEN.fullmatch(value):
-        raise Refused(Problem(path, "INVALID", "Send the processor's token (e.g. tok_…, pm_…)."))
+        raise Refused(
+            Problem(path, UserErrorCode.INVALID, "Send the processor's token (e.g. tok_…, pm_…).")
+        )
     return value
 
 
@@ -100,7 +103,7 @@ def email(raw: str | None, path: list[str]) -> str | None:
         return None
     value = raw.strip()
     if not _EMAIL.fullmatch(value):
-        raise Refused(Problem(path, "INVALID", "Not an email address."))
+        raise Refused(Problem(path, UserErrorCode.INVALID, "Not an email address."))
     return value
 
 
@@ -111,9 +114,11 @@ def phone(raw: str | None, region: str | None, path: list[str]) -> str | None:
     try:
         number = phonenumbers.parse(raw, region or "US")
     except phonenumbers.NumberParseException as exc:
-        raise Refused(Problem(path, "INVALID", f"Cannot read {raw!r} as a phone number.")) from exc
+        raise Refused(
+            Problem(path, UserErrorCode.INVALID, f"Cannot read {raw!r} as a phone number.")
+        ) from exc
     if not phonenumbers.is_valid_number(number):
-        raise Refused(Problem(path, "INVALID", f"{raw!r} is not a valid phone number."))
+        raise Refused(Problem(path, UserErrorCode.INVALID, f"{raw!r} is not a valid phone number."))
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
@@ -121,7 +126,9 @@ def country(raw: str, path: list[str]) -> str:
     code = (raw or "").strip().upper()
     if len(code) != 2 or pycountry.countries.get(alpha_2=code) is None:
         raise Refused(
-            Problem(path, "INVALID", f"Unknown country {raw!r}: use ISO 3166-1, e.g. US.")
+            Problem(
+                path, UserErrorCode.INVALID, f"Unknown country {raw!r}: use ISO 3166-1, e.g. US."
+            )
         )
     return code
 
@@ -131,14 +138,18 @@ def region(raw: str | None, country_code: str, path: list[str]) -> str | None:
         return None
     code = raw.strip().upper().removeprefix(f"{country_code}-")
     if pycountry.subdivisions.get(code=f"{country_code}-{code}") is None:
-        raise Refused(Problem(path, "INVALID", f"Unknown region {raw!r} in {country_code}."))
+        raise Refused(
+            Problem(path, UserErrorCode.INVALID, f"Unknown region {raw!r} in {country_code}.")
+        )
     return code
 
 
 def currency(raw: str, path: list[str]) -> str:
     code = (raw or "").strip().upper()
     if len(code) != 3 or pycountry.currencies.get(alpha_3=code) is None:
-        raise Refused(Problem(path, "INVALID", f"Unknown currency {raw!r}: use ISO 4217."))
+        raise Refused(
+            Problem(path, UserErrorCode.INVALID, f"Unknown currency {raw!r}: use ISO 4217.")
+        )
     return code
 
 
@@ -147,13 +158,13 @@ def money(raw: Any, path: list[str], *, positive: bool = True) -> Decimal:
     try:
         amount = Decimal(str(raw))
     except (InvalidOperation, ValueError) as exc:
-        raise Refused(Problem(path, "INVALID", f"{raw!r} is not an amount.")) from exc
+        raise Refused(Problem(path, UserErrorCode.INVALID, f"{raw!r} is not an amount.")) from exc
     if not amount.is_finite() or amount != amount.quantize(CENT):
-        raise Refused(Problem(path, "INVALID", "Amounts have at most 2 decimals."))
+        raise Refused(Problem(path, UserErrorCode.INVALID, "Amounts have at most 2 decimals."))
     if positive and amount <= 0:
-        raise Refused(Problem(path, "INVALID", "The amount must be positive."))
+        raise Refused(Problem(path, UserErrorCode.INVALID, "The amount must be positive."))
     if not positive and amount == 0:
-        raise Refused(Problem(path, "INVALID", "The amount must not be zero."))
+        raise Refused(Problem(path, UserErrorCode.INVALID, "The amount must not be zero."))
     if abs(amount) >= Decimal("1e12"):
-        raise Refused(Problem(path, "INVALID", "The amount is too large."))
+        raise Refused(Problem(path, UserErrorCode.INVALID, "The amount is too large."))
     return amount

@@ -24,6 +24,7 @@ from models import IdempotencyKey, LedgerTransaction
 from models.enums import CustomerStatus, Role
 from resolvers.context import Context
 from resolvers.customers import customer
+from resolvers.errors import UserErrorCode
 from resolvers.mutations import Problem, Refused
 from resolvers.scope import scope_customers
 
@@ -46,7 +47,7 @@ async def lock_customers(
     addresses); otherwise only staff may, and a site user gets FORBIDDEN.
     """
     if ctx.viewer.role is Role.CUSTOMER and not self_service:
-        raise Refused(Problem(None, "FORBIDDEN", "Only staff can do this."))
+        raise Refused(Problem(None, UserErrorCode.FORBIDDEN, "Only staff can do this."))
     found = await lock_each(conn, ctx, ids)
     for cid in ids:
         where = path[cid] if isinstance(path, dict) else path
@@ -73,9 +74,11 @@ async def lock_each(
     for cid in ids:
         row = rows.get(cid)
         if row is None:
-            found[cid] = Problem(None, "NOT_FOUND", "No such customer.")
+            found[cid] = Problem(None, UserErrorCode.NOT_FOUND, "No such customer.")
         elif row.status == CustomerStatus.MERGED:
-            found[cid] = Problem(None, "CONFLICT", "This customer was merged into another.")
+            found[cid] = Problem(
+                None, UserErrorCode.CONFLICT, "This customer was merged into another."
+            )
         else:
             found[cid] = row
     return found
@@ -153,7 +156,9 @@ async def claim_key(
     if key is None:
         return None
     if not 1 <= len(key) <= 255:
-        raise Refused(Problem(["input", "idempotencyKey"], "INVALID", "Use 1 to 255 characters."))
+        raise Refused(
+            Problem(["input", "idempotencyKey"], UserErrorCode.INVALID, "Use 1 to 255 characters.")
+        )
     digest = request_hash(operation, payload)
     actor = ctx.viewer.user_id or 0
     inserted = await conn.execute(
@@ -173,7 +178,7 @@ async def claim_key(
         raise Refused(
             Problem(
                 ["input", "idempotencyKey"],
-                "IDEMPOTENCY_CONFLICT",
+                UserErrorCode.IDEMPOTENCY_CONFLICT,
                 "This key was used with different input.",
             )
         )

@@ -9,9 +9,11 @@ from resolvers import account_mutations as q
 from resolvers import accounts as account_q
 from resolvers import customers as customer_q
 from resolvers.context import viewer_of
+from resolvers.errors import UserErrorCode
+from resolvers.global_ids import decode_id
 from resolvers.mutations import Refused
 from schema.accounts import Account, PaymentMethod
-from schema.base import build, decode_id
+from schema.base import build
 from schema.customers import Customer
 from schema.errors import UserError, refused_payload
 
@@ -134,7 +136,7 @@ class AccountMutations:
         viewer_of(info)
         try:
             if input.account_id is None:
-                raise Refused.one(["input", "accountId"], "REQUIRED", "Which account?")
+                raise Refused.one(["input", "accountId"], UserErrorCode.REQUIRED, "Which account?")
             aid = decode_id(input.account_id, "Account", "accountId")
             cid = decode_id(input.customer_id, "Customer", "customerId")
             await q.attach(info.context, aid, cid)

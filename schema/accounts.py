@@ -11,9 +11,9 @@ from resolvers import accounts as q
 from resolvers import search as search_q
 from resolvers.context import viewer_of
 from resolvers.loading import count
-from resolvers.pagination import page_args
+from resolvers.pagination import PageArgs
 from schema.base import build, build_all, node_resolver, registered
-from schema.pagination import Connection
+from schema.pagination import Connection, connection
 from schema.search import CustomerFilter
 
 if TYPE_CHECKING:
@@ -114,22 +114,18 @@ class Account(relay.Node):
 
 @strawberry.type
 class AccountQueries:
-    @strawberry.field(
-        description="Billing accounts, by number; with `filter`, those with a matching customer "
+    @connection(
+        "Billing accounts, by number; with `filter`, those with a matching customer "
         "(kind ACCOUNT matches company/number on the account itself)."
     )
     async def accounts(
         self,
         info: Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
+        page: PageArgs,
         filter: CustomerFilter | None = None,
     ) -> Connection[Account]:
         viewer_of(info)
         ctx = info.context
-        args = page_args(first, after, last, before)
         base = await search_q.filtered_accounts(ctx, filter.criteria()) if filter else None
-        page, base = await q.account_page(ctx, args, base)
-        return Connection.of(page, lambda r: build("Account", r), lambda: count(ctx, base))
+        found, base = await q.account_page(ctx, page, base)
+        return Connection.of(found, lambda r: build("Account", r), lambda: count(ctx, base))

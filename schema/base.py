@@ -19,7 +19,7 @@ from strawberry.utils.str_converters import to_camel_case
 
 from resolvers.context import viewer_of
 from resolvers.errors import BadUserInput
-from resolvers.global_ids import decode_global_id, node_key
+from resolvers.global_ids import node_key
 
 T = TypeVar("T")
 
@@ -28,8 +28,9 @@ T = TypeVar("T")
 def columns_of(cls: type) -> tuple[tuple[str, str], ...]:
     """(attribute, column) pairs of a type: the attribute's name unless `__columns__` renames it.
 
-    This is the one declaration of which column backs which field, readable by the
-    dataloader path and (later) by the compiled SQL path alike.
+    This is the one declaration of which column backs which field: `from_row` fills a type
+    from it on the dataloader path, and the compiled path prints the same columns
+    (resolvers/compiled/fields.scalar_columns).
     """
     renames = getattr(cls, "__columns__", {})
     return tuple((f.name, renames.get(f.name, f.name)) for f in dataclasses.fields(cls) if f.init)
@@ -41,26 +42,9 @@ def from_row(cls: type[T], row: Any) -> T:
     return cls(**{attr: mapping[col] for attr, col in columns_of(cls) if col in mapping})
 
 
-def _article(word: str) -> str:
-    return "an" if word[:1].upper() in "AEIOU" else "a"
-
-
 def encode_id(type_name: str, pk: int) -> strawberry.ID:
-    """The global ID of an object that is not a Relay node (a job): decode_id reads it."""
+    """The global ID of an object that is not a Relay node (a job): `decode_id` reads it."""
     return strawberry.ID(str(relay.GlobalID(type_name, str(pk))))
-
-
-def decode_id(value: strawberry.ID | str, expected: str | tuple[str, ...], argument: str) -> int:
-    """Decode a global ID, refusing malformed IDs and IDs of another type."""
-    expected = (expected,) if isinstance(expected, str) else expected
-    type_name, pk = decode_global_id(value, argument)
-    if type_name not in expected:
-        raise BadUserInput(
-            f"'{argument}' is {_article(type_name)} {type_name} ID; expected"
-            f" {' or '.join(expected)}.",
-            argument=argument,
-        )
-    return pk
 
 
 @strawberry.type(description="An exact amount of money in one ISO-4217 currency.")

@@ -20,10 +20,11 @@ from resolvers import bulk_updates as q
 from resolvers import customers as customer_q
 from resolvers.context import viewer_of
 from resolvers.errors import CodedError, NotFound
+from resolvers.global_ids import decode_id
 from resolvers.loading import count
 from resolvers.mutations import Problem, Refused
 from resolvers.pagination import page_args
-from schema.base import build, decode_id, encode_id
+from schema.base import build, encode_id
 from schema.custom_field_mutations import CustomFieldEntry
 from schema.customers import Customer
 from schema.enums import CustomerStatus
@@ -183,7 +184,9 @@ def _invalid(name: str) -> Iterator[None]:
     try:
         yield
     except CodedError as exc:
-        raise Refused(Problem(["input", "customers", name], "INVALID", exc.message)) from None
+        raise Refused(
+            Problem(["input", "customers", name], UserErrorCode.INVALID, exc.message)
+        ) from None
 
 
 # Background runs, kept referenced until they end (asyncio keeps only weak references).

@@ -6,8 +6,9 @@ from strawberry.types import Info
 from resolvers import consent as q
 from resolvers import customers as customer_q
 from resolvers.context import viewer_of
+from resolvers.global_ids import decode_id
 from resolvers.mutations import Refused
-from schema.base import build, decode_id
+from schema.base import build
 from schema.customer_mutations import CustomerPayload
 from schema.enums import MarketingState, OptInLevel
 from schema.errors import refused_payload

@@ -9,8 +9,9 @@ from resolvers import custom_field_mutations as q
 from resolvers import custom_fields as field_q
 from resolvers import customers as customer_q
 from resolvers.context import viewer_of
+from resolvers.global_ids import decode_id
 from resolvers.mutations import Refused
-from schema.base import build, decode_id
+from schema.base import build
 from schema.custom_fields import CustomFieldDefinition
 from schema.customers import Customer
 from schema.enums import CustomFieldType

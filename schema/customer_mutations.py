@@ -11,10 +11,11 @@ from resolvers.addresses import address
 from resolvers.children import child_by_id
 from resolvers.context import viewer_of
 from resolvers.customer_mutations import ADDRESS_FIELDS
+from resolvers.global_ids import decode_id
 from resolvers.mutations import Refused
 from resolvers.timeline import timeline_event
 from schema.addresses import Address
-from schema.base import build, decode_id
+from schema.base import build
 from schema.custom_field_mutations import CustomFieldEntry
 from schema.customers import Customer
 from schema.enums import AddressKind, CustomerKind, TaxStatusKind

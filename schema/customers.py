@@ -20,18 +20,19 @@ from resolvers import timeline as timeline_q
 from resolvers import users as user_q
 from resolvers.context import viewer_of
 from resolvers.errors import BadUserInput
+from resolvers.global_ids import decode_id
 from resolvers.loading import count
-from resolvers.pagination import page_args
+from resolvers.pagination import NESTED_PAGING, PageArgs
 from resolvers.relations import ChildConnection
 from schema.accounts import Account
 from schema.addresses import Address
-from schema.base import Money, build, build_all, decode_id, node_resolver, registered
+from schema.base import Money, build, build_all, node_resolver, registered
 from schema.consent import MarketingConsent, consent_of
 from schema.custom_fields import CustomFieldValue
 from schema.enums import CustomerKind, CustomerOrderField, CustomerStatus, OrderDirection
 from schema.ledger import LedgerTransaction
 from schema.orders import Order
-from schema.pagination import Connection
+from schema.pagination import Connection, connection
 from schema.sales_channels import SalesChannel
 from schema.saved_searches import SavedSearch, saved_search_of
 from schema.search import CustomerFilter, criteria_of, saved_search_where
@@ -40,7 +41,6 @@ from schema.timeline import TimelineEvent
 from schema.users import User
 
 Private = strawberry.Private
-NESTED_PAGE = 10
 
 
 async def _children(info: Info, relation: ChildConnection, type_name: str, key: int, args):
@@ -74,6 +74,10 @@ class Customer(relay.Node):
     version: int = strawberry.field(description="Send it back as expectedVersion on update.")
     created_at: datetime
     updated_at: datetime
+    erased_at: datetime | None = strawberry.field(
+        description="When a privacy request erased its personal data (status ERASED, or "
+        "MERGED into an erased customer); null otherwise."
+    )
     account_id: Private[int | None]
     sales_rep_id: Private[int | None]
     merged_into_id: Private[int | None]
@@ -143,29 +147,21 @@ class Customer(relay.Node):
         rows = await info.context.loader(address_q.ADDRESSES.batch).load(self.id)
         return build_all("Address", rows)
 
-    @strawberry.field(description="Orders, newest first.")
+    @connection("Orders, newest first.", NESTED_PAGING)
     async def orders(
         self,
         info: Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
+        page: PageArgs,
     ) -> Connection[Order]:
-        args = page_args(first, after, last, before, default=NESTED_PAGE)
-        return await _children(info, order_q.ORDERS, "Order", self.id, args)
+        return await _children(info, order_q.ORDERS, "Order", self.id, page)
 
-    @strawberry.field(description="Ledger entries, newest first.")
+    @connection("Ledger entries, newest first.", NESTED_PAGING)
     async def ledger_transactions(
         self,
         info: Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
+        page: PageArgs,
     ) -> Connection[LedgerTransaction]:
-        args = page_args(first, after, last, before, default=NESTED_PAGE)
-        return await _children(info, ledger_q.ENTRIES, "LedgerTransaction", self.id, args)
+        return await _children(info, ledger_q.ENTRIES, "LedgerTransaction", self.id, page)
 
     @strawberry.field(description="Balance per currency (positive: the customer owes).")
     async def balances(self, info: Info) -> list[Money]:
@@ -181,17 +177,13 @@ class Customer(relay.Node):
     def tax_status(self) -> TaxStatus:
         return TaxStatus(status=self.tax_kind, tax_code=self.tax_code, customer_id=self.id)
 
-    @strawberry.field(description="What happened to this customer, newest first.")
+    @connection("What happened to this customer, newest first.", NESTED_PAGING)
     async def timeline(
         self,
         info: Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
+        page: PageArgs,
     ) -> Connection[TimelineEvent]:
-        args = page_args(first, after, last, before, default=NESTED_PAGE)
-        return await _children(info, timeline_q.EVENTS, "TimelineEvent", self.id, args)
+        return await _children(info, timeline_q.EVENTS, "TimelineEvent", self.id, page)
 
 
 @strawberry.input
@@ -242,16 +234,11 @@ class CustomerQueries:
         row = await q.customer_by(info.context, pk=pk, number=number, email=email)
         return build("Customer", row)
 
-    @strawberry.field(
-        description="Customers, keyset-paginated: live ones, or those matching `filter`."
-    )
+    @connection("Customers, keyset-paginated: live ones, or those matching `filter`.")
     async def customers(
         self,
         info: Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
+        page: PageArgs,
         order_by: CustomerOrder | None = None,
         filter: CustomerFilter | None = None,
         saved_search: Annotated[
@@ -262,12 +249,11 @@ class CustomerQueries:
         viewer_of(info)
         ctx = info.context
         order_by = order_by or CustomerOrder()
-        args = page_args(first, after, last, before)
         base = await search_q.filtered_customers(ctx, filter.criteria()) if filter else None
         if saved_search is not None:
             where = await saved_search_where(info, saved_search)
             base = (q.visible_customers(ctx) if base is None else base).where(*where)
-        page, base = await q.customer_page(
-            ctx, args, order_by.field, order_by.direction == OrderDirection.DESC, base
+        found, base = await q.customer_page(
+            ctx, page, order_by.field, order_by.direction == OrderDirection.DESC, base
         )
-        return Connection.of(page, lambda r: build("Customer", r), lambda: count(ctx, base))
+        return Connection.of(found, lambda r: build("Customer", r), lambda: count(ctx, base))

@@ -7,13 +7,14 @@ from resolvers import customers as customer_q
 from resolvers import duplicates as q
 from resolvers.context import viewer_of
 from resolvers.errors import BadUserInput
+from resolvers.global_ids import decode_id
 from resolvers.loading import count
 from resolvers.mutations import Refused
-from resolvers.pagination import page_args
-from schema.base import build_all, decode_id
+from resolvers.pagination import FORWARD_PAGING, PageArgs
+from schema.base import build_all
 from schema.customers import Customer
 from schema.errors import UserError, refused_payload
-from schema.pagination import Connection
+from schema.pagination import Connection, connection
 
 DuplicateCriterion = strawberry.enum(
     q.Criterion, name="DuplicateCriterion", description="What duplicates share."
@@ -62,11 +63,12 @@ def _group(report: q.Report, row) -> DuplicateGroup:
 
 @strawberry.type
 class DuplicateQueries:
-    @strawberry.field(
-        description="Groups of customers sharing ALL of the given criteria (normalised: email "
+    @connection(
+        "Groups of customers sharing ALL of the given criteria (normalised: email "
         "case and spaces, phone as E.164, name case/accents/spaces; company for businesses). "
         "`fuzzy: true` matches names by trigram similarity >= threshold and returns pairs, "
-        "strongest first. Dismissed pairs never show again."
+        "strongest first. Dismissed pairs never show again.",
+        FORWARD_PAGING,
     )
     async def duplicate_customers(
         self,
@@ -74,8 +76,8 @@ class DuplicateQueries:
         by: list[DuplicateCriterion] | None = None,
         fuzzy: bool = False,
         threshold: float = 0.6,
-        first: int | None = None,
-        after: str | None = None,
+        *,
+        page: PageArgs,
     ) -> Connection[DuplicateGroup]:
         viewer_of(info)
         criteria = tuple(dict.fromkeys(by or [q.Criterion.EMAIL]))
@@ -85,8 +87,8 @@ class DuplicateQueries:
             raise BadUserInput(f"'threshold' must be between {q.MIN_FUZZY_THRESHOLD} and 1.")
         report = q.Report(criteria, fuzzy, threshold)
         ctx = info.context
-        page, stmt = await q.report_page(ctx, report, page_args(first, after))
-        return Connection.of(page, lambda row: _group(report, row), lambda: count(ctx, stmt))
+        found, stmt = await q.report_page(ctx, report, page)
+        return Connection.of(found, lambda row: _group(report, row), lambda: count(ctx, stmt))
 
 
 @strawberry.input

@@ -1,23 +1,17 @@
 """Expected mutation failures are data: `userErrors { field code message }`."""
 
-import enum
 from typing import Any, TypeVar
 
 import strawberry
 from strawberry.types.base import StrawberryList, StrawberryOptional
 
+from resolvers import errors
 
-@strawberry.enum(description="Why a mutation refused its input. Stable: clients switch on it.")
-class UserErrorCode(enum.Enum):
-    INVALID = "INVALID"
-    REQUIRED = "REQUIRED"
-    NOT_FOUND = "NOT_FOUND"
-    DUPLICATE = "DUPLICATE"
-    CONFLICT = "CONFLICT"
-    FORBIDDEN = "FORBIDDEN"
-    IDEMPOTENCY_CONFLICT = "IDEMPOTENCY_CONFLICT"
-    INSUFFICIENT_FUNDS = "INSUFFICIENT_FUNDS"
-    CARD_NUMBER_REFUSED = "CARD_NUMBER_REFUSED"
+# The use cases' own enum (resolvers.errors.UserErrorCode), exposed as the GraphQL enum.
+UserErrorCode = strawberry.enum(
+    errors.UserErrorCode,
+    description="Why a mutation refused its input. Stable: clients switch on it.",
+)
 
 
 @strawberry.type
@@ -31,10 +25,7 @@ class UserError:
 
 def user_errors(refused) -> list[UserError]:
     """`resolvers.mutations.Refused` -> the payload's userErrors."""
-    return [
-        UserError(field=p.field, code=UserErrorCode(p.code), message=p.message)
-        for p in refused.problems
-    ]
+    return [UserError(field=p.field, code=p.code, message=p.message) for p in refused.problems]
 
 
 T = TypeVar("T")

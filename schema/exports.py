@@ -12,7 +12,7 @@ from strawberry.types import Info
 
 from resolvers import exports as q
 from resolvers.context import viewer_of
-from resolvers.errors import CodedError
+from resolvers.errors import CodedError, UserErrorCode
 from resolvers.mutations import Problem, Refused
 from resolvers.search import Criteria, conditions
 from schema.base import encode_id
@@ -79,7 +79,9 @@ class ExportMutations:
                 criteria = input.filter.criteria() if input.filter is not None else Criteria()
                 await conditions(info.context, criteria)  # every value checked now
             except CodedError as exc:
-                raise Refused(Problem(["input", "filter"], "INVALID", exc.message)) from None
+                raise Refused(
+                    Problem(["input", "filter"], UserErrorCode.INVALID, exc.message)
+                ) from None
             row = await q.create_export(info.context, criteria, input.format.value)
         except Refused as refused:
             return refused_payload(CustomerExportStartPayload, refused)

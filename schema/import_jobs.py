@@ -18,15 +18,16 @@ from models.enums import JobStatus as JobStatusEnum
 from models.enums import Role
 from resolvers import import_jobs as q
 from resolvers.context import viewer_of
-from resolvers.errors import Forbidden, NotFound
+from resolvers.errors import Forbidden, NotFound, UserErrorCode
+from resolvers.global_ids import decode_id
 from resolvers.import_rows import ImportOptions
 from resolvers.imports import FileRefused, Reader
 from resolvers.loading import count
 from resolvers.mutations import Problem, Refused
-from resolvers.pagination import page_args
-from schema.base import decode_id, encode_id
+from resolvers.pagination import FORWARD_PAGING, PageArgs
+from schema.base import encode_id
 from schema.errors import UserError, refused_payload
-from schema.pagination import Connection
+from schema.pagination import Connection, connection
 
 log = logging.getLogger(__name__)
 JobStatus = strawberry.enum(JobStatusEnum, name="JobStatus", description="Where a job is.")
@@ -82,13 +83,11 @@ class ImportJob:
     def error_report_url(self) -> str | None:
         return f"/imports/{self.pk}/errors.csv" if self.rejected else None
 
-    @strawberry.field(description="Rejected rows, in file order.")
-    async def errors(
-        self, info: Info, first: int | None = None, after: str | None = None
-    ) -> Connection[ImportRowError]:
+    @connection("Rejected rows, in file order.", FORWARD_PAGING)
+    async def errors(self, info: Info, page: PageArgs) -> Connection[ImportRowError]:
         ctx = info.context
-        page, stmt = await q.error_page(ctx, self.pk, page_args(first, after))
-        return Connection.of(page, _row_error, lambda: count(ctx, stmt))
+        found, stmt = await q.error_page(ctx, self.pk, page)
+        return Connection.of(found, _row_error, lambda: count(ctx, stmt))
 
 
 def _row_error(row) -> ImportRowError:
@@ -159,12 +158,18 @@ class ImportJobMutations:
         ctx = info.context
         try:
             if viewer.role is not Role.ADMIN:
-                raise Refused(Problem(None, "FORBIDDEN", "Only admins import customers."))
+                raise Refused(
+                    Problem(None, UserErrorCode.FORBIDDEN, "Only admins import customers.")
+                )
             data = await input.upload.read()
             limit = ctx.settings.max_upload_bytes
             if len(data) > limit:
                 raise Refused(
-                    Problem(["input", "upload"], "INVALID", f"The file exceeds {limit:,} bytes.")
+                    Problem(
+                        ["input", "upload"],
+                        UserErrorCode.INVALID,
+                        f"The file exceeds {limit:,} bytes.",
+                    )
                 )
             mapping = {m.column: m.field for m in input.mapping or []}
             options = ImportOptions(
@@ -178,7 +183,11 @@ class ImportJobMutations:
                 Reader(io.BytesIO(data), mapping=options.mapping, custom_keys=keys)
             except FileRefused as refused:
                 raise Refused(
-                    Problem(["input", "upload"], "INVALID", f"{refused.message} ({refused.code})")
+                    Problem(
+                        ["input", "upload"],
+                        UserErrorCode.INVALID,
+                        f"{refused.message} ({refused.code})",
+                    )
                 ) from None
         except Refused as refused:
             return refused_payload(CustomerImportStartPayload, refused)
@@ -231,13 +240,11 @@ class ImportJobQueries:
         row = await q.job_by_id(info.context, decode_id(id, "ImportJob", "id"))
         return None if row is None else job_of(row)
 
-    @strawberry.field(description="Import jobs, newest first (an admin sees every one).")
-    async def import_jobs(
-        self, info: Info, first: int | None = None, after: str | None = None
-    ) -> Connection[ImportJob]:
+    @connection("Import jobs, newest first (an admin sees every one).", FORWARD_PAGING)
+    async def import_jobs(self, info: Info, page: PageArgs) -> Connection[ImportJob]:
         viewer = viewer_of(info)
         if viewer.role is not Role.ADMIN:
             raise Forbidden("Only admins import customers.")
         ctx = info.context
-        page, stmt = await q.job_page(ctx, page_args(first, after))
-        return Connection.of(page, job_of, lambda: count(ctx, stmt))
+        found, stmt = await q.job_page(ctx, page)
+        return Connection.of(found, job_of, lambda: count(ctx, stmt))

@@ -7,8 +7,9 @@ from strawberry.types import Info
 
 from resolvers import ledger_mutations as q
 from resolvers.context import viewer_of
+from resolvers.global_ids import decode_id
 from resolvers.mutations import Refused
-from schema.base import Money, build_all, decode_id
+from schema.base import Money, build_all
 from schema.errors import UserError, refused_payload
 from schema.ledger import LedgerTransaction
 

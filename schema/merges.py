@@ -7,8 +7,9 @@ from resolvers import customers as customer_q
 from resolvers import merges as q
 from resolvers.context import viewer_of
 from resolvers.errors import CodedError
+from resolvers.global_ids import decode_id
 from resolvers.mutations import Refused
-from schema.base import Money, build, decode_id
+from schema.base import Money, build
 from schema.customers import Customer
 from schema.errors import UserError, refused_payload
 

@@ -9,8 +9,9 @@ from resolvers import order_mutations as q
 from resolvers import orders as order_q
 from resolvers.children import child_by_id
 from resolvers.context import viewer_of
+from resolvers.global_ids import decode_id
 from resolvers.mutations import Refused
-from schema.base import build, decode_id
+from schema.base import build
 from schema.errors import UserError, refused_payload
 from schema.orders import Order
 

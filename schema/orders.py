@@ -15,7 +15,8 @@ from resolvers import sales_channels as channel_q
 from resolvers.children import child_by_id
 from resolvers.context import viewer_of
 from resolvers.errors import BadUserInput
-from schema.base import build, build_all, decode_id, money_field, node_resolver, registered
+from resolvers.global_ids import decode_id
+from schema.base import build, build_all, money_field, node_resolver, registered
 from schema.enums import OrderSource, OrderStatus
 from schema.sales_channels import SalesChannel
 

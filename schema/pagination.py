@@ -1,12 +1,19 @@
 """Relay connections: edges with cursors, pageInfo, and a lazily counted totalCount."""
 
+import inspect
 from collections.abc import Awaitable, Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import strawberry
 from strawberry import relay
+from strawberry.annotation import StrawberryAnnotation
+from strawberry.extensions import FieldExtension
+from strawberry.types import Info
+from strawberry.types.arguments import StrawberryArgument
+from strawberry.types.field import StrawberryField
 
-from resolvers.pagination import Page
+from resolvers.context import viewer_of
+from resolvers.pagination import ROOT_PAGING, Page, Paging
 
 NodeT = TypeVar("NodeT")
 
@@ -47,3 +54,50 @@ class Connection(Generic[NodeT]):
             end_cursor=edges[-1].cursor if edges else None,
         )
         return cls(edges=edges, page_info=info, count=count)
+
+
+class PageArguments(FieldExtension):
+    """first/after (and last/before) of a connection field, declared once: the resolver
+    takes `page: PageArgs`, which becomes these arguments at its place, validated
+    (`Paging.page`) before the resolver runs. The compiled path reads `paging` from the
+    field's Strawberry definition."""
+
+    def __init__(self, paging: Paging) -> None:
+        super().__init__()
+        self.paging = paging
+
+    def apply(self, field: StrawberryField) -> None:
+        arguments: list[StrawberryArgument] = []
+        for argument in field.arguments:
+            if argument.python_name != "page":
+                arguments.append(argument)
+                continue
+            for name in self.paging.names:
+                kind = int | None if name in ("first", "last") else str | None
+                arguments.append(
+                    StrawberryArgument(
+                        python_name=name,
+                        graphql_name=None,
+                        type_annotation=StrawberryAnnotation(kind),
+                        default=None,
+                    )
+                )
+        field.arguments = arguments
+
+    def _paged(self, info: Info, kwargs: dict[str, Any]) -> dict[str, Any]:
+        viewer_of(info)  # signed in first: an anonymous request learns nothing of its input
+        page = self.paging.page(kwargs)
+        rest = {k: v for k, v in kwargs.items() if k not in self.paging.names}
+        return {**rest, "page": page}
+
+    def resolve(self, next_: Callable, source: Any, info: Info, **kwargs: Any) -> Any:
+        return next_(source, info, **self._paged(info, kwargs))
+
+    async def resolve_async(self, next_: Callable, source: Any, info: Info, **kwargs: Any):
+        result = next_(source, info, **self._paged(info, kwargs))
+        return await result if inspect.isawaitable(result) else result
+
+
+def connection(description: str | None = None, paging: Paging = ROOT_PAGING) -> Any:
+    """`@strawberry.field` for a connection: its resolver takes `page: PageArgs`."""
+    return strawberry.field(description=description, extensions=[PageArguments(paging)])

@@ -24,6 +24,7 @@ from schema.ledger_mutations import LedgerMutations
 from schema.merges import MergeMutations, MergeQueries
 from schema.order_mutations import OrderMutations
 from schema.orders import OrderQueries
+from schema.privacy import PrivacyMutations, PrivacyQueries
 from schema.sales_channels import SalesChannelQueries
 from schema.saved_searches import SavedSearchMutations, SavedSearchQueries
 from schema.search import SearchQueries
@@ -64,6 +65,7 @@ Query = merge_types(
         TagQueries,
         SavedSearchQueries,
         BulkUpdateQueries,
+        PrivacyQueries,
     ),
 )
 
@@ -84,6 +86,7 @@ MUTATION_TYPES: tuple[type, ...] = (
     ConsentMutations,
     SavedSearchMutations,
     BulkUpdateMutations,
+    PrivacyMutations,
 )
 
 Mutation = merge_types("Mutation", MUTATION_TYPES) if MUTATION_TYPES else None

@@ -13,9 +13,10 @@ from resolvers import saved_searches as q
 from resolvers import search as search_q
 from resolvers import users as user_q
 from resolvers.context import viewer_of
-from resolvers.errors import BadUserInput
+from resolvers.errors import BadUserInput, UserErrorCode
+from resolvers.global_ids import decode_id
 from resolvers.mutations import Refused
-from schema.base import build, decode_id, encode_id
+from schema.base import build, encode_id
 from schema.errors import UserError, refused_payload
 from schema.inputs import to_json
 from schema.search import CustomerFilter, criteria_of
@@ -128,7 +129,7 @@ def _criteria(given: CustomerFilter) -> search_q.Criteria:
     try:
         return given.criteria()
     except BadUserInput as exc:
-        raise Refused.one(["input", "filter"], "INVALID", exc.message) from exc
+        raise Refused.one(["input", "filter"], UserErrorCode.INVALID, exc.message) from exc
 
 
 async def _payload(info: Info, saved_id: int) -> SavedSearchPayload:
@@ -165,7 +166,9 @@ class SavedSearchMutations:
             saved_id = decode_id(input.id, "SavedSearch", "id")
             given = _set(input.filter)
             if None in (input.name, input.filter, input.shared):
-                raise Refused.one(["input"], "INVALID", "name, filter and shared cannot be null.")
+                raise Refused.one(
+                    ["input"], UserErrorCode.INVALID, "name, filter and shared cannot be null."
+                )
             await q.change(
                 info.context,
                 saved_id,

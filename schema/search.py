@@ -12,12 +12,13 @@ from resolvers import search as q
 from resolvers import tags as tag_q
 from resolvers import users as user_q
 from resolvers.context import viewer_of
+from resolvers.global_ids import decode_id
 from resolvers.loading import count
-from resolvers.pagination import Ordering, check_cursors, page_args
-from schema.base import build, decode_id
+from resolvers.pagination import FORWARD_PAGING, Ordering, PageArgs, check_cursors
+from schema.base import build
 from schema.enums import CustomerStatus, MarketingState
 from schema.inputs import from_json
-from schema.pagination import Connection
+from schema.pagination import Connection, connection
 from schema.sales_channels import SalesChannel
 from schema.tags import TagCount, TagFilter
 from schema.users import User
@@ -211,26 +212,26 @@ async def _refine(info: Info, refine: q.Refine) -> RefineSearch:
 
 @strawberry.type
 class SearchQueries:
-    @strawberry.field(
-        description="The search screen: the matches, or RefineSearch (with counts and facets) "
-        "when more than the cap (400) would match. An empty filter always asks to refine."
+    @connection(
+        "The search screen: the matches, or RefineSearch (with counts and facets) "
+        "when more than the cap (400) would match. An empty filter always asks to refine.",
+        FORWARD_PAGING,
     )
     async def customer_search(
         self,
         info: Info,
         filter: CustomerFilter | None = None,
-        first: int | None = None,
-        after: str | None = None,
         saved_search: Annotated[
             strawberry.ID | None,
             strawberry.argument(description="A saved search's filter (AND `filter`, if given)."),
         ] = None,
+        *,
+        page: PageArgs,
     ) -> CustomerSearchResult:
         viewer_of(info)
         ctx = info.context
-        args = page_args(first, after)
         ordering = Ordering(customer_q.SORT_COLUMNS[customer_q.CustomerOrderField.NAME])
-        check_cursors(ordering, args)  # even when the matches are not read
+        check_cursors(ordering, page)  # even when the matches are not read
         criteria = (filter or CustomerFilter()).criteria()
         base = await q.filtered_customers(ctx, criteria)
         if saved_search is not None:
@@ -238,9 +239,9 @@ class SearchQueries:
         refine = await q.refine_or_none(ctx, base)
         if refine is not None:
             return await _refine(info, refine)
-        page, base = await customer_q.customer_page(
-            ctx, args, customer_q.CustomerOrderField.NAME, False, base
+        found, base = await customer_q.customer_page(
+            ctx, page, customer_q.CustomerOrderField.NAME, False, base
         )
         return CustomerSearchMatches(
-            customers=Connection.of(page, lambda r: build("Customer", r), lambda: count(ctx, base))
+            customers=Connection.of(found, lambda r: build("Customer", r), lambda: count(ctx, base))
         )

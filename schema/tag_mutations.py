@@ -6,8 +6,9 @@ from strawberry.types import Info
 from resolvers import customers as customer_q
 from resolvers import tag_mutations as q
 from resolvers.context import viewer_of
+from resolvers.global_ids import decode_id
 from resolvers.mutations import Refused
-from schema.base import build_all, decode_id
+from schema.base import build_all
 from schema.customers import Customer
 from schema.errors import UserError, refused_payload
 

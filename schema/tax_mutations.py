@@ -13,8 +13,9 @@ from resolvers import tax_mutations as q
 from resolvers.children import child_by_id
 from resolvers.context import viewer_of
 from resolvers.errors import BadUserInput
+from resolvers.global_ids import decode_id
 from resolvers.mutations import Refused
-from schema.base import build, decode_id
+from schema.base import build
 from schema.customers import Customer
 from schema.enums import TaxStatusKind
 from schema.errors import UserError, refused_payload

@@ -15,6 +15,7 @@ from resolvers import users as user_q
 from resolvers.children import child_by_id
 from resolvers.context import viewer_of
 from resolvers.errors import NotFound, RateLimited, Unavailable
+from resolvers.global_ids import decode_id
 from resolvers.pagination import decode_cursor, encode_cursor
 from resolvers.timeline import (
     CLOSE_RECONNECT,
@@ -26,7 +27,7 @@ from resolvers.timeline import (
     latest_event_id,
     timeline_event,
 )
-from schema.base import build, decode_id, node_resolver, registered
+from schema.base import build, node_resolver, registered
 from schema.users import User
 
 if TYPE_CHECKING:

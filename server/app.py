@@ -32,7 +32,7 @@ from strawberry.types.unset import UNSET
 
 from resolvers import bulk_updates, exports, import_jobs, telemetry
 from resolvers.context import Context
-from resolvers.errors import CodedError, ServiceUnavailable, is_unavailable
+from resolvers.errors import CodedError, ErrorCode, ServiceUnavailable, is_unavailable
 from resolvers.tokens import NOT_BEARER, UNKNOWN_TOKEN, bearer, viewer_for_token
 from server import graphiql, health, metrics, observe, tracing
 from server.api import schema
@@ -135,7 +135,7 @@ class GraphQLApp(GraphQL):
         """An outage met by any resolver makes the whole answer a 503 (server.errors)."""
         result = await super().execute_operation(*args, **kwargs)
         for error in getattr(result, "errors", None) or ():
-            if (error.extensions or {}).get("code") == "SERVICE_UNAVAILABLE":
+            if (error.extensions or {}).get("code") == ErrorCode.SERVICE_UNAVAILABLE:
                 raise ServiceUnavailable() from error.original_error
         return result
 
@@ -233,7 +233,11 @@ def create_app(engine: AsyncEngine | None = None, settings: Settings | None = No
         # The printed schema for codegen tools; hidden like introspection when that is off.
         if not settings.introspection:
             return JSONResponse(
-                {"errors": [{"message": "Not found.", "extensions": {"code": "NOT_FOUND"}}]},
+                {
+                    "errors": [
+                        {"message": "Not found.", "extensions": {"code": ErrorCode.NOT_FOUND}}
+                    ]
+                },
                 status_code=404,
             )
         return PlainTextResponse(sdl)
@@ -244,14 +248,22 @@ def create_app(engine: AsyncEngine | None = None, settings: Settings | None = No
         await authenticate(ctx, request.headers.get("authorization", ""))
         if not ctx.viewer.is_authenticated:
             return JSONResponse(
-                {"errors": [{"message": "Sign in.", "extensions": {"code": "UNAUTHENTICATED"}}]},
+                {
+                    "errors": [
+                        {"message": "Sign in.", "extensions": {"code": ErrorCode.UNAUTHENTICATED}}
+                    ]
+                },
                 status_code=401,
             )
         job_id = int(request.path_params["job_id"])
         job = await import_jobs.job_by_id(ctx, job_id)
         if job is None:
             return JSONResponse(
-                {"errors": [{"message": "No such import.", "extensions": {"code": "NOT_FOUND"}}]},
+                {
+                    "errors": [
+                        {"message": "No such import.", "extensions": {"code": ErrorCode.NOT_FOUND}}
+                    ]
+                },
                 status_code=404,
             )
         return StreamingResponse(
@@ -266,18 +278,20 @@ def create_app(engine: AsyncEngine | None = None, settings: Settings | None = No
         ctx = Context(engine=engine_ref["engine"], settings=settings, request=request)
         await authenticate(ctx, request.headers.get("authorization", ""))
         if not ctx.viewer.is_authenticated:
-            return _json_error(401, "Sign in.", "UNAUTHENTICATED")
+            return _json_error(401, "Sign in.", ErrorCode.UNAUTHENTICATED)
         job = await exports.export_for(ctx, int(request.path_params["job_id"]))
         if job is None:
-            return _json_error(404, "No such export.", "NOT_FOUND")
+            return _json_error(404, "No such export.", ErrorCode.NOT_FOUND)
         if job.expired:
-            return _json_error(410, "This export expired: start another.", "EXPIRED")
+            return _json_error(410, "This export expired: start another.", ErrorCode.EXPIRED)
         criteria = exports.criteria_of(job.criteria)
         chunks = exports.export_chunks(ctx, criteria=criteria, fmt=job.format)
         try:  # the filter is checked again now (a sales channel deleted meanwhile)
             first = await anext(chunks)
         except CodedError as exc:
-            return _json_error(400, exc.message, exc.extensions.get("code", "BAD_USER_INPUT"))
+            return _json_error(
+                400, exc.message, exc.extensions.get("code", ErrorCode.BAD_USER_INPUT)
+            )
 
         async def body():
             yield first[0]

@@ -28,7 +28,7 @@ from graphql import DocumentNode, OperationType, get_operation_ast, parse, valid
 from graphql.execution.values import get_variable_values
 
 from resolvers.compiled import NotCompilable, Statement, compile_operation
-from resolvers.errors import is_timeout, is_unavailable
+from resolvers.errors import ErrorCode, is_timeout, is_unavailable
 from resolvers.tokens import (
     NOT_BEARER,
     UNKNOWN_TOKEN,
@@ -55,7 +55,7 @@ NOT_FOUND = orjson.dumps(
         "errors": [
             {
                 "message": "PersistedQueryNotFound",
-                "extensions": {"code": "PERSISTED_QUERY_NOT_FOUND"},
+                "extensions": {"code": ErrorCode.PERSISTED_QUERY_NOT_FOUND},
             }
         ]
     }
@@ -65,7 +65,7 @@ HASH_MISMATCH = orjson.dumps(
         "errors": [
             {
                 "message": "provided sha does not match query",
-                "extensions": {"code": "BAD_USER_INPUT"},
+                "extensions": {"code": ErrorCode.BAD_USER_INPUT},
             }
         ]
     }
@@ -76,7 +76,7 @@ EXTENSIONS_NOT_OBJECT = orjson.dumps(
         "errors": [
             {
                 "message": "`extensions` must be an object.",
-                "extensions": {"code": "BAD_REQUEST"},
+                "extensions": {"code": ErrorCode.BAD_REQUEST},
             }
         ]
     }
@@ -86,7 +86,7 @@ GET_MUTATION = orjson.dumps(
         "errors": [
             {
                 "message": "Only queries can be sent by GET; use POST.",
-                "extensions": {"code": "BAD_REQUEST"},
+                "extensions": {"code": ErrorCode.BAD_REQUEST},
             }
         ]
     }
@@ -97,7 +97,7 @@ OPERATION_NAME_NOT_STRING = orjson.dumps(
         "errors": [
             {
                 "message": "`operationName` must be a string or null.",
-                "extensions": {"code": "BAD_REQUEST"},
+                "extensions": {"code": ErrorCode.BAD_REQUEST},
             }
         ]
     }

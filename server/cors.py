@@ -18,6 +18,8 @@ from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 
+from resolvers.errors import ErrorCode
+
 ALLOWED_METHODS = ("GET", "POST", "OPTIONS")
 # What browser GraphQL clients send: the token, JSON, Apollo Client's identification and
 # CSRF-prevention headers (APQ sends its hash in the body or the query string).
@@ -37,7 +39,7 @@ REFUSED = orjson.dumps(
         "errors": [
             {
                 "message": "This origin may not call the API (CUSTOMER_GRAPH_CORS_ORIGINS).",
-                "extensions": {"code": "CORS_ORIGIN_REFUSED"},
+                "extensions": {"code": ErrorCode.CORS_ORIGIN_REFUSED},
             }
         ]
     }

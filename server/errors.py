@@ -16,7 +16,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.relay.types import GlobalIDValueError
 from strawberry.types.graphql import OperationType
 
-from resolvers.errors import chain, is_timeout, is_unavailable
+from resolvers.errors import ErrorCode, chain, is_timeout, is_unavailable
 from server.database import outage_of
 from server.observe import OWN_LINE as _OWN_LINE
 from server.observe import note_errors
@@ -41,10 +41,10 @@ _INPUT_HINTS = (
 
 # Messages of the limits that graphql-core and Strawberry raise without a code.
 _LIMIT_CODES = (
-    ("exceeds maximum operation depth", "QUERY_TOO_DEEP"),
-    ("aliases found. Allowed", "TOO_MANY_ALIASES"),
-    ("Document contains more than", "TOO_MANY_TOKENS"),
-    ("introspection has been disabled", "INTROSPECTION_DISABLED"),
+    ("exceeds maximum operation depth", ErrorCode.QUERY_TOO_DEEP),
+    ("aliases found. Allowed", ErrorCode.TOO_MANY_ALIASES),
+    ("Document contains more than", ErrorCode.TOO_MANY_TOKENS),
+    ("introspection has been disabled", ErrorCode.INTROSPECTION_DISABLED),
 )
 
 
@@ -53,10 +53,10 @@ def _code_for(error: GraphQLError) -> str:
         if hint in error.message:
             return code
     if error.message.startswith("Syntax Error"):
-        return "GRAPHQL_PARSE_FAILED"
+        return ErrorCode.GRAPHQL_PARSE_FAILED
     if any(hint in error.message for hint in _INPUT_HINTS):
-        return "BAD_USER_INPUT"
-    return "GRAPHQL_VALIDATION_FAILED"
+        return ErrorCode.BAD_USER_INPUT
+    return ErrorCode.GRAPHQL_VALIDATION_FAILED
 
 
 class ErrorCodes(SchemaExtension):
@@ -106,7 +106,7 @@ class ErrorCodes(SchemaExtension):
             # Strawberry's own words already say it ("Value cannot represent a GlobalID: …").
             detail = str(original).removeprefix("Value cannot represent a GlobalID: ")
             error.message = f"Not a valid global ID: {detail}"
-            error.extensions = {"code": "BAD_USER_INPUT"}
+            error.extensions = {"code": ErrorCode.BAD_USER_INPUT}
             return error
         # Parse, validation and variable-coercion errors: the request itself is at fault.
         outside_execution = error.path is None and isinstance(original, ValueError | TypeError)
@@ -127,12 +127,12 @@ class ErrorCodes(SchemaExtension):
             message,
             nodes=error.nodes,
             path=error.path,
-            extensions={"code": "INTERNAL_SERVER_ERROR", "requestId": request_id},
+            extensions={"code": ErrorCode.INTERNAL_SERVER_ERROR, "requestId": request_id},
         )
 
 
 def _code(error: GraphQLError) -> str:
-    return (error.extensions or {}).get("code") or "ERROR"
+    return str((error.extensions or {}).get("code") or "ERROR")  # a plain str, not the enum
 
 
 def _database_error(
@@ -141,9 +141,9 @@ def _database_error(
     """A timeout (one log line, no traceback) or an outage (GraphQLApp answers 503)."""
     if is_timeout(original):
         log.warning("request %s: statement timed out at %s", request_id, error.path)
-        message, code = TIMEOUT_MESSAGE, "TIMEOUT"
+        message, code = TIMEOUT_MESSAGE, ErrorCode.TIMEOUT
     else:
-        message, code = UNAVAILABLE_MESSAGE, "SERVICE_UNAVAILABLE"
+        message, code = UNAVAILABLE_MESSAGE, ErrorCode.SERVICE_UNAVAILABLE
     return GraphQLError(
         message,
         nodes=error.nodes,
@@ -174,8 +174,8 @@ def _error_body(message: str, code: str) -> bytes:
     )
 
 
-UNAVAILABLE_BODY = _error_body(UNAVAILABLE_MESSAGE, "SERVICE_UNAVAILABLE")
-TIMEOUT_BODY = _error_body(TIMEOUT_MESSAGE, "TIMEOUT")
+UNAVAILABLE_BODY = _error_body(UNAVAILABLE_MESSAGE, ErrorCode.SERVICE_UNAVAILABLE)
+TIMEOUT_BODY = _error_body(TIMEOUT_MESSAGE, ErrorCode.TIMEOUT)
 
 
 class DatabaseFailures:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import orjson
 
+from resolvers.errors import ErrorCode
 from server.compiled import GET_MUTATION
 
 GRAPHQL_RESPONSE = b"application/graphql-response+json"
@@ -78,11 +79,11 @@ def _reshape(status: int, body: bytes, plain: bool, graphql_response: bool) -> t
         if "content type" in text.lower():
             return 415, _json_error(
                 "Send application/json (or a multipart request for an upload).",
-                "UNSUPPORTED_MEDIA_TYPE",
+                ErrorCode.UNSUPPORTED_MEDIA_TYPE,
             )
         if "not allowed when using GET" in text:  # the spec: 405, as the compiled path says
             return 405, GET_MUTATION
-        return status, _json_error(text, "BAD_REQUEST")
+        return status, _json_error(text, ErrorCode.BAD_REQUEST)
     if not graphql_response or status != 200 or b'"errors"' not in body:
         return status, body
     try:

@@ -60,9 +60,8 @@ from strawberry.extensions import MaxAliasesLimiter, QueryDepthLimiter, SchemaEx
 from strawberry.types.graphql import OperationType
 
 from resolvers.accounts import ACCOUNT_CUSTOMERS_CAP
-
-ROOT_PAGE = 20  # a root connection's page when neither first nor last is given
-NESTED_PAGE = 10  # a nested connection's (Customer.orders, ledgerTransactions, timeline)
+from resolvers.errors import ErrorCode
+from resolvers.pagination import ROOT_PAGING, Paging, paging_of
 
 # The most items each plain (non-connection) list field can hold: a bound that the data or
 # the resolver enforces. A list field missing here counts DEFAULT_LIST_SIZE, so a new list
@@ -84,7 +83,6 @@ LIST_SIZES: dict[tuple[str, str], int | tuple[str, int]] = {
     ("RefineSearch", "salesReps"): 10,
 }
 DEFAULT_LIST_SIZE = 100
-PAGE_ARGUMENTS = ("first", "last")
 
 
 def _coded(message: str, code: str, **extensions: Any) -> GraphQLError:
@@ -179,11 +177,12 @@ class _Walk:
                 longest = max(self.list_arguments.get(name, 0), len(value))
                 self.list_arguments[name] = longest
         gtype = get_named_type(definition.type)
-        paged = any(name in definition.args for name in PAGE_ARGUMENTS)
+        paging = paging_of(definition)  # the page arguments the field declares
+        paged = paging is not None
         # customerSearch(first:) pages the connection inside its result: hand the size down
-        page = _page_size(parent, args) if paged else page
+        page = _page_size(paging, args) if paging is not None else page
         if _is_connection(gtype):
-            size = page or _page_size(parent, {})
+            size = page or ROOT_PAGING.default
             listed = self.cost(gtype, node.selection_set, multiplier, size, seen)
             # Counted even when only totalCount/pageInfo is asked for: the page is still read.
             return listed or multiplier * size
@@ -196,7 +195,7 @@ class _Walk:
 
     def list_size(self, parent, node: FieldNode, args: dict[str, Any], page: int | None) -> int:
         if _is_connection(parent):
-            return page or ROOT_PAGE  # edges, nodes
+            return page or ROOT_PAGING.default  # edges, nodes
         if parent is self.schema.query_type and node.name.value == "nodes":
             return len(args.get("ids") or ())
         size = LIST_SIZES.get((parent.name, node.name.value), DEFAULT_LIST_SIZE)
@@ -213,13 +212,12 @@ class _Walk:
             return {}  # refused by validation or execution before any resolver runs
 
 
-def _page_size(parent, args: dict[str, Any]) -> int:
-    for name in PAGE_ARGUMENTS:
+def _page_size(paging: Paging, args: dict[str, Any]) -> int:
+    for name in ("first", "last"):
         value = args.get(name)
         if isinstance(value, int):
             return max(value, 1)
-        # no first/last: the resolver's default page
-    return ROOT_PAGE if parent is not None and parent.name == "Query" else NESTED_PAGE
+    return paging.default  # no first/last: the page the field declares
 
 
 class RequestLimits(SchemaExtension):
@@ -248,7 +246,7 @@ class RequestLimits(SchemaExtension):
             ctx.pre_execution_errors = [
                 _coded(
                     "Subscriptions run over a WebSocket (graphql-transport-ws) at /graphql.",
-                    "SUBSCRIPTION_NEEDS_WEBSOCKET",
+                    ErrorCode.SUBSCRIPTION_NEEDS_WEBSOCKET,
                 )
             ]
         if document is not None and ctx.pre_execution_errors is None:
@@ -271,7 +269,7 @@ def operation_name_errors(document, operation_name: Any) -> list[GraphQLError]:
     return [
         _coded(
             f"This document holds {operations} operations: name the one to run in `operationName`.",
-            "OPERATION_NAME_REQUIRED",
+            ErrorCode.OPERATION_NAME_REQUIRED,
         )
     ]
 
@@ -294,7 +292,7 @@ def document_limit_errors(schema, document, settings) -> list[GraphQLError]:
             _coded(
                 f"This document selects more than {settings.max_selections:,} fields once its "
                 "fragments are expanded.",
-                "SELECTION_LIMIT_EXCEEDED",
+                ErrorCode.SELECTION_LIMIT_EXCEEDED,
                 limit=settings.max_selections,
             )
         ]
@@ -302,7 +300,7 @@ def document_limit_errors(schema, document, settings) -> list[GraphQLError]:
         isinstance(node, StringValueNode) and UNSTORABLE.search(node.value)
         for node in _string_nodes(document)
     ):
-        return [_coded(UNSTORABLE_MESSAGE, "BAD_USER_INPUT")]
+        return [_coded(UNSTORABLE_MESSAGE, ErrorCode.BAD_USER_INPUT)]
     rules = [
         *QueryDepthLimiter(max_depth=settings.max_depth).validation_rules,
         *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
@@ -312,7 +310,7 @@ def document_limit_errors(schema, document, settings) -> list[GraphQLError]:
     try:
         errors = validate(schema, document, rules)
     except RecursionError:  # Strawberry's depth limiter recurses once per fragment level
-        return [_coded("The document nests fragments too deeply.", "QUERY_TOO_DEEP")]
+        return [_coded("The document nests fragments too deeply.", ErrorCode.QUERY_TOO_DEEP)]
     except KeyError:  # an unknown fragment: the standard validation reports it
         return []
     return list(errors)
@@ -323,17 +321,17 @@ def request_limit_errors(
 ) -> list[GraphQLError]:
     """The limits that depend on the variables too: their text, and the query's cost."""
     if _unstorable(variables):
-        return [_coded(UNSTORABLE_MESSAGE, "BAD_USER_INPUT")]
+        return [_coded(UNSTORABLE_MESSAGE, ErrorCode.BAD_USER_INPUT)]
     try:
         cost = query_cost(document, operation_name, variables, schema)
     except RecursionError:
-        return [_coded("The document nests fragments too deeply.", "QUERY_TOO_DEEP")]
+        return [_coded("The document nests fragments too deeply.", ErrorCode.QUERY_TOO_DEEP)]
     if cost > settings.max_cost:
         return [
             _coded(
                 f"This query could return up to {cost:,} nodes; the limit is "
                 f"{settings.max_cost:,}. Ask for smaller pages.",
-                "QUERY_TOO_COSTLY",
+                ErrorCode.QUERY_TOO_COSTLY,
                 cost=cost,
                 maxCost=settings.max_cost,
             )
@@ -475,7 +473,7 @@ class BodyGuard:
                     *_json_error(
                         400,
                         "Batched requests are not supported: send one operation per request.",
-                        "BATCH_NOT_SUPPORTED",
+                        ErrorCode.BATCH_NOT_SUPPORTED,
                     ),
                 )
                 return
@@ -483,7 +481,8 @@ class BodyGuard:
                 orjson.loads(body)
             except orjson.JSONDecodeError:
                 await self._reject(
-                    send, *_json_error(400, "The request body is not valid JSON.", "BAD_REQUEST")
+                    send,
+                    *_json_error(400, "The request body is not valid JSON.", ErrorCode.BAD_REQUEST),
                 )
                 return
         replayed = False
@@ -499,7 +498,9 @@ class BodyGuard:
 
     @staticmethod
     def _too_large(limit: int) -> tuple[int, bytes]:
-        return _json_error(413, f"The request body exceeds {limit:,} bytes.", "REQUEST_TOO_LARGE")
+        return _json_error(
+            413, f"The request body exceeds {limit:,} bytes.", ErrorCode.REQUEST_TOO_LARGE
+        )
 
     @staticmethod
     async def _reject(send, status: int, body: bytes) -> None:

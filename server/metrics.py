@@ -34,6 +34,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from resolvers.errors import ErrorCode
+
 MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 
 # Request latency: a compiled page answers in milliseconds, a heavy field-by-field one in
@@ -104,17 +106,16 @@ JOB_ROWS = Counter(
 # request refused by one of these counts in customer_graph_rejected_requests_total too.
 LIMIT_CODES = frozenset(
     (
-        "REQUEST_TOO_LARGE",
-        "BATCH_NOT_SUPPORTED",
-        "TOO_MANY_TOKENS",
-        "QUERY_TOO_DEEP",
-        "TOO_MANY_ALIASES",
-        "QUERY_TOO_COSTLY",
-        "SELECTION_LIMIT_EXCEEDED",
-        "INTROSPECTION_DISABLED",
-        "OPERATION_NAME_REQUIRED",
-        "RATE_LIMITED",
-        "THROTTLED",
+        ErrorCode.REQUEST_TOO_LARGE,
+        ErrorCode.BATCH_NOT_SUPPORTED,
+        ErrorCode.TOO_MANY_TOKENS,
+        ErrorCode.QUERY_TOO_DEEP,
+        ErrorCode.TOO_MANY_ALIASES,
+        ErrorCode.QUERY_TOO_COSTLY,
+        ErrorCode.SELECTION_LIMIT_EXCEEDED,
+        ErrorCode.INTROSPECTION_DISABLED,
+        ErrorCode.OPERATION_NAME_REQUIRED,
+        ErrorCode.RATE_LIMITED,
     )
 )
 
@@ -210,7 +211,7 @@ def endpoint(engine_ref: dict, token: str | None):
                         "errors": [
                             {
                                 "message": "Metrics need the metrics token.",
-                                "extensions": {"code": "UNAUTHENTICATED"},
+                                "extensions": {"code": ErrorCode.UNAUTHENTICATED},
                             }
                         ]
                     },

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.extensions import SchemaExtension
 from strawberry.types.graphql import OperationType
 
+from resolvers.errors import ErrorCode
 from server import logs, metrics
 
 # Written by server/compiled.py on the request's scope: (viewer | None, token error | None).
@@ -211,7 +212,9 @@ class Observe:
 
 
 # Bugs, timeouts and outages have lines of their own (server/errors.py, server/database.py).
-OWN_LINE = frozenset(("INTERNAL_SERVER_ERROR", "SERVICE_UNAVAILABLE", "TIMEOUT"))
+OWN_LINE = frozenset(
+    (ErrorCode.INTERNAL_SERVER_ERROR, ErrorCode.SERVICE_UNAVAILABLE, ErrorCode.TIMEOUT)
+)
 
 
 class Observed(SchemaExtension):

@@ -182,6 +182,11 @@ COLUMNS = {
         "note",
         "created_at",
         "updated_at",
+        "tags",
+        "email_marketing_state",
+        "email_marketing_opt_in_level",
+        "email_marketing_updated_at",
+        "email_marketing_source",
     ),
     "customer_sales_channel": ("customer_id", "sales_channel_id"),
     "address": (
@@ -330,6 +335,16 @@ class Generator:
                     )
                 )
         exempt = rng.random() < 0.05
+        # Tags and consent follow from the id, not the random stream, so the rest of the
+        # data stays what it was before they existed.
+        tags = sorted(
+            (["VIP"] if cid % 23 == 0 else [])
+            + (["wholesale"] if business else [])
+            + (["newsletter"] if cid % 3 == 0 else [])
+            + ([f"fair-{2024 + cid % 3}"] if cid % 11 == 0 else []),
+            key=str.lower,
+        )
+        subscribed = cid % 3 == 0
         rows["customer"].append(
             (
                 cid,
@@ -348,6 +363,11 @@ class Generator:
                 None,
                 created,
                 created,
+                tags,
+                "SUBSCRIBED" if subscribed else "NOT_SUBSCRIBED",
+                ("CONFIRMED" if cid % 2 else "SINGLE") if subscribed else None,
+                created if subscribed else None,
+                "checkout" if subscribed else None,
             )
         )
         for channel in rng.sample(self.channels, rng.randrange(1, 3)):

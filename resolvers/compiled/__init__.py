@@ -28,9 +28,10 @@ from graphql import (
 )
 
 from resolvers.compiled.builder import Builder, NotCompilable, Statement
-from resolvers.compiled.fields import COMPUTED, PAGE_ARGS, RELATIONS, scalar_columns
+from resolvers.compiled.fields import COMPUTED, RELATIONS, scalar_columns
 from resolvers.compiled.json_text import SCALAR_ENCODERS, Json, jlit, obj_sql, pieces_of
 from resolvers.compiled.roots import ROOTS
+from resolvers.pagination import PAGE_ARGS
 from resolvers.viewer import Viewer
 
 

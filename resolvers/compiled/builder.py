@@ -23,28 +23,33 @@ from graphql import (
     is_abstract_type,
 )
 from graphql.execution.values import get_argument_values, get_directive_values
-from sqlalchemy import select
+from sqlalchemy import Boolean, func, literal_column, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 from sqlalchemy.sql.util import ClauseAdapter
 
-from models import enums
+from models import enums, metadata
 from resolvers import accounts as account_q
 from resolvers import customers as customer_q
 from resolvers.compiled.json_text import (
     SCALAR_ENCODERS,
     array_sql,
-    j_dt,
     j_enum,
     j_gid,
-    j_raw,
-    j_str,
     jlit,
     obj_sql,
     quoted,
 )
 from resolvers.errors import CodedError
-from resolvers.pagination import Ordering, PageArgs, decode_cursor
+from resolvers.pagination import (
+    Ordering,
+    PageArgs,
+    cursor_sql,
+    fetch_ordering,
+    page_flags,
+    paging_of,
+    window,
+)
 from resolvers.scope import (
     ScopeKind,
     scope_accounts,
@@ -54,7 +59,6 @@ from resolvers.scope import (
 )
 from resolvers.viewer import Viewer
 
-NESTED_PAGE = 10
 _DIALECT = postgresql.dialect()
 _ASYNCPG = asyncpg_dialect.dialect()
 _SENTINEL = 987654321987  # stands for the viewer's id while a scope predicate is compiled
@@ -75,6 +79,42 @@ def computed_sql(expr, table, alias: str) -> str:
     if alias != table.name:
         expr = ClauseAdapter(table.alias(alias)).traverse(expr)
     return str(expr.compile(dialect=_DIALECT, compile_kwargs={"literal_binds": True}))
+
+
+class _ParamCompiler(_ASYNCPG.statement_compiler):  # type: ignore[name-defined]
+    """The asyncpg dialect's compiler rendering every bound value as the next parameter of
+    an outer statement: SQLAlchemy itself walks the clause (IN lists, sub-selects,
+    type casts) and hands each value to `render_literal_value`, so no SQL text is searched
+    or rewritten. Values marked `literal_execute` (a page's LIMIT) stay literals."""
+
+    def __init__(self, dialect, statement, sink: list[Any], **kw: Any) -> None:
+        self._sink = sink
+        self._literal = False
+        super().__init__(dialect, statement, **kw)
+
+    def render_literal_bindparam(self, bindparam, **kw: Any) -> str:
+        self._literal = bool(bindparam.literal_execute)
+        try:
+            return super().render_literal_bindparam(bindparam, **kw)
+        finally:
+            self._literal = False
+
+    def render_literal_value(self, value: Any, type_) -> str:
+        if self._literal:
+            return super().render_literal_value(value, type_)
+        impl = type_.dialect_impl(self.dialect)
+        process = impl.bind_processor(self.dialect)  # public API: enums become labels
+        self._sink.append(process(value) if process else value)
+        placeholder = f"${len(self._sink)}"
+        if impl.render_bind_cast:  # the cast the asyncpg dialect renders on the other path
+            return self.render_bind_cast(type_, impl, placeholder)
+        return placeholder
+
+
+def bound_sql(clause, params: list[Any]) -> str:
+    """`clause` as SQL text, each bound value appended to `params` as `$n` (n its
+    position there): the SQL the field-by-field path runs, numbered for this statement."""
+    return _ParamCompiler(_ASYNCPG, clause, params, compile_kwargs={"literal_binds": True}).string
 
 
 class NotCompilable(Exception):
@@ -256,33 +296,20 @@ class Builder:
         self._aliases += 1
         return f"_{table}{self._aliases}"
 
+    def sql(self, clause) -> str:
+        """A SQLAlchemy clause as SQL text whose values are this statement's parameters
+        (numbered by SQLAlchemy's own rendering, see `bound_sql`)."""
+        return bound_sql(clause, self.params)
+
     def customer_clauses(self, clauses: list) -> str:
-        """SQLAlchemy clauses over `customer` as SQL text, their binds renumbered as this
-        statement's parameters (enums through their bind processors)."""
-        compiled = (
-            select(customer_q.customer.c.id)
-            .where(*clauses)
-            .compile(dialect=_ASYNCPG, compile_kwargs={"render_postcompile": True})
-        )
+        """SQLAlchemy clauses over `customer` as SQL text, their values this statement's
+        parameters. Compiled as the WHERE of a select from `customer`, so sub-selects
+        correlate with the outer customer row as they do on the other path."""
+        text = self.sql(select(customer_q.customer.c.id).where(*clauses))
         head = "SELECT customer.id \nFROM customer \nWHERE "
-        if not compiled.string.startswith(head):  # pragma: no cover - SQLAlchemy changed
+        if not text.startswith(head):  # pragma: no cover - SQLAlchemy changed its layout
             raise NotCompilable("unexpected clause SQL")
-        names = compiled.positiontup or []
-        values = compiled.params
-        binds = compiled.binds  # name -> BindParameter (an IN list's items: name_1, name_2…)
-
-        def renumber(match: re.Match) -> str:
-            name = names[int(match[1]) - 1]
-            bind = binds.get(name)
-            if bind is None:  # an item of an IN list: its list's parameter
-                bind = binds[re.sub(r"_\d+$", "", name)]
-            # The type's own bind processor (public API): enums become their labels.
-            process = bind.type.bind_processor(_ASYNCPG)
-            value = values[name]
-            self.params.append(process(value) if process else value)
-            return f"${len(self.params)}"
-
-        return "(" + re.sub(r"\$(\d+)", renumber, compiled.string[len(head) :]) + ")"
+        return f"({text[len(head) :]})"
 
     # -- selections
     def _include(self, node) -> bool:
@@ -331,6 +358,22 @@ class Builder:
     def args(self, gtype: GraphQLObjectType, nodes: list[FieldNode]) -> dict[str, Any]:
         fdef = gtype.fields[nodes[0].name.value]
         return get_argument_values(fdef, nodes[0], self.variables)
+
+    def page(
+        self, gtype: GraphQLObjectType, nodes: list[FieldNode], others: frozenset[str] = frozenset()
+    ) -> PageArgs:
+        """A connection field's page, read as the field declares its page arguments
+        (`paging_of`); arguments other than those and `others`, or bad ones, fall back."""
+        paging = paging_of(gtype.fields[nodes[0].name.value])
+        if paging is None:
+            raise NotCompilable("no page arguments declared")
+        given = self.args(gtype, nodes)
+        if not given.keys() <= {*paging.names, *others}:
+            raise NotCompilable("unknown arguments")
+        try:
+            return paging.page(given)
+        except CodedError as exc:
+            raise NotCompilable("bad page arguments") from exc
 
     def object(self, gtype: GraphQLObjectType, nodes: list[FieldNode], src: Source) -> str:
         parts = []
@@ -389,43 +432,22 @@ class Builder:
     ) -> str:
         src = src or Source(table)
         n = args.size
-        backward = args.backward
-        conds = list(where)
-        cols = [f"{table}.{c.name}" for c in ordering.columns]
-        casts = [c.type.compile(dialect=_DIALECT) for c in ordering.columns]
-
-        def keyset(values: list[Any], descending: bool) -> str:
-            bound = ", ".join(self.param(v, t) for v, t in zip(values, casts, strict=True))
-            return f"({', '.join(cols)}) {'<' if descending else '>'} ({bound})"
-
-        try:
-            if args.after is not None:
-                conds.append(
-                    keyset(decode_cursor(ordering, args.after, "after"), ordering.descending)
-                )
-            if args.before is not None:
-                values = decode_cursor(ordering, args.before, "before")
-                conds.append(keyset(values, not ordering.descending))
+        selected = self.collect(conn_type, nodes)
+        page_info = any(f[0].name.value == "pageInfo" for f in selected.values())
+        columns = [literal_column(f"{table}.*")]
+        if page_info:  # rows numbered in fetch order, to leave the look-ahead row out
+            fetch = fetch_ordering(ordering, args).order_by()
+            columns.append(func.row_number().over(order_by=fetch).label("_rn"))
+        stmt = select(*columns).select_from(metadata.tables[table])
+        stmt = stmt.where(*(literal_column(w, Boolean) for w in where))
+        try:  # pagination.window: the keyset, fetch order and limit the loaders use
+            inner = self.sql(window(stmt, ordering, args, look_ahead=page_info))
         except CodedError as exc:
             raise NotCompilable("bad cursor") from exc
-        fetch_desc = ordering.descending != backward
-        order = ", ".join(f"{c} {'DESC' if fetch_desc else 'ASC'}" for c in cols)
-        filtered = " AND ".join(conds) or "true"
-        selected = self.collect(conn_type, nodes)
-        if any(f[0].name.value == "pageInfo" for f in selected.values()):
-            # One row past the page tells whether there is more; rows are numbered to
-            # leave it out of the page.
-            inner = (
-                f"SELECT {table}.*, row_number() OVER (ORDER BY {order}) AS _rn FROM {table}"
-                f" WHERE {filtered} ORDER BY {order} LIMIT {n + 1}"
-            )
-            shown = f"_rn {'DESC' if backward else 'ASC'}"
-            page = f" FILTER (WHERE _rn <= {n})"
-        else:  # the page alone: no window function (a sixth of the nested page's time)
-            inner = f"SELECT {table}.* FROM {table} WHERE {filtered} ORDER BY {order} LIMIT {n}"
-            shown = ", ".join(f"{c} {'DESC' if ordering.descending else 'ASC'}" for c in cols)
-            page = ""
-        cursor = self.cursor(ordering, src)
+        # Shown in the ordering's own order, whichever way the rows were fetched.
+        shown = clause_sql(*ordering.order_by())
+        page = f" FILTER (WHERE _rn <= {n})" if page_info else ""
+        cursor = quoted(computed_sql(cursor_sql(ordering), metadata.tables[table], src.alias))
 
         aggs: dict[str, str] = {}
         parts: list[tuple[str, str]] = []
@@ -448,17 +470,18 @@ class Builder:
             elif name == "pageInfo":
                 aggs.setdefault("_cnt", "count(*)")
                 aggs.setdefault("_cur", f"array_agg({cursor} ORDER BY {shown}){page}")
-                more = f"(_cnt > {n})::text"
-                given_after = jlit("true" if args.after is not None else "false")
-                given_before = jlit("true" if args.before is not None else "false")
+                has_next, has_previous = (
+                    jlit("true" if flag else "false") if isinstance(flag, bool) else flag
+                    for flag in page_flags(args, f"(_cnt > {n})::text")
+                )
                 info_type = self.child_type(conn_type, "pageInfo")
                 info = []
                 for ikey, inodes in self.collect(info_type, fnodes).items():
                     iname = inodes[0].name.value
                     value = {
                         "__typename": jlit('"PageInfo"'),
-                        "hasNextPage": given_before if backward else more,
-                        "hasPreviousPage": more if backward else given_after,
+                        "hasNextPage": has_next,
+                        "hasPreviousPage": has_previous,
                         "startCursor": "coalesce(_cur[1], 'null')",
                         "endCursor": "coalesce(_cur[cardinality(_cur)], 'null')",
                     }.get(iname)
@@ -486,21 +509,3 @@ class Builder:
             else:
                 raise NotCompilable(f"{edge_type.name}.{name}")
         return obj_sql(parts)
-
-    def cursor(self, ordering: Ordering, src: Source) -> str:
-        """pagination.encode_cursor in SQL: base64url(orjson.dumps([values])), no padding."""
-        values = []
-        for c in ordering.columns:
-            kind = c.type.python_type
-            ref, nullable = src.col(c.name), src.nullable(c.name)
-            if kind is dt.datetime:
-                values.append(j_dt(ref, nullable))
-            elif kind is int:
-                values.append(j_raw(ref, nullable))
-            else:
-                values.append(j_str(ref, nullable))
-        body = " || ',' || ".join(values)
-        encoded = (
-            f"translate(encode(convert_to('[' || {body} || ']', 'UTF8'), 'base64'), E'+/\\n', '-_')"
-        )
-        return quoted(f"rtrim({encoded}, '=')")

@@ -21,14 +21,12 @@ from resolvers import sales_channels as channel_q
 from resolvers import tax as tax_q
 from resolvers import timeline as timeline_q
 from resolvers import users as user_q
-from resolvers.compiled.builder import NESTED_PAGE, Builder, NotCompilable, Source, clause_sql
+from resolvers.compiled.builder import Builder, Source, clause_sql
 from resolvers.compiled.json_text import (
     j_dec,
     list_sql,
     nullable_sql,
 )
-from resolvers.errors import CodedError
-from resolvers.pagination import PageArgs, page_args
 from resolvers.relations import ChildConnection, ChildList
 from resolvers.scope import ScopeKind
 from schema.base import _TYPES, columns_of
@@ -69,21 +67,6 @@ def _EXTRA_TYPES() -> dict[str, type]:
 
 # ---------------------------------------------------------------------------------------
 # Relations: field -> SQL, per type
-
-
-PAGE_ARGS = frozenset(("first", "after", "last", "before"))
-
-
-def _page(b: Builder, gtype, nodes, default: int) -> PageArgs:
-    a = b.args(gtype, nodes)
-    if not a.keys() <= PAGE_ARGS:
-        raise NotCompilable("unknown arguments")
-    try:
-        return page_args(
-            a.get("first"), a.get("after"), a.get("last"), a.get("before"), default=default
-        )
-    except CodedError as exc:
-        raise NotCompilable("bad page arguments") from exc
 
 
 def _money(amount: str, currency: str = "currency"):
@@ -142,7 +125,7 @@ def child_connection(relation: ChildConnection):
     def build(b: Builder, gtype, nodes, src: Source) -> str:
         conn = b.child_type(gtype, nodes[0].name.value)
         node_type = b.child_type(conn, "nodes")
-        args = _page(b, gtype, nodes, NESTED_PAGE)
+        args = b.page(gtype, nodes)  # as the field declares its page arguments
         where = [f"{table}.customer_id = {src.col('id')}", b.scope(ScopeKind.CHILD, table)]
         return b.connection(
             conn, nodes, table=table, node_type=node_type, where=where, ordering=ordering, args=args

@@ -1,5 +1,5 @@
-"""Root fields that compile: customers (with the search filters), customer, node, nodes,
-order and me."""
+"""Root fields that compile: `ROOTS` (at the end) names each with its builder; any other
+root field is answered by Strawberry."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from graphql import (
     FieldNode,
     GraphQLObjectType,
 )
+from sqlalchemy import literal_column
 
 from resolvers import accounts as account_q
 from resolvers import customers as customer_q
 from resolvers import search as search_q
 from resolvers.compiled.builder import Builder, NotCompilable, Source, clause_sql
-from resolvers.compiled.fields import PAGE_ARGS
 from resolvers.compiled.json_text import (
     Json,
     Piece,
@@ -25,8 +25,8 @@ from resolvers.compiled.json_text import (
     obj_sql,
 )
 from resolvers.errors import CodedError
-from resolvers.global_ids import decode_global_id
-from resolvers.pagination import Ordering, PageArgs, check_cursors, page_args
+from resolvers.global_ids import decode_global_id, decode_id
+from resolvers.pagination import Ordering, check_cursors
 from resolvers.scope import ScopeKind
 
 # ---------------------------------------------------------------------------------------
@@ -56,13 +56,6 @@ def _filter_sql(b: Builder, raw: dict[str, Any]) -> str:
         raise NotCompilable("bad filter") from exc
 
 
-def _root_page(a: dict[str, Any]) -> PageArgs:
-    try:
-        return page_args(a.get("first"), a.get("after"), a.get("last"), a.get("before"))
-    except CodedError as exc:
-        raise NotCompilable("bad page arguments") from exc
-
-
 def _no_saved_search(a: dict[str, Any]) -> None:
     # A saved search is read and re-validated first (resolvers/saved_searches.py): answered
     # field by field.
@@ -71,11 +64,10 @@ def _no_saved_search(a: dict[str, Any]) -> None:
 
 
 def _root_customers(b: Builder, gtype, nodes) -> str:
+    args = b.page(gtype, nodes, frozenset(("orderBy", "filter", "savedSearch")))
     a = b.args(gtype, nodes)
     _no_saved_search(a)
-    raw_filter = a.pop("filter", None)
-    if not a.keys() <= PAGE_ARGS | {"orderBy"}:
-        raise NotCompilable("unknown arguments")
+    raw_filter = a.get("filter")
     order_by = a.get("orderBy") or {}
     if not order_by.keys() <= {"field", "direction"}:
         raise NotCompilable("unknown orderBy fields")
@@ -86,7 +78,6 @@ def _root_customers(b: Builder, gtype, nodes) -> str:
     except (KeyError, ValueError) as exc:
         raise NotCompilable("unknown order") from exc
     ordering = Ordering(columns, direction == "DESC")
-    args = _root_page(a)
     conn = b.child_type(gtype, nodes[0].name.value)
     if raw_filter is None:
         where = [clause_sql(customer_q.LIVE)]
@@ -107,11 +98,9 @@ def _root_customers(b: Builder, gtype, nodes) -> str:
 def _root_customer_search(b: Builder, gtype, nodes) -> str:
     """The matches, when at most the cap match; a guard sends RefineSearch (its counts and
     facets) to Strawberry."""
+    args = b.page(gtype, nodes, frozenset(("filter", "savedSearch")))
     a = b.args(gtype, nodes)
     _no_saved_search(a)
-    if not a.keys() <= {"filter", "first", "after"}:
-        raise NotCompilable("unknown arguments")
-    args = _root_page(a)
     ordering = Ordering(customer_q.SORT_COLUMNS[customer_q.CustomerOrderField.NAME])
     try:  # checked whatever is selected, as the resolver does
         check_cursors(ordering, args)
@@ -170,28 +159,12 @@ def _root_customer(b: Builder, gtype, nodes) -> str:
     if len(given) != 1:
         raise NotCompilable("exactly one of id/number/email")
     scope = b.scope(ScopeKind.CUSTOMER, "customer")
+    pk = None
     if "id" in given:
-        type_name, pk = _global_id(given["id"])
-        if type_name != "Customer":
-            raise NotCompilable("not a Customer id")
-        first = f"customer.id = {b.param(pk, 'bigint')}"
-        pick = ""
-    elif "number" in given:
-        first = f"customer.number = {b.param(given['number'], 'text')}"
-        pick = ""
-    else:  # a live owner of the email first, else the newest merged one that had it
-        first = f"customer.email = ({b.param(given['email'], 'text')})::citext"
-        pick = " ORDER BY customer.status = 'MERGED', customer.id DESC LIMIT 1"
-    # A merged customer leads to its survivor (at most 10 hops, each through the scope).
-    chain = (
-        "WITH RECURSIVE chain(id, next, depth) AS ("
-        f"(SELECT customer.id, customer.merged_into_id, 0 FROM customer WHERE {first}"
-        f" AND {scope}{pick})"
-        " UNION ALL SELECT customer.id, customer.merged_into_id, chain.depth + 1"
-        " FROM customer JOIN chain ON customer.id = chain.next"
-        f" WHERE chain.depth < 10 AND {scope})"
-        " SELECT id FROM chain WHERE next IS NULL OR depth = 10 ORDER BY depth DESC LIMIT 1"
-    )
+        pk = _decoded(given["id"], "Customer")
+    start = customer_q.lookup(pk=pk, number=given.get("number"), email=given.get("email"))
+    # customer_q.survivor: a merged customer leads to its survivor, each hop in scope.
+    chain = b.sql(customer_q.survivor(start, lambda stmt: stmt.where(literal_column(scope))))
     t = b.child_type(gtype, "customer")
     return nullable_sql(
         b.object(t, nodes, Source("customer")),
@@ -236,6 +209,14 @@ def _global_id(value: Any) -> tuple[str, int]:
         raise NotCompilable("bad global id") from exc
 
 
+def _decoded(value: Any, type_name: str) -> int:
+    """The resolvers' own `decode_id`; a bad ID or one of another type steps aside."""
+    try:
+        return decode_id(value, type_name, "id")
+    except CodedError as exc:
+        raise NotCompilable("bad global id") from exc
+
+
 def _root_node(b: Builder, gtype, nodes) -> str:
     type_name, pk = _global_id(b.args(gtype, nodes)["id"])
     return _by_id(b, type_name, b.param(pk, "bigint"), nodes)
@@ -263,10 +244,7 @@ def _root_order(b: Builder, gtype, nodes) -> str:
         number = b.param(given["number"], "text")
         pk = f"(SELECT orders.id FROM orders WHERE orders.number = {number})"
         return _by_id(b, "Order", pk, nodes)
-    type_name, pk = _global_id(given["id"])
-    if type_name != "Order":
-        raise NotCompilable("not an Order id")
-    return _by_id(b, "Order", b.param(pk, "bigint"), nodes)
+    return _by_id(b, "Order", b.param(_decoded(given["id"], "Order"), "bigint"), nodes)
 
 
 def _root_me(b: Builder, gtype, nodes) -> str:
@@ -291,10 +269,8 @@ def _root_me(b: Builder, gtype, nodes) -> str:
 
 
 def _root_accounts(b: Builder, gtype, nodes) -> str:
+    args = b.page(gtype, nodes, frozenset(("filter",)))
     a = b.args(gtype, nodes)
-    if not a.keys() <= PAGE_ARGS | {"filter"}:
-        raise NotCompilable("unknown arguments")
-    args = _root_page(a)
     if a.get("filter") is None:
         where = b.scope(ScopeKind.ACCOUNT, "account")
     else:  # search.filtered_accounts: accounts of the visible customers that match
