@@ -140,9 +140,11 @@ class GraphQLApp(GraphQL):
         return result
 
     def encode_json(self, data: object) -> str:
-        # Every WebSocket message passes here: count what subscribers are sent.
+        # Every WebSocket message passes here: count the results subscribers are sent (not
+        # an error a closing subscription reports, often to a socket already gone).
         if type(data) is dict and data.get("type") == "next" and self.settings.metrics:
-            metrics.EVENTS.inc()
+            if not (data.get("payload") or {}).get("errors"):
+                metrics.EVENTS.inc()
         # Text, not bytes: WebSocket clients (graphql-ws in GraphiQL) need text frames.
         return orjson.dumps(data).decode()
 

@@ -18,6 +18,7 @@ import hmac
 import os
 import re
 import threading
+import weakref
 from typing import Any
 
 from prometheus_client import (
@@ -232,27 +233,32 @@ def mark_process_dead() -> None:
 
 # Ledger postings count when their transaction commits (a refused mutation rolls its
 # entries back): noted per connection on INSERT, added up on COMMIT, dropped otherwise.
-_PENDING = "customer_graph_ledger_pending"
+# Kept beside the Connection, never in `conn.info`: that reaches the DBAPI connection,
+# which an invalidated connection refuses (during an outage, in the middle of ROLLBACK).
+_PENDING: weakref.WeakKeyDictionary[Any, list[str]] = weakref.WeakKeyDictionary()
 
 
 def _ledger_insert(conn, cursor, statement, parameters, context, executemany) -> None:
     compiled = getattr(context, "compiled", None)
     table = getattr(getattr(compiled, "statement", None), "table", None)
-    if not (context.isinsert and getattr(table, "name", None) == "ledger_transaction"):
+    if not (getattr(context, "isinsert", False) and getattr(table, "name", None) == LEDGER_TABLE):
         return
-    pending = conn.info.setdefault(_PENDING, [])
+    pending = _PENDING.setdefault(conn, [])
     for params in context.compiled_parameters or ():
         kind = params.get("kind")
         pending.append(str(getattr(kind, "value", kind) or "UNKNOWN"))
 
 
 def _ledger_commit(conn) -> None:
-    for kind in conn.info.pop(_PENDING, ()):
+    for kind in _PENDING.pop(conn, ()):
         LEDGER.labels(kind).inc()
 
 
 def _ledger_forget(conn, *_: Any) -> None:
-    conn.info.pop(_PENDING, None)
+    _PENDING.pop(conn, None)
+
+
+LEDGER_TABLE = "ledger_transaction"
 
 
 def watch_ledger(engine: AsyncEngine) -> None:
