@@ -323,7 +323,6 @@ def create_app(engine: AsyncEngine | None = None, settings: Settings | None = No
         operating.append(Route("/metrics", metrics.endpoint(engine_ref, settings.metrics_token)))
     app = Starlette(
         routes=[
-            *operating,
             Route(
                 "/graphql", CompiledGraphQL(graphql, engine_ref, settings), methods=["GET", "POST"]
             ),
@@ -334,6 +333,7 @@ def create_app(engine: AsyncEngine | None = None, settings: Settings | None = No
             Route("/exports/{job_id:int}", export_download),
             Route("/", home),
             Mount(graphiql.ASSETS_PATH, graphiql.assets_app()),
+            *operating,
         ],
         lifespan=lifespan,
     )
@@ -345,7 +345,7 @@ def create_app(engine: AsyncEngine | None = None, settings: Settings | None = No
     )
     # The graphql-over-http spec's media types and status codes (server/graphql_http.py).
     app.add_middleware(GraphQLOverHTTP)
-    # Outermost but gzip: a preflight never reaches the body checks.
+    # Outside the body checks: a preflight never reaches them.
     app.add_middleware(Cors, origins=settings.cors_origins)
     # Request id, request line and request metrics; inside gzip, so it reads plain bodies.
     app.add_middleware(observe.Observe, access_log=settings.access_log, metrics=settings.metrics)
