@@ -1,15 +1,12 @@
 """Billing accounts and payment methods, visible through the customers that use them."""
 
-from collections.abc import Sequence
-
 from sqlalchemy import Select, select
 
 from models import Account, PaymentMethod
 from resolvers import customers as customer_q
 from resolvers.context import Context
-from resolvers.loading import one_per_key
 from resolvers.pagination import Ordering, Page, PageArgs, paginate
-from resolvers.relations import ChildList
+from resolvers.relations import ById, ChildList, Embedded, ForeignObject
 from resolvers.scope import ScopeKind, scope_accounts
 
 account = Account.__table__
@@ -19,15 +16,30 @@ BY_NUMBER = Ordering((account.c.number, account.c.id))
 # returns the first ACCOUNT_CUSTOMERS_CAP by id (a LIMIT in SQL on both read paths), so
 # the cost limit can count it.
 ACCOUNT_CUSTOMERS_CAP = 50
-BY_ID = Ordering((customer_q.customer.c.id,))
+
+
+# Account.billingContact and billingAddress, declared once: the account's own columns; no
+# address at all (null) while billing_line1 is unset.
+BILLING_CONTACT = Embedded(
+    {"name": "billing_contact_name", "email": "billing_email", "phone": "billing_phone"}
+)
+BILLING_ADDRESS = Embedded(
+    {
+        name: f"billing_{name}"
+        for name in ("line1", "line2", "city", "region", "postal_code", "country")
+    },
+    present="billing_line1",
+)
 
 
 def visible_accounts(ctx: Context) -> Select:
     return scope_accounts(select(account), ctx.viewer)
 
 
-async def accounts_by_id(ctx: Context, keys: Sequence[int]) -> list:
-    return await one_per_key(ctx, visible_accounts(ctx), account.c.id, keys)
+ACCOUNTS = ById(account, visible_accounts, ScopeKind.ACCOUNT)
+accounts_by_id = ACCOUNTS.batch
+# Customer.account, declared once (resolvers/relations.py).
+CUSTOMER_ACCOUNT = ForeignObject(ACCOUNTS, "account_id")
 
 
 async def account_page(
@@ -44,21 +56,24 @@ def visible_payment_methods(ctx: Context) -> Select:
     )
 
 
-async def payment_methods_by_id(ctx: Context, keys: Sequence[int]) -> list:
-    return await one_per_key(ctx, visible_payment_methods(ctx), payment_method.c.id, keys)
+PAYMENT_METHOD_ROWS = ById(payment_method, visible_payment_methods, ScopeKind.PAYMENT_METHOD)
+payment_methods_by_id = PAYMENT_METHOD_ROWS.batch
 
 
 # The default first: the one ordering of Account.paymentMethods (both read paths).
 PAYMENT_METHOD_ORDER = (payment_method.c.is_default.desc(), payment_method.c.id)
 
 
-# Account.paymentMethods, declared once (resolvers/relations.py).
+# Account.paymentMethods, declared once (resolvers/relations.py): at most
+# PAYMENT_METHODS_CAP, a LIMIT on both paths that the cost limit counts.
+PAYMENT_METHODS_CAP = 50
 PAYMENT_METHODS = ChildList(
     payment_method,
-    "account_id",
+    payment_method.c.account_id,
     PAYMENT_METHOD_ORDER,
     visible_payment_methods,
     scope=ScopeKind.PAYMENT_METHOD,
+    limit=PAYMENT_METHODS_CAP,
 )
 
 
@@ -66,7 +81,7 @@ PAYMENT_METHODS = ChildList(
 # by id (a cap in SQL on both paths, which the cost limit counts).
 ACCOUNT_CUSTOMERS = ChildList(
     customer_q.customer,
-    "account_id",
+    customer_q.customer.c.account_id,
     (customer_q.customer.c.id,),
     customer_q.visible_customers,
     scope=ScopeKind.CUSTOMER,

@@ -11,5 +11,13 @@ address = Address.__table__
 ORDER = (address.c.is_default.desc(), address.c.kind, address.c.id)
 
 
-# Customer.addresses, declared once (resolvers/relations.py): loader and compiled SQL.
-ADDRESSES = ChildList(address, "customer_id", ORDER, lambda ctx: visible(ctx, address))
+# Customer.addresses, declared once (resolvers/relations.py): loader and compiled SQL; at
+# most ADDRESSES_CAP (a LIMIT on both paths, which the cost limit counts).
+ADDRESSES_CAP = 100
+ADDRESSES = ChildList(
+    address,
+    address.c.customer_id,
+    ORDER,
+    lambda ctx: visible(ctx, address),
+    limit=ADDRESSES_CAP,
+)

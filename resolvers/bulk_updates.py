@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from models import AppUser, BulkJob, BulkJobError
 from models.enums import CustomerStatus, JobStatus, Role
+from resolvers import jobs
 from resolvers import tags as tag_q
 from resolvers.context import Context
 from resolvers.custom_field_mutations import check_values, write_values
@@ -537,15 +538,7 @@ async def _finish(engine: AsyncEngine, job_id: int, status: JobStatus, message: 
 async def resume_jobs(engine: AsyncEngine) -> list[int]:
     """Jobs a stopped process left QUEUED or RUNNING: run them again (after their last
     committed batch). Called at start-up; returns their ids."""
-    async with engine.connect() as conn:
-        ids = [
-            r[0]
-            for r in await conn.execute(
-                select(job_table.c.id)
-                .where(job_table.c.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]))
-                .order_by(job_table.c.id)
-            )
-        ]
+    ids = await jobs.unfinished(engine, job_table)
     for job_id in ids:
         await run_job(engine, job_id)
     return ids
@@ -559,10 +552,7 @@ ERRORS_BY_CUSTOMER = Ordering((job_error.c.customer_id,))
 
 def visible_jobs(ctx: Context) -> Select:
     """An admin sees every job; anyone else their own."""
-    stmt = select(job_table)
-    if ctx.viewer.role is Role.ADMIN:
-        return stmt
-    return stmt.where(job_table.c.owner_id == ctx.viewer.user_id)
+    return jobs.visible(ctx, job_table)
 
 
 async def job_by_id(ctx: Context, job_id: int) -> Any:

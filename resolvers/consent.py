@@ -18,6 +18,7 @@ from resolvers.context import Context
 from resolvers.customers import customer
 from resolvers.errors import UserErrorCode
 from resolvers.mutations import Problem, Refused, transaction
+from resolvers.relations import Embedded
 from resolvers.timeline import record
 from resolvers.writes import lock_customers
 
@@ -30,6 +31,16 @@ ASKED = (MarketingState.SUBSCRIBED, MarketingState.PENDING)  # SMS needs a phone
 def column(channel: str, name: str) -> str:
     """The customer column holding `name` (state, opt_in_level, updated_at, source)."""
     return f"{channel}_marketing_{name}"
+
+
+# Customer.emailMarketing and smsMarketing, declared once (resolvers/relations.py): each
+# channel's MarketingConsent is the customer's own `{channel}_marketing_*` columns.
+MARKETING = {
+    channel: Embedded(
+        {name: column(channel, name) for name in ("state", "opt_in_level", "updated_at", "source")}
+    )
+    for channel in CHANNELS
+}
 
 
 @dataclass(frozen=True)

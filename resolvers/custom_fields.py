@@ -8,7 +8,8 @@ from sqlalchemy import Text, case, cast, func, select
 from models import CustomFieldDefinition, CustomFieldValue
 from resolvers.children import visible
 from resolvers.context import Context
-from resolvers.loading import many_per_key, one_per_key
+from resolvers.loading import one_per_key
+from resolvers.relations import ChildList
 
 definition = CustomFieldDefinition.__table__
 value = CustomFieldValue.__table__
@@ -60,19 +61,16 @@ COMPUTED = {"value": VALUE_TEXT}
 VALUE_ORDER = (definition.c.archived, definition.c.position, definition.c.key)
 
 
-async def values_by_customer(ctx: Context, keys: Sequence[int]) -> list:
-    """Values joined to their definitions (archived ones stay readable, listed last)."""
-    stmt = (
-        visible(ctx, value)
-        .add_columns(
-            definition.c.key,
-            definition.c.label,
-            definition.c.type,
-            definition.c.position,
-            definition.c.archived,
-            *(e.label(name) for name, e in COMPUTED.items()),
-        )
-        .join(definition, definition.c.id == value.c.definition_id)
-        .order_by(*VALUE_ORDER)
-    )
-    return await many_per_key(ctx, stmt, value.c.customer_id, keys)
+# Customer.customFields, declared once (resolvers/relations.py): values joined to their
+# definitions (archived ones stay readable, listed last).
+VALUES = ChildList(
+    value,
+    value.c.customer_id,
+    VALUE_ORDER,
+    lambda ctx: visible(ctx, value),
+    joins=((definition, definition.c.id == value.c.definition_id),),
+    columns={
+        **{name: definition.c[name] for name in ("key", "label", "type", "archived")},
+        **COMPUTED,
+    },
+)

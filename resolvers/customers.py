@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 from sqlalchemy import (
     ColumnElement,
@@ -21,9 +21,9 @@ from sqlalchemy import (
 from models import Customer, CustomerSalesChannel
 from models.enums import CustomerKind, CustomerStatus
 from resolvers.context import Context
-from resolvers.loading import one_per_key
 from resolvers.pagination import Ordering, Page, PageArgs, paginate
-from resolvers.scope import scope_customers
+from resolvers.relations import ById, Embedded, ForeignObject
+from resolvers.scope import ScopeKind, scope_customers
 
 customer = Customer.__table__
 link = CustomerSalesChannel.__table__
@@ -84,8 +84,15 @@ def live(stmt: Select) -> Select:
     return stmt.where(LIVE)
 
 
-async def customers_by_id(ctx: Context, keys: Sequence[int]) -> list:
-    return await one_per_key(ctx, visible_customers(ctx), customer.c.id, keys)
+# The viewer's customers by id (resolvers/relations.py): one loader for every relation
+# to a customer and for node().
+CUSTOMERS = ById(customer, visible_customers, ScopeKind.CUSTOMER)
+customers_by_id = CUSTOMERS.batch
+# Customer.mergedInto, and the customer a child row (order, address, …) belongs to.
+MERGED_INTO = ForeignObject(CUSTOMERS, "merged_into_id")
+OWNER = ForeignObject(CUSTOMERS, "customer_id")
+# Customer.taxStatus: the customer's own columns (its certificates are read by its id).
+TAX_STATUS = Embedded({"status": "tax_status", "tax_code": "tax_code", "customer_id": "id"})
 
 
 MAX_MERGE_HOPS = 10  # a cycle is impossible, but never loop on bad data

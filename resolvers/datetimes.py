@@ -1,8 +1,10 @@
-"""One text form for timestamps, shared by both read paths and by cursors."""
+"""One text form for timestamps, shared by both read paths and by cursors; today's date."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
+
+from sqlalchemy import Date, bindparam
 
 
 def iso_datetime(value: datetime) -> str:
@@ -18,3 +20,10 @@ def iso_datetime(value: datetime) -> str:
         return text
     # YYYY-MM-DDTHH:MM:SS.ffffff is 26 characters; an offset (if any) follows.
     return text[:26].rstrip("0") + text[26:]
+
+
+# Today's date in SQL expressions (TaxExemptionCertificate.isValid), one bind parameter:
+# the dataloader path binds the app's date.today() each time a statement runs; the compiled
+# builder puts its per-request date parameter in its place (Builder.field), so a cached
+# statement never keeps yesterday's date.
+TODAY = bindparam("today", type_=Date, callable_=date.today)

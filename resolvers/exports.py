@@ -1,24 +1,34 @@
 """Exporting customers: every match of a filter, streamed, in the import's own columns.
 
-One server-side cursor over the visible customers (the viewer's scope, like every read)
-with their default shipping address and custom field values joined in, written row by row
-as CSV or NDJSON: no cap, memory flat whatever the count. The header is what the importer
-reads back (resolvers/imports.py), so an export re-imports into an empty database as the
-same customers.
+One query over the visible customers (the viewer's scope, like every read, and row-level
+security) with their default shipping address and custom field values joined in, run as
+PostgreSQL's `COPY (SELECT …) TO STDOUT`: the server formats the CSV (or each NDJSON line,
+with json_object) and streams it, and this process only passes the bytes on, a chunk at a
+time (no cap, memory flat whatever the count). asyncpg's copy_from_query is the only way
+to that stream; SQLAlchemy has none, so the statement is compiled here and its parameters
+passed in order. The header is what the importer reads back (resolvers/imports.py), so an
+export re-imports into an empty database as the same customers.
 """
 
 from __future__ import annotations
 
+import asyncio
+import codecs
+import contextlib
 import csv
 import dataclasses
 import enum
 import io
+import re
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from typing import Any, TextIO
 
 import orjson
-from sqlalchemy import Select, Text, cast, func, insert, select, true
+from sqlalchemy import Select, Text, case, cast, func, insert, literal, select, true
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from models import Address, CustomFieldDefinition, CustomFieldValue, ExportJob
@@ -64,8 +74,9 @@ COLUMNS: tuple[tuple[str, str], ...] = (
 FORMATS = ("csv", "ndjson")
 
 
-def _query(base: Select) -> Select:
-    """The rows to write: customer, default address, custom values as {key: text}."""
+def _query(base: Select, keys: list[str], fmt: str) -> Select:
+    """One text column per header (CSV), or the NDJSON line: customer, default address,
+    custom values; the cells as the importer reads them (enums by label, yes/no)."""
     shipping = (
         select(address)
         .where(address.c.customer_id == customer.c.id)
@@ -85,23 +96,30 @@ def _query(base: Select) -> Select:
         .where(value.c.customer_id == customer.c.id)
         .lateral("cf")
     )
+    columns = {
+        "number": customer.c.number,
+        "reference_id": customer.c.reference_id,
+        "kind": cast(customer.c.kind, Text),
+        "first_name": customer.c.first_name,
+        "last_name": customer.c.last_name,
+        "company_name": customer.c.company_name,
+        "email": cast(customer.c.email, Text),
+        "phone": customer.c.phone,
+        "note": customer.c.note,
+        "tax_exempt": case((customer.c.tax_status == "EXEMPT", "yes"), else_="no"),
+        "tax_code": customer.c.tax_code,
+        **{f"a_{c}": shipping.c[c] for c in _ADDRESS},
+    }
+    cells = [columns[c] for _, c in COLUMNS] + [
+        custom.c.custom.op("->>")(literal(k, Text)) for k in keys
+    ]
+    if fmt == "ndjson":  # an object of the non-empty cells, keys in the header's order
+        names = literal([h for h, _ in COLUMNS] + keys, ARRAY(Text))
+        values = postgresql.array([func.nullif(c, "") for c in cells], type_=Text)
+        cells = [cast(func.json_strip_nulls(func.json_object(names, values)), Text)]
     ids = base.with_only_columns(customer.c.id).subquery("m")
     return (
-        select(
-            customer.c.number,
-            customer.c.reference_id,
-            customer.c.kind,
-            customer.c.first_name,
-            customer.c.last_name,
-            customer.c.company_name,
-            customer.c.email,
-            customer.c.phone,
-            customer.c.note,
-            (customer.c.tax_status == "EXEMPT").label("tax_exempt"),
-            customer.c.tax_code,
-            *(shipping.c[c].label(f"a_{c}") for c in _ADDRESS),
-            custom.c.custom,
-        )
+        select(*cells)
         .select_from(
             customer.join(ids, ids.c.id == customer.c.id)
             .outerjoin(shipping, true())
@@ -144,10 +162,12 @@ async def export(
 
 
 async def export_chunks(
-    ctx: Context, *, criteria: Criteria | None = None, fmt: str = "csv", size: int = 1000
+    ctx: Context, *, criteria: Criteria | None = None, fmt: str = "csv"
 ) -> AsyncIterator[tuple[str, int]]:
-    """The export as (text, rows in it) chunks of about `size` rows: what a file or an HTTP
-    download writes, one chunk at a time (memory flat whatever the count)."""
+    """The export as (text, rows in it) chunks, as PostgreSQL sends them (tens of KB): what
+    a file or an HTTP download writes, one chunk at a time (memory flat whatever the count).
+    The first chunk is the CSV header (empty for NDJSON); a filter the search refuses raises
+    before it."""
     if fmt not in FORMATS:
         raise ValueError(fmt)
     if criteria is not None and not criteria.is_empty():
@@ -155,49 +175,98 @@ async def export_chunks(
     else:
         base = live(visible_customers(ctx))
     keys = await _custom_keys(ctx.engine)
-    header = [h for h, _ in COLUMNS] + keys
-    buffer = io.StringIO()
-    writer = csv.writer(buffer) if fmt == "csv" else None
-    if writer is not None:
-        writer.writerow(header)
-    rows = 0
-    async for row in _stream(ctx, _query(base)):
-        cells = [_cell(row[c]) for _, c in COLUMNS]
-        custom = row["custom"] or {}
-        cells += [custom.get(k, "") for k in keys]
-        if writer is not None:
-            writer.writerow(cells)
-        else:
-            record = {h: c for h, c in zip(header, cells, strict=True) if c != ""}
-            buffer.write(orjson.dumps(record).decode())
-            buffer.write("\n")
-        rows += 1
-        if rows == size:
-            yield buffer.getvalue(), rows
-            buffer.seek(0)
-            buffer.truncate()
-            rows = 0
-    yield buffer.getvalue(), rows
+    sql, params = _positional(_query(base, keys, fmt))
+    first = ""
+    if fmt == "csv":
+        header = io.StringIO()
+        # Line feeds, as COPY ends its rows.
+        csv.writer(header, lineterminator="\n").writerow([h for h, _ in COLUMNS] + keys)
+        first = header.getvalue()
+        options: dict[str, Any] = {"format": "csv"}
+    else:
+        # One JSON object a line: JSON text has no raw line break or control character,
+        # so a CSV quote and delimiter that are control characters never quote it.
+        options = {"format": "csv", "quote": "\x01", "delimiter": "\x02"}
+    # Something first, even for no rows: a download answers once it has the first chunk.
+    yield first, 0
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    rows = _RowCounter() if fmt == "csv" else None
+    async for data in _copy_out(ctx, sql, params, options):
+        chunk = decoder.decode(data)
+        yield chunk, (rows.count(chunk) if rows is not None else chunk.count("\n"))
+    tail = decoder.decode(b"", final=True)
+    if tail:
+        yield tail, 0
 
 
-async def _stream(ctx: Context, stmt: Select) -> AsyncIterator[Any]:
+class _RowCounter:
+    """Rows in a stream of CSV text: line feeds outside quoted fields (a note may hold
+    line breaks). A quoted field's own quotes are doubled, so the parity of the quotes seen
+    tells whether a line feed is inside one."""
+
+    def __init__(self) -> None:
+        self.quoted = False
+
+    def count(self, chunk: str) -> int:
+        if '"' not in chunk and not self.quoted:
+            return chunk.count("\n")
+        rows = 0
+        lines = chunk.split("\n")
+        for line in lines[:-1]:
+            if line.count('"') % 2:
+                self.quoted = not self.quoted
+            if not self.quoted:
+                rows += 1
+        if lines[-1].count('"') % 2:
+            self.quoted = not self.quoted
+        return rows
+
+
+async def _copy_out(
+    ctx: Context, sql: str, params: list[Any], options: dict[str, Any]
+) -> AsyncIterator[bytearray]:
+    """`COPY (sql) TO STDOUT` in the viewer's transaction, as the server sends it. The
+    copy runs in a task that waits while the reader has not taken the last chunks."""
+    queue: asyncio.Queue[bytearray | None] = asyncio.Queue(maxsize=16)
     async with ctx.engine.connect() as conn:
         await set_viewer(conn, ctx.viewer)  # row-level security: the viewer comes first
-        result = await conn.stream(stmt.execution_options(yield_per=2000))
-        async for row in result.mappings():
-            yield row
+        pg = (await conn.get_raw_connection()).driver_connection
+
+        async def copy() -> None:
+            try:
+                await pg.copy_from_query(sql, *params, output=queue.put, **options)
+            finally:
+                await queue.put(None)
+
+        task = asyncio.create_task(copy())
+        try:
+            while (data := await queue.get()) is not None:
+                yield data
+            await task  # its error, if it failed
+        finally:
+            if not task.done():  # the reader went away (a download cut short)
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+                await conn.invalidate()  # a COPY cut short leaves no usable connection
 
 
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if hasattr(value, "value"):  # an enum
-        return str(value.value)
-    if value is True:
-        return "yes"
-    if value is False:
-        return "no"
-    return str(value)
+def _positional(stmt: Select) -> tuple[str, list[Any]]:
+    """The statement's SQL for asyncpg and its parameters in order, through each bind's
+    type (enums become their labels), as SQLAlchemy would send them."""
+    compiled = stmt.compile(dialect=_ASYNCPG, compile_kwargs={"render_postcompile": True})
+    params = []
+    for name in compiled.positiontup or ():
+        bind = compiled.binds.get(name)
+        if bind is None:  # an item of an expanded IN list: its list's parameter
+            bind = compiled.binds[re.sub(r"_\d+$", "", name)]
+        process = bind.type.bind_processor(_ASYNCPG)
+        raw = compiled.params[name]
+        params.append(process(raw) if process else raw)
+    return compiled.string, params
+
+
+_ASYNCPG = asyncpg_dialect.dialect()
 
 
 # --- export jobs: a download link for its owner (customerExportStart) ---------------------

@@ -19,7 +19,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from models import CustomFieldDefinition, ImportJob, ImportJobError
-from models.enums import JobStatus, Role
+from models.enums import JobStatus
+from resolvers import jobs
 from resolvers.context import Context
 from resolvers.import_plans import Rejected
 from resolvers.import_rows import ImportOptions, ImportResult, run_import
@@ -203,15 +204,7 @@ async def _finish(engine: AsyncEngine, job_id: int, status: JobStatus, message: 
 async def resume_jobs(engine: AsyncEngine) -> list[int]:
     """Jobs a stopped process left QUEUED or RUNNING: run them again (after their last
     committed batch). Called at start-up; returns their ids."""
-    async with engine.connect() as conn:
-        ids = [
-            r[0]
-            for r in await conn.execute(
-                select(job_table.c.id)
-                .where(job_table.c.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]))
-                .order_by(job_table.c.id)
-            )
-        ]
+    ids = await jobs.unfinished(engine, job_table)
     for job_id in ids:
         await run_job(engine, job_id)
     return ids
@@ -225,10 +218,7 @@ ERRORS_IN_FILE_ORDER = Ordering((job_error.c.line,))
 
 def visible_jobs(ctx: Context) -> Select:
     """An admin sees every job; anyone else their own (there are none yet: admins import)."""
-    stmt = select(*(c for c in job_table.c if c.name != "source"))
-    if ctx.viewer.role is Role.ADMIN:
-        return stmt
-    return stmt.where(job_table.c.owner_id == ctx.viewer.user_id)
+    return jobs.visible(ctx, job_table, [c for c in job_table.c if c.name != "source"])
 
 
 async def job_by_id(ctx: Context, job_id: int) -> Any:

@@ -9,6 +9,7 @@ resolvers/import_rows.py writes the plans.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -130,18 +131,10 @@ class Planner:
     def _country(self, raw: str | None) -> str | None:
         if raw is None or not raw.strip():
             return None
-        text = raw.strip()
-        if len(text) == 2:
-            code = text.upper()
-        else:  # "Germany", "DEU": what a person or another system wrote
-            try:
-                code = pycountry.countries.lookup(text).alpha_2
-            except LookupError:
-                code = text
-        try:
-            return validate.country(code, [])
-        except Refused as refused:
-            raise problem(refused, self._col("address.country")) from None
+        code, refused = _country_code(raw.strip())
+        if refused is not None:
+            raise problem(refused, self._col("address.country"))
+        return code
 
     def _address(self, v: dict[str, str], country: str | None) -> dict[str, Any] | None:
         parts = {k: v[f"address.{k}"].strip() for k in ADDRESS_COLUMNS if f"address.{k}" in v}
@@ -163,10 +156,10 @@ class Planner:
         parts["country"] = country
         region = parts.get("region")
         if region:
-            try:
-                parts["region"] = validate.region(_subdivision(region, country), country, [])
-            except Refused as refused:
-                raise problem(refused, self._col("address.region")) from None
+            code, refused = _region_code(region, country)
+            if refused is not None:
+                raise problem(refused, self._col("address.region"))
+            parts["region"] = code
         if parts.get("phone"):
             try:
                 parts["phone"] = validate.phone(parts["phone"], country, [])
@@ -201,6 +194,30 @@ CARD_REMOVED = "[card number removed]"
 def _masked(raw: list[str]) -> list[str]:
     """The row for the error report, without card numbers (they go nowhere, not even there)."""
     return [CARD_REMOVED if validate.contains_card_number(cell) else cell for cell in raw]
+
+
+# pycountry's lookups, cached: a file repeats a few countries and regions on every row.
+@functools.lru_cache(maxsize=4096)
+def _country_code(text: str) -> tuple[str | None, Refused | None]:
+    if len(text) == 2:
+        code = text.upper()
+    else:  # "Germany", "DEU": what a person or another system wrote
+        try:
+            code = pycountry.countries.lookup(text).alpha_2
+        except LookupError:
+            code = text
+    try:
+        return validate.country(code, []), None
+    except Refused as refused:
+        return None, refused
+
+
+@functools.lru_cache(maxsize=4096)
+def _region_code(raw: str, country: str) -> tuple[str | None, Refused | None]:
+    try:
+        return validate.region(_subdivision(raw, country), country, []), None
+    except Refused as refused:
+        return None, refused
 
 
 def _subdivision(raw: str, country: str) -> str:

@@ -11,11 +11,15 @@ rejected row carries its line, column, code and message; it never stops the othe
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import BigInteger, Text, bindparam, cast, func, select, text, union_all
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import ARRAY, CITEXT
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -78,7 +82,7 @@ class ImportOptions:
     on_error: str = "skip"  # or "abort"
     dry_run: bool = False
     mapping: dict[str, str] | None = None
-    batch_size: int = 500
+    batch_size: int = 2000  # rows per transaction: a dozen statements whatever the size
     source: str = "import"  # the timeline's `data.source`
 
 
@@ -145,8 +149,7 @@ async def run_import(
     for name, value in (counts or {}).items():  # a resumed job goes on counting
         setattr(result, name, value)
 
-    async def write(conn: AsyncConnection, batch: list[Row]) -> None:
-        plans = [planner.plan(r) for r in batch]
+    async def write(conn: AsyncConnection, plans: list[Plan | Rejected]) -> None:
         before = _counts(result), dict(writer.seen), len(result.errors)
         try:
             async with conn.begin_nested():  # the batch fast, unless a race refuses a row
@@ -155,39 +158,80 @@ async def run_import(
             _restore(result, before[0])
             writer.seen = before[1]
             del result.errors[before[2] :]
-            writer.careful = True  # row by row, each in a savepoint, from now on
-            await writer.write(conn, plans, result)
+            writer.careful = True  # this batch row by row, each in a savepoint
+            try:
+                await writer.write(conn, plans, result)
+            finally:
+                writer.careful = False
         if on_batch is not None:
             await on_batch(conn, result, writer.rejected)
         if progress:
-            progress(len(batch))
+            progress(len(plans))
 
     # Row-level security: every transaction names its viewer first. Imports are an
     # admin's (the CLI's operator, or the admin who started the job).
     viewer = Viewer(user_id=actor_id, role=Role.ADMIN)
     whole = options.dry_run or options.on_error == "abort"
+    batches = _batches(rows, options.batch_size)
     try:
         if whole:  # one transaction: all or nothing
             async with engine.begin() as conn:
                 await set_viewer(conn, viewer)
-                for batch in _batches(rows, options.batch_size):
-                    await write(conn, batch)
+                async with contextlib.aclosing(_planned(planner, batches)) as planned:
+                    async for plans in planned:
+                        await write(conn, plans)
                 if result.rejected or options.dry_run:
                     raise _Abort
         else:
-            for batch in _batches(rows, options.batch_size):
-                async with engine.begin() as conn:
-                    await set_viewer(conn, viewer)
-                    await write(conn, batch)
+            async with contextlib.aclosing(_planned(planner, batches)) as planned:
+                async for plans in planned:
+                    async with engine.begin() as conn:
+                        await _begin(conn, viewer)
+                        await write(conn, plans)
         result.written = not options.dry_run
     except _Abort:
         result.written = False
     return result
 
 
+_CUSTOM_PLANS = text("SET LOCAL plan_cache_mode = force_custom_plan")
+
+
+async def _begin(conn: AsyncConnection, viewer: Viewer) -> None:
+    """An import transaction's first statements. Its reads are planned for the tables as
+    they are now: an import grows the very tables it reads, and asyncpg's prepared
+    statements would otherwise keep a generic plan made while they were empty (a sequential
+    scan that, at 20,000 customers, took a second per batch) until autovacuum analyzes."""
+    await set_viewer(conn, viewer)
+    await conn.execute(_CUSTOM_PLANS)
+
+
+async def _planned(
+    planner: Planner, batches: Iterator[list[Row]]
+) -> AsyncIterator[list[Plan | Rejected]]:
+    """The batches read and planned one ahead, in a worker thread: reading and validating
+    the next batch (pure Python: CSV, phonenumbers, pycountry) runs while PostgreSQL writes
+    this one, so the import costs about the slower of the two, not their sum."""
+
+    def plan_next() -> list[Plan | Rejected] | None:
+        batch = next(batches, None)
+        return None if batch is None else [planner.plan(row) for row in batch]
+
+    pending = asyncio.ensure_future(asyncio.to_thread(plan_next))
+    try:
+        while (plans := await pending) is not None:
+            pending = asyncio.ensure_future(asyncio.to_thread(plan_next))
+            yield plans
+    finally:
+        # Stopped early (an abort, an error): the file is not read again once this returns.
+        if not pending.done():
+            with contextlib.suppress(Exception):
+                await asyncio.shield(pending)
+
+
 def _grouped(items: list, row_of) -> list[tuple[tuple[str, ...], list[tuple[int, dict]]]]:
-    """(index, row) pairs grouped by the row's columns: an executemany needs the same keys
-    in every row, and a missing key must keep its column default, not become NULL."""
+    """(index, row) pairs grouped by the row's columns: one statement per set of columns,
+    so a column a row leaves out keeps its default instead of becoming NULL."""
     groups: dict[tuple[str, ...], list[tuple[int, dict]]] = {}
     for index, item in enumerate(items):
         row = row_of(item)
@@ -213,9 +257,114 @@ def _after(rows: Iterable[Row], skip: int) -> Iterator[Row]:
             yield row
 
 
+# --- set-based statements ---------------------------------------------------------------
+# A batch writes each kind of row with one statement over arrays (`unnest`), whatever its
+# size: SQLAlchemy's executemany/insertmanyvalues compiles a VALUES list per batch, and an
+# UPDATE per changed row costs a round trip each. asyncpg sends the arrays in binary.
+
+_ARRAY_TYPES = {"BIGINT": "bigint[]", "INTEGER": "integer[]", "BOOLEAN": "boolean[]"}
+_STATEMENTS: dict[tuple[str, str, tuple[str, ...]], Any] = {}
+
+
+def _unnest(table, columns: tuple[str, ...], extra: tuple[str, ...] = ()) -> tuple[str, str]:
+    """(`unnest(CAST(:c AS text[]), …) AS u(c, …)`, `CAST(u.c AS <its type>), …`); `extra`
+    are integer arrays that are no column (an UPDATE's version increments)."""
+    arrays, selected = [], []
+    for name in columns:
+        sql_type = _sql_type(table, name)
+        arrays.append(f"CAST(:{name} AS {_ARRAY_TYPES.get(sql_type, 'text[]')})")
+        selected.append(f"CAST(u.{name} AS {sql_type})")
+    arrays += [f"CAST(:{name} AS integer[])" for name in extra]
+    names = ", ".join((*columns, *extra))
+    return f"unnest({', '.join(arrays)}) AS u({names})", ", ".join(selected)
+
+
+def _sql_type(table, name: str) -> str:
+    return table.c[name].type.compile(dialect=_PG)
+
+
+def _insert_sql(table, columns: tuple[str, ...], returning: str = "") -> Any:
+    key = ("insert", table.name, columns)
+    if key not in _STATEMENTS:
+        source, selected = _unnest(table, columns)
+        sql = f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT {selected} FROM {source}"
+        _STATEMENTS[key] = text(sql + (f" RETURNING {returning}" if returning else ""))
+    return _STATEMENTS[key]
+
+
+def _update_sql(table, columns: tuple[str, ...], extra: str) -> Any:
+    """UPDATE rows by id to the given columns (and `extra` assignments, which may read
+    `u.bumps`)."""
+    key = ("update", table.name, columns)
+    if key not in _STATEMENTS:
+        source, _ = _unnest(table, ("id", *columns), ("bumps",) if "u.bumps" in extra else ())
+        sets = [f"{c} = CAST(u.{c} AS {_sql_type(table, c)})" for c in columns]
+        _STATEMENTS[key] = text(
+            f"UPDATE {table.name} AS t SET {', '.join([*sets, extra])} FROM {source}"
+            " WHERE t.id = u.id"
+        )
+    return _STATEMENTS[key]
+
+
+def _arrays(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> dict[str, list[Any]]:
+    return {c: [_plain(r.get(c)) for r in rows] for c in columns}
+
+
+def _plain(value: Any) -> Any:
+    return getattr(value, "value", value)  # an enum: its label
+
+
+def _values(name: str, type_: Any) -> Any:
+    """`unnest(:name) AS name(v)`: a batch's values as a table to join. Not `= ANY(:name)`:
+    over a sequential scan that compares every row with every value, and a prepared
+    statement's generic plan does just that while a new table has no statistics yet (a
+    first import); a join's worst plan is a hash join, linear."""
+    return func.unnest(bindparam(name, type_=ARRAY(type_))).table_valued("v").render_derived(name)
+
+
+_NEW_IDS = text(
+    "SELECT nextval(pg_get_serial_sequence('customer', 'id')) FROM generate_series(1, :n)"
+)
+# A new customer's columns the row leaves out read as their server default (kind, tax status).
+_DEFAULTS = {
+    c.name: c.server_default.arg
+    for c in customer.c
+    if c.server_default is not None and isinstance(getattr(c.server_default, "arg", None), str)
+}
+
+
+@dataclass(eq=False)
+class _Target:
+    """A customer as this batch sees it: read (and locked) at the batch's start, or created
+    by an earlier row of the batch; what the batch will write for it."""
+
+    id: int | None  # None: created by this batch, not inserted yet
+    number: str | None
+    values: dict[str, Any]  # its columns, as they will be
+    address: dict[str, Any] | None  # its default shipping address, as it will be
+    custom: dict[str, dict[str, Any]] | None = None  # key -> typed columns; None: unread
+    line: int = 0  # the row that created it (new ones)
+    changed: dict[str, Any] = field(default_factory=dict)  # columns to UPDATE
+    bumps: int = 0  # version increments: one per row changing its columns
+    address_new: bool = False  # its address is to be inserted
+    address_changed: dict[str, Any] = field(default_factory=dict)
+    custom_writes: dict[str, str] = field(default_factory=dict)
+    key: str | None = None  # the upsert key it was matched or created by
+    token: int = 0  # who owns an email before there is an id: -1, -2… for new ones
+
+    @property
+    def new(self) -> bool:
+        return self.id is None
+
+
 class _Writer:
     """Writes batches of plans; remembers the customers this import created or updated,
-    so a key repeated further down the file updates the same customer."""
+    so a key repeated further down the file updates the same customer.
+
+    A batch is decided in memory first, row by row in file order (match by key, compare,
+    check email ownership), then written with a few set-based statements: updates, then
+    inserts (an email an update frees is free for a new customer), then addresses, custom
+    values and the timeline events."""
 
     def __init__(
         self, key: str, source: str, actor_id: int | None, rep: int | None, definitions: dict
@@ -228,76 +377,116 @@ class _Writer:
         self.seen: dict[str, int] = {}
         self.rejected: list[Rejected] = []  # this batch's, for the batch hook
         # Read once per batch, then kept current: the live customers with the batch's keys
-        # (locked), and the owners of the batch's emails (lower-cased).
+        # (locked), and the owners of the batch's emails (lower-cased): (id, number), or a
+        # new customer's (-n, "on line N").
         self._by_key: dict[str, list[Any]] = {}
         self._email_owner: dict[str, tuple[int, str]] = {}
-        self._events: list[dict[str, Any]] = []  # written at the end of the batch
-        # New customers of the batch, inserted together (a few statements, not two a row).
-        self._pending: list[Plan] = []
-        self._pending_keys: set[str] = set()
+        # The matched customers' default shipping addresses and custom values (by id).
+        self._addresses: dict[int, dict[str, Any]] = {}
+        self._custom: dict[int, dict[str, dict[str, Any]]] = {}
+        self._start()
         # After a race with another writer (a unique email taken meanwhile), the batch runs
         # again row by row, each in a savepoint, so the row at fault is rejected alone.
         self.careful = False
 
     async def write(self, conn: AsyncConnection, plans: list[Plan | Rejected], result) -> None:
         self.rejected = []
-        self._events = []
-        self._pending, self._pending_keys = [], set()
-        await self._prefetch(conn, [p for p in plans if isinstance(p, Plan)])
+        if self.careful:
+            await self._write_carefully(conn, plans, result)
+            return
+        valid = [p for p in plans if isinstance(p, Plan)]
+        await self._prefetch(conn, valid)
+        await self._read_children(conn, valid)
+        self._start()
         for item in plans:
             result.rows += 1
             if isinstance(item, Rejected):
                 self._reject(result, item)
                 continue
             try:
-                if self.careful:
-                    async with conn.begin_nested():
-                        outcome = await self._upsert(conn, item)
-                else:
-                    outcome = await self._upsert(conn, item)
+                outcome = self._decide(item)
+            except RowRefused as exc:
+                self._reject(
+                    result, Rejected(item.line, item.raw, exc.column, exc.code, exc.message)
+                )
+                continue
+            setattr(result, outcome, getattr(result, outcome) + 1)
+        await self._flush(conn)
+
+    async def _write_carefully(self, conn: AsyncConnection, plans, result) -> None:
+        for item in plans:
+            result.rows += 1
+            if isinstance(item, Rejected):
+                self._reject(result, item)
+                continue
+            try:
+                async with conn.begin_nested():
+                    await self._prefetch(conn, [item])
+                    await self._read_children(conn, [item])
+                    self._start()
+                    outcome = self._decide(item)
+                    await self._flush(conn)
             except RowRefused as exc:
                 self._reject(
                     result, Rejected(item.line, item.raw, exc.column, exc.code, exc.message)
                 )
                 continue
             except IntegrityError:
-                if not self.careful:
-                    raise  # run_import rolls the batch back and runs it carefully
                 message = "Another customer took this email meanwhile."
                 self._reject(
                     result, Rejected(item.line, item.raw, None, UserErrorCode.DUPLICATE, message)
                 )
                 continue
             setattr(result, outcome, getattr(result, outcome) + 1)
-        await self._flush(conn)
-        await record_many(conn, self._events)
 
     async def _prefetch(self, conn: AsyncConnection, plans: list[Plan]) -> None:
         """One read for the batch's keys (locking those customers, in id order) and one for
-        its emails, instead of two per row."""
+        its emails, instead of two per row. A key this import wrote already is read by its
+        customer's id: as it is now."""
         live = customer.c.status != CustomerStatus.MERGED
-        keys = sorted({p.key for p in plans if p.key is not None and p.key not in self.seen})
+        keys = {p.key for p in plans if p.key is not None}
+        by_id = {self.seen[k]: k for k in keys if k in self.seen}
+        fresh = sorted(keys - set(by_id.values()))
         self._by_key = {}
         if keys:
-            column = customer.c[self.key]  # email is citext: compared without case
+            wanted, matched = _values("keys", Text), customer.alias("matched")
+            key = wanted.c.v if self.key == "reference_id" else cast(wanted.c.v, CITEXT)
+            ids = union_all(
+                select(matched.c.id).select_from(
+                    wanted.join(matched, matched.c[self.key] == key)
+                ),  # email is citext: compared without case
+                select(_values("ids", BigInteger).c.v),
+            )
             rows = await conn.execute(
                 select(customer)
-                .where(live, column.in_(keys))
+                .where(live, customer.c.id.in_(ids))
                 .order_by(customer.c.id)
-                .with_for_update()
+                .with_for_update(),
+                {"keys": fresh, "ids": list(by_id)},
             )
             for row in rows:
-                key = getattr(row, self.key)
-                self._by_key.setdefault(key.lower() if self.key == "email" else key, []).append(row)
+                key = by_id.get(row.id)
+                if key is None:
+                    key = getattr(row, self.key)
+                    key = key.lower() if self.key == "email" else key
+                self._by_key.setdefault(key, []).append(row)
         emails = sorted({p.values["email"].lower() for p in plans if p.values.get("email")})
         self._email_owner = {}
         if emails:
+            wanted = _values("emails", Text)
             rows = await conn.execute(
-                select(customer.c.id, customer.c.number, customer.c.email).where(
-                    live, customer.c.email.in_(emails)
-                )
+                select(customer.c.id, customer.c.number, customer.c.email)
+                .select_from(wanted.join(customer, customer.c.email == cast(wanted.c.v, CITEXT)))
+                .where(live),
+                {"emails": emails},
             )
             self._email_owner = {r.email.lower(): (r.id, r.number) for r in rows}
+
+    def _start(self) -> None:
+        """A batch's in-memory state, from what _prefetch read."""
+        self._targets: dict[int, _Target] = {}  # existing customers, by id
+        self._new: list[_Target] = []
+        self._events: list[tuple[_Target, str, str, int, dict | None]] = []
 
     def _reject(self, result: ImportResult, rejected: Rejected) -> None:
         result.rejected += 1
@@ -305,24 +494,31 @@ class _Writer:
         if len(result.errors) < MAX_KEPT_ERRORS:
             result.errors.append(rejected)
 
-    async def _find(self, conn: AsyncConnection, plan: Plan) -> Any:
+    def _find(self, plan: Plan) -> _Target | None:
         if plan.key is None:
             return None
-        known = self.seen.get(plan.key)
-        if known is not None:  # this import wrote it already: read it as it is now
-            stmt = select(customer).where(customer.c.id == known).with_for_update()
-            rows = (await conn.execute(stmt)).all()
-        else:
-            rows = self._by_key.get(plan.key, [])
+        rows = self._by_key.get(plan.key, [])
         if len(rows) > 1:
             raise RowRefused(
                 None,
                 "AMBIGUOUS",
                 f"Customers {rows[0].number} and {rows[1].number} share this reference ID.",
             )
-        return rows[0] if rows else None
+        if not rows:
+            return None
+        row = rows[0]
+        if isinstance(row, _Target):
+            return row
+        target = self._targets.get(row.id)
+        if target is None:
+            target = self._targets[row.id] = _Target(
+                row.id, row.number, dict(row._mapping), self._addresses.get(row.id)
+            )
+            target.custom = self._custom.get(row.id, {})
+            target.key, target.token = plan.key, row.id
+        return target
 
-    async def _email_taken(self, conn: AsyncConnection, email: str | None, own: int | None):
+    def _email_taken(self, email: str | None, own: int | None) -> None:
         if email is None:
             return
         owner = self._email_owner.get(email.lower())
@@ -335,183 +531,205 @@ class _Writer:
                 " email, import with the email as the key).",
             )
 
-    async def _upsert(self, conn: AsyncConnection, plan: Plan) -> str:
-        if plan.key is not None and plan.key in self._pending_keys:
-            await self._flush(conn)  # a key repeated in the batch updates what it created
-        current = await self._find(conn, plan)
+    def _decide(self, plan: Plan) -> str:
+        """Create, update or leave the row's customer, in memory; raises RowRefused."""
+        current = self._find(plan)
         if current is None:
-            if self.careful:
-                cid = await self._create(conn, plan)
-                if plan.key is not None:
-                    self.seen[plan.key] = cid
-                return "created"
-            await self._email_taken(conn, plan.values.get("email"), None)
-            if plan.values.get("email"):  # taken by this row from now on
-                self._email_owner[plan.values["email"].lower()] = (-1, f"on line {plan.line}")
-            self._pending.append(plan)
-            if plan.key is not None:
-                self._pending_keys.add(plan.key)
-            return "created"
-        if plan.key is not None:
-            self.seen[plan.key] = current.id
-        return "updated" if await self._update(conn, plan, current) else "unchanged"
-
-    async def _create(self, conn: AsyncConnection, plan: Plan) -> int:
-        await self._email_taken(conn, plan.values.get("email"), None)
-        values = {**plan.values}
-        if self.rep is not None:
-            values["sales_rep_id"] = self.rep
-        cid, number = (
-            await conn.execute(
-                insert(customer).values(**values).returning(customer.c.id, customer.c.number)
-            )
-        ).one()
-        if values.get("email"):
-            self._email_owner[values["email"].lower()] = (cid, number)
-        if plan.address:
-            await conn.execute(
-                insert(address).values(
-                    customer_id=cid, kind="SHIPPING", is_default=True, **plan.address
-                )
-            )
-        if plan.custom:
-            await self._custom(conn, cid, plan)
-        self._event(cid, "CUSTOMER_CREATED", "Customer created by import", plan, None)
-        return cid
-
-    def _event(self, cid: int, kind: str, summary: str, plan: Plan, changes) -> None:
-        data: dict[str, Any] = {"source": self.source, "line": plan.line}
-        if changes is not None:
-            data["changes"] = changes
-        self._events.append(
-            {
-                "customer_id": cid,
-                "kind": kind,
-                "summary": summary,
-                "actor_id": self.actor_id,
-                "data": data,
-            }
-        )
-
-    async def _flush(self, conn: AsyncConnection) -> None:
-        """Insert the batch's new customers, their default addresses and custom values:
-        one INSERT per set of columns (SQLAlchemy's insertmanyvalues keeps the order)."""
-        pending, self._pending, self._pending_keys = self._pending, [], set()
-        if not pending:
-            return
-        ids: dict[int, tuple[int, str]] = {}  # index in pending -> (id, number)
-        for _, group in _grouped(pending, self._values):
-            stmt = insert(customer).returning(
-                customer.c.id, customer.c.number, sort_by_parameter_order=True
-            )
-            rows = (await conn.execute(stmt, [values for _, values in group])).all()
-            for (index, _), row in zip(group, rows, strict=True):
-                ids[index] = (row.id, row.number)
-        addresses = [
-            (i, {"customer_id": ids[i][0], "kind": "SHIPPING", "is_default": True, **p.address})
-            for i, p in enumerate(pending)
-            if p.address
-        ]
-        for _, group in _grouped([a for _, a in addresses], lambda a: a):
-            await conn.execute(insert(address), [a for _, a in group])
-        for i, plan in enumerate(pending):
-            cid, number = ids[i]
-            if plan.key is not None:
-                self.seen[plan.key] = cid
-            if plan.values.get("email"):
-                self._email_owner[plan.values["email"].lower()] = (cid, number)
+            self._email_taken(plan.values.get("email"), None)
             if plan.custom:
-                await self._custom(conn, cid, plan)
-            self._event(cid, "CUSTOMER_CREATED", "Customer created by import", plan, None)
+                self._required(set(plan.custom))
+            values = {**_DEFAULTS, **plan.values}
+            if self.rep is not None:
+                values["sales_rep_id"] = self.rep
+            target = _Target(None, None, values, plan.address and dict(plan.address))
+            target.line, target.key = plan.line, plan.key
+            target.address_new = plan.address is not None
+            target.custom = {k: self._typed(k, v) for k, v in plan.custom.items()}
+            target.custom_writes = dict(plan.custom)
+            target.token = -1 - len(self._new)
+            self._new.append(target)
+            if plan.values.get("email"):  # taken by this row from now on
+                label = f"on line {plan.line}"
+                self._email_owner[plan.values["email"].lower()] = (target.token, label)
+            if plan.key is not None:
+                self._by_key[plan.key] = [target]
+            self._events.append((target, "CUSTOMER_CREATED", "Customer created by import",
+                                 plan.line, None))  # fmt: skip
+            return "created"
+        return "updated" if self._update(plan, current) else "unchanged"
 
-    def _values(self, plan: Plan) -> dict[str, Any]:
-        values = {**plan.values}
-        if self.rep is not None:
-            values["sales_rep_id"] = self.rep
-        return values
-
-    async def _custom(self, conn: AsyncConnection, cid: int, plan: Plan) -> None:
-        try:
-            await write_values(conn, cid, list(plan.custom.items()), [])
-        except Refused as refused:
-            raise problem(refused, None) from None
-
-    async def _update(self, conn: AsyncConnection, plan: Plan, row: Any) -> bool:
-        values = {
-            k: v for k, v in plan.values.items() if change_text(getattr(row, k)) != change_text(v)
+    def _update(self, plan: Plan, target: _Target) -> bool:
+        old = target.values
+        values = {k: v for k, v in plan.values.items() if change_text(old.get(k)) != change_text(v)}
+        changes: dict[str, Any] = {
+            k: {"old": change_text(old.get(k)), "new": change_text(v)} for k, v in values.items()
         }
-        changes = {
-            k: {"old": change_text(getattr(row, k)), "new": change_text(v)}
-            for k, v in values.items()
-        }
+        own = target.token
         if "email" in values:
-            await self._email_taken(conn, values["email"], row.id)
-            if row.email:
-                self._email_owner.pop(row.email.lower(), None)
+            self._email_taken(values["email"], own)
+        address, address_diff = None, {}
+        if plan.address:
+            if target.address is None:
+                address = dict(plan.address)
+            else:
+                address_diff = {k: v for k, v in plan.address.items() if target.address.get(k) != v}
+            if address is not None or address_diff:
+                changes["address"] = {"new": plan.address.get("line1")}
+        custom = self._changed_custom(target, plan.custom) if plan.custom else {}
+        if custom:
+            self._required({*(target.custom or {}), *custom})
+        changes.update({f"customFields.{k}": {"new": v} for k, v in custom.items()})
+        # Decided: nothing below refuses the row, so the target changes now.
+        if "email" in values:
+            if old.get("email"):
+                self._email_owner.pop(old["email"].lower(), None)
             if values["email"]:
-                self._email_owner[values["email"].lower()] = (row.id, row.number)
+                self._email_owner[values["email"].lower()] = (own, target.number or "")
         if values:
-            await conn.execute(
-                update(customer)
-                .where(customer.c.id == row.id)
-                .values(**values, version=customer.c.version + 1, updated_at=func.now())
-            )
-        if plan.address and await self._address(conn, row.id, plan.address):
-            changes["address"] = {"new": plan.address.get("line1")}
-        if plan.custom:
-            changed = await self._changed_custom(conn, row.id, plan.custom)
-            if changed:
-                await self._custom(conn, row.id, Plan(**{**plan.__dict__, "custom": changed}))
-                changes.update({f"customFields.{k}": {"new": v} for k, v in changed.items()})
+            old.update(values)
+            target.changed.update(values)
+            target.bumps += 1
+        if address is not None:
+            target.address, target.address_new = address, True
+        elif address_diff:
+            target.address.update(address_diff)
+            if not target.address_new:
+                target.address_changed.update(address_diff)
+        if custom:
+            target.custom.update({k: self._typed(k, v) for k, v in custom.items()})
+            target.custom_writes.update(custom)
         if not changes:
             return False
         summary = f"Updated by import: {', '.join(sorted(changes))}"
-        self._event(row.id, "CUSTOMER_UPDATED", summary, plan, changes)
+        self._events.append((target, "CUSTOMER_UPDATED", summary, plan.line, changes))
         return True
 
-    async def _address(self, conn: AsyncConnection, cid: int, parts: dict[str, Any]) -> bool:
-        """The default shipping address becomes `parts`; True when something changed."""
-        current = (
-            await conn.execute(
-                select(address).where(
-                    address.c.customer_id == cid,
-                    address.c.kind == "SHIPPING",
-                    address.c.is_default,
-                )
-            )
-        ).first()
-        if current is None:
-            await conn.execute(
-                insert(address).values(customer_id=cid, kind="SHIPPING", is_default=True, **parts)
-            )
-            return True
-        diff = {k: v for k, v in parts.items() if getattr(current, k) != v}
-        if not diff:
-            return False
-        await conn.execute(
-            update(address).where(address.c.id == current.id).values(**diff, updated_at=func.now())
-        )
-        return True
+    def _required(self, keys: set[str]) -> None:
+        """write_values' own rule, checked before anything is written: a customer whose
+        custom values change has every required field."""
+        missing = sorted(k for k, d in self.definitions.items() if d.required and k not in keys)
+        if missing:
+            raise RowRefused(None, UserErrorCode.REQUIRED, f"Required: {', '.join(missing)}.")
 
-    async def _changed_custom(self, conn, cid: int, wanted: dict[str, str]) -> dict[str, str]:
+    def _typed(self, key: str, text_value: str) -> dict[str, Any]:
+        d = self.definitions[key]
+        return parse_custom(CustomFieldType(d.type), text_value, d.options)
+
+    def _changed_custom(self, target: _Target, wanted: dict[str, str]) -> dict[str, str]:
         """The custom values that differ from what is stored (compared typed: `5.0` = `5`)."""
-        stored = {
-            r.key: r
-            for r in await conn.execute(
-                select(definition.c.key, value.c.text_value, value.c.number_value)
-                .add_columns(value.c.boolean_value, value.c.date_value)
-                .join(value, value.c.definition_id == definition.c.id)
-                .where(value.c.customer_id == cid, definition.c.key.in_(list(wanted)))
-            )
-        }
+        stored = target.custom or {}
         changed = {}
-        for key, text in wanted.items():
-            d = self.definitions[key]
-            typed = parse_custom(CustomFieldType(d.type), text, d.options)
+        for key, text_value in wanted.items():
             row = stored.get(key)
-            if row is None or any(getattr(row, k) != v for k, v in typed.items()):
-                changed[key] = text
+            typed = self._typed(key, text_value)
+            if row is None or any(row.get(k) != v for k, v in typed.items()):
+                changed[key] = text_value
         return changed
+
+    async def _read_children(self, conn: AsyncConnection, plans: list[Plan]) -> None:
+        """The default shipping addresses and custom values of the customers the batch
+        matched: one read each, for the rows that carry them."""
+        ids = sorted({r.id for rows in self._by_key.values() for r in rows})
+        self._addresses, self._custom = {}, {}
+        if not ids:
+            return
+        matched = _values("ids", BigInteger)
+        if any(p.address for p in plans):
+            rows = await conn.execute(
+                select(address)
+                .select_from(matched.join(address, address.c.customer_id == matched.c.v))
+                .where(address.c.kind == "SHIPPING", address.c.is_default),
+                {"ids": ids},
+            )
+            self._addresses = {r.customer_id: dict(r._mapping) for r in rows}
+        if any(p.custom for p in plans):
+            rows = await conn.execute(
+                select(value.c.customer_id, definition.c.key, *_TYPED).select_from(
+                    matched.join(value, value.c.customer_id == matched.c.v).join(
+                        definition, definition.c.id == value.c.definition_id
+                    )
+                ),
+                {"ids": ids},
+            )
+            for r in rows:
+                typed = {c.name: r._mapping[c.name] for c in _TYPED}
+                self._custom.setdefault(r.customer_id, {})[r.key] = typed
+
+    async def _flush(self, conn: AsyncConnection) -> None:
+        """Write what the batch decided: a few statements, whatever its size."""
+        updates = [t for t in self._targets.values() if t.changed]
+        for columns, group in _grouped(updates, lambda t: t.changed):
+            rows = [{**updates[i].changed, "id": updates[i].id} for i, _ in group]
+            bumps = [updates[i].bumps for i, _ in group]
+            await conn.execute(
+                _update_sql(customer, columns, _BUMP),
+                {**_arrays(rows, ("id", *columns)), "bumps": bumps},
+            )
+        if self._new:
+            ids = (await conn.execute(_NEW_IDS, {"n": len(self._new)})).scalars().all()
+            for target, cid in zip(self._new, ids, strict=True):
+                target.id = cid
+                target.values["id"] = cid
+                target.values["version"] = 1 + target.bumps
+            columns_of = lambda t: {  # noqa: E731
+                k: v for k, v in t.values.items() if k in _INSERTED or k in ("id", "version")
+            }
+            for columns, group in _grouped(self._new, columns_of):
+                rows = [columns_of(self._new[i]) for i, _ in group]
+                numbers = await conn.execute(
+                    _insert_sql(customer, columns, "id, number"), _arrays(rows, columns)
+                )
+                number_of = dict(numbers.all())
+                for i, _ in group:
+                    self._new[i].number = number_of[self._new[i].id]
+        targets = [*self._targets.values(), *self._new]
+        added = [
+            {**t.address, "customer_id": t.id, "kind": "SHIPPING", "is_default": True}
+            for t in targets
+            if t.address_new
+        ]
+        for columns, group in _grouped(added, lambda a: a):
+            await conn.execute(
+                _insert_sql(address, columns), _arrays([added[i] for i, _ in group], columns)
+            )
+        moved = [{**t.address_changed, "id": t.address["id"]} for t in targets
+                 if t.address_changed]  # fmt: skip
+        for columns, group in _grouped(moved, lambda a: {k for k in a if k != "id"}):
+            await conn.execute(
+                _update_sql(address, columns, "updated_at = now()"),
+                _arrays([moved[i] for i, _ in group], ("id", *columns)),
+            )
+        for target in targets:
+            if target.custom_writes:
+                try:
+                    await write_values(conn, target.id, list(target.custom_writes.items()), [])
+                except Refused as refused:
+                    raise problem(refused, None) from None
+        await record_many(conn, [
+            {
+                "customer_id": target.id,
+                "kind": kind,
+                "summary": summary,
+                "actor_id": self.actor_id,
+                "data": {"source": self.source, "line": line}
+                | ({"changes": changes} if changes is not None else {}),
+            }
+            for target, kind, summary, line, changes in self._events
+        ])  # fmt: skip
+        for target in targets:
+            if target.key is not None:
+                self.seen[target.key] = target.id
+
+
+_BUMP = "version = t.version + u.bumps, updated_at = now()"
+# What an import writes of a new customer (the planner's fields, the rep, the version); every
+# other column keeps its default.
+_INSERTED = frozenset((
+    "first_name", "last_name", "company_name", "reference_id", "note", "tax_code", "email",
+    "phone", "tax_status", "kind", "sales_rep_id",
+))  # fmt: skip
+_PG = postgresql.dialect()
+_TYPED = (value.c.text_value, value.c.number_value, value.c.boolean_value, value.c.date_value)
 
 
 def _not_stored(columns: ColumnMap, index: int) -> bool:

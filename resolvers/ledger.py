@@ -1,15 +1,9 @@
 """Ledger reads: entries newest first, and balances per currency."""
 
-from collections.abc import Sequence
-
-from sqlalchemy.dialects.postgresql import distinct_on
-
 from models import LedgerTransaction
 from resolvers.children import visible
-from resolvers.context import Context
-from resolvers.loading import many_per_key
 from resolvers.pagination import Ordering
-from resolvers.relations import ChildConnection
+from resolvers.relations import ChildConnection, LatestPer
 
 ledger = LedgerTransaction.__table__
 NEWEST_FIRST = Ordering((ledger.c.id,), descending=True)
@@ -17,12 +11,14 @@ NEWEST_FIRST = Ordering((ledger.c.id,), descending=True)
 ENTRIES = ChildConnection(ledger, NEWEST_FIRST)
 
 
-async def balances_by_customer(ctx: Context, keys: Sequence[int]) -> list:
-    """The latest balance_after per (customer, currency): DISTINCT ON walks the index."""
-    stmt = (
-        visible(ctx, ledger)
-        .with_only_columns(ledger.c.customer_id, ledger.c.currency, ledger.c.balance_after)
-        .ext(distinct_on(ledger.c.customer_id, ledger.c.currency))
-        .order_by(ledger.c.customer_id, ledger.c.currency, ledger.c.id.desc())
-    )
-    return await many_per_key(ctx, stmt, ledger.c.customer_id, keys)
+# Customer.balances, declared once (resolvers/relations.py): the latest balance_after per
+# currency, at most one per ISO 4217 currency (ledger writes validate the code).
+BALANCES = LatestPer(
+    ledger,
+    ledger.c.customer_id,
+    per=(ledger.c.currency,),
+    newest=(ledger.c.id.desc(),),
+    columns={"amount": ledger.c.balance_after},
+    visible=lambda ctx: visible(ctx, ledger),
+    bound=180,
+)

@@ -24,6 +24,7 @@ from resolvers.customer_mutations import clean_address
 from resolvers.customers import customer
 from resolvers.errors import UserErrorCode
 from resolvers.mutations import Problem, Refused, transaction
+from resolvers.orders import MAX_LINES
 from resolvers.scope import scope_children
 from resolvers.tax import determine
 from resolvers.timeline import record
@@ -69,8 +70,10 @@ class Totals:
 def totals(lines: list[LineIn], shipping: Any, rate: Decimal) -> Totals:
     if not lines:
         raise Refused(Problem(["input", "lines"], UserErrorCode.REQUIRED, "An order needs a line."))
-    if len(lines) > 500:
-        raise Refused(Problem(["input", "lines"], UserErrorCode.INVALID, "At most 500 lines."))
+    if len(lines) > MAX_LINES:
+        raise Refused(
+            Problem(["input", "lines"], UserErrorCode.INVALID, f"At most {MAX_LINES} lines.")
+        )
     out = []
     for i, line in enumerate(lines):
         path = ["input", "lines", str(i)]

@@ -4,23 +4,52 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Select, and_, func, or_, select
 
 from models import TaxExemptionCertificate
 from models.enums import TaxStatus
-from resolvers.children import visible
-from resolvers.relations import ChildList
+from resolvers.context import Context
+from resolvers.datetimes import TODAY
+from resolvers.relations import ById, ChildList
+from resolvers.scope import ScopeKind, scope_children
 
 certificate = TaxExemptionCertificate.__table__
 
+# TaxExemptionCertificate.isValid, the one declaration: valid today (started, not expired,
+# not revoked). Every certificate read selects it; the compiled path prints it inline with
+# its per-request date (resolvers.datetimes.TODAY).
+IS_VALID = and_(
+    certificate.c.revoked_at.is_(None),
+    certificate.c.valid_from <= TODAY,
+    or_(certificate.c.valid_to.is_(None), TODAY <= certificate.c.valid_to),
+)
+COMPUTED = {"is_valid": IS_VALID}
+
+
+def certificate_row() -> Select:
+    """SELECT of a whole certificate row: its columns and its computed fields."""
+    return select(certificate, *(e.label(name) for name, e in COMPUTED.items()))
+
+
+def visible_certificates(ctx: Context) -> Select:
+    return scope_children(certificate_row(), ctx.viewer, certificate.c.customer_id)
+
+
+CERTIFICATE_ROWS = ById(certificate, visible_certificates, ScopeKind.CHILD)
+certificates_by_id = CERTIFICATE_ROWS.batch
 
 # Newest first: the one ordering of TaxStatus.exemptionCertificates (both read paths).
 CERTIFICATE_ORDER = (certificate.c.valid_from.desc(), certificate.c.id)
 
-
-# TaxStatus.exemptionCertificates, declared once (resolvers/relations.py).
+# TaxStatus.exemptionCertificates, declared once (resolvers/relations.py): at most
+# CERTIFICATES_CAP (a LIMIT on both paths, which the cost limit counts).
+CERTIFICATES_CAP = 100
 CERTIFICATES = ChildList(
-    certificate, "customer_id", CERTIFICATE_ORDER, lambda ctx: visible(ctx, certificate)
+    certificate,
+    certificate.c.customer_id,
+    CERTIFICATE_ORDER,
+    visible_certificates,
+    limit=CERTIFICATES_CAP,
 )
 
 
@@ -39,7 +68,7 @@ async def determine(
     if customer_row.tax_status == TaxStatus.EXEMPT:
         return Determination(True, "TAX_STATUS", customer_row.tax_code, None)
     stmt = (
-        select(certificate)
+        certificate_row()
         .where(
             certificate.c.customer_id == customer_row.id,
             certificate.c.country == country,

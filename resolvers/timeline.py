@@ -13,6 +13,7 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+import orjson
 from sqlalchemy import Row, Select, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -67,11 +68,17 @@ async def record_many(conn: AsyncConnection, events: list[dict[str, Any]]) -> li
     if not events:
         return []
     await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ORDER_LOCK})
+    # Arrays through unnest(): a multi-row VALUES would be compiled anew for every batch.
     rows = (
         await conn.execute(
-            insert(timeline_event)
-            .values(events)
-            .returning(timeline_event.c.id, timeline_event.c.customer_id)
+            _INSERT_MANY,
+            {
+                "customer_ids": [e["customer_id"] for e in events],
+                "kinds": [e["kind"] for e in events],
+                "summaries": [e["summary"] for e in events],
+                "actor_ids": [e["actor_id"] for e in events],
+                "data": [orjson.dumps(e.get("data") or {}).decode() for e in events],
+            },
         )
     ).all()
     payloads = [f"{event_id},{customer_id}" for event_id, customer_id in rows]
@@ -80,6 +87,14 @@ async def record_many(conn: AsyncConnection, events: list[dict[str, Any]]) -> li
         {"channel": CHANNEL, "payloads": payloads},
     )
     return [event_id for event_id, _ in rows]
+
+
+_INSERT_MANY = text(
+    "INSERT INTO timeline_event (customer_id, kind, summary, actor_id, data)"
+    " SELECT c, k, s, a, CAST(d AS jsonb) FROM unnest(CAST(:customer_ids AS bigint[]),"
+    " CAST(:kinds AS text[]), CAST(:summaries AS text[]), CAST(:actor_ids AS bigint[]),"
+    " CAST(:data AS text[])) AS u(c, k, s, a, d) RETURNING id, customer_id"
+)
 
 
 def events_after(

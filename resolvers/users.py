@@ -1,7 +1,6 @@
 """Users: staff (admins, sales reps) and site users."""
 
 import re
-from collections.abc import Sequence
 
 from argon2 import PasswordHasher
 from argon2.exceptions import VerifyMismatchError
@@ -12,10 +11,10 @@ from models import AppUser, Customer
 from models.enums import Role
 from resolvers.context import Context
 from resolvers.errors import UserErrorCode
-from resolvers.loading import one_per_key
 from resolvers.mutations import Problem, Refused, transaction
+from resolvers.relations import ById, ForeignObject
 from resolvers.rls import set_viewer
-from resolvers.scope import scope_users
+from resolvers.scope import ScopeKind, scope_users
 from resolvers.timeline import record
 from resolvers.tokens import issue_token
 from resolvers.viewer import Viewer
@@ -42,8 +41,11 @@ def visible_users(ctx: Context):
     return scope_users(select(*PUBLIC, *computed), ctx.viewer)
 
 
-async def users_by_id(ctx: Context, keys: Sequence[int]) -> list:
-    return await one_per_key(ctx, visible_users(ctx), user.c.id, keys)
+USERS = ById(user, visible_users, ScopeKind.USER)
+users_by_id = USERS.batch
+# Customer.salesRep and TimelineEvent.actor, declared once (resolvers/relations.py).
+SALES_REP = ForeignObject(USERS, "sales_rep_id")
+ACTOR = ForeignObject(USERS, "actor_id")
 
 
 async def sales_reps(ctx: Context) -> list:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -16,6 +17,7 @@ CENT = Decimal("0.01")
 _TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9_\-:.]{5,254}")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _DIGIT_RUNS = re.compile(r"(?:\d[ -]?){13,19}")
+_NOT_DIGIT = re.compile(r"\D")
 
 
 def luhn(digits: str) -> bool:
@@ -60,8 +62,10 @@ def contains_card_number(value: Any) -> bool:
     with a card network's prefix for their length that pass the Luhn check: a card
     number, which this service must never store."""
     if isinstance(value, str):
+        if len(value) < 13:  # too short to hold one (most cells: an import checks them all)
+            return False
         for match in _DIGIT_RUNS.finditer(value):
-            digits = re.sub(r"\D", "", match.group())
+            digits = _NOT_DIGIT.sub("", match.group())
             for size in range(min(len(digits), 19), 12, -1):
                 for start in range(len(digits) - size + 1):
                     window = digits[start : start + size]
@@ -111,15 +115,23 @@ def phone(raw: str | None, region: str | None, path: list[str]) -> str | None:
     """E.164, or None for an empty value; INVALID when it cannot be a real number."""
     if raw is None or not raw.strip():
         return None
+    e164, why = _e164(raw, region or "US")
+    if e164 is None:
+        raise Refused(Problem(path, UserErrorCode.INVALID, why))
+    return e164
+
+
+@functools.lru_cache(maxsize=16384)
+def _e164(raw: str, region: str) -> tuple[str | None, str]:
+    """(E.164, "") or (None, why). Cached: parsing and validating is an import's costliest
+    check per row, and numbers repeat (a row's address phone is often its phone)."""
     try:
-        number = phonenumbers.parse(raw, region or "US")
-    except phonenumbers.NumberParseException as exc:
-        raise Refused(
-            Problem(path, UserErrorCode.INVALID, f"Cannot read {raw!r} as a phone number.")
-        ) from exc
+        number = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException:
+        return None, f"Cannot read {raw!r} as a phone number."
     if not phonenumbers.is_valid_number(number):
-        raise Refused(Problem(path, UserErrorCode.INVALID, f"{raw!r} is not a valid phone number."))
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        return None, f"{raw!r} is not a valid phone number."
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), ""
 
 
 def country(raw: str, path: list[str]) -> str:

@@ -79,24 +79,17 @@ class Account(relay.Node):
 
     @strawberry.field
     def billing_contact(self) -> BillingContact:
-        return BillingContact(
-            name=self.billing_contact_name, email=self.billing_email, phone=self.billing_phone
-        )
+        return BillingContact(**q.BILLING_CONTACT.values(self))
 
     @strawberry.field
     def billing_address(self) -> BillingAddress | None:
-        if self.billing_line1 is None:
-            return None
-        return BillingAddress(
-            line1=self.billing_line1,
-            line2=self.billing_line2,
-            city=self.billing_city,
-            region=self.billing_region,
-            postal_code=self.billing_postal_code,
-            country=self.billing_country,
-        )
+        values = q.BILLING_ADDRESS.values(self)
+        return None if values is None else BillingAddress(**values)
 
-    @strawberry.field
+    @strawberry.field(
+        description="Payment methods, the default first: the first "
+        f"{q.PAYMENT_METHODS_CAP}, at most."
+    )
     async def payment_methods(self, info: Info) -> list[PaymentMethod]:
         rows = await info.context.loader(q.PAYMENT_METHODS.batch).load(self.id)
         return build_all("PaymentMethod", rows)

@@ -42,5 +42,4 @@ class Address(relay.Node):
     async def customer(
         self, info: Info
     ) -> Annotated["Customer", strawberry.lazy("schema.customers")] | None:
-        row = await info.context.loader(customer_q.customers_by_id).load(self.customer_id)
-        return build("Customer", row)
+        return build("Customer", await customer_q.OWNER.load(info.context, self.customer_id))

@@ -4,9 +4,9 @@ per-customer errors are queries (`bulkJob`, `bulkJobs`) and a subscription
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import enum
+import functools
 import logging
 from collections.abc import AsyncGenerator, Iterator
 from datetime import datetime
@@ -15,11 +15,10 @@ from typing import Any
 import strawberry
 from strawberry.types import Info
 
-from models.enums import JobStatus as JobStatusEnum
 from resolvers import bulk_updates as q
 from resolvers import customers as customer_q
 from resolvers.context import viewer_of
-from resolvers.errors import CodedError, NotFound
+from resolvers.errors import CodedError
 from resolvers.global_ids import decode_id
 from resolvers.loading import count
 from resolvers.mutations import Problem, Refused
@@ -30,6 +29,7 @@ from schema.customers import Customer
 from schema.enums import CustomerStatus
 from schema.errors import UserError, UserErrorCode, refused_payload
 from schema.import_jobs import JobStatus
+from schema.jobs import follow, run_in_background
 from schema.pagination import Connection
 from schema.search import CustomerFilter
 
@@ -189,10 +189,6 @@ def _invalid(name: str) -> Iterator[None]:
         ) from None
 
 
-# Background runs, kept referenced until they end (asyncio keeps only weak references).
-_RUNNING: set[asyncio.Task] = set()
-
-
 @strawberry.type
 class BulkUpdateMutations:
     @strawberry.mutation(
@@ -225,13 +221,8 @@ class BulkUpdateMutations:
             )
         except Refused as refused:
             return refused_payload(CustomerBulkUpdatePayload, refused)
-        task = asyncio.create_task(q.run_job(ctx.engine, job_id))
-        _RUNNING.add(task)
-        task.add_done_callback(_RUNNING.discard)
+        run_in_background(q.run_job(ctx.engine, job_id))
         return CustomerBulkUpdatePayload(job=job_of(await q.job_by_id(ctx, job_id)), user_errors=[])
-
-
-PROGRESS_POLL_SECONDS = 0.5  # how often a progress subscription looks at its job's row
 
 
 @strawberry.type
@@ -245,19 +236,9 @@ class BulkUpdateSubscriptions:
     ) -> AsyncGenerator[BulkJob, None]:
         viewer_of(info)
         job_id = decode_id(id, "BulkJob", "id")
-        last = None
-        while True:
-            # A fresh read each time (the job's row is what the running worker commits).
-            row = await q.job_by_id(info.context.fresh(), job_id)
-            if row is None:
-                raise NotFound("No such bulk job.", argument="id")
-            state = (row.status, row.done)
-            if state != last:
-                last = state
-                yield job_of(row)
-            if row.status in (JobStatusEnum.SUCCEEDED, JobStatusEnum.FAILED):
-                return
-            await asyncio.sleep(PROGRESS_POLL_SECONDS)
+        read = functools.partial(q.job_by_id, job_id=job_id)
+        async for row in follow(info, read, lambda r: (r.status, r.done), "No such bulk job."):
+            yield job_of(row)
 
 
 @strawberry.type

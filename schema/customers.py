@@ -26,7 +26,7 @@ from resolvers.pagination import NESTED_PAGING, PageArgs
 from resolvers.relations import ChildConnection
 from schema.accounts import Account
 from schema.addresses import Address
-from schema.base import Money, build, build_all, node_resolver, registered
+from schema.base import Money, build, build_all, from_row, node_resolver, registered
 from schema.consent import MarketingConsent, consent_of
 from schema.custom_fields import CustomFieldValue
 from schema.enums import CustomerKind, CustomerOrderField, CustomerStatus, OrderDirection
@@ -119,30 +119,25 @@ class Customer(relay.Node):
 
     @strawberry.field(description="The billing account, if the customer has one.")
     async def account(self, info: Info) -> Account | None:
-        if self.account_id is None:
-            return None
-        row = await info.context.loader(account_q.accounts_by_id).load(self.account_id)
+        row = await account_q.CUSTOMER_ACCOUNT.load(info.context, self.account_id)
         return build("Account", row)
 
     @strawberry.field
     async def sales_rep(self, info: Info) -> User | None:
-        if self.sales_rep_id is None:
-            return None
-        return build("User", await info.context.loader(user_q.users_by_id).load(self.sales_rep_id))
+        return build("User", await user_q.SALES_REP.load(info.context, self.sales_rep_id))
 
     @strawberry.field(description="The surviving customer, when this one was merged into it.")
     async def merged_into(self, info: Info) -> "Customer | None":
-        if self.merged_into_id is None:
-            return None
-        row = await info.context.loader(q.customers_by_id).load(self.merged_into_id)
-        return build("Customer", row)
+        return build("Customer", await q.MERGED_INTO.load(info.context, self.merged_into_id))
 
     @strawberry.field
     async def sales_channels(self, info: Info) -> list[SalesChannel]:
-        rows = await info.context.loader(channel_q.sales_channels_by_customer).load(self.id)
+        rows = await info.context.loader(channel_q.CUSTOMER_CHANNELS.batch).load(self.id)
         return build_all("SalesChannel", rows)
 
-    @strawberry.field(description="Every address; defaults first.")
+    @strawberry.field(
+        description=f"Addresses, defaults first: the first {address_q.ADDRESSES_CAP}, at most."
+    )
     async def addresses(self, info: Info) -> list[Address]:
         rows = await info.context.loader(address_q.ADDRESSES.batch).load(self.id)
         return build_all("Address", rows)
@@ -165,17 +160,17 @@ class Customer(relay.Node):
 
     @strawberry.field(description="Balance per currency (positive: the customer owes).")
     async def balances(self, info: Info) -> list[Money]:
-        rows = await info.context.loader(ledger_q.balances_by_customer).load(self.id)
-        return [Money(amount=r.balance_after, currency=r.currency) for r in rows]
+        rows = await info.context.loader(ledger_q.BALANCES.batch).load(self.id)
+        return [from_row(Money, r) for r in rows]
 
     @strawberry.field(description="Values of the custom fields an administrator defined.")
     async def custom_fields(self, info: Info) -> list[CustomFieldValue]:
-        rows = await info.context.loader(custom_field_q.values_by_customer).load(self.id)
+        rows = await info.context.loader(custom_field_q.VALUES.batch).load(self.id)
         return build_all("CustomFieldValue", rows)
 
     @strawberry.field
     def tax_status(self) -> TaxStatus:
-        return TaxStatus(status=self.tax_kind, tax_code=self.tax_code, customer_id=self.id)
+        return TaxStatus(**q.TAX_STATUS.values(self))
 
     @connection("What happened to this customer, newest first.", NESTED_PAGING)
     async def timeline(

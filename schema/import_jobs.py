@@ -3,8 +3,8 @@ request spec) returns an `ImportJob` whose progress and rejected rows are querie
 
 from __future__ import annotations
 
-import asyncio
 import enum
+import functools
 import io
 import logging
 from collections.abc import AsyncGenerator
@@ -18,7 +18,7 @@ from models.enums import JobStatus as JobStatusEnum
 from models.enums import Role
 from resolvers import import_jobs as q
 from resolvers.context import viewer_of
-from resolvers.errors import Forbidden, NotFound, UserErrorCode
+from resolvers.errors import Forbidden, UserErrorCode
 from resolvers.global_ids import decode_id
 from resolvers.import_rows import ImportOptions
 from resolvers.imports import FileRefused, Reader
@@ -27,6 +27,7 @@ from resolvers.mutations import Problem, Refused
 from resolvers.pagination import FORWARD_PAGING, PageArgs
 from schema.base import encode_id
 from schema.errors import UserError, refused_payload
+from schema.jobs import follow, run_in_background
 from schema.pagination import Connection, connection
 
 log = logging.getLogger(__name__)
@@ -141,10 +142,6 @@ class CustomerImportStartPayload:
     user_errors: list[UserError]
 
 
-# Background runs, kept referenced until they end (asyncio keeps only weak references).
-_RUNNING: set[asyncio.Task] = set()
-
-
 @strawberry.type
 class ImportJobMutations:
     @strawberry.mutation(
@@ -195,15 +192,10 @@ class ImportJobMutations:
         job_id = await q.create_job(
             ctx.engine, owner_id=viewer.user_id, file_name=name, data=data, options=options
         )
-        task = asyncio.create_task(q.run_job(ctx.engine, job_id))
-        _RUNNING.add(task)
-        task.add_done_callback(_RUNNING.discard)
+        run_in_background(q.run_job(ctx.engine, job_id))
         return CustomerImportStartPayload(
             job=job_of(await q.job_by_id(ctx, job_id)), user_errors=[]
         )
-
-
-PROGRESS_POLL_SECONDS = 0.5  # how often a progress subscription looks at its job's row
 
 
 @strawberry.type
@@ -217,19 +209,11 @@ class ImportJobSubscriptions:
     ) -> AsyncGenerator[ImportJob, None]:
         viewer_of(info)
         job_id = decode_id(id, "ImportJob", "id")
-        last = None
-        while True:
-            # A fresh read each time (the job's row is what the importing worker commits).
-            row = await q.job_by_id(info.context.fresh(), job_id)
-            if row is None:
-                raise NotFound("No such import.", argument="id")
-            state = (row.status, row.rows_done, row.rejected)
-            if state != last:
-                last = state
-                yield job_of(row)
-            if row.status in (JobStatusEnum.SUCCEEDED, JobStatusEnum.FAILED):
-                return
-            await asyncio.sleep(PROGRESS_POLL_SECONDS)
+        read = functools.partial(q.job_by_id, job_id=job_id)
+        async for row in follow(
+            info, read, lambda r: (r.status, r.rows_done, r.rejected), "No such import."
+        ):
+            yield job_of(row)
 
 
 @strawberry.type

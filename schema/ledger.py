@@ -10,9 +10,9 @@ from strawberry import relay
 from strawberry.types import Info
 
 from resolvers import customers as customer_q
+from resolvers import orders as order_q
 from resolvers.children import child_by_id
 from resolvers.ledger import ledger
-from resolvers.orders import order
 from schema.base import build, money_field, node_resolver, registered
 from schema.enums import LedgerKind
 
@@ -47,13 +47,10 @@ class LedgerTransaction(relay.Node):
     async def customer(
         self, info: Info
     ) -> Annotated["Customer", strawberry.lazy("schema.customers")] | None:
-        row = await info.context.loader(customer_q.customers_by_id).load(self.customer_id)
-        return build("Customer", row)
+        return build("Customer", await customer_q.OWNER.load(info.context, self.customer_id))
 
     @strawberry.field
     async def order(
         self, info: Info
     ) -> Annotated["Order", strawberry.lazy("schema.orders")] | None:
-        if self.order_id is None:
-            return None
-        return build("Order", await info.context.loader(child_by_id, order).load(self.order_id))
+        return build("Order", await order_q.LEDGER_ORDER.load(info.context, self.order_id))

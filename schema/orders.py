@@ -89,22 +89,19 @@ class Order(relay.Node):
     amount_paid_money = money_field("amount_paid", "Paid so far.")
     amount_refunded_money = money_field("amount_refunded", "Refunded so far.")
 
-    @strawberry.field
+    @strawberry.field(description=f"The lines, as placed: at most {q.MAX_LINES}.")
     async def lines(self, info: Info) -> list[OrderLine]:
-        return build_all("OrderLine", await info.context.loader(q.lines_by_order).load(self.id))
+        return build_all("OrderLine", await info.context.loader(q.LINES.batch).load(self.id))
 
     @strawberry.field
     async def customer(
         self, info: Info
     ) -> Annotated["Customer", strawberry.lazy("schema.customers")] | None:
-        row = await info.context.loader(customer_q.customers_by_id).load(self.customer_id)
-        return build("Customer", row)
+        return build("Customer", await customer_q.OWNER.load(info.context, self.customer_id))
 
     @strawberry.field
     async def sales_channel(self, info: Info) -> SalesChannel | None:
-        if self.sales_channel_id is None:
-            return None
-        row = await info.context.loader(channel_q.sales_channels_by_id).load(self.sales_channel_id)
+        row = await channel_q.ORDER_CHANNEL.load(info.context, self.sales_channel_id)
         return build("SalesChannel", row)
 
 

@@ -9,7 +9,6 @@ from strawberry.types import Info
 
 from resolvers import customers as customer_q
 from resolvers import tax as q
-from resolvers.children import child_by_id
 from schema.base import build, build_all, node_resolver, registered
 from schema.enums import TaxStatusKind
 
@@ -31,23 +30,16 @@ class TaxExemptionCertificate(relay.Node):
     created_at: datetime
     customer_id: strawberry.Private[int]
 
-    resolve_nodes = node_resolver(child_by_id, q.certificate)
+    resolve_nodes = node_resolver(q.certificates_by_id)
 
-    @strawberry.field(description="Valid today: started, not expired, not revoked.")
-    def is_valid(self) -> bool:
-        today = date.today()
-        return (
-            self.revoked_at is None
-            and self.valid_from <= today
-            and (self.valid_to is None or today <= self.valid_to)
-        )
+    # A computed column (resolvers.tax.IS_VALID): one SQL expression for both paths.
+    is_valid: bool = strawberry.field(description="Valid today: started, not expired, not revoked.")
 
     @strawberry.field
     async def customer(
         self, info: Info
     ) -> Annotated["Customer", strawberry.lazy("schema.customers")] | None:
-        row = await info.context.loader(customer_q.customers_by_id).load(self.customer_id)
-        return build("Customer", row)
+        return build("Customer", await customer_q.OWNER.load(info.context, self.customer_id))
 
 
 @strawberry.type(description="How a customer is taxed.")
@@ -56,7 +48,10 @@ class TaxStatus:
     tax_code: str | None
     customer_id: strawberry.Private[int]
 
-    @strawberry.field
+    @strawberry.field(
+        description="Exemption certificates, newest first: the first "
+        f"{q.CERTIFICATES_CAP}, at most."
+    )
     async def exemption_certificates(self, info: Info) -> list[TaxExemptionCertificate]:
         rows = await info.context.loader(q.CERTIFICATES.batch).load(self.customer_id)
         return build_all("TaxExemptionCertificate", rows)

@@ -10,7 +10,6 @@ from strawberry.types import Info
 from resolvers import customers as customer_q
 from resolvers import tax as tax_q
 from resolvers import tax_mutations as q
-from resolvers.children import child_by_id
 from resolvers.context import viewer_of
 from resolvers.errors import BadUserInput
 from resolvers.global_ids import decode_id
@@ -54,7 +53,7 @@ class TaxPayload:
 
 async def _payload(info: Info, cert_id: int | None, customer_id: int | None) -> TaxPayload:
     ctx = info.context.fresh()
-    cert = await ctx.loader(child_by_id, tax_q.certificate).load(cert_id) if cert_id else None
+    cert = await ctx.loader(tax_q.certificates_by_id).load(cert_id) if cert_id else None
     cid = customer_id or (cert.customer_id if cert else None)
     row = await ctx.loader(customer_q.customers_by_id).load(cid) if cid else None
     return TaxPayload(

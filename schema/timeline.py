@@ -53,16 +53,13 @@ class TimelineEvent(relay.Node):
 
     @strawberry.field(description="Who did it; null for the system or an unknown actor.")
     async def actor(self, info: Info) -> User | None:
-        if self.actor_id is None:
-            return None
-        return build("User", await info.context.loader(user_q.users_by_id).load(self.actor_id))
+        return build("User", await user_q.ACTOR.load(info.context, self.actor_id))
 
     @strawberry.field
     async def customer(
         self, info: Info
     ) -> Annotated["Customer", strawberry.lazy("schema.customers")] | None:
-        row = await info.context.loader(customer_q.customers_by_id).load(self.customer_id)
-        return build("Customer", row)
+        return build("Customer", await customer_q.OWNER.load(info.context, self.customer_id))
 
 
 @strawberry.input

@@ -18,8 +18,9 @@ Cost follows GitHub's rule, extended to every list: each list field costs the it
 may return, multiplied by the sizes of the lists it is nested in. A connection's lists
 (`edges`, `nodes`) have its page size (`first`/`last`, or the resolver's default page); a
 connection asked only for `totalCount`/`pageInfo` still costs its page once. `nodes(ids:)`
-costs one per id; every other list its declared bound (`LIST_SIZES`: enforced by the data
-or in SQL, e.g. `Account.customers` is capped at 50), else `DEFAULT_LIST_SIZE`. A single
+costs one per id; every other list its declared bound (a relation's cap, a LIMIT in SQL on
+both paths: `Order.lines` 500, `Account.customers` 50; else `LIST_SIZES`, bounds the data
+enforces), else `DEFAULT_LIST_SIZE`. A single
 entity (a Node: `account`, `salesRep`, `mergedInto`, `customer(id:)`) costs one per
 parent, being read by a loader or a join too; value objects (Money, BillingAddress,
 TaxStatus), lists of scalars (`UserError.field`) and an edge's node (the edge counted it)
@@ -59,20 +60,19 @@ from starlette.websockets import WebSocket
 from strawberry.extensions import MaxAliasesLimiter, QueryDepthLimiter, SchemaExtension
 from strawberry.types.graphql import OperationType
 
-from resolvers.accounts import ACCOUNT_CUSTOMERS_CAP
+from resolvers.compiled.fields import list_cap
 from resolvers.errors import ErrorCode
 from resolvers.pagination import ROOT_PAGING, Paging, paging_of
 
-# The most items each plain (non-connection) list field can hold: a bound that the data or
-# the resolver enforces. A list field missing here counts DEFAULT_LIST_SIZE, so a new list
-# field is never free; declare it here when its real bound is known.
+# The most items each plain (non-connection) list field can hold. A relation declared in
+# resolvers/relations.py carries its own cap (a LIMIT in SQL on both read paths, e.g.
+# Order.lines, Account.customers) or bound (Customer.balances: one per currency), read
+# through `list_cap`; the other lists are bounded here by the data or the resolver. A
+# list field declared nowhere counts DEFAULT_LIST_SIZE, so a new list field is never free.
 # (argument, extra): as many items as that list argument of an enclosing field has, plus
 # extra (customerMergePreview(duplicateIds:) lists each duplicate, and the survivor).
 LIST_SIZES: dict[tuple[str, str], int | tuple[str, int]] = {
-    ("Account", "customers"): ACCOUNT_CUSTOMERS_CAP,
-    ("Order", "lines"): 500,  # createOrder refuses more lines
-    ("Customer", "balances"): 180,  # one per ISO 4217 currency
-    ("CustomerMergePreview", "balances"): 180,
+    ("CustomerMergePreview", "balances"): 180,  # one per ISO 4217 currency
     ("CustomerMergePreview", "duplicates"): ("duplicateIds", 0),
     ("CustomerMergePreview", "versions"): ("duplicateIds", 1),
     ("MergeConflict", "values"): ("duplicateIds", 0),
@@ -81,6 +81,7 @@ LIST_SIZES: dict[tuple[str, str], int | tuple[str, int]] = {
     ("RefineSearch", "states"): 10,
     ("RefineSearch", "salesChannels"): 10,
     ("RefineSearch", "salesReps"): 10,
+    ("RefineSearch", "tags"): 10,
 }
 DEFAULT_LIST_SIZE = 100
 
@@ -198,7 +199,11 @@ class _Walk:
             return page or ROOT_PAGING.default  # edges, nodes
         if parent is self.schema.query_type and node.name.value == "nodes":
             return len(args.get("ids") or ())
-        size = LIST_SIZES.get((parent.name, node.name.value), DEFAULT_LIST_SIZE)
+        size = LIST_SIZES.get((parent.name, node.name.value)) or list_cap(
+            parent.name, node.name.value
+        )
+        if size is None:
+            return DEFAULT_LIST_SIZE
         if isinstance(size, tuple):
             argument, extra = size
             return self.list_arguments.get(argument, 0) + extra

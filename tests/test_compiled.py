@@ -403,7 +403,7 @@ def derive_schema(root: str = "Customer") -> dict[str, dict]:
         if type_name in out:
             continue
         gtype = GQL.type_map[type_name]
-        columns = compiled_q.scalar_columns(type_name)
+        columns = compiled_q.scalar_columns(gtype)
         relations = compiled_q.RELATIONS.get(type_name, {})
         spec: dict = {"scalars": ["__typename"], "one": {}, "many": {}, "conn": {}}
         out[type_name] = spec

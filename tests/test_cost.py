@@ -319,3 +319,59 @@ def test_declared_list_sizes_name_real_list_fields():
     for type_name, field_name in LIST_SIZES:
         field = GRAPHQL.type_map[type_name].fields[field_name]
         assert isinstance(get_nullable_type(field.type), GraphQLList), (type_name, field_name)
+
+
+def test_declared_caps_name_real_list_fields_and_are_documented():
+    """Each relation's cap (resolvers/relations.py) is on a list field the cost limit counts
+    at it, and the description of a field capped in SQL tells clients."""
+    from resolvers.compiled.fields import DECLARED, list_cap
+    from resolvers.relations import ChildList
+
+    capped = 0
+    for type_name, fields in DECLARED.items():
+        for field_name, relation in fields.items():
+            cap = list_cap(type_name, field_name)
+            if cap is None:
+                continue
+            capped += 1
+            field = GRAPHQL.type_map[type_name].fields[field_name]
+            assert isinstance(get_nullable_type(field.type), GraphQLList), (type_name, field_name)
+            if isinstance(relation, ChildList):  # else a bound the data keeps (balances)
+                assert f"{cap:,}" in (field.description or ""), (type_name, field_name, cap)
+    assert capped == 6
+
+
+async def test_addresses_are_capped_in_sql_on_both_paths(engine):
+    """105 addresses: both paths return the same first 100, defaults first."""
+    from models import Address
+
+    customer = await make_customer(engine, first_name="Many", last_name="Addresses")
+    async with engine.begin() as conn:
+        await conn.execute(
+            insert(Address.__table__),
+            [
+                dict(
+                    customer_id=customer.id,
+                    kind="SHIPPING",
+                    is_default=i == 104,
+                    line1=f"{i} Main St",
+                    country="US",
+                )
+                for i in range(105)
+            ],
+        )
+    _, token = await make_user(engine, role="ADMIN", email="boss@example.com")
+    query = "query($n: String!) { customer(by: {number: $n}) { addresses { line1 } } }"
+    bodies = [
+        (
+            await client.post(
+                "/graphql",
+                json={"query": query, "variables": {"n": customer.number}},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+        ).content
+        for client in apps(engine).values()
+    ]
+    assert bodies[0] == bodies[1], bodies
+    lines = [a["line1"] for a in orjson.loads(bodies[0])["data"]["customer"]["addresses"]]
+    assert len(lines) == 100 and lines[0] == "104 Main St" and lines[1] == "0 Main St"

@@ -112,3 +112,20 @@ async def test_cli_export_filter_and_refusals(cli, engine, tmp_path):
     assert code == 2 and "colour" in err
     code, _, err = await cli("export", "--filter", '{"country": "XX"}')
     assert code == 2 and "Unknown country" in err
+
+
+async def test_rows_are_counted_whatever_their_cells_hold(engine):
+    """COPY streams text; a note with line breaks and quotes is still one row."""
+    note = 'say "hi"\nand\r\nbye'
+    await make_customer(engine, last_name="Quote", email="q@x.io", note=note)
+    await make_customer(engine, last_name="Plain", email="p@x.io", note="one, two")
+    out = io.StringIO()
+    assert await export(admin(engine), out) == 2
+    rows = list(csv.DictReader(io.StringIO(out.getvalue())))
+    assert [r["Note"] for r in rows] == [note, "one, two"]
+    lines = io.StringIO()
+    assert await export(admin(engine), lines, fmt="ndjson") == 2
+    assert [orjson.loads(x).get("Note") for x in lines.getvalue().splitlines()] == [
+        note,
+        "one, two",
+    ]

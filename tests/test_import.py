@@ -244,3 +244,19 @@ async def test_a_race_for_an_email_rejects_only_that_row(engine, monkeypatch):
     async with engine.connect() as conn:
         count = (await conn.execute(text("SELECT count(*) FROM customer"))).scalar()
     assert count == 2  # the other writer's and Bob
+
+
+async def test_custom_values_leave_no_required_field_empty(engine):
+    """customerCreate's rule for custom values, per row: a row that sets some must leave
+    every required field with a value, or it is rejected (the others are imported)."""
+    await make_custom_field(engine, "tier", "TEXT", required=True)
+    await make_custom_field(engine, "colour", "TEXT")
+    data = (
+        '{"email": "a@x.io", "first_name": "Ada", "colour": "red"}\n'
+        '{"email": "b@x.io", "first_name": "Bea", "colour": "blue", "tier": "gold"}\n'
+    )
+    result = await run(engine, data, key="email")
+    assert (result.created, result.rejected) == (1, 1)
+    assert (result.errors[0].line, result.errors[0].code) == (1, "REQUIRED")
+    again = await run(engine, data.replace("blue", "green"), key="email")
+    assert (again.updated, again.rejected) == (1, 1)

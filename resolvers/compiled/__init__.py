@@ -11,7 +11,8 @@ cursors, global IDs) also fall back, so error responses are Strawberry's own.
 - `builder`: the planner (`Builder`), connections, cursors, and the viewer's scope
   (`resolvers/scope.py`) compiled into every sub-select.
 - `fields`: which fields compile per type: the `schema.base.columns_of` map `from_row`
-  uses, plus `RELATIONS`.
+  uses (found through Strawberry's definition of each GraphQL type), plus `RELATIONS`,
+  compiled from the relations the loaders use (`DECLARED`, resolvers/relations.py).
 - `roots`: the root fields that compile.
 """
 

@@ -23,10 +23,11 @@ from graphql import (
     is_abstract_type,
 )
 from graphql.execution.values import get_argument_values, get_directive_values
-from sqlalchemy import Boolean, func, literal_column, select
+from sqlalchemy import BindParameter, Boolean, Date, func, literal_column, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 from sqlalchemy.sql.util import ClauseAdapter
+from sqlalchemy.sql.visitors import replacement_traverse
 
 from models import enums, metadata
 from resolvers import accounts as account_q
@@ -40,6 +41,7 @@ from resolvers.compiled.json_text import (
     obj_sql,
     quoted,
 )
+from resolvers.datetimes import TODAY
 from resolvers.errors import CodedError
 from resolvers.pagination import (
     Ordering,
@@ -230,7 +232,7 @@ class Builder:
         variables: dict[str, Any],
         viewer: Viewer,
         relations: dict[str, dict[str, Callable[..., str]]],
-        scalars: Callable[[str], dict[str, str]],
+        scalars: Callable[[GraphQLObjectType], dict[str, str]],
         search_cap: int = 400,
         computed: dict[str, tuple[Any, dict[str, Any]]] | None = None,
     ) -> None:
@@ -274,6 +276,17 @@ class Builder:
             self._today = self.param(dt.date.today(), "date")
             self.today_slot = len(self.params) - 1
         return self._today
+
+    def dated(self, expr):
+        """`expr` with today's date (resolvers.datetimes.TODAY, which the loaders bind when
+        they run) as this statement's date parameter, bound per request."""
+
+        def swap(element):
+            if isinstance(element, BindParameter) and element.key == TODAY.key:
+                return literal_column(self.today(), Date)
+            return None
+
+        return replacement_traverse(expr, {}, swap)
 
     def viewer_param(self) -> str:
         """The viewer's id, a parameter bound per request (Statement.bind)."""
@@ -389,7 +402,7 @@ class Builder:
         relation = self.relations.get(gtype.name, {}).get(name)
         if relation is not None:
             return relation(self, gtype, nodes, src)
-        column = self.scalars(gtype.name).get(name)
+        column = self.scalars(gtype).get(name)
         if column is None:
             raise NotCompilable(f"{gtype.name}.{name}")
         fdef = gtype.fields[name]
@@ -400,7 +413,7 @@ class Builder:
         if column in exprs:
             encoder = SCALAR_ENCODERS[named.name]
             nullable = not isinstance(fdef.type, GraphQLNonNull)
-            return encoder(computed_sql(exprs[column], table, src.alias), nullable)
+            return encoder(computed_sql(self.dated(exprs[column]), table, src.alias), nullable)
         if name == "id" and named.name == "ID":
             return j_gid(gtype.name, src.col(column))
         nullable = src.nullable(column)

@@ -1,12 +1,14 @@
-"""Which fields compile, per type: plain columns (the `columns_of` map the dataloader path
-reads too) and `RELATIONS`, the relations and computed fields, each mirroring the loader
-SQL it stands for."""
+"""Which fields compile, per type: plain columns (`scalar_columns`: the `columns_of` map the
+dataloader path reads too) and `RELATIONS`: the relations the loaders use, declared once in
+resolvers/<domain>.py (resolvers/relations.py) and compiled here, plus the value objects
+built from their parent's own row (Money, the billing contact and address, TaxStatus)."""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
 
+from graphql import GraphQLObjectType, get_named_type, is_leaf_type
 from strawberry import relay
 from strawberry.utils.str_converters import to_camel_case
 
@@ -22,104 +24,127 @@ from resolvers import tax as tax_q
 from resolvers import timeline as timeline_q
 from resolvers import users as user_q
 from resolvers.compiled.builder import Builder, Source, clause_sql
-from resolvers.compiled.json_text import (
-    j_dec,
-    list_sql,
-    nullable_sql,
+from resolvers.compiled.json_text import j_dec, list_sql, nullable_sql
+from resolvers.relations import (
+    ChildConnection,
+    ChildList,
+    Embedded,
+    ForeignObject,
+    LatestPer,
+    cap_of,
 )
-from resolvers.relations import ChildConnection, ChildList
 from resolvers.scope import ScopeKind
-from schema.base import _TYPES, columns_of
+from schema.base import columns_of
+
+Build = Callable[..., str]  # (builder, parent type, field nodes, parent row) -> SQL
 
 
 @functools.cache
-def scalar_columns(type_name: str) -> dict[str, str]:
-    """GraphQL field name -> column, for the plain (resolver-less) fields of a type."""
-    cls = _TYPES.get(type_name) or _EXTRA_TYPES().get(type_name)
-    if cls is None:
+def scalar_columns(gtype: GraphQLObjectType) -> dict[str, str]:
+    """GraphQL field name -> column, for the plain (resolver-less) fields of a type: read
+    from Strawberry's own definition of it (the GraphQL type's `strawberry-definition`)."""
+    definition = gtype.extensions.get("strawberry-definition")
+    if definition is None:
         return {}
+    cls = definition.origin
     columns = dict(columns_of(cls))
     out = {"id": "id"} if issubclass(cls, relay.Node) else {}
-    for f in cls.__strawberry_definition__.fields:
-        if f.python_name not in columns:
+    for f in definition.fields:
+        if f.python_name not in columns or f.base_resolver is not None:
             continue
-        if f.base_resolver is not None:
-            continue
-        out[f.graphql_name or to_camel_case(f.python_name)] = columns[f.python_name]
+        name = f.graphql_name or to_camel_case(f.python_name)
+        gfield = gtype.fields.get(name)
+        if gfield is not None and is_leaf_type(get_named_type(gfield.type)):
+            out[name] = columns[f.python_name]
     return out
 
 
-@functools.cache
-def _EXTRA_TYPES() -> dict[str, type]:
-    from schema.accounts import BillingAddress, BillingContact
-    from schema.base import Money
-    from schema.consent import MarketingConsent
-    from schema.tax import TaxStatus
-
-    return {
-        "BillingContact": BillingContact,
-        "BillingAddress": BillingAddress,
-        "Money": Money,
-        "MarketingConsent": MarketingConsent,
-        "TaxStatus": TaxStatus,
-    }
-
-
 # ---------------------------------------------------------------------------------------
-# Relations: field -> SQL, per type
+# Relations, compiled from their declarations (resolvers/relations.py)
 
 
-def _money(amount: str, currency: str = "currency"):
+@functools.singledispatch
+def compile_relation(relation: object) -> Build:
+    raise TypeError(f"no compiled form for {relation!r}")
+
+
+@compile_relation.register
+def _foreign_object(relation: ForeignObject) -> Build:
+    """The row the parent's foreign key points to, through the target's scope: null when
+    there is none or the viewer may not see it (as the loader's `one_per_key` answers)."""
+    name, scope = relation.target.table.name, relation.target.scope
+
     def build(b: Builder, gtype, nodes, src: Source) -> str:
-        money = b.child_type(gtype, nodes[0].name.value)
-        inner = Source(src.alias, {"amount": src.col(amount), "currency": src.col(currency)})
-        return b.object(money, nodes, inner)
+        t = b.child_type(gtype, nodes[0].name.value)
+        # Under a row of the same table (mergedInto) the inner row takes another name, or
+        # it would hide the outer one its foreign key comes from.
+        alias = b.alias(name) if src.alias == name else name
+        table = name if alias == name else f"{name} AS {alias}"
+        conds = [f"{alias}.id = {src.col(relation.fk)}"]
+        if scope is not None:
+            conds.append(b.scope(scope, name, None if alias == name else alias))
+        where = f"FROM {table} WHERE {' AND '.join(conds)}"
+        return nullable_sql(b.object(t, nodes, Source(alias)), where)
 
     return build
 
 
-def _child_list(
-    table: str,
-    order: str,
-    *,
-    fk: str = "customer_id",
-    scope: ScopeKind = ScopeKind.CHILD,
-    where: str = "",
-    limit: int | None = None,
-):
-    """The rows of `table` whose `fk` is the parent's id, through the viewer's scope (the
-    first `limit` in `order`, when given: the dataloader path's cap)."""
+@compile_relation.register
+def _child_list(relation: ChildList) -> Build:
+    """The rows whose key is the parent's id, joined, filtered, scoped, ordered and capped
+    as the loader reads them (`ChildList.rows`)."""
+    table = relation.table.name
+    key = clause_sql(relation.key)
+    joins = "".join(f" JOIN {t.name} ON {clause_sql(on)}" for t, on in relation.joins)
+    where = [clause_sql(w) for w in relation.where]
+    order = clause_sql(*relation.order)
+    columns = {name: clause_sql(e) for name, e in relation.columns.items()}
 
     def build(b: Builder, gtype, nodes, src: Source) -> str:
         t = b.child_type(gtype, nodes[0].name.value)
-        conds = f"{table}.{fk} = {src.col('id')}{where} AND {b.scope(scope, table)}"
-        item = b.object(t, nodes, Source(table))
-        from_where = f"FROM {table} WHERE {conds}"
-        if limit is not None:
+        conds = [f"{key} = {src.col('id')}", *where]
+        if relation.scope is not None:
+            conds.append(b.scope(relation.scope, table))
+        # Inherited columns are the parent row's own: no join to the parent's table.
+        inherited = {name: src.col(c.name) for name, c in relation.inherit.items()}
+        item = b.object(t, nodes, Source(table, {**columns, **inherited}))
+        from_where = f"FROM {table}{joins} WHERE {' AND '.join(conds)}"
+        if relation.limit is not None:
             from_where = (
-                f"FROM (SELECT {table}.* {from_where} ORDER BY {order} LIMIT {limit}) AS {table}"
+                f"FROM (SELECT {table}.* {from_where} ORDER BY {order}"
+                f" LIMIT {relation.limit}) AS {table}"
             )
         return list_sql(item, from_where, order)
 
     return build
 
 
-def child_list(relation: ChildList):
-    """A relation declared once (resolvers/relations.py), compiled: its table, foreign key,
-    ordering, scope, conditions and cap, as the loader reads them."""
-    where = "".join(f" AND {clause_sql(w)}" for w in relation.where)
-    return _child_list(
-        relation.table.name,
-        clause_sql(*relation.order),
-        fk=relation.fk,
-        scope=relation.scope,
-        where=where,
-        limit=relation.limit,
+@compile_relation.register
+def _latest_per(relation: LatestPer) -> Build:
+    """DISTINCT ON over the parent's rows, as `LatestPer.batch` reads them."""
+    table = relation.table.name
+    per = clause_sql(*relation.per)
+    picked = ", ".join(
+        [per, *(f"{clause_sql(e)} AS {name}" for name, e in relation.columns.items())]
     )
+    newest = clause_sql(*relation.per, *relation.newest)
+    outer = ", ".join(f"_latest.{c.name}" for c in relation.per)
+
+    def build(b: Builder, gtype, nodes, src: Source) -> str:
+        t = b.child_type(gtype, nodes[0].name.value)
+        latest = (
+            f"SELECT DISTINCT ON ({per}) {picked} FROM {table}"
+            f" WHERE {clause_sql(relation.key)} = {src.col('id')}"
+            f" AND {b.scope(relation.scope, table)} ORDER BY {newest}"
+        )
+        item = b.object(t, nodes, Source("_latest"))
+        return list_sql(item, f"FROM ({latest}) AS _latest", outer)
+
+    return build
 
 
-def child_connection(relation: ChildConnection):
-    """A connection declared once (resolvers/relations.py), compiled."""
+@compile_relation.register
+def _child_connection(relation: ChildConnection) -> Build:
     table, ordering = relation.table.name, relation.ordering
 
     def build(b: Builder, gtype, nodes, src: Source) -> str:
@@ -134,116 +159,34 @@ def child_connection(relation: ChildConnection):
     return build
 
 
-def _user(fk: str):
+@compile_relation.register
+def _embedded(relation: Embedded) -> Build:
+    """The parent row's columns under the value object's field names; null by the same rule
+    as `Embedded.values`."""
+
     def build(b: Builder, gtype, nodes, src: Source) -> str:
         t = b.child_type(gtype, nodes[0].name.value)
-        scope = b.scope(ScopeKind.USER, "app_user")
-        where = f"FROM app_user WHERE app_user.id = {src.col(fk)} AND {scope}"
-        return nullable_sql(b.object(t, nodes, Source("app_user")), where)
+        inner = Source(src.alias, {k: src.col(v) for k, v in relation.fields.items()})
+        value = b.object(t, nodes, inner)
+        if relation.present is None:
+            return value
+        return f"CASE WHEN {src.col(relation.present)} IS NULL THEN 'null' ELSE {value} END"
 
     return build
 
 
-def _customer(fk: str):
-    """A customer by foreign key (`order.customer`, `customer.mergedInto`), through the
-    customer scope: null when the viewer may not see it, as `customers_by_id` answers."""
+# ---------------------------------------------------------------------------------------
+# Value objects still written twice: built from the parent's own row by a resolver here
+# and by the builder there
 
+
+def _money(amount: str, currency: str = "currency") -> Build:
     def build(b: Builder, gtype, nodes, src: Source) -> str:
-        t = b.child_type(gtype, nodes[0].name.value)
-        # Under a customer row (mergedInto) the inner table takes another name, or it would
-        # hide the outer one its foreign key comes from.
-        alias = b.alias("customer") if src.alias == "customer" else "customer"
-        table = "customer" if alias == "customer" else f"customer AS {alias}"
-        scope = b.scope(ScopeKind.CUSTOMER, "customer", alias)
-        where = f"FROM {table} WHERE {alias}.id = {src.col(fk)} AND {scope}"
-        return nullable_sql(b.object(t, nodes, Source(alias)), where)
+        money = b.child_type(gtype, nodes[0].name.value)
+        inner = Source(src.alias, {"amount": src.col(amount), "currency": src.col(currency)})
+        return b.object(money, nodes, inner)
 
     return build
-
-
-def _account(b: Builder, gtype, nodes, src: Source) -> str:
-    t = b.child_type(gtype, "account")
-    scope = b.scope(ScopeKind.ACCOUNT, "account")
-    where = f"FROM account WHERE account.id = {src.col('account_id')} AND {scope}"
-    return nullable_sql(b.object(t, nodes, Source("account")), where)
-
-
-def _billing_contact(b: Builder, gtype, nodes, src: Source) -> str:
-    t = b.child_type(gtype, "billingContact")
-    cols = {"name": "billing_contact_name", "email": "billing_email", "phone": "billing_phone"}
-    return b.object(t, nodes, Source(src.alias, {k: src.col(v) for k, v in cols.items()}))
-
-
-def _billing_address(b: Builder, gtype, nodes, src: Source) -> str:
-    t = b.child_type(gtype, "billingAddress")
-    names = ("line1", "line2", "city", "region", "postal_code", "country")
-    inner = Source(src.alias, {k: src.col(f"billing_{k}") for k in names})
-    value = b.object(t, nodes, inner)
-    return f"CASE WHEN {src.col('billing_line1')} IS NULL THEN 'null' ELSE {value} END"
-
-
-def _sales_channels(b: Builder, gtype, nodes, src: Source) -> str:
-    t = b.child_type(gtype, "salesChannels")
-    where = (
-        "FROM sales_channel JOIN customer_sales_channel"
-        " ON customer_sales_channel.sales_channel_id = sales_channel.id"
-        f" WHERE customer_sales_channel.customer_id = {src.col('id')}"
-    )
-    item = b.object(t, nodes, Source("sales_channel"))
-    return list_sql(item, where, clause_sql(*channel_q.CHANNEL_ORDER))
-
-
-def _balances(b: Builder, gtype, nodes, src: Source) -> str:
-    t = b.child_type(gtype, "balances")
-    latest = (
-        "SELECT DISTINCT ON (ledger_transaction.currency) ledger_transaction.currency,"
-        " ledger_transaction.balance_after FROM ledger_transaction"
-        f" WHERE ledger_transaction.customer_id = {src.col('id')}"
-        f" AND {b.scope(ScopeKind.CHILD, 'ledger_transaction')}"
-        " ORDER BY ledger_transaction.currency, ledger_transaction.id DESC"
-    )
-    item = b.object(t, nodes, Source("_bal", {"amount": "_bal.balance_after"}))
-    return list_sql(item, f"FROM ({latest}) AS _bal", "_bal.currency")
-
-
-def _custom_fields(b: Builder, gtype, nodes, src: Source) -> str:
-    t = b.child_type(gtype, "customFields")
-    where = (
-        "FROM custom_field_value JOIN custom_field_definition"
-        " ON custom_field_definition.id = custom_field_value.definition_id"
-        f" WHERE custom_field_value.customer_id = {src.col('id')}"
-        f" AND {b.scope(ScopeKind.CHILD, 'custom_field_value')}"
-    )
-    d = "custom_field_definition"
-    inner = Source(
-        "custom_field_value", {k: f"{d}.{k}" for k in ("key", "label", "type", "archived")}
-    )
-    return list_sql(b.object(t, nodes, inner), where, clause_sql(*custom_field_q.VALUE_ORDER))
-
-
-def _consent(channel: str):
-    """A channel's MarketingConsent, from the customer's own columns (schema.consent)."""
-
-    def build(b: Builder, gtype, nodes, src: Source) -> str:
-        t = b.child_type(gtype, nodes[0].name.value)
-        names = ("state", "opt_in_level", "updated_at", "source")
-        inner = Source(src.alias, {n: src.col(consent_q.column(channel, n)) for n in names})
-        return b.object(t, nodes, inner)
-
-    return build
-
-
-def _tax_status(b: Builder, gtype, nodes, src: Source) -> str:
-    t = b.child_type(gtype, "taxStatus")
-    return b.object(t, nodes, Source(src.alias, {"status": src.col("tax_status")}))
-
-
-def _is_valid(b: Builder, gtype, nodes, src: Source) -> str:
-    c, today = src.col, b.today()
-    return (
-        f"({c('revoked_at')} IS NULL AND {c('valid_from')} <= {today}"
-        f" AND ({c('valid_to')} IS NULL OR {today} <= {c('valid_to')}))::text"
-    )
 
 
 def _tax_rate(b: Builder, gtype, nodes, src: Source) -> str:
@@ -251,88 +194,82 @@ def _tax_rate(b: Builder, gtype, nodes, src: Source) -> str:
     return j_dec(f"trim_scale({src.col('tax_rate')})", nullable=False)
 
 
-def _lines(b: Builder, gtype, nodes, src: Source) -> str:
-    t = b.child_type(gtype, "lines")
-    where = (
-        f"FROM order_line WHERE order_line.order_id = {src.col('id')}"
-        f" AND {b.scope(ScopeKind.CHILD, 'order_line')}"
-    )
-    item = b.object(t, nodes, Source("order_line", {"currency": src.col("currency")}))
-    return list_sql(item, where, clause_sql(*order_q.LINE_ORDER))
+_ORDER_MONEY = (
+    "subtotal",
+    "tax_total",
+    "shipping_total",
+    "total",
+    "amount_paid",
+    "amount_refunded",
+)
 
-
-def _sales_channel(b: Builder, gtype, nodes, src: Source) -> str:
-    t = b.child_type(gtype, "salesChannel")
-    where = f"FROM sales_channel WHERE sales_channel.id = {src.col('sales_channel_id')}"
-    return nullable_sql(b.object(t, nodes, Source("sales_channel")), where)
-
-
-def _ledger_order(b: Builder, gtype, nodes, src: Source) -> str:
-    t = b.child_type(gtype, "order")
-    scope = b.scope(ScopeKind.CHILD, "orders")
-    where = f"FROM orders WHERE orders.id = {src.col('order_id')} AND {scope}"
-    return nullable_sql(b.object(t, nodes, Source("orders")), where)
-
-
-# Computed fields: GraphQL type -> (table, {column: expression}), declared once next to
-# their loaders (resolvers/customers.py, resolvers/users.py) and printed inline.
-COMPUTED = {
-    "Customer": (customer_q.customer, customer_q.COMPUTED),
-    "User": (user_q.user, user_q.COMPUTED),
-    "CustomFieldValue": (custom_field_q.value, custom_field_q.COMPUTED),
-}
-
-RELATIONS: dict[str, dict[str, Callable[..., str]]] = {
-    "Customer": {
-        "mergedInto": _customer("merged_into_id"),
-        "account": _account,
-        "salesRep": _user("sales_rep_id"),
-        "salesChannels": _sales_channels,
-        "addresses": child_list(address_q.ADDRESSES),
-        "orders": child_connection(order_q.ORDERS),
-        "ledgerTransactions": child_connection(ledger_q.ENTRIES),
-        "timeline": child_connection(timeline_q.EVENTS),
-        "balances": _balances,
-        "customFields": _custom_fields,
-        "taxStatus": _tax_status,
-        "emailMarketing": _consent("email"),
-        "smsMarketing": _consent("sms"),
-    },
-    "Account": {
-        "billingContact": _billing_contact,
-        "billingAddress": _billing_address,
-        "paymentMethods": child_list(account_q.PAYMENT_METHODS),
-        "customers": child_list(account_q.ACCOUNT_CUSTOMERS),
-    },
-    "Order": {
-        "customer": _customer("customer_id"),
-        **{
-            to_camel_case(m): _money(m)
-            for m in (
-                "subtotal",
-                "tax_total",
-                "shipping_total",
-                "total",
-                "amount_paid",
-                "amount_refunded",
-            )
-        },
-        "lines": _lines,
-        "salesChannel": _sales_channel,
-    },
+VALUE_OBJECTS: dict[str, dict[str, Build]] = {
+    "Order": {to_camel_case(m): _money(m) for m in _ORDER_MONEY},
     "OrderLine": {
         "unitPrice": _money("unit_price"),
         "lineTotal": _money("line_total"),
         "taxRate": _tax_rate,
     },
-    "LedgerTransaction": {
-        "customer": _customer("customer_id"),
-        "amount": _money("amount"),
-        "balanceAfter": _money("balance_after"),
-        "order": _ledger_order,
+    "LedgerTransaction": {"amount": _money("amount"), "balanceAfter": _money("balance_after")},
+}
+
+
+# ---------------------------------------------------------------------------------------
+# The table: GraphQL type -> field -> its one declaration (the loaders use the same object)
+
+DECLARED: dict[str, dict[str, object]] = {
+    "Customer": {
+        "mergedInto": customer_q.MERGED_INTO,
+        "account": account_q.CUSTOMER_ACCOUNT,
+        "salesRep": user_q.SALES_REP,
+        "salesChannels": channel_q.CUSTOMER_CHANNELS,
+        "addresses": address_q.ADDRESSES,
+        "orders": order_q.ORDERS,
+        "ledgerTransactions": ledger_q.ENTRIES,
+        "timeline": timeline_q.EVENTS,
+        "balances": ledger_q.BALANCES,
+        "customFields": custom_field_q.VALUES,
+        "taxStatus": customer_q.TAX_STATUS,
+        "emailMarketing": consent_q.MARKETING["email"],
+        "smsMarketing": consent_q.MARKETING["sms"],
     },
-    "TaxStatus": {"exemptionCertificates": child_list(tax_q.CERTIFICATES)},
-    "TaxExemptionCertificate": {"isValid": _is_valid, "customer": _customer("customer_id")},
-    "TimelineEvent": {"actor": _user("actor_id"), "customer": _customer("customer_id")},
-    "Address": {"customer": _customer("customer_id")},
+    "Account": {
+        "billingContact": account_q.BILLING_CONTACT,
+        "billingAddress": account_q.BILLING_ADDRESS,
+        "paymentMethods": account_q.PAYMENT_METHODS,
+        "customers": account_q.ACCOUNT_CUSTOMERS,
+    },
+    "Order": {
+        "customer": customer_q.OWNER,
+        "lines": order_q.LINES,
+        "salesChannel": channel_q.ORDER_CHANNEL,
+    },
+    "LedgerTransaction": {"customer": customer_q.OWNER, "order": order_q.LEDGER_ORDER},
+    "TaxStatus": {"exemptionCertificates": tax_q.CERTIFICATES},
+    "TaxExemptionCertificate": {"customer": customer_q.OWNER},
+    "TimelineEvent": {"actor": user_q.ACTOR, "customer": customer_q.OWNER},
+    "Address": {"customer": customer_q.OWNER},
+}
+
+
+def list_cap(type_name: str, field_name: str) -> int | None:
+    """The declared cap of a plain list relation (server/limits.py counts it), if any."""
+    return cap_of(DECLARED.get(type_name, {}).get(field_name))
+
+
+# Computed fields: GraphQL type -> (table, {column: expression}), declared once next to
+# their loaders (resolvers/customers.py, users.py, custom_fields.py, tax.py), printed inline.
+COMPUTED = {
+    "Customer": (customer_q.customer, customer_q.COMPUTED),
+    "User": (user_q.user, user_q.COMPUTED),
+    "CustomFieldValue": (custom_field_q.value, custom_field_q.COMPUTED),
+    "TaxExemptionCertificate": (tax_q.certificate, tax_q.COMPUTED),
+}
+
+RELATIONS: dict[str, dict[str, Build]] = {
+    type_name: {
+        **{name: compile_relation(r) for name, r in DECLARED.get(type_name, {}).items()},
+        **VALUE_OBJECTS.get(type_name, {}),
+    }
+    for type_name in DECLARED.keys() | VALUE_OBJECTS.keys()
 }
