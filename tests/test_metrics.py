@@ -22,6 +22,8 @@ from tests.conftest import gid, serve
 from tests.factories import make_customer
 from tests.test_bulk_updates import run as run_bulk
 from tests.test_export_jobs import START as EXPORT
+from tests.test_import_jobs import CSV, upload
+from tests.test_import_jobs import finished as import_finished
 from tests.test_ledger import post as ledger_post
 from tests.test_subscriptions import ALL, Client
 
@@ -69,6 +71,9 @@ async def test_requests_latency_sql_limits_ledger_and_jobs(client, gql, engine):
     auth = {"Authorization": f"Bearer {gql.token}"}
     assert (await client.get(export["job"]["downloadUrl"], headers=auth)).status_code == 200
 
+    imported = (await upload(client, gql.token, CSV.encode()))["data"]["customerImportStart"]
+    assert (await import_finished(gql, imported["job"]["id"]))["created"] == 2
+
     after = await scrape(client)
     total = "customer_graph_requests_total"
     page = dict(operation="Page", operation_type="query", read_path="compiled", code="OK")
@@ -92,6 +97,8 @@ async def test_requests_latency_sql_limits_ledger_and_jobs(client, gql, engine):
     rows = "customer_graph_job_rows_total"
     assert moved(before, after, rows, job="bulk", outcome="changed") == 1
     assert moved(before, after, rows, job="export", outcome="exported") == 1
+    assert moved(before, after, rows, job="import", outcome="created") == 2
+    assert moved(before, after, rows, job="import", outcome="rejected") == 1
     assert ("customer_graph_pool_connections", (("state", "idle"),)) in after
     assert ("customer_graph_pool_waiting", ()) in after
 
