@@ -140,7 +140,9 @@ async def _prepare(url: str, customers: int) -> str:
 # servers
 
 
-def start_service(url: str, port: int, workers: int, *, owner: bool = False) -> subprocess.Popen:
+def start_service(
+    url: str, port: int, workers: int, *, owner: bool = False, log: Path | None = None
+) -> subprocess.Popen:
     from server.runtime import APP_ROLE, with_user
 
     # As in production: the application role, bound by row-level security; `owner`
@@ -162,15 +164,15 @@ def start_service(url: str, port: int, workers: int, *, owner: bool = False) -> 
             "serve",
             "--port",
             str(port),
-            "--no-access-log",
-            "--log-level",
-            "warning",
+            # `log`: a request line per request (JSON), to that file; else none.
+            *(["--log-level", "info"] if log else ["--no-access-log", "--log-level", "warning"]),
             "--workers",
             str(workers),
         ],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
+        stderr=log.open("ab") if log else None,
     )
     for _ in range(120):
         try:
@@ -409,6 +411,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--connections", default="1,10")
     p.add_argument("--owner", action="store_true", help="serve as the owner: no row-level security")
     p.add_argument(
+        "--access-log",
+        action="store_true",
+        help="the service logs a JSON request line per request (to service.log in the data"
+        " dir); metrics are on unless CUSTOMER_GRAPH_METRICS=0",
+    )
+    p.add_argument(
         "--data-dir",
         type=Path,
         default=Path(
@@ -422,7 +430,8 @@ def main(argv: list[str] | None = None) -> int:
     service = None
     tmp = Path(tempfile.mkdtemp(prefix="cg-bench-"))
     try:
-        service = start_service(url, args.port, args.workers, owner=args.owner)
+        log = args.data_dir / "service.log" if args.access_log else None
+        service = start_service(url, args.port, args.workers, owner=args.owner, log=log)
         start_peer(url, args.peer_port)
         ours_url = f"http://127.0.0.1:{args.port}/graphql"
         peer_url = f"http://127.0.0.1:{args.peer_port}/graphql"

@@ -43,6 +43,7 @@ from resolvers.exports import criteria_json, criteria_of
 from resolvers.mutations import Problem, Refused, transaction
 from resolvers.pagination import Ordering, Page, PageArgs, paginate
 from resolvers.search import Criteria, filtered_customers
+from resolvers.telemetry import Progress, job_rows
 from resolvers.timeline import record_many
 from resolvers.viewer import Viewer
 from resolvers.writes import lock_each
@@ -303,6 +304,7 @@ async def _run_batches(ctx: Context, job: Any) -> str | None:
     )
     changes = _changes_of(job.changes)
     base = await _base(ctx, job)
+    progress = Progress("bulk", **_outcomes(counts))
     while True:
         async with transaction(ctx) as conn:
             done = await _batch(conn, ctx, job, base, changes, counts)
@@ -311,6 +313,11 @@ async def _run_batches(ctx: Context, job: Any) -> str | None:
             rejected, events = done
             await _save(conn, job.id, counts, rejected)
             await record_many(conn, events)  # last: the timeline's lock is held until commit
+        progress.report(**_outcomes(counts))
+
+
+def _outcomes(counts: _Counts) -> dict[str, int]:
+    return {"changed": counts.changed, "unchanged": counts.unchanged, "rejected": counts.rejected}
 
 
 async def _run_whole(ctx: Context, job: Any) -> str | None:
@@ -335,9 +342,11 @@ async def _run_whole(ctx: Context, job: Any) -> str | None:
     except _AbortAll:
         async with ctx.engine.begin() as conn:
             await _save(conn, job.id, _Counts(done=counts.done, rejected=counts.rejected), errors)
+        job_rows("bulk", "rejected", counts.rejected)
         return (
             f"{counts.rejected} customer(s) rejected and errorPolicy is ABORT: nothing was written."
         )
+    Progress("bulk").report(**_outcomes(counts))
     return None
 
 

@@ -26,6 +26,7 @@ from resolvers.import_plans import Rejected
 from resolvers.import_rows import ImportOptions, ImportResult, run_import
 from resolvers.imports import FileRefused, error_report_header, error_report_row
 from resolvers.pagination import Ordering, Page, PageArgs, paginate
+from resolvers.telemetry import Progress
 
 definition = CustomFieldDefinition.__table__
 
@@ -113,10 +114,14 @@ async def _run_job(engine: AsyncEngine, job_id: int) -> None:
     whole = options.dry_run or options.on_error == "abort"
     skip = 0 if whole else row.rows_done
 
+    outcomes = ("created", "updated", "unchanged", "rejected")
+    progress = Progress("import", **{n: 0 if whole else getattr(row, n) for n in outcomes})
+
     async def store(conn: AsyncConnection, result: ImportResult, rejected: list[Rejected]):
         if whole:
             return  # all or nothing: counted once at the end
         await _save_progress(conn, job_id, result, rejected)
+        progress.report(**{n: getattr(result, n) for n in outcomes})
 
     try:
         result = await run_import(
@@ -140,6 +145,8 @@ async def _run_job(engine: AsyncEngine, job_id: int) -> None:
     if whole:
         async with engine.begin() as conn:
             await _save_progress(conn, job_id, result, result.errors)
+        written = outcomes if result.written else ("rejected",)
+        progress.report(**{n: getattr(result, n) for n in written})
     message = None
     if not result.written:
         message = (

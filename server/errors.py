@@ -18,6 +18,8 @@ from strawberry.types.graphql import OperationType
 
 from resolvers.errors import ErrorCode, chain, is_timeout, is_unavailable
 from server.database import outage_of
+from server.observe import OWN_LINE as _OWN_LINE
+from server.observe import note_errors
 
 log = logging.getLogger("customer_graph.errors")
 
@@ -57,11 +59,6 @@ def _code_for(error: GraphQLError) -> str:
     return ErrorCode.GRAPHQL_VALIDATION_FAILED
 
 
-_OWN_LINE = frozenset(
-    (ErrorCode.INTERNAL_SERVER_ERROR, ErrorCode.SERVICE_UNAVAILABLE, ErrorCode.TIMEOUT)
-)
-
-
 class ErrorCodes(SchemaExtension):
     """Give every error a code and mask unexpected exceptions."""
 
@@ -83,7 +80,9 @@ class ErrorCodes(SchemaExtension):
         result.errors = [self._shape(e, request_id, debug) for e in result.errors]
         # Bugs, timeouts and outages have lines of their own (above, and per episode).
         client = [e for e in result.errors if (e.extensions or {}).get("code") not in _OWN_LINE]
-        if client:
+        where = [(_code(e), ".".join(map(str, e.path or ())) or None) for e in result.errors]
+        noted = note_errors(where)
+        if client and not noted:  # a WebSocket operation: no request line to carry them
             # One line per request for the client's mistakes (bad token, validation, input,
             # limits): codes and paths, never messages (they may quote the input) or a
             # traceback. Unexpected errors were logged by _shape at ERROR with theirs.
@@ -130,6 +129,10 @@ class ErrorCodes(SchemaExtension):
             path=error.path,
             extensions={"code": ErrorCode.INTERNAL_SERVER_ERROR, "requestId": request_id},
         )
+
+
+def _code(error: GraphQLError) -> str:
+    return str((error.extensions or {}).get("code") or "ERROR")  # a plain str, not the enum
 
 
 def _database_error(

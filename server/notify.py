@@ -109,6 +109,15 @@ class TimelineHub:
                 raise ListenLost() from exc
             self._watcher = asyncio.create_task(self._watch(), name="timeline-listen")
 
+    async def listening(self) -> bool:
+        """For /readyz: listening on a live connection (listening now if nobody has
+        subscribed yet; False while it listens again after losing the connection)."""
+        try:
+            await self._ensure_listening()
+        except Exception:
+            return False
+        return self._raw is not None and not self._raw.is_closed()
+
     async def _listen(self) -> None:
         conn = await self.engine.connect()
         try:

@@ -110,6 +110,21 @@ class Settings:
     connect_timeout: float = field(
         default_factory=lambda: _float("CUSTOMER_GRAPH_CONNECT_TIMEOUT", 5.0)
     )
+    # Operating (README "Operating"): GET /metrics (0 turns it off) and its optional
+    # bearer token; the request line per request (`serve --no-access-log` turns it off).
+    metrics: bool = field(default_factory=lambda: _bool("CUSTOMER_GRAPH_METRICS", True))
+    metrics_token: str | None = field(
+        default_factory=lambda: os.environ.get("CUSTOMER_GRAPH_METRICS_TOKEN") or None
+    )
+    access_log: bool = field(default_factory=lambda: _bool("CUSTOMER_GRAPH_ACCESS_LOG", False))
+    # On SIGTERM: how long /readyz answers 503 while requests are still served (for a load
+    # balancer to notice), then how long in-flight requests may take to finish.
+    drain_delay: float = field(
+        default_factory=lambda: _float("CUSTOMER_GRAPH_DRAIN_DELAY_SECONDS", 0.0)
+    )
+    drain_seconds: float = field(
+        default_factory=lambda: _float("CUSTOMER_GRAPH_DRAIN_SECONDS", 25.0)
+    )
 
 
 def get_settings() -> Settings:

