@@ -175,6 +175,8 @@ class CompiledGraphQL:
         self.fallback = fallback
         self.engine_ref = engine_ref
         self.settings = settings
+        # graphql-core's schema, which the planner walks. Strawberry (0.341) has no public
+        # accessor for it; this is the one place it is read, once, in server/.
         self.schema = fallback.schema._schema
         # Bounded by bytes (settings), filled only by signed-in requests.
         # query text -> _Document | None (invalid)
