@@ -35,7 +35,9 @@ import orjson
 import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
-PEER = Path(os.environ.get("PEER_RUN_SH", "/work/shared/peers/postgraphile/run.sh"))
+# The peer sits beside the repository (../shared/peers/postgraphile); PEER_RUN_SH overrides.
+_BESIDE = Path(__file__).resolve().parents[2] / "shared" / "peers" / "postgraphile" / "run.sh"
+PEER = Path(os.environ.get("PEER_RUN_SH", _BESIDE))
 
 OURS = """query Page($after: String) {
   customers(first: 50, after: $after, orderBy: {field: NAME}) {
