@@ -4,6 +4,7 @@ from models.accounts import Account, PaymentMethod
 from models.addresses import Address
 from models.base import Base
 from models.bulk_jobs import BulkJob, BulkJobError
+from models.cost_buckets import CostBucket
 from models.custom_fields import CustomFieldDefinition, CustomFieldValue
 from models.customers import Customer
 from models.duplicates import DuplicateDismissal
@@ -28,6 +29,7 @@ __all__ = [
     "Base",
     "BulkJob",
     "BulkJobError",
+    "CostBucket",
     "CustomFieldDefinition",
     "CustomFieldValue",
     "Customer",

@@ -36,6 +36,7 @@ from resolvers.errors import CodedError, ErrorCode, ServiceUnavailable, is_unava
 from resolvers.tokens import NOT_BEARER, UNKNOWN_TOKEN, bearer, viewer_for_token
 from server import graphiql, health, metrics, observe, tracing
 from server.api import schema
+from server.budget import CostBudget
 from server.compiled import AUTH_KEY, CompiledGraphQL
 from server.cors import Cors
 from server.database import make_engine
@@ -340,6 +341,9 @@ def create_app(engine: AsyncEngine | None = None, settings: Settings | None = No
     app.add_middleware(
         BodyGuard, max_bytes=settings.max_body_bytes, max_upload_bytes=settings.max_upload_bytes
     )
+    # Cost and budget per client (server/budget.py): inside DatabaseFailures, so an outage
+    # met by the bucket's statement answers 503 like any other.
+    app.add_middleware(CostBudget, engine_ref=engine_ref, settings=settings, schema=schema)
     app.add_middleware(
         DatabaseFailures, engine_ref=engine_ref, budget=2 * settings.statement_timeout
     )

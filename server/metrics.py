@@ -117,6 +117,7 @@ LIMIT_CODES = frozenset(
         ErrorCode.INTROSPECTION_DISABLED,
         ErrorCode.OPERATION_NAME_REQUIRED,
         ErrorCode.RATE_LIMITED,
+        ErrorCode.THROTTLED,
     )
 )
 

@@ -60,6 +60,13 @@ class Settings:
     max_selections: int = field(
         default_factory=lambda: _int("CUSTOMER_GRAPH_MAX_SELECTIONS", 10_000)
     )
+    # Each client's leaky bucket of query cost points (server/budget.py): the most it
+    # holds, and the points that flow back each second. 0 turns budgets (and
+    # `extensions.cost`) off.
+    cost_budget: int = field(default_factory=lambda: _int("CUSTOMER_GRAPH_COST_BUDGET", 20_000))
+    cost_restore_rate: float = field(
+        default_factory=lambda: _float("CUSTOMER_GRAPH_COST_RESTORE_RATE", 1_000.0)
+    )
     default_page_size: int = 20
     # `serve` sets it from the server's max_connections and --workers unless given.
     pool_size: int = field(default_factory=lambda: _int("CUSTOMER_GRAPH_POOL_SIZE", 10))

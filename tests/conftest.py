@@ -40,6 +40,10 @@ from server.migrate import upgrade
 from server.runtime import APP_ROLE, with_user
 from server.settings import Settings
 
+# Cost budgets (server/budget.py) are off unless a test turns them on: other tests compare
+# exact answers and send many queries with one token.
+os.environ.setdefault("CUSTOMER_GRAPH_COST_BUDGET", "0")
+
 
 @pytest.fixture(scope="session")
 def server_url() -> Any:

@@ -1,0 +1,269 @@
+"""Query cost for clients, and a budget of cost points per token and per anonymous address.
+
+Every /graphql answer carries `extensions.cost`, as Shopify's Admin API does:
+
+    {"requestedQueryCost": 42, "actualQueryCost": null,
+     "throttleStatus": {"maximumAvailable": 20000, "currentlyAvailable": 19958,
+                        "restoreRate": 1000}}
+
+`requestedQueryCost` is the cost server/limits.py computes before any SQL (the cost
+limit's figure, the same on both read paths: this middleware wraps both). A document
+that does not parse, a persisted-query hash sent alone and a multipart upload cost 1.
+`actualQueryCost` is not measured yet (null).
+
+Each client has a leaky bucket: `maximumAvailable` points, refilled at `restoreRate`
+points per second; a request takes its cost out (at most the maximum, so any query the
+cost limit lets through can run on a full bucket). When the bucket holds less than the
+cost, the answer is HTTP 429, `Retry-After` (seconds until enough has flowed back) and
+the error code THROTTLED, and no statement but the bucket's runs. A query refused by the
+cost limit (QUERY_TOO_COSTLY) is charged 1: it never runs either.
+
+The client is the bearer token (its SHA-256, the key api_token stores) or, with no token,
+the client's address (the peer uvicorn reports; behind a proxy, run uvicorn with
+--proxy-headers so it is the X-Forwarded-For address).
+
+The buckets live in PostgreSQL (UNLOGGED table cost_bucket, migration 0017), updated by
+one INSERT ... ON CONFLICT DO UPDATE per request that refills, caps and takes the cost in
+one step under the row lock: every worker of a machine, and every machine behind the
+load balancer, shares them, at the price of one statement per request; shared memory
+would hold only one machine's share of a client's traffic.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from typing import Any
+from urllib.parse import parse_qs
+
+import orjson
+from cachetools import LRUCache
+from graphql import parse
+from sqlalchemy import text
+
+from resolvers.errors import ErrorCode
+from server.limits import query_cost
+
+TAKE = text(
+    """
+INSERT INTO cost_bucket AS b (key, available, granted, updated_at)
+VALUES (:key, CAST(:maximum AS double precision) - CAST(:cost AS double precision), true, now())
+ON CONFLICT (key) DO UPDATE SET
+  granted = LEAST(CAST(:maximum AS double precision), b.available
+      + CAST(:rate AS double precision) * EXTRACT(EPOCH FROM now() - b.updated_at)::float8)
+    >= CAST(:cost AS double precision),
+  available = LEAST(CAST(:maximum AS double precision), b.available
+      + CAST(:rate AS double precision) * EXTRACT(EPOCH FROM now() - b.updated_at)::float8)
+    - CASE WHEN LEAST(CAST(:maximum AS double precision), b.available
+      + CAST(:rate AS double precision) * EXTRACT(EPOCH FROM now() - b.updated_at)::float8)
+      >= CAST(:cost AS double precision) THEN CAST(:cost AS double precision) ELSE 0 END,
+  updated_at = now()
+RETURNING available, granted
+"""
+)
+
+JSON_TYPES = (b"application/json", b"application/graphql-response+json")
+
+
+class CostBudget:
+    """ASGI middleware for /graphql (HTTP): cost, bucket, `extensions.cost`."""
+
+    def __init__(self, app, *, engine_ref: dict, settings, schema, path: str = "/graphql"):
+        self.app = app
+        self.engine_ref = engine_ref
+        self.settings = settings
+        self.schema = getattr(schema, "_schema", schema)
+        self.path = path
+        self.maximum = float(settings.cost_budget)
+        self.rate = float(settings.cost_restore_rate)
+        self.costs: LRUCache = LRUCache(maxsize=10_000)
+
+    @property
+    def enabled(self) -> bool:
+        return self.maximum > 0 and self.rate > 0
+
+    async def __call__(self, scope, receive, send) -> None:
+        if not self.enabled or scope["type"] != "http" or scope["path"] != self.path:
+            return await self.app(scope, receive, send)
+        method = scope["method"]
+        headers = dict(scope["headers"])
+        if method == "GET":
+            params = {k: v[0] for k, v in parse_qs(scope["query_string"].decode()).items()}
+            if not params.keys() & {"query", "extensions"} or b"text/html" in headers.get(
+                b"accept", b""
+            ):
+                return await self.app(scope, receive, send)  # GraphiQL's page
+            payload: Any = params
+            try:
+                variables = orjson.loads(params["variables"]) if params.get("variables") else None
+            except orjson.JSONDecodeError:
+                variables = None
+            payload = {**params, "variables": variables}
+        elif method == "POST":
+            body, receive = await _buffered(receive)
+            payload = None
+            if headers.get(b"content-type", b"").startswith(b"application/json"):
+                try:
+                    payload = orjson.loads(body)
+                except orjson.JSONDecodeError:
+                    payload = None
+        else:
+            return await self.app(scope, receive, send)
+
+        requested = self.cost_of(payload)
+        charged = requested if requested <= self.settings.max_cost else 1
+        charged = max(1, min(charged, int(self.maximum)))
+        available, granted = await self.take(self.key_of(scope, headers), charged)
+        cost = {
+            "requestedQueryCost": requested,
+            "actualQueryCost": None,
+            "throttleStatus": {
+                "maximumAvailable": _number(self.maximum),
+                "currentlyAvailable": math.floor(available),
+                "restoreRate": _number(self.rate),
+            },
+        }
+        if not granted:
+            wait = max(1, math.ceil((charged - available) / self.rate))
+            body = orjson.dumps(
+                {
+                    "errors": [
+                        {
+                            "message": f"Throttled: this query costs {charged:,} points and "
+                            f"{math.floor(available):,} are available; "
+                            f"{_number(self.rate):,} flow back each second.",
+                            "extensions": {"code": ErrorCode.THROTTLED},
+                        }
+                    ],
+                    "extensions": {"cost": cost},
+                }
+            )
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 429,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode()),
+                        (b"retry-after", str(wait).encode()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self.app(scope, receive, _with_cost(send, cost))
+
+    def cost_of(self, payload: Any) -> int:
+        """The query's cost (server/limits.query_cost), 1 when it cannot be computed."""
+        if not isinstance(payload, dict) or not isinstance(payload.get("query"), str):
+            return 1
+        variables = payload.get("variables")
+        op_name = payload.get("operationName")
+        if not isinstance(variables, dict | None) or not isinstance(op_name, str | None):
+            return 1
+        try:
+            key = (payload["query"], op_name, orjson.dumps(variables, option=orjson.OPT_SORT_KEYS))
+        except TypeError:
+            return 1
+        cost = self.costs.get(key)
+        if cost is None:
+            try:
+                document = parse(payload["query"], max_tokens=self.settings.max_tokens)
+                cost = max(1, query_cost(document, op_name, variables, self.schema))
+            except Exception:  # unparsable, too deep: refused downstream before any SQL
+                cost = 1
+            self.costs[key] = cost
+        return cost
+
+    @staticmethod
+    def key_of(scope, headers: dict) -> str:
+        scheme, _, raw = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
+        raw = raw.strip()
+        if scheme.lower() == "bearer" and raw:
+            return "token:" + hashlib.sha256(raw.encode()).hexdigest()
+        client = scope.get("client")
+        return "addr:" + (client[0] if client else "unknown")
+
+    async def take(self, key: str, cost: int) -> tuple[float, bool]:
+        async with self.engine_ref["engine"].connect() as conn:
+            row = (
+                await conn.execute(
+                    TAKE, {"key": key, "maximum": self.maximum, "rate": self.rate, "cost": cost}
+                )
+            ).one()
+            await conn.commit()
+        return float(row.available), bool(row.granted)
+
+
+def _number(value: float) -> int | float:
+    return int(value) if float(value).is_integer() else value
+
+
+async def _buffered(receive):
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            break
+    body = b"".join(chunks)
+    sent = False
+
+    async def replay():
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return body, replay
+
+
+def _with_cost(send, cost: dict):
+    """`send` adding `extensions.cost` to a JSON answer's top-level object."""
+    held: dict = {}
+    encoded = orjson.dumps(cost)
+
+    async def wrapped(message) -> None:
+        if message["type"] == "http.response.start":
+            kind = dict(message.get("headers", [])).get(b"content-type", b"")
+            if kind.startswith(JSON_TYPES):
+                held["start"] = message
+                held["body"] = bytearray()
+                return
+            return await send(message)
+        if "start" not in held:
+            return await send(message)
+        held["body"] += message.get("body", b"")
+        if message.get("more_body"):
+            return
+        body = _added(bytes(held["body"]), encoded, cost)
+        headers = [(k, v) for k, v in held["start"].get("headers", []) if k != b"content-length"]
+        headers.append((b"content-length", str(len(body)).encode()))
+        await send({**held["start"], "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    return wrapped
+
+
+def _added(body: bytes, encoded: bytes, cost: dict) -> bytes:
+    stripped = body.rstrip()
+    if not (stripped.startswith(b"{") and stripped.endswith(b"}")):
+        return body
+    if b'"extensions"' not in body:  # the common case: splice, no re-encoding of the data
+        inner = stripped[1:-1].strip()
+        sep = b"," if inner else b""
+        return b"{" + inner + sep + b'"extensions":{"cost":' + encoded + b"}}"
+    try:
+        result = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return body
+    if not isinstance(result, dict):
+        return body
+    extensions = result.get("extensions")
+    if not isinstance(extensions, dict):
+        extensions = result["extensions"] = {}
+    extensions["cost"] = cost
+    return orjson.dumps(result)

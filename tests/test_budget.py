@@ -1,0 +1,130 @@
+"""Query cost for clients and a leaky bucket of cost points per token and per anonymous
+address (server/budget.py): `extensions.cost` on every answer, the same on both read
+paths; over budget, HTTP 429 with Retry-After and THROTTLED before the query runs, while
+other clients are served; the bucket refills with time."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+
+import httpx
+import pytest
+from graphql import parse
+
+from server.app import create_app
+from server.limits import query_cost
+from server.settings import Settings
+from tests.factories import make_user
+
+BOTH_PATHS = True
+PAGE = "{ customers(first: 20) { nodes { id displayName } } }"
+COST = query_cost(parse(PAGE), None, {})
+
+
+@pytest.fixture
+def settings(request: pytest.FixtureRequest) -> Settings:
+    path = getattr(request, "param", "field_by_field")
+    return Settings(
+        database_url="unused",
+        debug=False,
+        compiled_reads=path == "compiled",
+        cost_budget=20_000,
+        cost_restore_rate=1_000.0,
+    )
+
+
+def client_for(app_engine, settings: Settings, address: str = "127.0.0.1", **budget):
+    app = create_app(engine=app_engine, settings=replace(settings, **budget))
+    transport = httpx.ASGITransport(app=app, client=(address, 1234))
+    return httpx.AsyncClient(transport=transport, base_url="http://test")
+
+
+async def post(http: httpx.AsyncClient, query: str, token: str | None = None):
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return await http.post("/graphql", json={"query": query}, headers=headers)
+
+
+async def test_every_answer_carries_its_cost(app_engine, engine, settings):
+    _, token = await make_user(engine, email="cost@example.com")
+    async with client_for(app_engine, settings) as http:
+        first = await post(http, PAGE, token)
+        second = await post(http, PAGE, token)
+    assert first.status_code == second.status_code == 200, first.text
+    if settings.compiled_reads:
+        assert first.headers.get("x-customer-graph-path") == "compiled"
+    body = first.json()
+    assert "errors" not in body and body["data"]["customers"]["nodes"] == []
+    cost = body["extensions"]["cost"]
+    assert cost["requestedQueryCost"] == COST > 1
+    assert cost["actualQueryCost"] is None
+    status = cost["throttleStatus"]
+    assert status["maximumAvailable"] == 20_000 and status["restoreRate"] == 1_000
+    assert status["currentlyAvailable"] == 20_000 - COST
+    later = second.json()["extensions"]["cost"]["throttleStatus"]["currentlyAvailable"]
+    assert 20_000 - 2 * COST <= later <= 20_000 - COST
+
+
+async def test_over_budget_is_throttled_while_another_token_is_served(
+    app_engine, engine, settings, counter
+):
+    _, spender = await make_user(engine, email="spender@example.com")
+    _, other = await make_user(engine, email="other@example.com")
+    budget = 2 * COST + COST // 2  # two pages, not three
+    async with client_for(app_engine, settings, cost_budget=budget, cost_restore_rate=1.0) as http:
+        assert (await post(http, PAGE, spender)).status_code == 200
+        assert (await post(http, PAGE, spender)).status_code == 200
+        counter.reset()
+        throttled = await post(http, PAGE, spender)
+        seen = list(counter.statements)
+        assert throttled.status_code == 429, throttled.text
+        body = throttled.json()
+        assert "data" not in body
+        assert [e["extensions"]["code"] for e in body["errors"]] == ["THROTTLED"]
+        available = budget - 2 * COST
+        status = body["extensions"]["cost"]["throttleStatus"]
+        assert available <= status["currentlyAvailable"] < available + 2
+        wait = int(throttled.headers["retry-after"])
+        assert COST - available - 2 <= wait <= COST - available
+        # Only the bucket's statement ran: no token lookup, no read.
+        assert [s for s in seen if "cost_bucket" not in s] == []
+        served = await post(http, PAGE, other)
+        assert served.status_code == 200 and "errors" not in served.json()
+
+
+async def test_the_bucket_refills_with_time(app_engine, engine, settings):
+    _, token = await make_user(engine, email="refill@example.com")
+    async with client_for(
+        app_engine, settings, cost_budget=COST, cost_restore_rate=float(COST) * 2
+    ) as http:
+        assert (await post(http, PAGE, token)).status_code == 200
+        throttled = await post(http, PAGE, token)
+        assert throttled.status_code == 429 and throttled.headers["retry-after"] == "1"
+        await asyncio.sleep(0.6)  # COST * 2 points a second: full again
+        again = await post(http, PAGE, token)
+        assert again.status_code == 200, again.text
+
+
+async def test_anonymous_clients_are_bucketed_by_address(app_engine, settings):
+    query = "{ __typename }"  # costs 1 (every request does, at least)
+    budget = {"cost_budget": 2, "cost_restore_rate": 0.01}
+    async with (
+        client_for(app_engine, settings, "10.0.0.1", **budget) as one,
+        client_for(app_engine, settings, "10.0.0.2", **budget) as two,
+    ):
+        assert (await post(one, query)).status_code == 200
+        assert (await post(one, query)).status_code == 200
+        refused = await post(one, query)
+        assert refused.status_code == 429
+        assert refused.json()["errors"][0]["extensions"]["code"] == "THROTTLED"
+        assert int(refused.headers["retry-after"]) >= 90
+        answer = await post(two, query)
+        assert answer.status_code == 200
+        assert answer.json()["data"] == {"__typename": "Query"}
+        assert answer.json()["extensions"]["cost"]["requestedQueryCost"] == 1
+
+
+async def test_off_by_default_in_tests_and_when_zero(app_engine, settings):
+    async with client_for(app_engine, settings, cost_budget=0) as http:
+        answer = await post(http, "{ __typename }")
+    assert answer.json() == {"data": {"__typename": "Query"}}
