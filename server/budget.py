@@ -18,6 +18,11 @@ cost, the answer is HTTP 429, `Retry-After` (seconds until enough has flowed bac
 the error code THROTTLED, and no statement but the bucket's runs. A query refused by the
 cost limit (QUERY_TOO_COSTLY) is charged 1: it never runs either.
 
+The maximum and the rate are the token's role's (CUSTOMER_GRAPH_COST_BUDGETS, e.g.
+`ADMIN=60000/3000,ANONYMOUS=2000/100`: maximum/rate per role; ANONYMOUS is a request
+without a known token), else CUSTOMER_GRAPH_COST_BUDGET and _RESTORE_RATE; the same
+statement reads the role.
+
 The client is the bearer token (its SHA-256, the key api_token stores) or, with no token,
 the client's address (the peer uvicorn reports; behind a proxy, run uvicorn with
 --proxy-headers so it is the X-Forwarded-For address).
@@ -44,21 +49,31 @@ from sqlalchemy import text
 from resolvers.errors import ErrorCode
 from server.limits import query_cost
 
+# The bucket's limits: the token's role's (CUSTOMER_GRAPH_COST_BUDGETS), else the
+# defaults; a request without a known token is ANONYMOUS. EXTRACT: seconds since the last
+# request, times the rate, refills; LEAST caps; the cost is taken only if it is there.
+_LEVEL = "LEAST(l.maximum, b.available + l.rate * EXTRACT(EPOCH FROM now() - b.updated_at)::float8)"
 TAKE = text(
-    """
+    f"""
+WITH who AS (
+  SELECT u.role::text AS role FROM api_token t JOIN app_user u ON u.id = t.user_id
+  WHERE t.token_hash = :token_hash AND t.revoked_at IS NULL
+    AND (t.expires_at IS NULL OR t.expires_at > now()) AND u.is_active
+), l AS (
+  SELECT COALESCE((CAST(:budgets AS jsonb) -> r.role ->> 0)::float8,
+                  CAST(:maximum AS double precision)) AS maximum,
+         COALESCE((CAST(:budgets AS jsonb) -> r.role ->> 1)::float8,
+                  CAST(:rate AS double precision)) AS rate
+  FROM (SELECT COALESCE((SELECT role FROM who), 'ANONYMOUS') AS role) r
+)
 INSERT INTO cost_bucket AS b (key, available, granted, updated_at)
-VALUES (:key, CAST(:maximum AS double precision) - CAST(:cost AS double precision), true, now())
+SELECT :key, l.maximum - LEAST(l.maximum, CAST(:cost AS double precision)), true, now() FROM l
 ON CONFLICT (key) DO UPDATE SET
-  granted = LEAST(CAST(:maximum AS double precision), b.available
-      + CAST(:rate AS double precision) * EXTRACT(EPOCH FROM now() - b.updated_at)::float8)
-    >= CAST(:cost AS double precision),
-  available = LEAST(CAST(:maximum AS double precision), b.available
-      + CAST(:rate AS double precision) * EXTRACT(EPOCH FROM now() - b.updated_at)::float8)
-    - CASE WHEN LEAST(CAST(:maximum AS double precision), b.available
-      + CAST(:rate AS double precision) * EXTRACT(EPOCH FROM now() - b.updated_at)::float8)
-      >= CAST(:cost AS double precision) THEN CAST(:cost AS double precision) ELSE 0 END,
+  granted = (SELECT {_LEVEL} >= LEAST(l.maximum, CAST(:cost AS double precision)) FROM l),
+  available = (SELECT {_LEVEL} - CASE WHEN {_LEVEL} >= LEAST(l.maximum, CAST(:cost AS double
+    precision)) THEN LEAST(l.maximum, CAST(:cost AS double precision)) ELSE 0 END FROM l),
   updated_at = now()
-RETURNING available, granted
+RETURNING available, granted, (SELECT maximum FROM l) AS maximum, (SELECT rate FROM l) AS rate
 """
 )
 
@@ -76,6 +91,10 @@ class CostBudget:
         self.path = path
         self.maximum = float(settings.cost_budget)
         self.rate = float(settings.cost_restore_rate)
+        # {role: [maximum, rate]}: CUSTOMER_GRAPH_COST_BUDGETS (server/settings.py)
+        self.budgets = orjson.dumps(
+            {role: [float(m), float(r)] for role, m, r in settings.cost_budgets}
+        ).decode()
         self.costs: LRUCache = LRUCache(maxsize=10_000)
 
     @property
@@ -112,26 +131,27 @@ class CostBudget:
 
         requested = self.cost_of(payload)
         charged = requested if requested <= self.settings.max_cost else 1
-        charged = max(1, min(charged, int(self.maximum)))
-        available, granted = await self.take(self.key_of(scope, headers), charged)
+        key, token_hash = self.key_of(scope, headers)
+        available, granted, maximum, rate = await self.take(key, token_hash, max(1, charged))
+        charged = max(1, min(charged, int(maximum)))
         cost = {
             "requestedQueryCost": requested,
             "actualQueryCost": None,
             "throttleStatus": {
-                "maximumAvailable": _number(self.maximum),
+                "maximumAvailable": _number(maximum),
                 "currentlyAvailable": math.floor(available),
-                "restoreRate": _number(self.rate),
+                "restoreRate": _number(rate),
             },
         }
         if not granted:
-            wait = max(1, math.ceil((charged - available) / self.rate))
+            wait = max(1, math.ceil((charged - available) / rate))
             body = orjson.dumps(
                 {
                     "errors": [
                         {
                             "message": f"Throttled: this query costs {charged:,} points and "
                             f"{math.floor(available):,} are available; "
-                            f"{_number(self.rate):,} flow back each second.",
+                            f"{_number(rate):,} flow back each second.",
                             "extensions": {"code": ErrorCode.THROTTLED},
                         }
                     ],
@@ -176,23 +196,32 @@ class CostBudget:
         return cost
 
     @staticmethod
-    def key_of(scope, headers: dict) -> str:
+    def key_of(scope, headers: dict) -> tuple[str, bytes | None]:
+        """The bucket's key, and the token's hash (api_token's key) when one is sent."""
         scheme, _, raw = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
         raw = raw.strip()
         if scheme.lower() == "bearer" and raw:
-            return "token:" + hashlib.sha256(raw.encode()).hexdigest()
+            digest = hashlib.sha256(raw.encode()).digest()
+            return "token:" + digest.hex(), digest
         client = scope.get("client")
-        return "addr:" + (client[0] if client else "unknown")
+        return "addr:" + (client[0] if client else "unknown"), None
 
-    async def take(self, key: str, cost: int) -> tuple[float, bool]:
+    async def take(
+        self, key: str, token_hash: bytes | None, cost: int
+    ) -> tuple[float, bool, float, float]:
+        """(points left, granted, the bucket's maximum, its restore rate): one statement."""
+        params = {
+            "key": key,
+            "token_hash": token_hash,
+            "budgets": self.budgets,
+            "maximum": self.maximum,
+            "rate": self.rate,
+            "cost": cost,
+        }
         async with self.engine_ref["engine"].connect() as conn:
-            row = (
-                await conn.execute(
-                    TAKE, {"key": key, "maximum": self.maximum, "rate": self.rate, "cost": cost}
-                )
-            ).one()
+            row = (await conn.execute(TAKE, params)).one()
             await conn.commit()
-        return float(row.available), bool(row.granted)
+        return float(row.available), bool(row.granted), float(row.maximum), float(row.rate)
 
 
 def _number(value: float) -> int | float:

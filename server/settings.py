@@ -26,6 +26,20 @@ def _float(name: str, default: float) -> float:
     return float(raw) if raw else default
 
 
+def _budgets(raw: str | None) -> tuple[tuple[str, float, float], ...]:
+    """`ROLE=maximum/rate,…` (CUSTOMER_GRAPH_COST_BUDGETS) as (role, maximum, rate)."""
+    budgets = []
+    for item in (raw or "").split(","):
+        if not item.strip():
+            continue
+        role, _, limits = item.partition("=")
+        maximum, _, rate = limits.partition("/")
+        if float(maximum) <= 0 or float(rate) <= 0:
+            raise ValueError(f"CUSTOMER_GRAPH_COST_BUDGETS: {item!r} needs maximum/rate > 0")
+        budgets.append((role.strip().upper(), float(maximum), float(rate)))
+    return tuple(budgets)
+
+
 def default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "customer-graph"
@@ -66,6 +80,10 @@ class Settings:
     cost_budget: int = field(default_factory=lambda: _int("CUSTOMER_GRAPH_COST_BUDGET", 20_000))
     cost_restore_rate: float = field(
         default_factory=lambda: _float("CUSTOMER_GRAPH_COST_RESTORE_RATE", 1_000.0)
+    )
+    # Per role (ADMIN, SALES_REP, CUSTOMER, ANONYMOUS): `ROLE=maximum/rate,…`.
+    cost_budgets: tuple[tuple[str, float, float], ...] = field(
+        default_factory=lambda: _budgets(os.environ.get("CUSTOMER_GRAPH_COST_BUDGETS"))
     )
     default_page_size: int = 20
     # `serve` sets it from the server's max_connections and --workers unless given.

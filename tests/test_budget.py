@@ -128,3 +128,22 @@ async def test_off_by_default_in_tests_and_when_zero(app_engine, settings):
     async with client_for(app_engine, settings, cost_budget=0) as http:
         answer = await post(http, "{ __typename }")
     assert answer.json() == {"data": {"__typename": "Query"}}
+
+
+async def test_budgets_per_role(app_engine, engine, settings):
+    _, rep = await make_user(engine, role="SALES_REP", email="rep@example.com")
+    _, admin = await make_user(engine, email="boss@example.com")
+    budgets = (("SALES_REP", float(COST), 1.0), ("ANONYMOUS", 5.0, 0.5))
+    async with client_for(app_engine, settings, cost_budgets=budgets) as http:
+        served = await post(http, PAGE, rep)
+        status = served.json()["extensions"]["cost"]["throttleStatus"]
+        assert status == {"maximumAvailable": COST, "currentlyAvailable": 0, "restoreRate": 1}
+        assert (await post(http, PAGE, rep)).status_code == 429
+        admin_status = (await post(http, PAGE, admin)).json()["extensions"]["cost"]
+        assert admin_status["throttleStatus"]["maximumAvailable"] == 20_000  # the default
+        anonymous = (await post(http, "{ __typename }")).json()["extensions"]["cost"]
+        assert anonymous["throttleStatus"] == {
+            "maximumAvailable": 5,
+            "currentlyAvailable": 4,
+            "restoreRate": 0.5,
+        }
