@@ -67,7 +67,8 @@ WITH who AS (
   FROM (SELECT COALESCE((SELECT role FROM who), 'ANONYMOUS') AS role) r
 )
 INSERT INTO cost_bucket AS b (key, available, granted, updated_at)
-SELECT :key, l.maximum - LEAST(l.maximum, CAST(:cost AS double precision)), true, now() FROM l
+SELECT CASE WHEN EXISTS (SELECT 1 FROM who) THEN :key ELSE :address END,
+  l.maximum - LEAST(l.maximum, CAST(:cost AS double precision)), true, now() FROM l
 ON CONFLICT (key) DO UPDATE SET
   granted = (SELECT {_LEVEL} >= LEAST(l.maximum, CAST(:cost AS double precision)) FROM l),
   available = (SELECT {_LEVEL} - CASE WHEN {_LEVEL} >= LEAST(l.maximum, CAST(:cost AS double
@@ -132,7 +133,7 @@ class CostBudget:
         requested = self.cost_of(payload)
         charged = requested if requested <= self.settings.max_cost else 1
         key, token_hash = self.key_of(scope, headers)
-        available, granted, maximum, rate = await self.take(key, token_hash, max(1, charged))
+        available, granted, maximum, rate = await self.take(scope, key, token_hash, max(1, charged))
         charged = max(1, min(charged, int(maximum)))
         cost = {
             "requestedQueryCost": requested,
@@ -197,21 +198,23 @@ class CostBudget:
 
     @staticmethod
     def key_of(scope, headers: dict) -> tuple[str, bytes | None]:
-        """The bucket's key, and the token's hash (api_token's key) when one is sent."""
+        """The bucket's key, and the token's hash (api_token's key) when one is sent. A
+        token the database does not know falls back to the address's bucket (TAKE), so
+        made-up tokens neither escape the anonymous budget nor add rows."""
         scheme, _, raw = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
         raw = raw.strip()
         if scheme.lower() == "bearer" and raw:
             digest = hashlib.sha256(raw.encode()).digest()
             return "token:" + digest.hex(), digest
-        client = scope.get("client")
-        return "addr:" + (client[0] if client else "unknown"), None
+        return _address(scope), None
 
     async def take(
-        self, key: str, token_hash: bytes | None, cost: int
+        self, scope, key: str, token_hash: bytes | None, cost: int
     ) -> tuple[float, bool, float, float]:
         """(points left, granted, the bucket's maximum, its restore rate): one statement."""
         params = {
             "key": key,
+            "address": _address(scope),
             "token_hash": token_hash,
             "budgets": self.budgets,
             "maximum": self.maximum,
@@ -222,6 +225,11 @@ class CostBudget:
             row = (await conn.execute(TAKE, params)).one()
             await conn.commit()
         return float(row.available), bool(row.granted), float(row.maximum), float(row.rate)
+
+
+def _address(scope) -> str:
+    client = scope.get("client")
+    return "addr:" + (client[0] if client else "unknown")
 
 
 def _number(value: float) -> int | float:

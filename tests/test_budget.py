@@ -11,6 +11,7 @@ from dataclasses import replace
 import httpx
 import pytest
 from graphql import parse
+from sqlalchemy import text
 
 from server.app import create_app
 from server.limits import query_cost
@@ -122,6 +123,19 @@ async def test_anonymous_clients_are_bucketed_by_address(app_engine, settings):
         assert answer.status_code == 200
         assert answer.json()["data"] == {"__typename": "Query"}
         assert answer.json()["extensions"]["cost"]["requestedQueryCost"] == 1
+        # A made-up token is no way out of the address's bucket, and adds no bucket.
+        made_up = await post(one, query, "cg_not-a-real-token")
+        assert made_up.status_code == 429
+
+
+async def test_made_up_tokens_add_no_buckets(app_engine, engine, settings):
+    budget = {"cost_budget": 5, "cost_restore_rate": 1}
+    async with client_for(app_engine, settings, "10.0.0.9", **budget) as http:
+        for i in range(5):
+            await post(http, "{ __typename }", f"cg_made-up-{i}")
+    async with engine.connect() as conn:
+        keys = [r[0] for r in await conn.execute(text("SELECT key FROM cost_bucket"))]
+    assert keys == ["addr:10.0.0.9"]
 
 
 async def test_off_by_default_in_tests_and_when_zero(app_engine, settings):
