@@ -157,6 +157,7 @@ def start_service(
         DATABASE_URL=app_url,
         CUSTOMER_GRAPH_MIGRATION_URL=url,
         CUSTOMER_GRAPH_MAX_COST="1000000",
+        CUSTOMER_GRAPH_COST_BUDGET="0",  # throughput, not a client's fair share
     )
     proc = subprocess.Popen(
         [

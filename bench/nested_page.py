@@ -213,6 +213,7 @@ def main() -> None:
             "DATABASE_URL": db.app_url,
             "CUSTOMER_GRAPH_MIGRATION_URL": db.url,
             "CUSTOMER_GRAPH_MAX_COST": "1000000",
+            "CUSTOMER_GRAPH_COST_BUDGET": "0",  # throughput, not a fair share
         }
         server = subprocess.Popen(
             [

@@ -77,9 +77,9 @@ class Settings:
     # Each client's leaky bucket of query cost points (server/budget.py): the most it
     # holds, and the points that flow back each second. 0 turns budgets (and
     # `extensions.cost`) off.
-    cost_budget: int = field(default_factory=lambda: _int("CUSTOMER_GRAPH_COST_BUDGET", 20_000))
+    cost_budget: int = field(default_factory=lambda: _int("CUSTOMER_GRAPH_COST_BUDGET", 60_000))
     cost_restore_rate: float = field(
-        default_factory=lambda: _float("CUSTOMER_GRAPH_COST_RESTORE_RATE", 1_000.0)
+        default_factory=lambda: _float("CUSTOMER_GRAPH_COST_RESTORE_RATE", 10_000.0)
     )
     # Per role (ADMIN, SALES_REP, CUSTOMER, ANONYMOUS): `ROLE=maximum/rate,…`.
     cost_budgets: tuple[tuple[str, float, float], ...] = field(
