@@ -94,20 +94,7 @@ async def run_job(engine: AsyncEngine, job_id: int) -> None:
 
 async def _run_job(engine: AsyncEngine, job_id: int) -> None:
     async with engine.begin() as conn:
-        row = (
-            await conn.execute(
-                update(job_table)
-                .where(
-                    job_table.c.id == job_id,
-                    job_table.c.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]),
-                )
-                .values(
-                    status=JobStatus.RUNNING,
-                    started_at=func.coalesce(job_table.c.started_at, func.now()),
-                )
-                .returning(job_table)
-            )
-        ).first()
+        row = await jobs.claim(conn, job_table, job_id)
     if row is None:
         return  # finished meanwhile
     options = options_of(row.options, job_id)

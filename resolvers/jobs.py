@@ -3,8 +3,10 @@ process left unfinished, and who sees a job."""
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Select, Table, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from typing import Any
+
+from sqlalchemy import Column, Select, Table, func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from models.enums import JobStatus, Role
 from resolvers.context import Context
@@ -19,6 +21,18 @@ async def unfinished(engine: AsyncEngine, table: Table) -> list[int]:
             .order_by(table.c.id)
         )
         return [r[0] for r in rows]
+
+
+async def claim(conn: AsyncConnection, table: Table, job_id: int) -> Any:
+    """Mark a QUEUED or RUNNING job RUNNING (keeping when it first started) and return its
+    row; None when it has ended meanwhile."""
+    stmt = (
+        update(table)
+        .where(table.c.id == job_id, table.c.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]))
+        .values(status=JobStatus.RUNNING, started_at=func.coalesce(table.c.started_at, func.now()))
+        .returning(table)
+    )
+    return (await conn.execute(stmt)).first()
 
 
 def visible(ctx: Context, table: Table, columns: list[Column] | None = None) -> Select:
