@@ -47,6 +47,7 @@ from graphql import parse
 from sqlalchemy import text
 
 from resolvers.errors import ErrorCode
+from server.compiled import read_body
 from server.limits import query_cost
 
 # The bucket's limits: the token's role's (CUSTOMER_GRAPH_COST_BUDGETS), else the
@@ -237,15 +238,7 @@ def _number(value: float) -> int | float:
 
 
 async def _buffered(receive):
-    chunks = []
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            break
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body"):
-            break
-    body = b"".join(chunks)
+    body = await read_body(receive)
     sent = False
 
     async def replay():

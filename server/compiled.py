@@ -211,7 +211,7 @@ class CompiledGraphQL:
                 return await self.fallback(scope, receive, send)
             body = None
         elif method == "POST":
-            body = await _read_body(receive)
+            body = await read_body(receive)
             payload = None
             content_type = dict(scope["headers"]).get(b"content-type", b"")
             if content_type.startswith(b"application/json"):
@@ -524,7 +524,7 @@ async def _end_read(conn, pg, tx) -> None:
         await conn.invalidate()
 
 
-async def _read_body(receive) -> bytes:
+async def read_body(receive) -> bytes:
     chunks = []
     while True:
         message = await receive()
