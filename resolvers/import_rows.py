@@ -17,11 +17,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterat
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-import orjson
-from sqlalchemy import BigInteger, Text, bindparam, cast, func, select, text, union_all
-from sqlalchemy import types as sqltypes
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.dialects.postgresql import ARRAY, CITEXT
+from sqlalchemy import BigInteger, Text, cast, select, text, union_all
+from sqlalchemy.dialects.postgresql import CITEXT
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -50,6 +47,7 @@ from resolvers.imports import FileRefused, Reader, Row
 from resolvers.mutations import Refused
 from resolvers.rls import set_viewer
 from resolvers.timeline import record_many
+from resolvers.unnest_writes import arrays, insert_sql, update_sql, values_table
 from resolvers.viewer import Viewer
 
 customer = Customer.__table__
@@ -255,88 +253,6 @@ def _after(rows: Iterable[Row], skip: int) -> Iterator[Row]:
             yield row
 
 
-# --- set-based statements ---------------------------------------------------------------
-# A batch writes each kind of row with one statement over arrays (`unnest`), whatever its
-# size: SQLAlchemy's executemany/insertmanyvalues compiles a VALUES list per batch, and an
-# UPDATE per changed row costs a round trip each. asyncpg sends the arrays in binary.
-
-_ARRAY_TYPES = {"BIGINT": "bigint[]", "INTEGER": "integer[]", "BOOLEAN": "boolean[]"}
-_STATEMENTS: dict[tuple[str, str, tuple[str, ...]], Any] = {}
-
-
-def _unnest(table, columns: tuple[str, ...], extra: tuple[str, ...] = ()) -> tuple[str, str]:
-    """(`unnest(CAST(:c AS text[]), …) AS u(c, …)`, `CAST(u.c AS <its type>), …`); `extra`
-    are integer arrays that are no column (an UPDATE's version increments)."""
-    arrays, selected = [], []
-    for name in columns:
-        sql_type = _sql_type(table, name)
-        arrays.append(f"CAST(:{name} AS {_ARRAY_TYPES.get(sql_type, 'text[]')})")
-        selected.append(_cell(table, name))
-    arrays += [f"CAST(:{name} AS integer[])" for name in extra]
-    names = ", ".join((*columns, *extra))
-    return f"unnest({', '.join(arrays)}) AS u({names})", ", ".join(selected)
-
-
-def _sql_type(table, name: str) -> str:
-    return table.c[name].type.compile(dialect=_PG)
-
-
-def _is_array(table, name: str) -> bool:
-    return isinstance(table.c[name].type, sqltypes.ARRAY)
-
-
-def _cell(table, name: str) -> str:
-    """A column's value from `u`. unnest cannot carry an array of arrays (it flattens
-    them), so an array column's cell is a JSON array (text) per row, read back in order."""
-    if _is_array(table, name):
-        return (
-            f"ARRAY(SELECT j.e FROM jsonb_array_elements_text(CAST(u.{name} AS jsonb))"
-            f" WITH ORDINALITY AS j(e, n) ORDER BY j.n)"
-        )
-    return f"CAST(u.{name} AS {_sql_type(table, name)})"
-
-
-def _insert_sql(table, columns: tuple[str, ...], returning: str = "") -> Any:
-    key = ("insert", table.name, columns)
-    if key not in _STATEMENTS:
-        source, selected = _unnest(table, columns)
-        sql = f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT {selected} FROM {source}"
-        _STATEMENTS[key] = text(sql + (f" RETURNING {returning}" if returning else ""))
-    return _STATEMENTS[key]
-
-
-def _update_sql(table, columns: tuple[str, ...], extra: str) -> Any:
-    """UPDATE rows by id to the given columns (and `extra` assignments, which may read
-    `u.bumps`)."""
-    key = ("update", table.name, columns)
-    if key not in _STATEMENTS:
-        source, _ = _unnest(table, ("id", *columns), ("bumps",) if "u.bumps" in extra else ())
-        sets = [f"{c} = {_cell(table, c)}" for c in columns]
-        _STATEMENTS[key] = text(
-            f"UPDATE {table.name} AS t SET {', '.join([*sets, extra])} FROM {source}"
-            " WHERE t.id = u.id"
-        )
-    return _STATEMENTS[key]
-
-
-def _arrays(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> dict[str, list[Any]]:
-    return {c: [_plain(r.get(c)) for r in rows] for c in columns}
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, list):  # an array column's cell: JSON (see _cell)
-        return orjson.dumps(value).decode()
-    return getattr(value, "value", value)  # an enum: its label
-
-
-def _values(name: str, type_: Any) -> Any:
-    """`unnest(:name) AS name(v)`: a batch's values as a table to join. Not `= ANY(:name)`:
-    over a sequential scan that compares every row with every value, and a prepared
-    statement's generic plan does just that while a new table has no statistics yet (a
-    first import); a join's worst plan is a hash join, linear."""
-    return func.unnest(bindparam(name, type_=ARRAY(type_))).table_valued("v").render_derived(name)
-
-
 _NEW_IDS = text(
     "SELECT nextval(pg_get_serial_sequence('customer', 'id')) FROM generate_series(1, :n)"
 )
@@ -473,13 +389,13 @@ class _Writer:
         fresh = sorted(keys - set(by_id.values()))
         self._by_key = {}
         if keys:
-            wanted, matched = _values("keys", Text), customer.alias("matched")
+            wanted, matched = values_table("keys", Text), customer.alias("matched")
             key = wanted.c.v if self.key == "reference_id" else cast(wanted.c.v, CITEXT)
             ids = union_all(
                 select(matched.c.id).select_from(
                     wanted.join(matched, matched.c[self.key] == key)
                 ),  # email is citext: compared without case
-                select(_values("ids", BigInteger).c.v),
+                select(values_table("ids", BigInteger).c.v),
             )
             rows = await conn.execute(
                 select(customer)
@@ -497,7 +413,7 @@ class _Writer:
         emails = sorted({p.values["email"].lower() for p in plans if p.values.get("email")})
         self._email_owner = {}
         if emails:
-            wanted = _values("emails", Text)
+            wanted = values_table("emails", Text)
             rows = await conn.execute(
                 select(customer.c.id, customer.c.number, customer.c.email)
                 .select_from(wanted.join(customer, customer.c.email == cast(wanted.c.v, CITEXT)))
@@ -736,7 +652,7 @@ class _Writer:
         self._addresses, self._custom = {}, {}
         if not ids:
             return
-        matched = _values("ids", BigInteger)
+        matched = values_table("ids", BigInteger)
         if any(p.address for p in plans):
             rows = await conn.execute(
                 select(address)
@@ -774,8 +690,8 @@ class _Writer:
             rows = [{**updates[i].changed, "id": updates[i].id} for i, _ in group]
             bumps = [updates[i].bumps for i, _ in group]
             await conn.execute(
-                _update_sql(customer, columns, _BUMP),
-                {**_arrays(rows, ("id", *columns)), "bumps": bumps},
+                update_sql(customer, columns, _BUMP),
+                {**arrays(rows, ("id", *columns)), "bumps": bumps},
             )
         if self._new:
             ids = (await conn.execute(_NEW_IDS, {"n": len(self._new)})).scalars().all()
@@ -791,7 +707,7 @@ class _Writer:
             for columns, group in _grouped(self._new, columns_of):
                 rows = [columns_of(self._new[i]) for i, _ in group]
                 numbers = await conn.execute(
-                    _insert_sql(customer, columns, "id, number"), _arrays(rows, columns)
+                    insert_sql(customer, columns, "id, number"), arrays(rows, columns)
                 )
                 number_of = dict(numbers.all())
                 for i, _ in group:
@@ -804,14 +720,14 @@ class _Writer:
         ]
         for columns, group in _grouped(added, lambda a: a):
             await conn.execute(
-                _insert_sql(address, columns), _arrays([added[i] for i, _ in group], columns)
+                insert_sql(address, columns), arrays([added[i] for i, _ in group], columns)
             )
         moved = [{**t.address_changed, "id": t.address["id"]} for t in targets
                  if t.address_changed]  # fmt: skip
         for columns, group in _grouped(moved, lambda a: {k for k in a if k != "id"}):
             await conn.execute(
-                _update_sql(address, columns, "updated_at = now()"),
-                _arrays([moved[i] for i, _ in group], ("id", *columns)),
+                update_sql(address, columns, "updated_at = now()"),
+                arrays([moved[i] for i, _ in group], ("id", *columns)),
             )
         for target in targets:
             if target.custom_writes:
@@ -876,5 +792,4 @@ def _consented(
     return given, None
 
 
-_PG = postgresql.dialect()
 _TYPED = (value.c.text_value, value.c.number_value, value.c.boolean_value, value.c.date_value)
