@@ -2,7 +2,16 @@
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Enum, ForeignKey, Identity, Index, LargeBinary, Text
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Enum,
+    ForeignKey,
+    Identity,
+    Index,
+    LargeBinary,
+    Text,
+)
 from sqlalchemy.dialects.postgresql import CITEXT
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -36,3 +45,14 @@ class ApiToken(Base):
     expires_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
     last_used_at: Mapped[datetime | None]
+    # Its own cost budget (server/budget.py): both or neither; NULL keeps the role's.
+    cost_budget: Mapped[float | None]
+    cost_restore_rate: Mapped[float | None]
+
+    __table_args__ = (
+        CheckConstraint(
+            "(cost_budget IS NULL) = (cost_restore_rate IS NULL)"
+            " AND (cost_budget IS NULL OR (cost_budget > 0 AND cost_restore_rate > 0))",
+            name="cost_budget",
+        ),
+    )

@@ -41,14 +41,26 @@ def new_token() -> str:
 
 
 async def issue_token(
-    engine: AsyncEngine, user_id: int, *, name: str | None = None, days: int | None = 90
+    engine: AsyncEngine,
+    user_id: int,
+    *,
+    name: str | None = None,
+    days: int | None = 90,
+    budget: tuple[float, float] | None = None,
 ) -> str:
+    """A new token; `budget` (maximum, rate) is its own cost budget (server/budget.py)."""
     raw = new_token()
     expires = datetime.now(UTC) + timedelta(days=days) if days else None
+    maximum, rate = budget or (None, None)
     async with engine.begin() as conn:
         await conn.execute(
             insert(token).values(
-                user_id=user_id, token_hash=hash_token(raw), name=name, expires_at=expires
+                user_id=user_id,
+                token_hash=hash_token(raw),
+                name=name,
+                expires_at=expires,
+                cost_budget=maximum,
+                cost_restore_rate=rate,
             )
         )
     return raw
@@ -120,5 +132,17 @@ async def revoke(engine: AsyncEngine, raw: str) -> bool:
             update(token)
             .where(token.c.token_hash == hash_token(raw), token.c.revoked_at.is_(None))
             .values(revoked_at=datetime.now(UTC))
+        )
+    return result.rowcount > 0
+
+
+async def set_budget(engine: AsyncEngine, raw: str, budget: tuple[float, float] | None) -> bool:
+    """Give a live token its own cost budget (maximum, rate), or None: its role's again."""
+    maximum, rate = budget or (None, None)
+    async with engine.begin() as conn:
+        result = await conn.execute(
+            update(token)
+            .where(token.c.token_hash == hash_token(raw), token.c.revoked_at.is_(None))
+            .values(cost_budget=maximum, cost_restore_rate=rate)
         )
     return result.rowcount > 0

@@ -36,7 +36,7 @@ from resolvers.errors import CodedError, ErrorCode, ServiceUnavailable, is_unava
 from resolvers.tokens import NOT_BEARER, UNKNOWN_TOKEN, bearer, viewer_for_token
 from server import graphiql, health, metrics, observe, tracing
 from server.api import schema
-from server.budget import CostBudget
+from server.budget import Budget, CostBudget, ThrottledTransportWS
 from server.compiled import AUTH_KEY, CompiledGraphQL
 from server.cors import Cors
 from server.database import make_engine
@@ -51,6 +51,9 @@ log = logging.getLogger(__name__)
 
 
 class GraphQLApp(GraphQL):
+    # Charges each `subscribe` message to the client's cost budget (server/budget.py).
+    graphql_transport_ws_handler_class = ThrottledTransportWS
+
     def __init__(self, schema, engine_ref: dict, settings: Settings) -> None:
         super().__init__(
             schema,
@@ -66,6 +69,7 @@ class GraphQLApp(GraphQL):
             multipart_uploads_enabled=True,
         )
         self.max_subscriptions_per_connection = settings.subscriptions_per_connection
+        self.budget: Budget | None = None  # set by create_app
 
         self.engine_ref = engine_ref
         self.settings = settings
@@ -316,6 +320,8 @@ def create_app(engine: AsyncEngine | None = None, settings: Settings | None = No
 
     graphql = GraphQLApp(schema, engine_ref, settings)
     graphql.drain = drain
+    # One cost budget for HTTP (CostBudget below) and WebSocket operations.
+    graphql.budget = budget = Budget(engine_ref=engine_ref, settings=settings, schema=schema)
     livez, readyz = health.endpoints(
         engine_ref, drain, graphql.hub, timeout=settings.connect_timeout or 5.0
     )
@@ -343,7 +349,7 @@ def create_app(engine: AsyncEngine | None = None, settings: Settings | None = No
     )
     # Cost and budget per client (server/budget.py): inside DatabaseFailures, so an outage
     # met by the bucket's statement answers 503 like any other.
-    app.add_middleware(CostBudget, engine_ref=engine_ref, settings=settings, schema=schema)
+    app.add_middleware(CostBudget, budget=budget)
     app.add_middleware(
         DatabaseFailures, engine_ref=engine_ref, budget=2 * settings.statement_timeout
     )

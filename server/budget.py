@@ -18,10 +18,16 @@ cost, the answer is HTTP 429, `Retry-After` (seconds until enough has flowed bac
 the error code THROTTLED, and no statement but the bucket's runs. A query refused by the
 cost limit (QUERY_TOO_COSTLY) is charged 1: it never runs either.
 
-The maximum and the rate are the token's role's (CUSTOMER_GRAPH_COST_BUDGETS, e.g.
+The maximum and the rate are the token's own (`customer-graph token budget`, stored on
+api_token), else its role's (CUSTOMER_GRAPH_COST_BUDGETS, e.g.
 `ADMIN=60000/3000,ANONYMOUS=2000/100`: maximum/rate per role; ANONYMOUS is a request
 without a known token), else CUSTOMER_GRAPH_COST_BUDGET and _RESTORE_RATE; the same
-statement reads the role.
+statement reads them.
+
+Operations sent over the WebSocket (graphql-transport-ws `subscribe` messages:
+subscriptions, and queries or mutations sent that way) are charged the same way, from
+the same bucket, when they start (ThrottledTransportWS): over budget, that operation gets
+an `error` message with THROTTLED and `retryAfter`, and the connection stays open.
 
 The client is the bearer token (its SHA-256, the key api_token stores) or, with no token,
 the client's address (the peer uvicorn reports; behind a proxy, run uvicorn with
@@ -38,6 +44,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -45,27 +52,36 @@ import orjson
 from cachetools import LRUCache
 from graphql import parse
 from sqlalchemy import text
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+)
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
 
 from resolvers.errors import ErrorCode
 from server.compiled import read_body
 from server.limits import query_cost
 
-# The bucket's limits: the token's role's (CUSTOMER_GRAPH_COST_BUDGETS), else the
-# defaults; a request without a known token is ANONYMOUS. EXTRACT: seconds since the last
+# The bucket's limits: the token's own (api_token.cost_budget), else its role's
+# (CUSTOMER_GRAPH_COST_BUDGETS), else the defaults; a request without a known token is
+# ANONYMOUS. EXTRACT: seconds since the last
 # request, times the rate, refills; LEAST caps; the cost is taken only if it is there.
 _LEVEL = "LEAST(l.maximum, b.available + l.rate * EXTRACT(EPOCH FROM now() - b.updated_at)::float8)"
 TAKE = text(
     f"""
 WITH who AS (
-  SELECT u.role::text AS role FROM api_token t JOIN app_user u ON u.id = t.user_id
+  SELECT u.role::text AS role, t.cost_budget, t.cost_restore_rate
+  FROM api_token t JOIN app_user u ON u.id = t.user_id
   WHERE t.token_hash = :token_hash AND t.revoked_at IS NULL
     AND (t.expires_at IS NULL OR t.expires_at > now()) AND u.is_active
+), r AS (
+  SELECT COALESCE((SELECT role FROM who), 'ANONYMOUS') AS role,
+         (SELECT cost_budget FROM who) AS maximum, (SELECT cost_restore_rate FROM who) AS rate
 ), l AS (
-  SELECT COALESCE((CAST(:budgets AS jsonb) -> r.role ->> 0)::float8,
+  SELECT COALESCE(r.maximum, (CAST(:budgets AS jsonb) -> r.role ->> 0)::float8,
                   CAST(:maximum AS double precision)) AS maximum,
-         COALESCE((CAST(:budgets AS jsonb) -> r.role ->> 1)::float8,
+         COALESCE(r.rate, (CAST(:budgets AS jsonb) -> r.role ->> 1)::float8,
                   CAST(:rate AS double precision)) AS rate
-  FROM (SELECT COALESCE((SELECT role FROM who), 'ANONYMOUS') AS role) r
+  FROM r
 )
 INSERT INTO cost_bucket AS b (key, available, granted, updated_at)
 SELECT CASE WHEN EXISTS (SELECT 1 FROM who) THEN :key ELSE :address END,
@@ -82,15 +98,13 @@ RETURNING available, granted, (SELECT maximum FROM l) AS maximum, (SELECT rate F
 JSON_TYPES = (b"application/json", b"application/graphql-response+json")
 
 
-class CostBudget:
-    """ASGI middleware for /graphql (HTTP): cost, bucket, `extensions.cost`."""
+class Budget:
+    """The cost of a request, and each client's bucket: shared by HTTP and WebSocket."""
 
-    def __init__(self, app, *, engine_ref: dict, settings, schema, path: str = "/graphql"):
-        self.app = app
+    def __init__(self, *, engine_ref: dict, settings, schema):
         self.engine_ref = engine_ref
         self.settings = settings
         self.schema = getattr(schema, "_schema", schema)
-        self.path = path
         self.maximum = float(settings.cost_budget)
         self.rate = float(settings.cost_restore_rate)
         # {role: [maximum, rate]}: CUSTOMER_GRAPH_COST_BUDGETS (server/settings.py)
@@ -103,8 +117,98 @@ class CostBudget:
     def enabled(self) -> bool:
         return self.maximum > 0 and self.rate > 0
 
+    def cost_of(self, payload: Any) -> int:
+        """The query's cost (server/limits.query_cost), 1 when it cannot be computed."""
+        if not isinstance(payload, dict) or not isinstance(payload.get("query"), str):
+            return 1
+        variables = payload.get("variables")
+        op_name = payload.get("operationName")
+        if not isinstance(variables, dict | None) or not isinstance(op_name, str | None):
+            return 1
+        try:
+            key = (payload["query"], op_name, orjson.dumps(variables, option=orjson.OPT_SORT_KEYS))
+        except TypeError:
+            return 1
+        cost = self.costs.get(key)
+        if cost is None:
+            try:
+                document = parse(payload["query"], max_tokens=self.settings.max_tokens)
+                cost = max(1, query_cost(document, op_name, variables, self.schema))
+            except Exception:  # unparsable, too deep: refused downstream before any SQL
+                cost = 1
+            self.costs[key] = cost
+        return cost
+
+    async def charge(self, payload: Any, authorization: str, address: str) -> Charge:
+        """Take the request's cost from its client's bucket: one statement."""
+        requested = self.cost_of(payload)
+        charged = requested if requested <= self.settings.max_cost else 1
+        token_hash = _token_hash(authorization)
+        key = "token:" + token_hash.hex() if token_hash is not None else address
+        params = {
+            "key": key,
+            "address": address,
+            "token_hash": token_hash,
+            "budgets": self.budgets,
+            "maximum": self.maximum,
+            "rate": self.rate,
+            "cost": max(1, charged),
+        }
+        async with self.engine_ref["engine"].connect() as conn:
+            row = (await conn.execute(TAKE, params)).one()
+            await conn.commit()
+        maximum, rate, available = float(row.maximum), float(row.rate), float(row.available)
+        return Charge(
+            requested=requested,
+            charged=max(1, min(charged, int(maximum))),
+            granted=bool(row.granted),
+            available=available,
+            cost={
+                "requestedQueryCost": requested,
+                "actualQueryCost": None,
+                "throttleStatus": {
+                    "maximumAvailable": _number(maximum),
+                    "currentlyAvailable": math.floor(available),
+                    "restoreRate": _number(rate),
+                },
+            },
+            rate=rate,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Charge:
+    requested: int
+    charged: int
+    granted: bool
+    available: float
+    rate: float
+    cost: dict
+
+    @property
+    def retry_after(self) -> int:
+        """Whole seconds until the bucket holds the cost again."""
+        return max(1, math.ceil((self.charged - self.available) / self.rate))
+
+    def error(self) -> dict:
+        return {
+            "message": f"Throttled: this query costs {self.charged:,} points and "
+            f"{math.floor(self.available):,} are available; "
+            f"{_number(self.rate):,} flow back each second.",
+            "extensions": {"code": ErrorCode.THROTTLED, "retryAfter": self.retry_after},
+        }
+
+
+class CostBudget:
+    """ASGI middleware for /graphql (HTTP): cost, bucket, `extensions.cost`."""
+
+    def __init__(self, app, *, budget: Budget, path: str = "/graphql"):
+        self.app = app
+        self.budget = budget
+        self.path = path
+
     async def __call__(self, scope, receive, send) -> None:
-        if not self.enabled or scope["type"] != "http" or scope["path"] != self.path:
+        if not self.budget.enabled or scope["type"] != "http" or scope["path"] != self.path:
             return await self.app(scope, receive, send)
         method = scope["method"]
         headers = dict(scope["headers"])
@@ -131,35 +235,10 @@ class CostBudget:
         else:
             return await self.app(scope, receive, send)
 
-        requested = self.cost_of(payload)
-        charged = requested if requested <= self.settings.max_cost else 1
-        key, token_hash = self.key_of(scope, headers)
-        available, granted, maximum, rate = await self.take(scope, key, token_hash, max(1, charged))
-        charged = max(1, min(charged, int(maximum)))
-        cost = {
-            "requestedQueryCost": requested,
-            "actualQueryCost": None,
-            "throttleStatus": {
-                "maximumAvailable": _number(maximum),
-                "currentlyAvailable": math.floor(available),
-                "restoreRate": _number(rate),
-            },
-        }
-        if not granted:
-            wait = max(1, math.ceil((charged - available) / rate))
-            body = orjson.dumps(
-                {
-                    "errors": [
-                        {
-                            "message": f"Throttled: this query costs {charged:,} points and "
-                            f"{math.floor(available):,} are available; "
-                            f"{_number(rate):,} flow back each second.",
-                            "extensions": {"code": ErrorCode.THROTTLED},
-                        }
-                    ],
-                    "extensions": {"cost": cost},
-                }
-            )
+        authorization = headers.get(b"authorization", b"").decode("latin-1")
+        charge = await self.budget.charge(payload, authorization, _address(scope))
+        if not charge.granted:
+            body = orjson.dumps({"errors": [charge.error()], "extensions": {"cost": charge.cost}})
             await send(
                 {
                     "type": "http.response.start",
@@ -167,65 +246,45 @@ class CostBudget:
                     "headers": [
                         (b"content-type", b"application/json"),
                         (b"content-length", str(len(body)).encode()),
-                        (b"retry-after", str(wait).encode()),
+                        (b"retry-after", str(charge.retry_after).encode()),
                     ],
                 }
             )
             await send({"type": "http.response.body", "body": body})
             return
-        await self.app(scope, receive, _with_cost(send, cost))
+        await self.app(scope, receive, _with_cost(send, charge.cost))
 
-    def cost_of(self, payload: Any) -> int:
-        """The query's cost (server/limits.query_cost), 1 when it cannot be computed."""
-        if not isinstance(payload, dict) or not isinstance(payload.get("query"), str):
-            return 1
-        variables = payload.get("variables")
-        op_name = payload.get("operationName")
-        if not isinstance(variables, dict | None) or not isinstance(op_name, str | None):
-            return 1
-        try:
-            key = (payload["query"], op_name, orjson.dumps(variables, option=orjson.OPT_SORT_KEYS))
-        except TypeError:
-            return 1
-        cost = self.costs.get(key)
-        if cost is None:
-            try:
-                document = parse(payload["query"], max_tokens=self.settings.max_tokens)
-                cost = max(1, query_cost(document, op_name, variables, self.schema))
-            except Exception:  # unparsable, too deep: refused downstream before any SQL
-                cost = 1
-            self.costs[key] = cost
-        return cost
 
-    @staticmethod
-    def key_of(scope, headers: dict) -> tuple[str, bytes | None]:
-        """The bucket's key, and the token's hash (api_token's key) when one is sent. A
-        token the database does not know falls back to the address's bucket (TAKE), so
-        made-up tokens neither escape the anonymous budget nor add rows."""
-        scheme, _, raw = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
-        raw = raw.strip()
-        if scheme.lower() == "bearer" and raw:
-            digest = hashlib.sha256(raw.encode()).digest()
-            return "token:" + digest.hex(), digest
-        return _address(scope), None
+class ThrottledTransportWS(BaseGraphQLTransportWSHandler):
+    """graphql-transport-ws whose `subscribe` messages are charged like HTTP requests."""
 
-    async def take(
-        self, scope, key: str, token_hash: bytes | None, cost: int
-    ) -> tuple[float, bool, float, float]:
-        """(points left, granted, the bucket's maximum, its restore rate): one statement."""
-        params = {
-            "key": key,
-            "address": _address(scope),
-            "token_hash": token_hash,
-            "budgets": self.budgets,
-            "maximum": self.maximum,
-            "rate": self.rate,
-            "cost": cost,
-        }
-        async with self.engine_ref["engine"].connect() as conn:
-            row = (await conn.execute(TAKE, params)).one()
-            await conn.commit()
-        return float(row.available), bool(row.granted), float(row.maximum), float(row.rate)
+    async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        budget: Budget | None = getattr(self.view, "budget", None)
+        if budget is None or not budget.enabled or not self.connection_acknowledged:
+            return await super().handle_subscribe(message)
+        if message["id"] in self.operations:
+            return await super().handle_subscribe(message)  # the protocol's own 4409
+        params = self.context.connection_params or {}
+        authorization = str(params.get("authorization") or params.get("Authorization") or "")
+        scope = self.context.request.scope
+        charge = await budget.charge(message.get("payload"), authorization, _address(scope))
+        if not charge.granted:
+            error = charge.error()
+            error["extensions"]["cost"] = charge.cost
+            await self.send_message({"id": message["id"], "type": "error", "payload": [error]})
+            return
+        await super().handle_subscribe(message)
+
+
+def _token_hash(authorization: str) -> bytes | None:
+    """api_token's key for a bearer token. A token the database does not know falls back
+    to the address's bucket (TAKE), so made-up tokens neither escape the anonymous budget
+    nor add rows."""
+    scheme, _, raw = authorization.partition(" ")
+    raw = raw.strip()
+    if scheme.lower() == "bearer" and raw:
+        return hashlib.sha256(raw.encode()).digest()
+    return None
 
 
 def _address(scope) -> str:

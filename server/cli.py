@@ -240,9 +240,46 @@ def cmd_user_set_password(args: argparse.Namespace) -> int:
 def cmd_token_create(args: argparse.Namespace) -> int:
     from server.users import create_token
 
-    token = _on_database(lambda url: create_token(url, email=args.email, days=args.days))
+    token = _on_database(
+        lambda url: create_token(url, email=args.email, days=args.days, budget=args.budget)
+    )
     _print_token(token, args.email, args.days)
     return 0
+
+
+def cmd_token_budget(args: argparse.Namespace) -> int:
+    from resolvers.tokens import set_budget
+    from server.settings import cost_budget
+    from server.users import UserError
+
+    try:
+        budget = None if args.budget == "default" else cost_budget(args.budget)
+    except ValueError as error:
+        raise UserError(str(error)) from None
+
+    async def run(url: str) -> bool:
+        engine = _engine(url)
+        try:
+            return await set_budget(engine, args.token, budget)
+        finally:
+            await engine.dispose()
+
+    done = _on_database(run)
+    if not done:
+        print("no such active token")
+        return 1
+    print(f"budget {budget[0]:g}/{budget[1]:g}" if budget else "budget: the role's again")
+    return 0
+
+
+def _budget(text: str) -> tuple[float, float]:
+    """argparse type for `maximum/rate`."""
+    from server.settings import cost_budget
+
+    try:
+        return cost_budget(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def cmd_token_revoke(args: argparse.Namespace) -> int:
@@ -570,7 +607,21 @@ def parser() -> argparse.ArgumentParser:
     tc = t.add_parser("create", help="a new API token for an existing user", formatter_class=fmt)
     tc.add_argument("--email", required=True, help="the user's email")
     tc.add_argument("--days", type=int, default=90, help="token lifetime; 0 = never expires")
+    tc.add_argument(
+        "--budget",
+        type=_budget,
+        metavar="MAX/RATE",
+        help="the token's own cost budget: points, points a second (default: its role's)",
+    )
     tc.set_defaults(func=cmd_token_create)
+    tb = t.add_parser(
+        "budget",
+        help="give a token its own cost budget, or 'default' for its role's",
+        formatter_class=fmt,
+    )
+    tb.add_argument("token", help="the token")
+    tb.add_argument("budget", metavar="MAX/RATE|default", help="e.g. 5000/100, or default")
+    tb.set_defaults(func=cmd_token_budget)
     tr = t.add_parser(
         "revoke", help="revoke one token, or every token of a user", formatter_class=fmt
     )

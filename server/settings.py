@@ -26,6 +26,18 @@ def _float(name: str, default: float) -> float:
     return float(raw) if raw else default
 
 
+def cost_budget(text: str) -> tuple[float, float]:
+    """`maximum/rate` (points, points a second), both > 0: a role's or a token's budget."""
+    maximum, sep, rate = text.partition("/")
+    try:
+        pair = (float(maximum), float(rate))
+    except ValueError:
+        pair = (0.0, 0.0)
+    if not sep or not all(0 < v < float("inf") for v in pair):
+        raise ValueError(f"a cost budget is maximum/rate, both > 0 (e.g. 5000/100); got {text!r}")
+    return pair
+
+
 def _budgets(raw: str | None) -> tuple[tuple[str, float, float], ...]:
     """`ROLE=maximum/rate,…` (CUSTOMER_GRAPH_COST_BUDGETS) as (role, maximum, rate)."""
     budgets = []
@@ -33,10 +45,11 @@ def _budgets(raw: str | None) -> tuple[tuple[str, float, float], ...]:
         if not item.strip():
             continue
         role, _, limits = item.partition("=")
-        maximum, _, rate = limits.partition("/")
-        if float(maximum) <= 0 or float(rate) <= 0:
-            raise ValueError(f"CUSTOMER_GRAPH_COST_BUDGETS: {item!r} needs maximum/rate > 0")
-        budgets.append((role.strip().upper(), float(maximum), float(rate)))
+        try:
+            maximum, rate = cost_budget(limits)
+        except ValueError as error:
+            raise ValueError(f"CUSTOMER_GRAPH_COST_BUDGETS: {item!r}: {error}") from None
+        budgets.append((role.strip().upper(), maximum, rate))
     return tuple(budgets)
 
 

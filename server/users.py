@@ -82,7 +82,14 @@ async def create_user(
         return await issue_token(engine, user_id, name="cli", days=token_days or None)
 
 
-async def create_token(url: str, *, email: str, days: int | None = 90, name: str = "cli") -> str:
+async def create_token(
+    url: str,
+    *,
+    email: str,
+    days: int | None = 90,
+    name: str = "cli",
+    budget: tuple[float, float] | None = None,
+) -> str:
     async with _engine(url) as engine:
         user_id = await _user_id(engine, email)
         async with engine.connect() as conn:
@@ -91,7 +98,7 @@ async def create_token(url: str, *, email: str, days: int | None = 90, name: str
             ).scalar()
         if not active:
             raise UserError(f"{email} is deactivated")
-        return await issue_token(engine, user_id, name=name, days=days or None)
+        return await issue_token(engine, user_id, name=name, days=days or None, budget=budget)
 
 
 async def list_users(url: str) -> list[UserRow]:

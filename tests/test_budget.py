@@ -161,3 +161,87 @@ async def test_budgets_per_role(app_engine, engine, settings):
             "currentlyAvailable": 4,
             "restoreRate": 0.5,
         }
+
+
+async def test_a_token_with_its_own_budget_is_throttled_by_it(app_engine, engine, settings):
+    from resolvers.tokens import set_budget
+
+    _, small = await make_user(engine, email="small@example.com")
+    _, roomy = await make_user(engine, email="roomy@example.com")
+    assert await set_budget(engine, small, (float(COST), 2.0))
+    budgets = (("ADMIN", float(COST) * 10, 1.0),)  # the role's: ten pages
+    async with client_for(app_engine, settings, cost_budgets=budgets) as http:
+        first = (await post(http, PAGE, small)).json()["extensions"]["cost"]["throttleStatus"]
+        assert first == {"maximumAvailable": COST, "currentlyAvailable": 0, "restoreRate": 2}
+        throttled = await post(http, PAGE, small)
+        assert throttled.status_code == 429
+        error = throttled.json()["errors"][0]
+        assert error["extensions"] == {"code": "THROTTLED", "retryAfter": COST // 2}
+        assert int(throttled.headers["retry-after"]) == COST // 2
+        # The role's budget still serves the role's other tokens.
+        for _ in range(3):
+            assert (await post(http, PAGE, roomy)).status_code == 200
+        # Back to the role's: the bucket's maximum follows at once.
+        assert await set_budget(engine, small, None)
+        back = (await post(http, PAGE, small)).json()["extensions"]["cost"]["throttleStatus"]
+        assert back["maximumAvailable"] == COST * 10
+
+
+async def test_a_budget_must_have_both_figures_positive(engine):
+    from sqlalchemy.exc import IntegrityError
+
+    from server.settings import cost_budget
+
+    for bad in ("5000", "0/10", "10/0", "-1/1", "a/b", "inf/1", ""):
+        with pytest.raises(ValueError):
+            cost_budget(bad)
+    assert cost_budget("5000/12.5") == (5000.0, 12.5)
+    user_id, raw = await make_user(engine, email="check@example.com")
+    with pytest.raises(IntegrityError):
+        async with engine.begin() as conn:
+            await conn.execute(text("UPDATE api_token SET cost_budget = 10 WHERE user_id = :u"),
+                               {"u": user_id})  # fmt: skip
+
+
+async def test_websocket_operations_are_charged_from_the_same_bucket(app_engine, engine, settings):
+    """A subscribe message costs what the same query costs over HTTP; over budget, that
+    operation gets an error with THROTTLED and the connection stays open."""
+    import orjson
+    import websockets
+
+    from tests.conftest import serve
+
+    _, token = await make_user(engine, email="ws@example.com")
+    budget = replace(settings, cost_budget=2 * COST + COST // 2, cost_restore_rate=0.01)
+    app = create_app(engine=app_engine, settings=budget)
+    async with serve(app) as address:
+        async with httpx.AsyncClient(base_url=f"http://{address}") as http:
+            assert (await post(http, PAGE, token)).status_code == 200  # one page over HTTP
+        async with websockets.connect(
+            f"ws://{address}/graphql", subprotocols=["graphql-transport-ws"]
+        ) as ws:
+            init = {"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}}
+            await ws.send(orjson.dumps(init).decode())
+            assert orjson.loads(await ws.recv())["type"] == "connection_ack"
+
+            async def run(op_id: str) -> list[dict]:
+                message = {"id": op_id, "type": "subscribe", "payload": {"query": PAGE}}
+                await ws.send(orjson.dumps(message).decode())
+                frames = []
+                while True:
+                    frame = orjson.loads(await asyncio.wait_for(ws.recv(), 10))
+                    frames.append(frame)
+                    if frame["type"] in ("complete", "error"):
+                        return frames
+
+            served = await run("1")  # the second page: served
+            assert [f["type"] for f in served] == ["next", "complete"]
+            assert served[0]["payload"]["data"]["customers"]["nodes"] == []
+            refused = await run("2")  # the third: over budget
+            assert [f["type"] for f in refused] == ["error"]
+            (error,) = refused[0]["payload"]
+            assert error["extensions"]["code"] == "THROTTLED"
+            assert error["extensions"]["retryAfter"] >= 1
+            assert error["extensions"]["cost"]["requestedQueryCost"] == COST
+            await ws.send(orjson.dumps({"type": "ping"}).decode())
+            assert orjson.loads(await ws.recv())["type"] == "pong"  # still open

@@ -111,3 +111,32 @@ async def test_seed_reset_says_users_go_and_prints_a_new_admin_token(cli, client
     token = out.strip().splitlines()[-1]
     me = await GraphQLClient(client, token).data(ME)
     assert me["me"]["user"] == {"email": "admin@demo.example", "role": "ADMIN"}
+
+
+async def test_token_budget_is_set_and_cleared(cli, engine):
+    from sqlalchemy import text
+
+    await cli("user", "create", "--email", "meter@example.com", "--role", "SALES_REP")
+    code, out, _ = await cli(
+        "token", "create", "--email", "meter@example.com", "--budget", "5000/50"
+    )
+    assert code == 0
+    token = out.strip()
+
+    async def stored() -> list[tuple]:
+        async with engine.connect() as conn:
+            query = "SELECT cost_budget, cost_restore_rate FROM api_token ORDER BY id"
+            return [tuple(r) for r in await conn.execute(text(query))]
+
+    assert (5000.0, 50.0) in await stored()
+    code, out, _ = await cli("token", "budget", token, "800/4")
+    assert code == 0 and out.strip() == "budget 800/4"
+    assert (800.0, 4.0) in await stored()
+    code, out, _ = await cli("token", "budget", token, "default")
+    assert code == 0 and (800.0, 4.0) not in await stored()
+    code, _, err = await cli("token", "budget", token, "800")
+    assert code == 1 and "maximum/rate" in err and "Traceback" not in err
+    with pytest.raises(SystemExit):
+        await cli("token", "create", "--email", "meter@example.com", "--budget", "0/1")
+    code, out, _ = await cli("token", "budget", "cg_unknown", "10/1")
+    assert code == 1 and "no such active token" in out
