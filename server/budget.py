@@ -9,7 +9,9 @@ Every /graphql answer carries `extensions.cost`, as Shopify's Admin API does:
 `requestedQueryCost` is the cost server/limits.py computes before any SQL (the cost
 limit's figure, the same on both read paths: this middleware wraps both). A document
 that does not parse, a persisted-query hash sent alone and a multipart upload cost 1.
-`actualQueryCost` is not measured yet (null).
+`actualQueryCost` is null: the compiled path builds the answer inside PostgreSQL, and
+counting what came back would mean parsing every answer again in Python; the bucket
+charges the requested cost (the bound) up front.
 
 Each client has a leaky bucket: `maximumAvailable` points, refilled at `restoreRate`
 points per second; a request takes its cost out (at most the maximum, so any query the
@@ -58,6 +60,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
 
 from resolvers.errors import ErrorCode
+from server import metrics
 from server.compiled import read_body
 from server.limits import query_cost
 
@@ -269,6 +272,8 @@ class ThrottledTransportWS(BaseGraphQLTransportWSHandler):
         scope = self.context.request.scope
         charge = await budget.charge(message.get("payload"), authorization, _address(scope))
         if not charge.granted:
+            if budget.settings.metrics:  # HTTP's are counted from the request line
+                metrics.REJECTED.labels(ErrorCode.THROTTLED).inc()
             error = charge.error()
             error["extensions"]["cost"] = charge.cost
             await self.send_message({"id": message["id"], "type": "error", "payload": [error]})
