@@ -4,6 +4,7 @@ import hashlib
 import secrets
 from datetime import UTC, datetime, timedelta
 
+from cachetools import TTLCache
 from sqlalchemy import Text, bindparam, cast, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -16,6 +17,9 @@ token = ApiToken.__table__
 user = AppUser.__table__
 PREFIX = "cg_"
 
+
+# Migration 0021's triggers notify here when a token or its user changes.
+TOKEN_CHANNEL = "cg_token"
 
 NOT_BEARER = "Use 'Authorization: Bearer <token>'."
 UNKNOWN_TOKEN = "The token is unknown, expired or revoked."
@@ -66,10 +70,10 @@ async def issue_token(
     return raw
 
 
-# Who a token stands for: one statement, run through SQLAlchemy or (compiled read path)
-# straight on the asyncpg connection, compiled once.
+# Who a token stands for (and until when): one statement, run through SQLAlchemy or
+# (compiled read path) straight on the asyncpg connection, compiled once.
 VIEWER_BY_TOKEN = (
-    select(user.c.id, user.c.role, user.c.email)
+    select(user.c.id, user.c.role, user.c.email, token.c.expires_at)
     .join(token, token.c.user_id == user.c.id)
     .where(
         token.c.token_hash == bindparam("token_hash"),
@@ -78,9 +82,6 @@ VIEWER_BY_TOKEN = (
         user.c.is_active,
     )
 )
-_compiled_viewer = VIEWER_BY_TOKEN.compile(dialect=asyncpg.dialect())
-VIEWER_BY_TOKEN_SQL = str(_compiled_viewer)
-VIEWER_BY_TOKEN_ORDER = tuple(_compiled_viewer.positiontup or ())
 
 
 # The compiled read path's token lookup also sets the viewer for row-level security, in the
@@ -98,32 +99,97 @@ def _viewer(row) -> Viewer | None:
     return Viewer(user_id=row[0], role=Role(row[1]), email=row[2])
 
 
-async def viewer_for_token(engine: AsyncEngine, raw: str | None) -> Viewer | None:
-    """The viewer a bearer token stands for; None when it is unknown, expired or revoked."""
+async def viewer_for_token(
+    engine: AsyncEngine, raw: str | None, cache: "ViewerCache | None" = None
+) -> Viewer | None:
+    """The viewer a bearer token stands for; None when it is unknown, expired or revoked.
+    With a `cache` that knows the token, no statement runs."""
     if not raw:
         return ANONYMOUS
-    params = {"token_hash": hash_token(raw), "now": datetime.now(UTC)}
+    digest = hash_token(raw)
+    if cache is not None and (known := cache.get(digest)) is not None:
+        return known
+    epoch = cache.epoch if cache is not None else 0
+    params = {"token_hash": digest, "now": datetime.now(UTC)}
     async with engine.connect() as conn:
-        return _viewer((await conn.execute(VIEWER_BY_TOKEN, params)).first())
+        row = (await conn.execute(VIEWER_BY_TOKEN, params)).first()
+    if cache is not None and row is not None:
+        cache.put(digest, _viewer(row), row.expires_at, epoch)
+    return _viewer(row)
 
 
-async def viewer_on(connection, raw: str | None, *, set_viewer: bool = False) -> Viewer | None:
-    """viewer_for_token on a bare asyncpg connection (one round trip); `set_viewer` also
-    sets the viewer of the connection's open transaction (row-level security)."""
-    if not raw:
-        return ANONYMOUS
-    params = {"token_hash": hash_token(raw), "now": datetime.now(UTC)}
-    sql, order = (
-        (VIEWER_SETTING_BY_TOKEN_SQL, VIEWER_SETTING_BY_TOKEN_ORDER)
-        if set_viewer
-        else (VIEWER_BY_TOKEN_SQL, VIEWER_BY_TOKEN_ORDER)
-    )
-    return _viewer(await connection.fetchrow(sql, *(params[name] for name in order)))
+async def viewer_setting_on(
+    connection, raw: str, cache: "ViewerCache | None" = None
+) -> Viewer | None:
+    """The viewer a bearer token stands for, on a bare asyncpg connection in one round
+    trip that also sets the viewer of its open transaction (row-level security); kept in
+    `cache`."""
+    epoch = cache.epoch if cache is not None else 0
+    digest = hash_token(raw)
+    params = {"token_hash": digest, "now": datetime.now(UTC)}
+    order = VIEWER_SETTING_BY_TOKEN_ORDER
+    row = await connection.fetchrow(VIEWER_SETTING_BY_TOKEN_SQL, *(params[n] for n in order))
+    if cache is not None and row is not None:
+        cache.put(digest, _viewer(row), row["expires_at"], epoch)
+    return _viewer(row)
 
 
-async def viewer_setting_on(connection, raw: str | None) -> Viewer | None:
-    """viewer_on that also sets the viewer of the connection's open transaction."""
-    return await viewer_on(connection, raw, set_viewer=True)
+def begin_as(viewer: Viewer) -> str:
+    """BEGIN READ ONLY and row-level security's viewer in one simple-protocol round trip,
+    for a viewer the cache knows. Both values are ours (an id, a Role), never client text."""
+    role = Role(viewer.role).value
+    return f"BEGIN READ ONLY; SELECT cg_set_viewer({int(viewer.user_id)}, '{role}')"
+
+
+class ViewerCache:
+    """Who a token stands for, kept by one worker for up to `ttl` seconds so a signed-in
+    request skips the lookup's round trip.
+
+    Trusted only while the worker listens on `cg_token` (migration 0021's triggers say
+    when a token is revoked, or its user deactivated or given another role): a change
+    reaches every worker as soon as it commits. When the LISTEN connection is lost, the
+    cache empties and is bypassed until it listens again (no notification can be missed
+    unnoticed). `epoch` changes with every forget, so a lookup that raced a revocation
+    is not stored."""
+
+    def __init__(self, ttl: float, maxsize: int = 10_000) -> None:
+        self.entries: TTLCache = TTLCache(maxsize=maxsize, ttl=ttl)
+        self.trusted = False
+        self.epoch = 0
+
+    def get(self, digest: bytes) -> Viewer | None:
+        if not self.trusted:
+            return None
+        hit = self.entries.get(digest)
+        if hit is None:
+            return None
+        viewer, expires_at = hit
+        if expires_at is not None and expires_at <= datetime.now(UTC):
+            self.entries.pop(digest, None)
+            return None
+        return viewer
+
+    def put(self, digest: bytes, viewer: Viewer | None, expires_at, epoch: int) -> None:
+        if viewer is not None and self.trusted and epoch == self.epoch:
+            self.entries[digest] = (viewer, expires_at)
+
+    def forget(self, payload: str) -> None:
+        """A `cg_token` notification: `token:<sha256 hex>` or `user:<id>`."""
+        self.epoch += 1
+        kind, _, key = payload.partition(":")
+        if kind == "token":
+            self.entries.pop(bytes.fromhex(key), None)
+        else:
+            user_id = int(key) if key.isdigit() else None
+            for digest, (viewer, _) in list(self.entries.items()):
+                if user_id is None or viewer.user_id == user_id:
+                    self.entries.pop(digest, None)
+
+    def listening(self, on: bool) -> None:
+        """The worker's LISTEN connection came up (True) or was lost (False)."""
+        self.epoch += 1
+        self.entries.clear()
+        self.trusted = on
 
 
 async def revoke(engine: AsyncEngine, raw: str) -> bool:

@@ -33,7 +33,13 @@ from strawberry.types.unset import UNSET
 from resolvers import bulk_updates, exports, import_jobs, telemetry
 from resolvers.context import Context
 from resolvers.errors import CodedError, ErrorCode, ServiceUnavailable, is_unavailable
-from resolvers.tokens import NOT_BEARER, UNKNOWN_TOKEN, bearer, viewer_for_token
+from resolvers.tokens import (
+    NOT_BEARER,
+    UNKNOWN_TOKEN,
+    ViewerCache,
+    bearer,
+    viewer_for_token,
+)
 from server import graphiql, health, metrics, observe, tracing
 from server.api import schema
 from server.budget import Budget, CostBudget, ThrottledTransportWS
@@ -70,6 +76,10 @@ class GraphQLApp(GraphQL):
         )
         self.max_subscriptions_per_connection = settings.subscriptions_per_connection
         self.budget: Budget | None = None  # set by create_app
+        # Who tokens stand for, while the hub listens for revocations (resolvers/tokens).
+        self.viewers = (
+            ViewerCache(settings.token_cache_seconds) if settings.token_cache_seconds > 0 else None
+        )
 
         self.engine_ref = engine_ref
         self.settings = settings
@@ -101,6 +111,7 @@ class GraphQLApp(GraphQL):
                 reconnect_seconds=self.settings.listen_reconnect_seconds,
                 health_seconds=self.settings.listen_health_seconds,
             )
+            hub.viewers = self.viewers
         return hub
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
@@ -123,7 +134,7 @@ class GraphQLApp(GraphQL):
             if viewer is not None:
                 ctx.viewer = viewer
             return ctx
-        await authenticate(ctx, request.headers.get("authorization", ""))
+        await authenticate(ctx, request.headers.get("authorization", ""), self.viewers)
         request.scope[AUTH_KEY] = (ctx.viewer, ctx.token_error)  # the request line's role
         return ctx
 
@@ -131,7 +142,7 @@ class GraphQLApp(GraphQL):
         """graphql-transport-ws: the token travels in the connection_init payload."""
         params = context.connection_params or {}
         header = params.get("authorization") or params.get("Authorization") or ""
-        await authenticate(context, str(header))
+        await authenticate(context, str(header), self.viewers)
         if context.token_error and header:
             raise ConnectionRejectionError({"message": context.token_error})
         return UNSET
@@ -154,13 +165,13 @@ class GraphQLApp(GraphQL):
         return orjson.dumps(data).decode()
 
 
-async def authenticate(ctx: Context, header: str) -> None:
+async def authenticate(ctx: Context, header: str, cache: ViewerCache | None = None) -> None:
     """Resolve `Bearer <token>` into ctx.viewer, or note why it failed in ctx.token_error."""
     raw = bearer(header)
     if raw is None:
         ctx.token_error = NOT_BEARER
         return
-    viewer = await viewer_for_token(ctx.engine, raw or None)
+    viewer = await viewer_for_token(ctx.engine, raw or None, cache)
     if viewer is None:
         ctx.token_error = UNKNOWN_TOKEN
     else:
@@ -211,10 +222,14 @@ def create_app(engine: AsyncEngine | None = None, settings: Settings | None = No
         resumed = asyncio.create_task(import_jobs.resume_jobs(engine_ref["engine"]))
         # So do bulk updates (each batch a transaction: none is half-applied).
         resumed_bulk = asyncio.create_task(bulk_updates.resume_jobs(engine_ref["engine"]))
+        # Listen from the start: token revocations too (the cache of who tokens stand for
+        # is used only while listening).
+        listening = asyncio.create_task(graphql.hub().listening())
         try:
             yield
         finally:
             sampler.cancel()
+            listening.cancel()
             resumed.cancel()
             resumed_bulk.cancel()
             metrics.mark_process_dead()
@@ -252,7 +267,7 @@ def create_app(engine: AsyncEngine | None = None, settings: Settings | None = No
     async def import_errors(request: Request) -> Response:
         """An import's rejected rows as CSV, for its owner or an admin (bearer token)."""
         ctx = Context(engine=engine_ref["engine"], settings=settings, request=request)
-        await authenticate(ctx, request.headers.get("authorization", ""))
+        await authenticate(ctx, request.headers.get("authorization", ""), graphql.viewers)
         if not ctx.viewer.is_authenticated:
             return JSONResponse(
                 {
@@ -283,7 +298,7 @@ def create_app(engine: AsyncEngine | None = None, settings: Settings | None = No
         """An export job's customers, streamed to its owner (bearer token), through the
         owner's scope, until the job expires."""
         ctx = Context(engine=engine_ref["engine"], settings=settings, request=request)
-        await authenticate(ctx, request.headers.get("authorization", ""))
+        await authenticate(ctx, request.headers.get("authorization", ""), graphql.viewers)
         if not ctx.viewer.is_authenticated:
             return _json_error(401, "Sign in.", ErrorCode.UNAUTHENTICATED)
         job = await exports.export_for(ctx, int(request.path_params["job_id"]))

@@ -34,6 +34,8 @@ from resolvers.tokens import (
     UNKNOWN_TOKEN,
     VIEWER_SETTING_BY_TOKEN_SQL,
     bearer,
+    begin_as,
+    hash_token,
     viewer_setting_on,
 )
 from resolvers.viewer import ANONYMOUS, Viewer
@@ -50,6 +52,7 @@ log = logging.getLogger(__name__)
 
 _MISSING = object()
 AUTH_KEY = observe.AUTH_KEY  # (viewer | None, token_error | None), reused by get_context
+SENT = object()  # _decide sent the compiled answer itself
 NOT_FOUND = orjson.dumps(
     {
         "errors": [
@@ -241,7 +244,9 @@ class CompiledGraphQL:
                 return await self.fallback(scope, receive, send)
             return await self.fallback(scope, _replay(body, receive), send)
 
-        decided = await self._decide(scope, method, query, digest, payload)
+        decided = await self._decide(scope, send, method, query, digest, payload)
+        if decided is SENT:
+            return
         if isinstance(decided, _Reply):
             return await _send(send, decided.status, decided.body, path=decided.path)
         query, answer = decided
@@ -252,39 +257,56 @@ class CompiledGraphQL:
         return await self.fallback(scope, _replay(body, receive), send)
 
     async def _decide(
-        self, scope, method: str, query: Any, digest: str | None, payload: dict
-    ) -> _Reply | tuple[Any, tuple[Statement, dict[str, bytes]] | None]:
+        self, scope, send, method: str, query: Any, digest: str | None, payload: dict
+    ) -> _Reply | tuple[Any, tuple[Statement, dict[str, bytes]] | None] | object:
         """A reply, or (query text, mixed answer | None) for Strawberry. The token is
         looked up first: nothing is registered or cached for someone not signed in. A
         signed-in read keeps the lookup's pooled connection, used bare (no BEGIN/ROLLBACK:
-        one statement sees one snapshot), for its compiled statement."""
+        one statement sees one snapshot), for its compiled statement. A compiled answer is
+        sent from here (SENT), before the transaction ends."""
         raw_token = self._bearer(scope)
         if not raw_token:  # none, or not Bearer (_bearer noted why)
             if raw_token == "":
                 scope[AUTH_KEY] = (ANONYMOUS, None)
             return self._unsigned(method, query, digest, payload)
         engine = self.engine_ref["engine"]
+        cache = getattr(self.fallback, "viewers", None)
+        known = cache.get(hash_token(raw_token)) if cache is not None else None
         async with engine.connect() as conn:
             pg = (await conn.get_raw_connection()).driver_connection
             # One read-only transaction for the lookup and the read: the lookup also sets
-            # the viewer for row-level security (SET LOCAL), which its end forgets.
-            tx = pg.transaction(readonly=True)
+            # the viewer for row-level security (SET LOCAL), which its end forgets. A
+            # viewer the cache knows is set with BEGIN, in the same round trip.
+            tx = None if known is not None else pg.transaction(readonly=True)
             try:
-                return await self._signed(
-                    conn, pg, tx, engine, raw_token, scope, method, query, digest, payload
+                decided = await self._signed(
+                    conn, pg, tx, known, engine, raw_token, scope, method, query, digest, payload
                 )
+                if isinstance(decided, _Reply) and decided.path == b"compiled":
+                    # Answer first: ending the read-only transaction is nothing the
+                    # client waits for.
+                    await _send(send, decided.status, decided.body, path=decided.path)
+                    return SENT
+                return decided
             finally:
                 await _end_read(conn, pg, tx)
 
     async def _signed(
-        self, conn, pg, tx, engine, raw_token: str, scope, method, query, digest, payload
+        self, conn, pg, tx, known, engine, raw_token: str, scope, method, query, digest, payload
     ) -> _Reply | tuple[Any, tuple[Statement, dict[str, bytes]] | None]:
         """_decide on the transaction's connection, from the token lookup on."""
         try:
-            await tx.start()
-            bare_statement(engine, VIEWER_SETTING_BY_TOKEN_SQL)
             started = time.perf_counter()
-            viewer = await viewer_setting_on(pg, raw_token)
+            if known is not None:
+                sql = begin_as(known)
+                bare_statement(engine, sql)
+                await pg.execute(sql)
+                viewer = known
+            else:
+                await tx.start()
+                bare_statement(engine, VIEWER_SETTING_BY_TOKEN_SQL)
+                cache = getattr(self.fallback, "viewers", None)
+                viewer = await viewer_setting_on(pg, raw_token, cache)
             observe.sql(time.perf_counter() - started)
         except Exception as error:
             if pg.is_closed():
@@ -515,10 +537,11 @@ def _persisted_hash(payload: dict) -> str | None:
 
 async def _end_read(conn, pg, tx) -> None:
     """End the compiled read's transaction (read-only: ROLLBACK is as good as COMMIT), or
-    drop a connection that cannot, so it never returns to the pool mid-transaction."""
+    drop a connection that cannot, so it never returns to the pool mid-transaction. `tx`
+    is None when the transaction began in begin_as's simple-protocol round trip."""
     try:
         if not pg.is_closed() and pg.is_in_transaction():
-            await tx.rollback()
+            await (tx.rollback() if tx is not None else pg.execute("ROLLBACK"))
     except Exception:
         log.exception("ending a compiled read failed; dropping its connection")
         await conn.invalidate()

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from resolvers.errors import database_unavailable
 from resolvers.timeline import CHANNEL, ListenLost, TooManySubscriptions
+from resolvers.tokens import TOKEN_CHANNEL
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,9 @@ class TimelineHub:
         self._dead = asyncio.Event()  # set by asyncpg when the LISTEN connection terminates
         self._watcher: asyncio.Task | None = None
         self._lock = asyncio.Lock()
+        # Token revocations (migration 0021) ride the same connection: the cache of who a
+        # token stands for is trusted only while it listens (resolvers/tokens.ViewerCache).
+        self.viewers: Any = None
 
     @property
     def listener_pid(self) -> int | None:
@@ -123,6 +127,8 @@ class TimelineHub:
         try:
             raw = (await conn.get_raw_connection()).driver_connection
             await raw.add_listener(CHANNEL, self._on_notify)
+            if self.viewers is not None:
+                await raw.add_listener(TOKEN_CHANNEL, self._on_token)
             raw.add_termination_listener(self._on_terminated)
         except BaseException:
             with contextlib.suppress(Exception):
@@ -131,11 +137,16 @@ class TimelineHub:
             raise
         self._dead.clear()
         self._conn, self._raw = conn, raw
+        if self.viewers is not None:
+            self.viewers.listening(True)
         log.info("listening on %s", CHANNEL)
 
     def _on_terminated(self, raw: Any) -> None:
         if raw is self._raw:
             self._dead.set()
+
+    def _on_token(self, _conn, _pid, _channel, payload: str) -> None:
+        self.viewers.forget(payload)
 
     def _on_notify(self, _conn, _pid, _channel, payload: str) -> None:
         event_id, customer_id = (int(x) for x in payload.split(","))
@@ -177,6 +188,8 @@ class TimelineHub:
         """Discard the dead connection: terminated, never returned to the pool as it is."""
         conn, raw = self._conn, self._raw
         self._conn = self._raw = None
+        if self.viewers is not None:
+            self.viewers.listening(False)
         if raw is not None:
             raw.remove_termination_listener(self._on_terminated)
             raw.terminate()  # no goodbye to a server that may not answer
@@ -232,6 +245,8 @@ class TimelineHub:
             self._watcher = None
         conn, raw = self._conn, self._raw
         self._conn = self._raw = None
+        if self.viewers is not None:
+            self.viewers.listening(False)
         alive = raw is not None and not raw.is_closed()
         if raw is not None:
             raw.remove_termination_listener(self._on_terminated)

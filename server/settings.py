@@ -128,6 +128,11 @@ class Settings:
     listen_health_seconds: float = field(
         default_factory=lambda: _float("CUSTOMER_GRAPH_LISTEN_HEALTH_SECONDS", 5.0)
     )
+    # Who a token stands for, kept per worker this many seconds while the worker listens
+    # for revocations (resolvers/tokens.ViewerCache); 0 looks every token up every time.
+    token_cache_seconds: float = field(
+        default_factory=lambda: _float("CUSTOMER_GRAPH_TOKEN_CACHE_SECONDS", 60.0)
+    )
     # Byte budgets of the per-worker caches in front of Strawberry (server/compiled.py);
     # only signed-in requests fill them.
     document_cache_bytes: int = field(
