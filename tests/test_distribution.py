@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 import models
 from models import distribution as plan
@@ -28,9 +28,8 @@ from models.distribution import (
 DOC = Path(__file__).resolve().parent.parent / "docs" / "scaling.md"
 
 
-async def read_catalog(engine: AsyncEngine) -> Catalog:
-    async with engine.connect() as conn:
-        rows = {name: (await conn.execute(text(sql))).all() for name, sql in CATALOG_SQL.items()}
+async def read_catalog(conn: AsyncConnection) -> Catalog:
+    rows = {name: (await conn.execute(text(sql))).all() for name, sql in CATALOG_SQL.items()}
     tables: dict[str, dict[str, Column]] = {}
     for r in rows["columns"]:
         tables.setdefault(r.table, {})[r.column] = Column(r.type, r.not_null)
@@ -45,8 +44,13 @@ async def read_catalog(engine: AsyncEngine) -> Catalog:
     )
 
 
+async def live_catalog(engine: AsyncEngine) -> Catalog:
+    async with engine.connect() as conn:
+        return await read_catalog(conn)
+
+
 async def test_live_schema_follows_the_plan(engine: AsyncEngine) -> None:
-    catalog = await read_catalog(engine)
+    catalog = await live_catalog(engine)
     # The catalog read sees what it should: every model table, and the known exceptions.
     assert {t.name for t in models.metadata.sorted_tables} <= set(catalog.tables)
     assert {v.name for v in plan.violations(catalog)} == set(plan.EXCEPTIONS)
@@ -54,29 +58,43 @@ async def test_live_schema_follows_the_plan(engine: AsyncEngine) -> None:
 
 
 async def test_customer_children_carry_a_not_null_customer_id(engine: AsyncEngine) -> None:
-    catalog = await read_catalog(engine)
+    catalog = await live_catalog(engine)
     for table, where in plan.DISTRIBUTED.items():
         if plan.group_of(table) == "customer" and table != "customer":
             column = catalog.tables[table][where.column]
             assert column.not_null and column.type == "bigint", (table, column)
 
 
+async def test_live_check_fails_on_a_migration_that_breaks_the_rules(engine: AsyncEngine) -> None:
+    """What a careless migration would add, in a transaction rolled back afterwards."""
+    async with engine.connect() as conn:
+        await conn.begin()
+        await conn.execute(
+            text(
+                "CREATE TABLE loyalty_points (id bigint PRIMARY KEY,"
+                " customer_id bigint REFERENCES customer (id))"
+            )
+        )
+        await conn.execute(text("CREATE UNIQUE INDEX uq_order_line_sku ON order_line (sku)"))
+        problems = plan.unexcused(await read_catalog(conn))
+        await conn.rollback()
+    assert [p.split(":", 1)[0] for p in problems] == ["loyalty_points", "uq_order_line_sku"]
+
+
 def test_doc_states_the_plan_and_every_exception() -> None:
     doc = DOC.read_text()
     section = doc.split("## Growing past one primary (Citus)", 1)[1].split("\n## ", 1)[0]
-    distributed = dict(re.findall(r"create_distributed_table\('(\w+)',\s*'(\w+)'", section))
-    colocated = dict(
-        re.findall(
-            r"create_distributed_table\('(\w+)',\s*'\w+',\s*colocate_with => '(\w+)'", section
-        )
+    # The SQL blocks are the plan; prose may name tables the plan does not have yet.
+    sql = "\n".join(re.findall(r"```sql\n(.*?)```", section, re.S))
+    calls = re.findall(
+        r"create_distributed_table\('(\w+)', '(\w+)', colocate_with => '(\w+)'\);", sql
     )
-    assert distributed == {t: d.column for t, d in plan.DISTRIBUTED.items()}
-    assert colocated == {t: d.colocate_with for t, d in plan.DISTRIBUTED.items()}
-    assert set(re.findall(r"create_reference_table\('(\w+)'\)", section)) == plan.REFERENCE
+    assert len(calls) == sql.count("create_distributed_table("), "one call per line, all args"
+    assert {t: plan.Distributed(c, w) for t, c, w in calls} == plan.DISTRIBUTED
+    assert set(re.findall(r"create_reference_table\('(\w+)'\)", sql)) == plan.REFERENCE
     missing = [name for name in plan.EXCEPTIONS if f"`{name}`" not in section]
     assert missing == [], "docs/scaling.md does not discuss these exceptions"
-    for table in plan.LOCAL:
-        assert f"`{table}`" in section, table
+    assert [t for t in sorted(plan.LOCAL) if f"`{t}`" not in section] == []
 
 
 # --- the rules, on made-up catalogs ----------------------------------------------------------
