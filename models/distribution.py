@@ -211,7 +211,7 @@ def kind_of(table: str) -> str | None:
 def group_of(table: str) -> str:
     """The first table of a distributed table's colocation group."""
     seen = set()
-    while (with_ := DISTRIBUTED[table].colocate_with) != "none" and table not in seen:
+    while (with_ := DISTRIBUTED[table].colocate_with) in DISTRIBUTED and table not in seen:
         seen.add(table)
         table = with_
     return table
