@@ -758,7 +758,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{args.rounds} round(s) x {args.duration:g} s slices per cell, wrk -t1, loopback;"
             f" ours: {workers} worker(s)"
         )
-        ratios = print_table(title, ours.name, "peer", rows, tallies, notes)
+        ratios = []
+        if peer or not args.compare_workers:  # without the peer, the second table says it
+            ratios = print_table(title, ours.name, "peer", rows, tallies, notes)
         worker_ratios = []
         if args.compare_workers:
             worker_ratios = print_table(
