@@ -1,22 +1,34 @@
-"""Side by side: this service and PostGraphile v5 on the same 100,000-customer database.
+"""Side by side: this service and PostGraphile v5 on the same database, shape by shape.
 
-    python -m bench.compare [--customers 100000] [--duration 20] [--workers 1]
+    python -m bench.compare [--customers 100000] [--duration 5] [--rounds 4]
+        [--shapes a,b,c,d,e,f] [--workers 1] [--compare-workers] [--json]
 
 Starts (or reuses) an embedded PostgreSQL in $CUSTOMER_GRAPH_BENCH_DIR (default
 ~/.cache/customer-graph-bench), seeds it once (bench/seed.py), starts this service
-(`python -m server.cli serve`, uvloop + httptools) and PostGraphile
-(../shared/peers/postgraphile/run.sh), checks both return the same data for the page
-(50 customers by name, 10 latest orders with lines and totals, all addresses, 10 latest
-ledger entries), then loads each with wrk (one thread, loopback, warm-up, then
-`--duration` seconds at 1 and at 10 connections, random keyset pages among ~2,000
-cursors) and prints req/s, p50 and p99 for both, the ratio, and this service's peak RSS
-per worker.
+(`python -m server.cli serve`, uvloop + httptools, cost limits raised and budgets off) and
+PostGraphile (../shared/peers/postgraphile/run.sh, found in a parent of the repository;
+PEER_RUN_SH overrides). The shapes (bench/shapes.py): a heavy page, b light page, c one
+customer's mobile view, d search by last-name prefix and country, e customerCreate, f
+ledgerTransfer (ours only: the peer has no transfer). Each shape is first checked to return
+the same data on both sides (normalised answers, several parameter sets); a shape that
+disagrees, or answers with errors, is reported and not timed.
+
+Then rounds: each round runs every shape at every concurrency (reads at --connections,
+writes at 10) on each service in turn, a --duration-second wrk slice each (one thread,
+loopback; random parameters; the order of the services alternates every round), so a burst
+of other work on the machine lands on both sides rather than on one. Figures add up over
+the rounds (requests over seconds; p50/p99 from the merged latency histograms). Any GraphQL
+error, `userErrors` entry or non-200 answer in a slice counts as a failure, and a shape with
+failures is reported as failed rather than timed. Prints one table (req/s, p99 and their
+ratios), peak RSS of this service's workers; `--compare-workers` also runs ours with 1 and
+2 workers in the same rounds; `--json` writes everything to bench/results/.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import random
 import shutil
@@ -25,81 +37,96 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
-from decimal import Decimal
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import orjson
 import psutil
 
+from bench import shapes as S
+
 ROOT = Path(__file__).resolve().parent.parent
-# The peer sits beside the repository (../shared/peers/postgraphile); PEER_RUN_SH overrides.
-_BESIDE = Path(__file__).resolve().parents[2] / "shared" / "peers" / "postgraphile" / "run.sh"
-PEER = Path(os.environ.get("PEER_RUN_SH", _BESIDE))
+RESULTS = Path(__file__).resolve().parent / "results"
+PEER_TAIL = Path("shared", "peers", "postgraphile", "run.sh")
 
-OURS = """query Page($after: String) {
-  customers(first: 50, after: $after, orderBy: {field: NAME}) {
-    pageInfo { hasNextPage endCursor }
-    nodes {
-      number firstName lastName companyName email
-      orders(first: 10) { nodes {
-        number status placedAt
-        subtotal { amount currency } taxTotal { amount } total { amount currency }
-        lines { position sku description quantity unitPrice { amount } lineTotal { amount } }
-      } }
-      addresses { kind isDefault line1 city postalCode country }
-      ledgerTransactions(first: 10) { nodes {
-        kind memo createdAt amount { amount currency } balanceAfter { amount }
-      } }
-    }
-  }
-}"""
 
-PEER_PAGE = """query Page($after: Cursor) {
-  allCustomers(first: 50, after: $after, orderBy: [SORT_NAME_ASC, PRIMARY_KEY_ASC]) {
-    pageInfo { hasNextPage endCursor }
-    nodes {
-      number firstName lastName companyName email
-      ordersByCustomerId(first: 10, orderBy: [PLACED_AT_DESC, PRIMARY_KEY_DESC]) { nodes {
-        number status placedAt subtotal taxTotal total currency
-        orderLinesByOrderId(orderBy: [POSITION_ASC, PRIMARY_KEY_ASC]) { nodes {
-          position sku description quantity unitPrice lineTotal
-        } }
-      } }
-      addressesByCustomerId(orderBy: PRIMARY_KEY_ASC) { nodes {
-        kind isDefault line1 city postalCode country
-      } }
-      ledgerTransactionsByCustomerId(first: 10, orderBy: PRIMARY_KEY_DESC) { nodes {
-        kind memo createdAt amount currency balanceAfter
-      } }
-    }
-  }
-}"""
+def _peer_script() -> Path:
+    """PEER_RUN_SH, else ../shared/peers/postgraphile/run.sh from the repository or any of
+    its parents (a git worktree sits a level deeper than the main checkout)."""
+    if given := os.environ.get("PEER_RUN_SH"):
+        return Path(given)
+    for parent in ROOT.parents:
+        if (parent / PEER_TAIL).exists():
+            return parent / PEER_TAIL
+    return ROOT.parent / PEER_TAIL
+
+
+PEER = _peer_script()
+# Its default install (run.sh's PEER_DIR): reused, so a run needs no npm install.
+PEER_INSTALL = Path.home() / ".cache" / "customer-graph-peers" / "postgraphile"
+
+# The heavy page, as other benchmarks (bench/rls.py) import it.
+OURS = S.HEAVY_OURS
+PEER_PAGE = S.HEAVY_PEER
 
 OUR_CURSORS = """query($after: String) { customers(first: 50, after: $after, orderBy: {field: NAME})
   { pageInfo { hasNextPage endCursor } } }"""
 PEER_CURSORS = """query($after: Cursor) { allCustomers(first: 50, after: $after,
   orderBy: [SORT_NAME_ASC, PRIMARY_KEY_ASC]) { pageInfo { hasNextPage endCursor } } }"""
 
+# One wrk thread: request() draws a random body (the counter placeholder filled in for
+# writes), response() counts failures, done() prints the totals and the latency histogram
+# (microseconds: value:count) so slices of several rounds merge into exact percentiles.
 WRK_LUA = """
 local bodies = {}
 for line in io.lines(os.getenv("WRK_BODIES")) do bodies[#bodies + 1] = line end
 local headers = {["Content-Type"] = "application/json"}
 local auth = os.getenv("WRK_AUTH")
 if auth and auth ~= "" then headers["Authorization"] = auth end
-math.randomseed(42)
+local tag = os.getenv("WRK_TAG") or "0"
+local n = 0
+math.randomseed(tonumber(os.getenv("WRK_SEED") or "42"))
+failures = 0
+first_failure = ""
 request = function()
-  return wrk.format("POST", "/graphql", headers, bodies[math.random(#bodies)])
+  local body = bodies[math.random(#bodies)]
+  if body:find("__COUNTER__", 1, true) then
+    n = n + 1
+    body = body:gsub("__COUNTER__", tag .. "-" .. n)
+  end
+  return wrk.format("POST", "/graphql", headers, body)
 end
+response = function(status, headers, body)
+  if status ~= 200 or body:find('"errors":', 1, true) or body:find('"userErrors":[{', 1, true)
+  then
+    failures = failures + 1
+    if first_failure == "" then first_failure = status .. " " .. body:sub(1, 300) end
+  end
+end
+local threads = {}
+setup = function(thread) threads[#threads + 1] = thread end
 done = function(summary, latency, requests)
   local e = summary.errors
-  io.write(string.format("RESULT %d %d %d %d %d\\n", summary.requests, summary.duration,
-    latency:percentile(50), latency:percentile(99),
-    e.status + e.connect + e.read + e.write + e.timeout))
+  local failed, sample = 0, ""
+  for _, t in ipairs(threads) do
+    failed = failed + t:get("failures")
+    if sample == "" then sample = t:get("first_failure") end
+  end
+  io.write(string.format("RESULT %d %d %d %d\\n", summary.requests, summary.duration,
+    e.status + e.connect + e.read + e.write + e.timeout, failed))
+  local parts = {}
+  for i = 1, #latency do
+    local value, count = latency(i)
+    parts[#parts + 1] = string.format("%d:%d", value, count)
+  end
+  io.write("LATENCY " .. table.concat(parts, " ") .. "\\n")
+  if sample ~= "" then io.write("FAILURE " .. sample:gsub("\\n", " ") .. "\\n") end
 end
-"""
+""".replace("__COUNTER__", S.COUNTER)
 
 
 # ---------------------------------------------------------------------------------------
@@ -132,10 +159,44 @@ async def _prepare(url: str, customers: int) -> str:
             print(f"seeded in {time.perf_counter() - started:.0f} s", flush=True)
         elif have < customers:
             print(f"note: reusing a database of {have:,} customers", flush=True)
+        # The peer reads its schema when it starts: its search function must exist first.
+        await S.install_peer_search(engine)
+        if removed := await S.remove_created(engine):
+            print(f"removed {removed:,} customers an earlier run created", flush=True)
     finally:
         await engine.dispose()
     email = f"bench-{int(time.time() * 1000)}@bench.example"
     return await create_user(url, email=email, role="ADMIN", token_days=1)
+
+
+async def _draw_params(url: str, keys: list[str], count: int) -> dict[str, S.Params]:
+    from server.database import make_engine
+
+    engine = make_engine(url, pool_size=1)
+    rng = random.Random(7)
+    try:
+        out: dict[str, S.Params] = {}
+        if "c" in keys:
+            out["c"] = await S.mobile_params(engine, count, rng)
+        if "d" in keys:
+            out["d"] = await S.search_params(engine, count, rng)
+        if "e" in keys:
+            out["e"] = S.create_params()
+        if "f" in keys:
+            out["f"] = await S.transfer_params(engine, count, rng)
+        return out
+    finally:
+        await engine.dispose()
+
+
+async def _remove_created(url: str) -> int:
+    from server.database import make_engine
+
+    engine = make_engine(url, pool_size=1)
+    try:
+        return await S.remove_created(engine)
+    finally:
+        await engine.dispose()
 
 
 # ---------------------------------------------------------------------------------------
@@ -190,23 +251,42 @@ def start_service(
     raise SystemExit("the service did not answer /healthz")
 
 
-def start_peer(url: str, port: int) -> None:
-    env = dict(os.environ, DATABASE_URL=url, PEER_PORT=str(port))
-    subprocess.run([str(PEER), "start"], check=True, env=env)
+def _peer_env(url: str | None, port: int, data_dir: Path, mutations: bool) -> dict:
+    env = dict(os.environ, PEER_PORT=str(port), PEER_MUTATIONS="1" if mutations else "0")
+    if url:
+        env["DATABASE_URL"] = url
+    # run.sh keeps its pid file in PEER_DIR: a directory of this run's own (with the
+    # shared install linked in) keeps two benchmarks on other ports from stopping each
+    # other's peer.
+    if "PEER_DIR" not in os.environ and (PEER_INSTALL / "node_modules").is_dir():
+        own = data_dir / f"peer-{port}"
+        own.mkdir(parents=True, exist_ok=True)
+        if not (own / "node_modules").exists():
+            (own / "node_modules").symlink_to(PEER_INSTALL / "node_modules")
+        env["PEER_DIR"] = str(own)
+    return env
 
 
-def stop_peer(port: int) -> None:
-    env = dict(os.environ, PEER_PORT=str(port))
-    subprocess.run([str(PEER), "stop"], check=False, env=env)
+def start_peer(url: str, port: int, data_dir: Path, *, mutations: bool = False) -> None:
+    subprocess.run([str(PEER), "start"], check=True, env=_peer_env(url, port, data_dir, mutations))
+
+
+def stop_peer(port: int, data_dir: Path) -> None:
+    subprocess.run([str(PEER), "stop"], check=False, env=_peer_env(None, port, data_dir, False))
 
 
 _HTTP = httpx.Client(timeout=60)  # one client: a new one per call costs an SSL context
 
 
 def post(url: str, query: str, variables: dict, token: str | None = None) -> dict:
+    """The whole answer ({"data": …, "errors": …}); raises on a non-JSON answer."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     r = _HTTP.post(url, json={"query": query, "variables": variables}, headers=headers)
-    body = r.json()
+    return r.json()
+
+
+def data_of(url: str, query: str, variables: dict, token: str | None = None) -> dict:
+    body = post(url, query, variables, token)
     if body.get("errors"):
         raise SystemExit(f"{url}: {body['errors']}")
     return body["data"]
@@ -216,7 +296,7 @@ def cursors(url: str, query: str, root: str, pages: int, token: str | None) -> l
     out: list = [None]
     after = None
     while len(out) < pages:
-        info = post(url, query, {"after": after}, token)[root]["pageInfo"]
+        info = data_of(url, query, {"after": after}, token)[root]["pageInfo"]
         if not info["hasNextPage"]:
             break
         after = info["endCursor"]
@@ -236,102 +316,52 @@ def warm(url: str, query: str, cursors: list, token: str | None) -> None:
 # same data?
 
 
-def _ts(value: str) -> float:
-    return datetime.fromisoformat(value).timestamp()
+@dataclass
+class Side:
+    """One service under load: ours (one per worker count) or the peer."""
+
+    name: str
+    port: int
+    token: str | None
+    peer: bool
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/graphql"
+
+    @property
+    def auth(self) -> str:
+        return f"Bearer {self.token}" if self.token else ""
 
 
-def normal_ours(data: dict) -> list:
-    return [
-        {
-            "customer": [c[k] for k in ("number", "firstName", "lastName", "companyName", "email")],
-            "orders": [
-                (
-                    o["number"],
-                    o["status"],
-                    _ts(o["placedAt"]),
-                    Decimal(o["subtotal"]["amount"]),
-                    Decimal(o["taxTotal"]["amount"]),
-                    Decimal(o["total"]["amount"]),
-                    o["total"]["currency"],
-                    [
-                        (
-                            li["position"],
-                            li["sku"],
-                            li["description"],
-                            li["quantity"],
-                            Decimal(li["unitPrice"]["amount"]),
-                            Decimal(li["lineTotal"]["amount"]),
-                        )
-                        for li in o["lines"]
-                    ],
-                )
-                for o in c["orders"]["nodes"]
-            ],
-            "addresses": sorted(
-                tuple(a[k] for k in ("kind", "isDefault", "line1", "city", "postalCode", "country"))
-                for a in c["addresses"]
-            ),
-            "ledger": [
-                (
-                    t["kind"],
-                    t["memo"],
-                    _ts(t["createdAt"]),
-                    Decimal(t["amount"]["amount"]),
-                    t["amount"]["currency"],
-                    Decimal(t["balanceAfter"]["amount"]),
-                )
-                for t in c["ledgerTransactions"]["nodes"]
-            ],
-        }
-        for c in data["customers"]["nodes"]
-    ]
+def check_shape(
+    shape: S.Shape, params: S.Params, ours: Side, peer: Side | None, samples: list[int]
+) -> str | None:
+    """None when both sides answer the same data, without errors, for the sampled
+    parameters (ours alone for a shape the peer lacks); else what went wrong."""
+    for i in samples:
+        ours_vars, peer_vars = params[i]
+        tag = f"check-{int(time.time() * 1000)}-{i}"
+        ours_vars = _fill(ours_vars, f"{tag}-ours")
+        body = post(ours.url, shape.ours, ours_vars, ours.token)
+        if body.get("errors"):
+            return f"ours answered errors: {str(body['errors'])[:300]}"
+        mine = shape.normal_ours(body["data"])
+        if shape.peer is None or peer is None:
+            if shape.key == "f" and (found := S.difference(mine, S.TRANSFER_EXPECTED)):
+                return f"parameters {i}: the transfer recorded {found}"
+            continue
+        body = post(peer.url, shape.peer, _fill(peer_vars, f"{tag}-peer"), None)
+        if body.get("errors"):
+            return f"the peer answered errors: {str(body['errors'])[:300]}"
+        if found := S.difference(mine, shape.normal_peer(body["data"])):
+            return f"parameters {i}: the two services disagree at {found}"
+    return None
 
 
-def normal_peer(data: dict) -> list:
-    return [
-        {
-            "customer": [c[k] for k in ("number", "firstName", "lastName", "companyName", "email")],
-            "orders": [
-                (
-                    o["number"],
-                    o["status"],
-                    _ts(o["placedAt"]),
-                    Decimal(o["subtotal"]),
-                    Decimal(o["taxTotal"]),
-                    Decimal(o["total"]),
-                    o["currency"],
-                    [
-                        (
-                            li["position"],
-                            li["sku"],
-                            li["description"],
-                            li["quantity"],
-                            Decimal(li["unitPrice"]),
-                            Decimal(li["lineTotal"]),
-                        )
-                        for li in o["orderLinesByOrderId"]["nodes"]
-                    ],
-                )
-                for o in c["ordersByCustomerId"]["nodes"]
-            ],
-            "addresses": sorted(
-                tuple(a[k] for k in ("kind", "isDefault", "line1", "city", "postalCode", "country"))
-                for a in c["addressesByCustomerId"]["nodes"]
-            ),
-            "ledger": [
-                (
-                    t["kind"],
-                    t["memo"],
-                    _ts(t["createdAt"]),
-                    Decimal(t["amount"]),
-                    t["currency"],
-                    Decimal(t["balanceAfter"]),
-                )
-                for t in c["ledgerTransactionsByCustomerId"]["nodes"]
-            ],
-        }
-        for c in data["allCustomers"]["nodes"]
-    ]
+def _fill(variables: dict, value: str) -> dict:
+    raw = orjson.dumps(variables).replace(S.COUNTER.encode(), value.encode())
+    return orjson.loads(raw)
 
 
 # ---------------------------------------------------------------------------------------
@@ -364,8 +394,70 @@ class RssSampler(threading.Thread):
             time.sleep(0.2)
 
 
-def wrk(port: int, bodies: Path, auth: str, connections: int, seconds: int, lua: Path) -> dict:
-    env = dict(os.environ, WRK_BODIES=str(bodies), WRK_AUTH=auth)
+@dataclass
+class Tally:
+    """One (shape, connections, side) cell, summed over the rounds."""
+
+    requests: int = 0
+    seconds: float = 0.0
+    socket_errors: int = 0
+    failures: int = 0
+    first_failure: str = ""
+    latency: Counter = field(default_factory=Counter)  # microseconds -> count
+
+    def add(self, slice_: dict) -> None:
+        self.requests += slice_["requests"]
+        self.seconds += slice_["seconds"]
+        self.socket_errors += slice_["socket_errors"]
+        self.failures += slice_["failures"]
+        self.first_failure = self.first_failure or slice_["first_failure"]
+        self.latency.update(slice_["latency"])
+
+    def percentile(self, p: float) -> float:
+        """Milliseconds; exact over every request of every slice."""
+        total = sum(self.latency.values())
+        if not total:
+            return float("nan")
+        seen = 0
+        for value in sorted(self.latency):
+            seen += self.latency[value]
+            if seen >= total * p / 100:
+                return value / 1000
+        return max(self.latency) / 1000
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.failures or self.socket_errors)
+
+    def summary(self) -> dict:
+        return {
+            "requests": self.requests,
+            "seconds": round(self.seconds, 3),
+            "rps": round(self.rps, 2),
+            "p50_ms": round(self.percentile(50), 2),
+            "p99_ms": round(self.percentile(99), 2),
+            "failures": self.failures,
+            "socket_errors": self.socket_errors,
+            "first_failure": self.first_failure,
+        }
+
+
+def wrk(
+    port: int,
+    bodies: Path,
+    auth: str,
+    connections: int,
+    seconds: int,
+    lua: Path,
+    *,
+    seed: int = 42,
+    tag: str = "0",
+) -> dict:
+    env = dict(os.environ, WRK_BODIES=str(bodies), WRK_AUTH=auth, WRK_SEED=str(seed), WRK_TAG=tag)
     cmd = [
         "wrk",
         "-t1",
@@ -377,15 +469,31 @@ def wrk(port: int, bodies: Path, auth: str, connections: int, seconds: int, lua:
         str(lua),
         f"http://127.0.0.1:{port}/graphql",
     ]
-    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
-    line = next(x for x in out.splitlines() if x.startswith("RESULT"))
-    requests, duration_us, p50, p99, errors = (int(x) for x in line.split()[1:])
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    if done.returncode:
+        raise SystemExit(f"wrk failed: {done.stderr or done.stdout}")
+    out = done.stdout
+    lines = {x.split(" ", 1)[0]: x.split(" ", 1)[1] if " " in x else "" for x in out.splitlines()}
+    requests, duration_us, socket_errors, failures = (int(x) for x in lines["RESULT"].split())
+    latency: Counter = Counter()
+    for pair in lines.get("LATENCY", "").split():
+        value, count = pair.split(":")
+        latency[int(value)] += int(count)
     return {
-        "rps": requests / (duration_us / 1e6),
-        "p50": p50 / 1000,
-        "p99": p99 / 1000,
-        "errors": errors,
+        "requests": requests,
+        "seconds": duration_us / 1e6,
+        "socket_errors": socket_errors,
+        "failures": failures,
+        "first_failure": lines.get("FAILURE", ""),
+        "latency": latency,
     }
+
+
+def write_bodies(path: Path, query: str, variables: list[dict]) -> Path:
+    path.write_bytes(
+        b"\n".join(orjson.dumps({"query": query, "variables": v}) for v in variables) + b"\n"
+    )
+    return path
 
 
 def ensure_wrk() -> None:
@@ -402,17 +510,84 @@ def ensure_wrk() -> None:
         raise SystemExit("wrk is missing: apt-get install -y wrk")
 
 
+def _rotate(items: list, by: int) -> list:
+    by %= len(items) or 1
+    return items[by:] + items[:by]
+
+
+def _ratio(value: float) -> str:
+    return "-" if value != value else f"{value:.2f}x"  # NaN: nothing to compare
+
+
+def _cell(t: Tally | None) -> tuple[str, str, float, float]:
+    """(req/s, p99) as printed, and as numbers (NaN when not timed or failed)."""
+    if t is None:
+        return "-", "-", float("nan"), float("nan")
+    if t.failed:
+        n = t.failures + t.socket_errors
+        return f"FAILED ({n})", "-", float("nan"), float("nan")
+    return f"{t.rps:.1f}", f"{t.percentile(99):.1f}", t.rps, t.percentile(99)
+
+
+def print_table(
+    title: str,
+    left: str,
+    right: str,
+    rows: list[tuple[str, int]],
+    tallies: dict,
+    notes: dict[str, str],
+) -> list[dict]:
+    """One line per (shape, connections): left vs right; ratios > 1 favour the left."""
+    print()
+    print(title)
+    print(
+        f"| shape | conc | {left} req/s | {right} req/s | ratio | {left} p99 ms "
+        f"| {right} p99 ms | p99 ratio ({right}/{left}) |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    out = []
+    for key, conc in rows:
+        a, ap99, a_rps, a_p99 = _cell(tallies.get((key, conc, left)))
+        b, bp99, b_rps, b_p99 = _cell(tallies.get((key, conc, right)))
+        ratio = a_rps / b_rps if b_rps == b_rps and b_rps else float("nan")
+        p99_ratio = b_p99 / a_p99 if a_p99 == a_p99 and a_p99 else float("nan")
+        shape = S.SHAPES[key]
+        print(
+            f"| {key} {shape.title} | {conc} | {a} | {b} | {_ratio(ratio)} | {ap99} | {bp99} "
+            f"| {_ratio(p99_ratio)} |"
+        )
+        out.append({"shape": key, "connections": conc, "ratio": ratio, "p99_ratio": p99_ratio})
+    for key, note in notes.items():
+        print(f"  {key}: {note}")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.compare", description=__doc__)
+    p = argparse.ArgumentParser(
+        prog="python -m bench.compare",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--customers", type=int, default=100_000)
-    p.add_argument("--duration", type=int, default=20, help="seconds per measured run")
-    p.add_argument("--warmup", type=int, default=5, help="seconds of warm-up per run")
+    p.add_argument("--duration", type=int, default=5, help="seconds per slice")
+    p.add_argument("--rounds", type=int, default=4, help="rounds of slices (alternating)")
+    p.add_argument("--shapes", default="a,b,c,d,e,f", help="which shapes, e.g. a,b")
+    p.add_argument("--warmup", type=int, default=5, help="seconds of warm-up per shape/side")
     p.add_argument("--pages", type=int, default=2000, help="distinct keyset pages to draw from")
-    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--params", type=int, default=1000, help="parameter sets for c, d, f")
+    p.add_argument("--workers", type=int, default=1, help="workers of ours")
+    p.add_argument(
+        "--compare-workers",
+        action="store_true",
+        help="also serve ours with 1 worker and time it in the same rounds: 1 vs"
+        " max(2, --workers) workers",
+    )
+    p.add_argument("--no-peer", action="store_true", help="ours only")
     p.add_argument("--port", type=int, default=8765)
     p.add_argument("--peer-port", type=int, default=5001)
-    p.add_argument("--connections", default="1,10")
+    p.add_argument("--connections", default="1,10", help="for reads; writes run at 10")
     p.add_argument("--owner", action="store_true", help="serve as the owner: no row-level security")
+    p.add_argument("--json", action="store_true", help="write the results to bench/results/")
     p.add_argument(
         "--access-log",
         action="store_true",
@@ -427,105 +602,220 @@ def main(argv: list[str] | None = None) -> int:
         ).expanduser(),
     )
     args = p.parse_args(argv)
+    keys = [k.strip() for k in args.shapes.split(",") if k.strip()]
+    if unknown := [k for k in keys if k not in S.SHAPES]:
+        p.error(f"unknown shape(s) {unknown}: choose among {','.join(S.SHAPES)}")
+    read_conns = [int(c) for c in args.connections.split(",")]
+    workers = max(2, args.workers) if args.compare_workers else args.workers
     ensure_wrk()
 
     embedded, url, token = open_bench_database(args.data_dir, args.customers)
-    service = None
+    services: list[tuple[Side, subprocess.Popen, RssSampler]] = []
+    peer_started = False
     tmp = Path(tempfile.mkdtemp(prefix="cg-bench-"))
+    failed_checks: dict[str, str] = {}
     try:
         log = args.data_dir / "service.log" if args.access_log else None
-        service = start_service(url, args.port, args.workers, owner=args.owner, log=log)
-        start_peer(url, args.peer_port)
-        ours_url = f"http://127.0.0.1:{args.port}/graphql"
-        peer_url = f"http://127.0.0.1:{args.peer_port}/graphql"
+        ours = Side(f"ours {workers}w" if args.compare_workers else "ours", args.port, token, False)
+        sides = [ours]
+        proc = start_service(url, ours.port, workers, owner=args.owner, log=log)
+        services.append((ours, proc, RssSampler(proc.pid)))
+        if args.compare_workers:
+            one = Side("ours 1w", args.port + 1, token, False)
+            proc = start_service(url, one.port, 1, owner=args.owner, log=log)
+            services.append((one, proc, RssSampler(proc.pid)))
+            sides.append(one)
+        peer = None
+        if not args.no_peer:
+            start_peer(url, args.peer_port, args.data_dir, mutations="e" in keys)
+            peer_started = True
+            peer = Side("peer", args.peer_port, None, True)
+            sides.append(peer)
 
-        ours_cursors = cursors(ours_url, OUR_CURSORS, "customers", args.pages, token)
-        peer_cursors = cursors(peer_url, PEER_CURSORS, "allCustomers", args.pages, None)
-        pages = min(len(ours_cursors), len(peer_cursors))
-        print(f"{pages} keyset pages of 50 customers", flush=True)
-
-        rng = random.Random(7)
-        checked = [0, 1, pages - 1, *rng.sample(range(pages), min(5, pages))]
-        for i in checked:
-            ours = normal_ours(post(ours_url, OURS, {"after": ours_cursors[i]}, token))
-            peer = normal_peer(post(peer_url, PEER_PAGE, {"after": peer_cursors[i]}))
-            if ours != peer:
-                raise SystemExit(f"page {i}: the two services disagree")
-        sample = post(ours_url, OURS, {"after": ours_cursors[1]}, token)
-        size = len(orjson.dumps(sample))
-        print(f"same data on {len(checked)} pages (a page is {size:,} bytes of JSON)", flush=True)
-
-        lua = tmp / "pages.lua"
-        lua.write_text(WRK_LUA)
-        ours_bodies, peer_bodies = tmp / "ours.jsonl", tmp / "peer.jsonl"
-        ours_bodies.write_bytes(
-            b"\n".join(
-                orjson.dumps({"query": OURS, "variables": {"after": c}})
-                for c in ours_cursors[:pages]
+        # parameters: the same rows for every side
+        params: dict[str, S.Params] = asyncio.run(_draw_params(url, keys, args.params))
+        if "a" in keys or "b" in keys:
+            ours_cursors = cursors(ours.url, OUR_CURSORS, "customers", args.pages, token)
+            peer_cursors = (
+                cursors(peer.url, PEER_CURSORS, "allCustomers", args.pages, None)
+                if peer
+                else ours_cursors
             )
-            + b"\n"
-        )
-        peer_bodies.write_bytes(
-            b"\n".join(
-                orjson.dumps({"query": PEER_PAGE, "variables": {"after": c}})
-                for c in peer_cursors[:pages]
-            )
-            + b"\n"
-        )
+            pages = min(len(ours_cursors), len(peer_cursors))
+            print(f"{pages} keyset pages of 50 customers", flush=True)
+            page_params = [
+                ({"after": a}, {"after": b})
+                for a, b in zip(ours_cursors[:pages], peer_cursors[:pages], strict=True)
+            ]
+            params["a"] = params["b"] = page_params
+        for key in keys:
+            if not params.get(key):
+                failed_checks[key] = "no parameters in this database"
 
-        started = time.perf_counter()
-        warm(ours_url, OURS, ours_cursors[:pages], token)
-        warm(peer_url, PEER_PAGE, peer_cursors[:pages], None)
-        print(f"read every page once on both ({time.perf_counter() - started:.0f} s)", flush=True)
-
-        sampler = RssSampler(service.pid)
-        sampler.start()
-        results: dict[tuple[str, int], dict] = {}
-        for connections in (int(c) for c in args.connections.split(",")):
-            for name, port, bodies, auth in (
-                ("customer-graph", args.port, ours_bodies, f"Bearer {token}"),
-                ("postgraphile", args.peer_port, peer_bodies, ""),
-            ):
-                wrk(port, bodies, auth, connections, args.warmup, lua)
-                results[(name, connections)] = r = wrk(
-                    port, bodies, auth, connections, args.duration, lua
-                )
+        # same data?
+        rng = random.Random(11)
+        for key in keys:
+            if key in failed_checks:
+                continue
+            n = len(params[key])
+            samples = sorted({0, n - 1, *rng.sample(range(n), min(6, n))})
+            problem = None
+            for side in sides:
+                if side.peer:
+                    continue
+                problem = problem or check_shape(S.SHAPES[key], params[key], side, peer, samples)
+            if problem:
+                failed_checks[key] = problem
+                print(f"{key} {S.SHAPES[key].title}: NOT TIMED: {problem}", flush=True)
+            else:
                 print(
-                    f"  {name:15} c={connections:<3} {r['rps']:8.1f} req/s  p50 {r['p50']:7.1f} ms"
-                    f"  p99 {r['p99']:7.1f} ms  errors {r['errors']}",
+                    f"{key} {S.SHAPES[key].title}: same data on {len(samples)} parameter sets",
                     flush=True,
                 )
-        sampler.stop.set()
-        sampler.join()
+        if "a" in keys and "a" not in failed_checks:
+            size = len(orjson.dumps(post(ours.url, OURS, params["a"][1][0], token)))
+            print(f"  (a heavy page is {size:,} bytes of JSON)", flush=True)
+        timed = [k for k in keys if k not in failed_checks]
 
-        print()
-        print(f"nested customer page, {pages} random keyset pages, wrk -t1, {args.duration} s")
-        print(
-            "| connections | customer-graph req/s | p50 ms | p99 ms "
-            "| PostGraphile req/s | p50 ms | p99 ms | ratio |"
-        )
-        print("| --- | --- | --- | --- | --- | --- | --- | --- |")
-        for connections in (int(c) for c in args.connections.split(",")):
-            a = results[("customer-graph", connections)]
-            b = results[("postgraphile", connections)]
+        lua = tmp / "shapes.lua"
+        lua.write_text(WRK_LUA)
+        bodies: dict[tuple[str, str], Path] = {}
+        for key in timed:
+            shape = S.SHAPES[key]
+            for side in sides:
+                query = shape.peer if side.peer else shape.ours
+                if query is None:
+                    continue
+                variables = [v[1] if side.peer else v[0] for v in params[key]]
+                name = f"{key}-{side.name.replace(' ', '')}.jsonl"
+                bodies[(key, side.name)] = write_bodies(tmp / name, query, variables)
+
+        def sides_of(key: str) -> list[Side]:
+            return [s for s in sides if (key, s.name) in bodies]
+
+        def conns_of(key: str) -> list[int]:
+            return [10] if S.SHAPES[key].write else read_conns
+
+        started = time.perf_counter()
+        warm_query = OURS if "a" in timed else S.LIGHT_OURS if "b" in timed else None
+        if warm_query:
+            warm(ours.url, warm_query, [v[0]["after"] for v in params["a"]], token)
+            if peer:
+                peer_query = PEER_PAGE if warm_query is OURS else S.LIGHT_PEER
+                warm(peer.url, peer_query, [v[1]["after"] for v in params["a"]], None)
+        for key in timed:
+            for side in sides_of(key):
+                wrk(
+                    side.port,
+                    bodies[(key, side.name)],
+                    side.auth,
+                    max(conns_of(key)),
+                    args.warmup,
+                    lua,
+                    tag=f"{int(time.time())}w{key}{side.port}",
+                )
+        print(f"warmed up ({time.perf_counter() - started:.0f} s)", flush=True)
+
+        for _, _, sampler in services:
+            sampler.start()
+        tallies: dict[tuple[str, int, str], Tally] = {}
+        seeds = itertools.count(1)
+        for r in range(args.rounds):
+            started = time.perf_counter()
+            for key in timed:
+                for conc in conns_of(key):
+                    for side in _rotate(sides_of(key), r):
+                        seed = next(seeds)
+                        got = wrk(
+                            side.port,
+                            bodies[(key, side.name)],
+                            side.auth,
+                            conc,
+                            args.duration,
+                            lua,
+                            seed=seed,
+                            tag=f"{int(time.time())}r{r}s{seed}",
+                        )
+                        tallies.setdefault((key, conc, side.name), Tally()).add(got)
+                        if got["failures"] or got["socket_errors"]:
+                            print(
+                                f"  {key} c={conc} {side.name}: {got['failures']} failed answers,"
+                                f" {got['socket_errors']} socket errors: {got['first_failure']}",
+                                flush=True,
+                            )
             print(
-                f"| {connections} | {a['rps']:.1f} | {a['p50']:.1f} | {a['p99']:.1f} "
-                f"| {b['rps']:.1f} | {b['p50']:.1f} | {b['p99']:.1f} "
-                f"| {a['rps'] / b['rps']:.2f}x |"
+                f"round {r + 1}/{args.rounds} done ({time.perf_counter() - started:.0f} s)",
+                flush=True,
             )
-        peaks = ", ".join(f"{v / 2**20:.0f} MB" for v in sampler.peak.values())
-        print(f"customer-graph peak RSS per worker ({args.workers} worker(s)): {peaks}")
+        for _, _, sampler in services:
+            sampler.stop.set()
+            sampler.join()
+
+        rows = [(k, c) for k in timed for c in conns_of(k)]
+        notes = {k: S.SHAPES[k].peer_note for k in timed if S.SHAPES[k].peer_note}
+        notes.update({k: f"NOT TIMED: {why}" for k, why in failed_checks.items()})
+        title = (
+            f"{args.rounds} round(s) x {args.duration:g} s slices per cell, wrk -t1, loopback;"
+            f" ours: {workers} worker(s)"
+        )
+        ratios = []
+        if peer or not args.compare_workers:  # without the peer, the second table says it
+            ratios = print_table(title, ours.name, "peer", rows, tallies, notes)
+        worker_ratios = []
+        if args.compare_workers:
+            worker_ratios = print_table(
+                f"ours, {workers} workers vs 1 (target: >= 1.6x at 10 connections on a and b)",
+                ours.name,
+                "ours 1w",
+                rows,
+                tallies,
+                {},
+            )
+        rss = {}
+        for side, _, sampler in services:
+            peaks = [v / 2**20 for v in sampler.peak.values()]
+            rss[side.name] = [round(v) for v in peaks]
+            shown = ", ".join(f"{v:.0f} MB" for v in peaks) or "-"
+            print(f"{side.name}: peak RSS per worker: {shown}")
+        failures = sum(t.failures + t.socket_errors for t in tallies.values())
+        if args.json:
+            RESULTS.mkdir(exist_ok=True)
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+            out = RESULTS / f"compare-{stamp}.json"
+            out.write_bytes(
+                orjson.dumps(
+                    {
+                        "at": stamp,
+                        "args": {k: str(v) for k, v in vars(args).items()},
+                        "ours_workers": workers,
+                        "cells": [
+                            {"shape": k, "connections": c, "side": s, **t.summary()}
+                            for (k, c, s), t in tallies.items()
+                        ],
+                        "ratios": ratios,
+                        "worker_ratios": worker_ratios,
+                        "not_timed": failed_checks,
+                        "peak_rss_mb": rss,
+                    },
+                    option=orjson.OPT_INDENT_2,
+                )
+            )
+            print(f"wrote {out}")
+        return 1 if failed_checks or failures else 0
     finally:
-        if service is not None:
-            service.terminate()
+        for _, proc, _ in services:
+            proc.terminate()
             try:
-                service.wait(timeout=20)
+                proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
-                service.kill()
-        stop_peer(args.peer_port)
-        embedded.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
-    return 0
+                proc.kill()
+        if peer_started:
+            stop_peer(args.peer_port, args.data_dir)
+        try:
+            asyncio.run(_remove_created(url))
+        finally:
+            embedded.stop()
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
