@@ -94,21 +94,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 f'  {{"Authorization": "Bearer {token}"}}',
                 flush=True,
             )
-        uvicorn.run(
-            "server.app:create_app",
-            factory=True,
-            host=args.host,
-            port=args.port,
-            workers=args.workers,
-            # uvloop and httptools (uvicorn[standard]); uvloop has no Windows build
-            loop="uvloop" if importlib.util.find_spec("uvloop") else "auto",
-            http="httptools",
-            log_level=args.log_level,
-            log_config=log_config,
-            access_log=False,
-            # SIGTERM: in-flight requests get this long to finish (server/health.py).
-            timeout_graceful_shutdown=settings.drain_seconds or None,
-        )
+        if args.server == "granian":
+            _granian(args, settings, log_config)
+        else:
+            uvicorn.run(
+                "server.app:create_app",
+                factory=True,
+                host=args.host,
+                port=args.port,
+                workers=args.workers,
+                # uvloop and httptools (uvicorn[standard]); uvloop has no Windows build
+                loop="uvloop" if importlib.util.find_spec("uvloop") else "auto",
+                http="httptools",
+                log_level=args.log_level,
+                log_config=log_config,
+                access_log=False,
+                # SIGTERM: in-flight requests get this long to finish (server/health.py).
+                timeout_graceful_shutdown=settings.drain_seconds or None,
+            )
     finally:
         db.stop()
         if made:
@@ -116,6 +119,32 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
             shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
+
+
+def _granian(args: argparse.Namespace, settings, log_config: dict) -> None:
+    """The same app under granian (`serve --server granian`): a Rust HTTP server, less
+    Python per request (docs/architecture.md, "Which HTTP server"). Its SIGTERM stops the
+    workers itself: the drain's 503 phase and WebSocket 1001 closes are uvicorn's only."""
+    try:
+        from granian import Granian
+        from granian.constants import Interfaces, Loops
+    except ImportError as exc:
+        from server.users import UserError
+
+        raise UserError("--server granian needs: pip install 'customer-graph[granian]'") from exc
+    uvloop = importlib.util.find_spec("uvloop") is not None
+    Granian(
+        "server.app:create_app",
+        factory=True,
+        address=args.host,
+        port=args.port,
+        interface=Interfaces.ASGI,
+        workers=args.workers,
+        loop=Loops.uvloop if uvloop else Loops.auto,
+        log_dictconfig=log_config,
+        log_access=False,
+        workers_kill_timeout=int(settings.drain_seconds) or None,
+    ).serve()
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -494,7 +523,14 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default="127.0.0.1", help="address to listen on")
     s.add_argument("--port", type=int, default=8000, help="port to listen on")
     s.add_argument("--workers", type=int, default=1, help="worker processes")
-    s.add_argument("--log-level", default="info", help="uvicorn log level")
+    s.add_argument("--log-level", default="info", help="the HTTP server's log level")
+    s.add_argument(
+        "--server",
+        choices=["uvicorn", "granian"],
+        default=os.environ.get("CUSTOMER_GRAPH_SERVER", "uvicorn"),
+        help="the HTTP server: uvicorn (drains on SIGTERM) or granian (less Python per"
+        " request; needs the granian extra)",
+    )
     s.add_argument(
         "--access-log",
         action=argparse.BooleanOptionalAction,

@@ -186,3 +186,28 @@ async def test_sigterm_drains(engine, database_url, tmp_path, workers):
         async with httpx.AsyncClient(base_url=f"http://{address}") as late:
             with pytest.raises(httpx.ConnectError):
                 await late.get("/livez")
+
+
+async def test_granian_serves_the_same_app_and_stops_on_sigterm(engine, database_url, tmp_path):
+    """`serve --server granian`: the same answers (compiled path, request line, metrics),
+    and SIGTERM ends it with exit code 0."""
+    _, token = await make_user(engine, role="ADMIN", email="granian@example.com")
+    await make_customer(engine, last_name="Rust")
+    env = {"CUSTOMER_GRAPH_SERVER": "granian"}
+    async with serving(database_url, tmp_path, workers=1, **env) as (proc, address, log_path):
+        async with httpx.AsyncClient(base_url=f"http://{address}") as http:
+            response = await http.post(
+                "/graphql",
+                json={"query": PAGE},
+                headers={"Authorization": f"Bearer {token}", "X-Request-ID": "granian-1"},
+            )
+            assert response.status_code == 200, response.text
+            assert response.headers["server"] == "granian"
+            assert response.headers["x-customer-graph-path"] == "compiled"
+            assert response.json()["data"]["customers"]["nodes"][0]["number"].startswith("C-")
+            exposition = (await http.get("/metrics")).text
+        assert "customer_graph_requests_total{" in exposition
+        await asyncio.sleep(0.3)
+        assert any(line.get("request_id") == "granian-1" for line in request_lines(log_path))
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 30) == 0, log_path.read_text()[-2000:]
