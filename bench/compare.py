@@ -2,6 +2,7 @@
 
     python -m bench.compare [--customers 100000] [--duration 5] [--rounds 4]
         [--shapes a,b,c,d,e,f] [--workers 1] [--compare-workers] [--json]
+        [--compare-server] [--compare-observe] [--no-peer]
 
 Starts (or reuses) an embedded PostgreSQL in $CUSTOMER_GRAPH_BENCH_DIR (default
 ~/.cache/customer-graph-bench), seeds it once (bench/seed.py), starts this service
@@ -204,7 +205,14 @@ async def _remove_created(url: str) -> int:
 
 
 def start_service(
-    url: str, port: int, workers: int, *, owner: bool = False, log: Path | None = None
+    url: str,
+    port: int,
+    workers: int,
+    *,
+    owner: bool = False,
+    log: Path | None = None,
+    server: str = "uvicorn",
+    env_extra: dict[str, str] | None = None,
 ) -> subprocess.Popen:
     from server.runtime import APP_ROLE, with_user
 
@@ -219,6 +227,8 @@ def start_service(
         CUSTOMER_GRAPH_MIGRATION_URL=url,
         CUSTOMER_GRAPH_MAX_COST="1000000",
         CUSTOMER_GRAPH_COST_BUDGET="0",  # throughput, not a client's fair share
+        CUSTOMER_GRAPH_SERVER=server,
+        **(env_extra or {}),
     )
     proc = subprocess.Popen(
         [
@@ -582,6 +592,17 @@ def main(argv: list[str] | None = None) -> int:
         help="also serve ours with 1 worker and time it in the same rounds: 1 vs"
         " max(2, --workers) workers",
     )
+    p.add_argument(
+        "--compare-server",
+        action="store_true",
+        help="also serve ours under granian (serve --server granian), timed in the same rounds",
+    )
+    p.add_argument(
+        "--compare-observe",
+        action="store_true",
+        help="ours logs a JSON request line per request and keeps metrics on; a second ours"
+        " runs with both off (CUSTOMER_GRAPH_METRICS=0, --no-access-log): what observing costs",
+    )
     p.add_argument("--no-peer", action="store_true", help="ours only")
     p.add_argument("--port", type=int, default=8765)
     p.add_argument("--peer-port", type=int, default=5001)
@@ -615,7 +636,8 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="cg-bench-"))
     failed_checks: dict[str, str] = {}
     try:
-        log = args.data_dir / "service.log" if args.access_log else None
+        wants_log = args.access_log or args.compare_observe
+        log = args.data_dir / "service.log" if wants_log else None
         ours = Side(f"ours {workers}w" if args.compare_workers else "ours", args.port, token, False)
         sides = [ours]
         proc = start_service(url, ours.port, workers, owner=args.owner, log=log)
@@ -625,6 +647,24 @@ def main(argv: list[str] | None = None) -> int:
             proc = start_service(url, one.port, 1, owner=args.owner, log=log)
             services.append((one, proc, RssSampler(proc.pid)))
             sides.append(one)
+        others: list[tuple[Side, str]] = []  # (side, the table's title)
+        if args.compare_server:
+            granian = Side("ours granian", args.port + 2, token, False)
+            proc = start_service(
+                url, granian.port, workers, owner=args.owner, log=log, server="granian"
+            )
+            services.append((granian, proc, RssSampler(proc.pid)))
+            sides.append(granian)
+            others.append((granian, "ours under granian vs uvicorn (same workers)"))
+        if args.compare_observe:
+            bare = Side("ours bare", args.port + 3, token, False)
+            proc = start_service(
+                url, bare.port, workers, owner=args.owner, env_extra={"CUSTOMER_GRAPH_METRICS": "0"}
+            )
+            services.append((bare, proc, RssSampler(proc.pid)))
+            sides.append(bare)
+            what = "observing's cost: ours (request line + metrics) vs bare (target: < 5%)"
+            others.append((bare, what))
         peer = None
         if not args.no_peer:
             start_peer(url, args.peer_port, args.data_dir, mutations="e" in keys)
@@ -771,6 +811,8 @@ def main(argv: list[str] | None = None) -> int:
                 tallies,
                 {},
             )
+        for other, what in others:
+            print_table(what, ours.name, other.name, rows, tallies, {})
         rss = {}
         for side, _, sampler in services:
             peaks = [v / 2**20 for v in sampler.peak.values()]
