@@ -53,6 +53,7 @@ class UserErrorCode(StrEnum):
     INSUFFICIENT_FUNDS = "INSUFFICIENT_FUNDS"
     CARD_NUMBER_REFUSED = "CARD_NUMBER_REFUSED"
     ERASED = "ERASED"  # the customer was erased (privacy request): no personal data again
+    AMBIGUOUS = "AMBIGUOUS"  # an imported row's reference ID names more than one customer
 
 
 class CodedError(GraphQLError):

@@ -441,7 +441,7 @@ class _Writer:
         if len(rows) > 1:
             raise RowRefused(
                 None,
-                "AMBIGUOUS",
+                UserErrorCode.AMBIGUOUS,
                 f"Customers {rows[0].number} and {rows[1].number} share this reference ID.",
             )
         if not rows:
