@@ -6,6 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from sqlalchemy import literal_column
+from sqlalchemy.dialects import postgresql
+
+from models.types import jsonb_text
+
 # ---------------------------------------------------------------------------------------
 # JSON text encoders: SQL expression -> SQL expression of its JSON text (never NULL)
 #
@@ -101,6 +106,15 @@ def j_dt(e: str, nullable: bool = True) -> str:
     return j_str(e, nullable)
 
 
+def j_json(e: str, nullable: bool = True) -> str:
+    """A jsonb column as both paths print it (`models.types.jsonb_text`: PostgreSQL's own
+    jsonb text, compact), which the field-by-field path reads and sends as it is."""
+    sql = jsonb_text(literal_column(e)).compile(
+        dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}
+    )
+    return _or_null(str(sql), nullable)
+
+
 def b64(e: str) -> str:
     return f"translate(encode(convert_to({e}, 'UTF8'), 'base64'), E'\\n', '')"
 
@@ -118,6 +132,7 @@ SCALAR_ENCODERS: dict[str, Callable[[str], str]] = {
     "DateTime": j_dt,
     "Date": j_str,
     "UUID": j_str,
+    "JSON": j_json,
 }
 
 

@@ -180,12 +180,20 @@ NODE_TABLES: dict[str, tuple[str, ScopeKind | None]] = {
     "PaymentMethod": ("payment_method", ScopeKind.PAYMENT_METHOD),
     "Address": ("address", ScopeKind.CHILD),
     "Order": ("orders", ScopeKind.CHILD),
+    "OrderLine": ("order_line", ScopeKind.CHILD),
     "LedgerTransaction": ("ledger_transaction", ScopeKind.CHILD),
     "TimelineEvent": ("timeline_event", ScopeKind.CHILD),
     "TaxExemptionCertificate": ("tax_exemption_certificate", ScopeKind.CHILD),
     "SalesChannel": ("sales_channel", None),
     "User": ("app_user", ScopeKind.USER),
     "CustomFieldDefinition": ("custom_field_definition", None),
+}
+# Columns a node reads from another table, as its loader joins them: a line's currency is
+# its order's (orders.visible_lines).
+NODE_COLUMNS: dict[str, dict[str, str]] = {
+    "OrderLine": {
+        "currency": "(SELECT orders.currency FROM orders WHERE orders.id = order_line.order_id)"
+    },
 }
 MAX_NODES = 100  # `nodes(ids:)` with more ids takes the field-by-field path
 
@@ -198,7 +206,8 @@ def _by_id(b: Builder, type_name: str, pk_sql: str, nodes) -> str:
     table, scope = spec
     t = b.schema.get_type(type_name)
     where = f"{table}.id = {pk_sql}" + (f" AND {b.scope(scope, table)}" if scope else "")
-    return nullable_sql(b.object(t, nodes, Source(table)), f"FROM {table} WHERE {where}")
+    src = Source(table, NODE_COLUMNS.get(type_name, {}))
+    return nullable_sql(b.object(t, nodes, src), f"FROM {table} WHERE {where}")
 
 
 def _global_id(value: Any) -> tuple[str, int]:
