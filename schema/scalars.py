@@ -9,7 +9,6 @@ import datetime
 import decimal
 
 import orjson
-
 from strawberry.scalars import JSON as JSONType
 from strawberry.schema.types.base_scalars import DateTimeDefinition, DecimalDefinition
 from strawberry.schema.types.scalar import DEFAULT_SCALAR_REGISTRY
@@ -32,7 +31,6 @@ def numeric_text(value: decimal.Decimal) -> str:
 
 
 Decimal = dataclasses.replace(DecimalDefinition, serialize=numeric_text)
-
 
 
 def json_value(value: object) -> object:
