@@ -10,19 +10,23 @@ from graphql import (
     FieldNode,
     GraphQLObjectType,
 )
-from sqlalchemy import literal_column
+from sqlalchemy import literal_column, select
 
+from models.enums import TaxStatus
 from resolvers import accounts as account_q
 from resolvers import customers as customer_q
 from resolvers import search as search_q
+from resolvers import tax as tax_q
 from resolvers.compiled.builder import Builder, NotCompilable, Source, clause_sql
 from resolvers.compiled.json_text import (
     Json,
     Piece,
+    j_str,
     jlit,
     list_sql,
     nullable_sql,
     obj_sql,
+    quoted,
 )
 from resolvers.errors import CodedError
 from resolvers.global_ids import decode_global_id, decode_id
@@ -326,6 +330,54 @@ def _root_custom_field_definitions(b: Builder, gtype, nodes) -> str:
     return list_sql(b.object(t, nodes, Source(d)), where, f"{d}.position, {d}.key")
 
 
+def _root_tax_determination(b: Builder, gtype, nodes) -> str:
+    """schema.tax_mutations' resolver: the visible customer, then tax_q.determine's rule
+    (its `covering` conditions and order) as sub-selects of that customer's row."""
+    a = b.args(gtype, nodes)
+    if not a.keys() <= {"customerId", "region", "on"}:
+        raise NotCompilable("unknown arguments")
+    pk = _decoded(a["customerId"], "Customer")
+    try:
+        country, subdivision = tax_q.region_of(a["region"])
+    except CodedError as exc:  # Strawberry says so (or answers null for an unseen customer)
+        raise NotCompilable("bad region") from exc
+    cert = tax_q.certificate
+    on = literal_column(b.param(a["on"], "date") if a.get("on") else b.today())
+    covering = b.sql(
+        select(cert.c.id)
+        .where(*tax_q.covering(literal_column("customer.id"), country, subdivision, on))
+        .where(literal_column(b.scope(ScopeKind.CHILD, cert.name)))
+        .order_by(*tax_q.COVERING_ORDER)
+        .limit(1)
+        .scalar_subquery()
+    )
+    exempt_status = f"customer.tax_status = '{TaxStatus.EXEMPT.value}'"
+    result = b.child_type(gtype, "taxDetermination")
+    parts = []
+    for key, fnodes in b.collect(result, nodes).items():
+        name = fnodes[0].name.value
+        if name == "__typename":
+            value = jlit(f'"{result.name}"')
+        elif name == "exempt":
+            value = f"({exempt_status} OR {covering} IS NOT NULL)::text"
+        elif name == "reason":
+            value = quoted(
+                f"CASE WHEN {exempt_status} THEN 'TAX_STATUS'"
+                f" WHEN {covering} IS NOT NULL THEN 'CERTIFICATE' ELSE 'NONE' END"
+            )
+        elif name == "taxCode":
+            value = j_str("customer.tax_code")
+        elif name == "certificate":
+            certificate = _by_id(b, "TaxExemptionCertificate", covering, fnodes)
+            value = f"CASE WHEN {exempt_status} THEN 'null' ELSE {certificate} END"
+        else:
+            raise NotCompilable(f"{result.name}.{name}")
+        parts.append((key, value))
+    scope = b.scope(ScopeKind.CUSTOMER, "customer")
+    where = f"FROM customer WHERE customer.id = {b.param(pk, 'bigint')} AND {scope}"
+    return nullable_sql(obj_sql(parts), where)
+
+
 ROOTS: dict[str, Callable[[Builder, GraphQLObjectType, list[FieldNode]], str]] = {
     "customers": _root_customers,
     "customerSearch": _root_customer_search,
@@ -338,4 +390,5 @@ ROOTS: dict[str, Callable[[Builder, GraphQLObjectType, list[FieldNode]], str]] =
     "salesChannels": _root_sales_channels,
     "salesReps": _root_sales_reps,
     "customFieldDefinitions": _root_custom_field_definitions,
+    "taxDetermination": _root_tax_determination,
 }
