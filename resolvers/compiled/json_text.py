@@ -100,6 +100,16 @@ def j_enum(e: str, nullable: bool = True) -> str:
     return j_str(e) if nullable else quoted(f"({e})::text")
 
 
+def j_float(e: str, nullable: bool = True) -> str:
+    """A numeric column as the Float scalar prints it on the other path (`float(value)`,
+    then orjson): PostgreSQL's shortest float8 text, which has the same digits, with
+    orjson's `.0` on whole numbers. For values orjson prints without an exponent."""
+    text = (
+        f"CASE WHEN ({e}) = trunc({e}) THEN trunc({e})::text || '.0' ELSE ({e})::float8::text END"
+    )
+    return _or_null(text, nullable)
+
+
 def j_dt(e: str, nullable: bool = True) -> str:
     """PostgreSQL's own JSON timestamp (ISO 8601, session TimeZone UTC), which
     `resolvers.datetimes.iso_datetime` prints on the field-by-field path too."""

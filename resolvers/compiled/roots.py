@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 from graphql import (
     FieldNode,
     GraphQLObjectType,
@@ -15,12 +16,14 @@ from sqlalchemy import literal_column, select
 from models.enums import TaxStatus
 from resolvers import accounts as account_q
 from resolvers import customers as customer_q
+from resolvers import duplicates as dup_q
 from resolvers import search as search_q
 from resolvers import tax as tax_q
 from resolvers.compiled.builder import Builder, NotCompilable, Source, clause_sql
 from resolvers.compiled.json_text import (
     Json,
     Piece,
+    j_float,
     j_str,
     jlit,
     list_sql,
@@ -378,6 +381,78 @@ def _root_tax_determination(b: Builder, gtype, nodes) -> str:
     return nullable_sql(obj_sql(parts), where)
 
 
+def _root_duplicate_customers(b: Builder, gtype, nodes) -> str:
+    """schema.duplicates' resolver: the report's own select (resolvers/duplicates.py, with
+    the viewer's scope inside, bound per request) paged by `pagination.window`; a group's
+    customers through the customer scope."""
+    args = b.page(gtype, nodes, frozenset(("by", "fuzzy", "threshold")))
+    a = b.args(gtype, nodes)
+    by = [dup_q.Criterion(getattr(c, "value", c)) for c in a.get("by") or ()]
+    criteria = tuple(dict.fromkeys(by or [dup_q.Criterion.EMAIL]))
+    fuzzy, threshold = a.get("fuzzy", False), a.get("threshold", 0.6)
+    if fuzzy and dup_q.Criterion.NAME not in criteria:
+        raise NotCompilable("fuzzy without NAME")  # Strawberry says why
+    if not dup_q.MIN_FUZZY_THRESHOLD <= threshold <= 1:
+        raise NotCompilable("bad threshold")
+    report = dup_q.Report(criteria, fuzzy, threshold)
+    rows, ordering = dup_q.report_query(b.context(), report)
+    table = "pairs" if fuzzy else "groups"
+    conn = b.child_type(gtype, nodes[0].name.value)
+    group = b.child_type(conn, "nodes")
+    reasons = jlit(orjson.dumps([c.value for c in criteria]).decode())
+    if fuzzy:
+        ids = f"ARRAY[{table}.a_id, {table}.b_id]"
+        keys = ["k0", "k1"]
+        score = j_float(f"{table}.score")
+        similarity = j_float(f"{table}.similarity")
+        size = jlit("2")
+    else:
+        ids = f"{table}.ids"
+        keys = [f"k{i}" for i in range(len(criteria))]
+        score = jlit(orjson.dumps(dup_q.score([dup_q.WEIGHTS[c] for c in criteria])).decode())
+        similarity = jlit("null")
+        size = f"({table}.size)::text"
+    key_list: list[Piece] = [(True, "[")]
+    for i, k in enumerate(keys):
+        key_list += [(True, "," if i else ""), (False, j_str(f"{table}.{k}", nullable=False))]
+    values = {
+        "__typename": jlit(f'"{group.name}"'),
+        "reasons": reasons,
+        "score": score,
+        "similarity": similarity,
+        "keys": Json([*key_list, (True, "]")]),
+        "size": size,
+    }
+
+    def node(fnodes) -> str:
+        parts = []
+        for key, inner in b.collect(group, fnodes).items():
+            name = inner[0].name.value
+            if name == "customers":
+                customer_type = b.child_type(group, "customers")
+                scope = b.scope(ScopeKind.CUSTOMER, "customer")
+                item = b.object(customer_type, inner, Source("customer"))
+                where = f"FROM customer WHERE customer.id = ANY({ids}) AND {scope}"
+                parts.append((key, list_sql(item, where, "customer.id")))
+            elif name in values:
+                parts.append((key, values[name]))
+            else:
+                raise NotCompilable(f"{group.name}.{name}")
+        return obj_sql(parts)
+
+    return b.connection(
+        conn,
+        nodes,
+        table=table,
+        node_type=group,
+        where=[],
+        ordering=ordering,
+        args=args,
+        rows=rows,
+        node=node,
+    )
+
+
 ROOTS: dict[str, Callable[[Builder, GraphQLObjectType, list[FieldNode]], str]] = {
     "customers": _root_customers,
     "customerSearch": _root_customer_search,
@@ -391,4 +466,5 @@ ROOTS: dict[str, Callable[[Builder, GraphQLObjectType, list[FieldNode]], str]] =
     "salesReps": _root_sales_reps,
     "customFieldDefinitions": _root_custom_field_definitions,
     "taxDetermination": _root_tax_determination,
+    "duplicateCustomers": _root_duplicate_customers,
 }
