@@ -482,15 +482,22 @@ class Builder:
                 columns.append(func.row_number().over(order_by=fetch).label("_rn"))
             stmt = select(*columns).select_from(metadata.tables[table])
             stmt = stmt.where(*(literal_column(w, Boolean) for w in where))
-            count_sql = f"SELECT count(*) FROM {table} WHERE {' AND '.join(where) or 'true'}"
+            base = " AND ".join(where) or "true"
+
+            def count_sql() -> str:
+                return f"SELECT count(*) FROM {table} WHERE {base}"
+
             cursor = quoted(computed_sql(cursor_sql(ordering), metadata.tables[table], src.alias))
         else:
             stmt = rows.add_columns(func.row_number().over(order_by=fetch).label("_rn"))
             stmt = stmt if page_info else rows
-            count_sql = f"SELECT count(*) FROM ({self.sql(rows)}) AS _all"
+
+            def count_sql() -> str:  # its parameters only if it is selected
+                return f"SELECT count(*) FROM ({self.sql(rows)}) AS _all"
+
             cursor = quoted(clause_sql(cursor_sql(ordering)))
         try:  # pagination.window: the keyset, fetch order and limit the loaders use
-            inner = self.sql(window(stmt, ordering, args, look_ahead=page_info))
+            windowed = window(stmt, ordering, args, look_ahead=page_info)
         except CodedError as exc:
             raise NotCompilable("bad cursor") from exc
         # Shown in the ordering's own order, whichever way the rows were fetched.
@@ -504,7 +511,7 @@ class Builder:
             if name == "__typename":
                 parts.append((key, jlit(f'"{conn_type.name}"')))
             elif name == "totalCount":
-                parts.append((key, f"({count_sql})::text"))
+                parts.append((key, f"({count_sql()})::text"))
             elif name in ("edges", "nodes"):
                 if name == "edges":
                     edge_type = self.child_type(conn_type, "edges")
@@ -542,6 +549,7 @@ class Builder:
                 raise NotCompilable(f"{conn_type.name}.{name}")
         if not aggs:
             return obj_sql(parts)
+        inner = self.sql(windowed)  # its parameters only if its rows are read
         agg_list = ", ".join(f"{expr} AS {name}" for name, expr in aggs.items())
         return f"(SELECT {obj_sql(parts)} FROM (SELECT {agg_list} FROM ({inner}) AS {table}) _p)"
 
