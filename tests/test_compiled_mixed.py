@@ -71,8 +71,7 @@ WHOLE = [
         "A",
     ),
     (
-        "query { ...R bulkJobs { totalCount } }"
-        " fragment R on Query { customers { totalCount } }",
+        "query { ...R bulkJobs { totalCount } } fragment R on Query { customers { totalCount } }",
         {},
         None,
     ),
