@@ -16,11 +16,11 @@ from sqlalchemy import (
     Text,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, created_at, number_column, updated_at
 from models.enums import OrderSource, OrderStatus
+from models.types import JsonbDocument
 
 
 class Order(Base):
@@ -43,7 +43,7 @@ class Order(Base):
     total: Mapped[Decimal]
     amount_paid: Mapped[Decimal] = mapped_column(server_default="0")
     amount_refunded: Mapped[Decimal] = mapped_column(server_default="0")
-    shipping_address: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    shipping_address: Mapped[dict[str, Any] | None] = mapped_column(JsonbDocument)
     placed_at: Mapped[datetime]
     created_at: Mapped[datetime] = created_at()
     updated_at: Mapped[datetime] = updated_at()

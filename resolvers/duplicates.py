@@ -13,8 +13,10 @@ import enum
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 
 from sqlalchemy import (
+    ColumnElement,
     Numeric,
     Select,
     Text,
@@ -65,6 +67,19 @@ class Report:
     criteria: tuple[Criterion, ...]
     fuzzy: bool = False
     threshold: float = 0.6
+
+
+def fuzzy_score(report: Report, similarity) -> ColumnElement:
+    """A fuzzy pair's score, as `score` combines it (the name's weight times the
+    similarity), in PostgreSQL's exact decimals rounded to 4 places: both read paths print
+    this one value."""
+    others = math.prod(
+        (1 - Decimal(str(WEIGHTS[c])) for c in report.criteria if c is not Criterion.NAME),
+        start=Decimal(1),
+    )
+    name = literal(Decimal(str(WEIGHTS[Criterion.NAME])), Numeric)
+    kept = (literal(1, Numeric) - name * similarity) * literal(others, Numeric)
+    return func.round(literal(1, Numeric) - kept, 4, type_=Numeric)
 
 
 def _candidates(ctx: Context, criteria: Sequence[Criterion]) -> Select:
@@ -125,9 +140,11 @@ def fuzzy_pairs(ctx: Context, report: Report) -> tuple[Select, Ordering]:
         .where(dismissal.c.customer_a_id == a.c.id, dismissal.c.customer_b_id == b.c.id)
         .exists()
     )
+    rounded = func.round(similarity.cast(Numeric), 4, type_=Numeric)
     pairs = (
         select(
-            func.round(similarity.cast(Numeric), 4, type_=Numeric).label("similarity"),
+            rounded.label("similarity"),
+            fuzzy_score(report, rounded).label("score"),
             a.c.id.label("a_id"),
             b.c.id.label("b_id"),
             a.c[name].label("k0"),
@@ -152,10 +169,9 @@ async def report_page(ctx: Context, report: Report, args: PageArgs) -> tuple[Pag
 
 
 def group_score(report: Report, row) -> float:
-    weights = [WEIGHTS[c] for c in report.criteria]
     if report.fuzzy:
-        weights[report.criteria.index(Criterion.NAME)] *= float(row.similarity)
-    return score(weights)
+        return float(row.score)  # fuzzy_score, computed by PostgreSQL
+    return score([WEIGHTS[c] for c in report.criteria])
 
 
 async def dismiss(conn, customer_ids: Sequence[int], actor_id: int | None) -> int:

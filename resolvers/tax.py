@@ -4,12 +4,14 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+import pycountry
 from sqlalchemy import Select, and_, func, or_, select
 
 from models import TaxExemptionCertificate
 from models.enums import TaxStatus
 from resolvers.context import Context
 from resolvers.datetimes import TODAY
+from resolvers.errors import BadUserInput
 from resolvers.relations import ById, ChildList
 from resolvers.scope import ScopeKind, scope_children
 
@@ -61,6 +63,36 @@ class Determination:
     certificate: Any | None
 
 
+def region_of(region: str) -> tuple[str, str | None]:
+    """(country, subdivision or None) of an ISO 3166 region (`FR`, `us-ca`); BadUserInput
+    for anything else (both read paths check with this)."""
+    country, _, subdivision = region.strip().upper().partition("-")
+    if pycountry.countries.get(alpha_2=country) is None or (
+        subdivision and pycountry.subdivisions.get(code=f"{country}-{subdivision}") is None
+    ):
+        raise BadUserInput(
+            f"Unknown region {region!r}: use ISO 3166 (FR, US-CA).", argument="region"
+        )
+    return country, subdivision or None
+
+
+def covering(customer_id: Any, country: Any, region: Any, on: Any) -> list:
+    """The conditions of a certificate that exempts `customer_id` in (country, region) on
+    `on`: the one rule, for orders, `taxDetermination` and its compiled form."""
+    return [
+        certificate.c.customer_id == customer_id,
+        certificate.c.country == country,
+        or_(certificate.c.region.is_(None), certificate.c.region == region),
+        certificate.c.valid_from <= on,
+        or_(certificate.c.valid_to.is_(None), certificate.c.valid_to >= on),
+        or_(certificate.c.revoked_at.is_(None), func.date(certificate.c.revoked_at) > on),
+    ]
+
+
+# The newest covering certificate wins (ties: the oldest id).
+COVERING_ORDER = CERTIFICATE_ORDER
+
+
 async def determine(
     conn_or_ctx: Any, customer_row: Any, country: str, region: str | None, on: date
 ) -> Determination:
@@ -69,15 +101,8 @@ async def determine(
         return Determination(True, "TAX_STATUS", customer_row.tax_code, None)
     stmt = (
         certificate_row()
-        .where(
-            certificate.c.customer_id == customer_row.id,
-            certificate.c.country == country,
-            or_(certificate.c.region.is_(None), certificate.c.region == region),
-            certificate.c.valid_from <= on,
-            or_(certificate.c.valid_to.is_(None), certificate.c.valid_to >= on),
-            or_(certificate.c.revoked_at.is_(None), func.date(certificate.c.revoked_at) > on),
-        )
-        .order_by(certificate.c.valid_from.desc(), certificate.c.id)
+        .where(*covering(customer_row.id, country, region, on))
+        .order_by(*COVERING_ORDER)
         .limit(1)
     )
     if hasattr(conn_or_ctx, "rows"):

@@ -3,7 +3,6 @@
 from datetime import date
 from typing import Annotated
 
-import pycountry
 import strawberry
 from strawberry.types import Info
 
@@ -11,7 +10,6 @@ from resolvers import customers as customer_q
 from resolvers import tax as tax_q
 from resolvers import tax_mutations as q
 from resolvers.context import viewer_of
-from resolvers.errors import BadUserInput
 from resolvers.global_ids import decode_id
 from resolvers.mutations import Refused
 from schema.base import build
@@ -137,14 +135,8 @@ class TaxQueries:
         row = await ctx.loader(customer_q.customers_by_id).load(pk)
         if row is None:
             return None
-        country, _, subdivision = region.strip().upper().partition("-")
-        if pycountry.countries.get(alpha_2=country) is None or (
-            subdivision and pycountry.subdivisions.get(code=f"{country}-{subdivision}") is None
-        ):
-            raise BadUserInput(
-                f"Unknown region {region!r}: use ISO 3166 (FR, US-CA).", argument="region"
-            )
-        result = await tax_q.determine(ctx, row, country, subdivision or None, on or date.today())
+        country, subdivision = tax_q.region_of(region)
+        result = await tax_q.determine(ctx, row, country, subdivision, on or date.today())
         return TaxDetermination(
             exempt=result.exempt,
             reason=result.reason,

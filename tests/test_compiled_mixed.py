@@ -13,30 +13,30 @@ MIXED = [
     # (query, variables)
     (
         "{ customers(first: 2) { nodes { number } }"
-        " duplicateCustomers { totalCount } salesChannels { name } }",
+        " bulkJobs { totalCount } salesChannels { name } }",
         {},
     ),
     # a variable only the compiled field uses: its definition (and the parentheses) go
     (
         "query($n: Int!) {\n  customers(first: $n) { totalCount nodes { number } }\n"
-        "  duplicateCustomers { totalCount }\n}",
+        "  bulkJobs { totalCount }\n}",
         {"n": 3},
     ),
     # variables used by both sides, and one each
     (
         "query($n: Int, $m: Int, $k: Int) { a: customers(first: $n) { nodes { number } }"
-        " b: duplicateCustomers(first: $m) { totalCount }"
+        " b: bulkJobs(first: $m) { totalCount }"
         " c: customers(first: $k, orderBy: {field: NUMBER}) { nodes { number } }"
-        " d: duplicateCustomers(first: $n) { totalCount } }",
+        " d: bulkJobs(first: $n) { totalCount } }",
         {"n": 1, "m": 2, "k": 3},
     ),
     # fragments: only compiled, shared, nested
     (
         "query { customers(first: 2) { ...Page }"
-        " duplicateCustomers { ...Acc } me { user { ...U } } }\n"
+        " bulkJobs { ...Acc } me { user { ...U } } }\n"
         "fragment Page on CustomerConnection { nodes { ...C } }\n"
         "fragment C on Customer { number email }\n"
-        "fragment Acc on DuplicateGroupConnection { totalCount }\n"
+        "fragment Acc on BulkJobConnection { totalCount }\n"
         "fragment U on User { email }",
         {},
     ),
@@ -45,7 +45,7 @@ MIXED = [
         "query($yes: Boolean!, $no: Boolean!) { __typename"
         " customers(first: 1) @include(if: $yes) { nodes { number } }"
         " x: customers(first: 1) @skip(if: $yes) { totalCount }"
-        " duplicateCustomers @skip(if: $no) { totalCount } }",
+        " bulkJobs @skip(if: $no) { totalCount } }",
         {"yes": True, "no": False},
     ),
     # a nullable root field that errors: data stays, the error points at the right spot
@@ -65,14 +65,13 @@ NULLED = (
 WHOLE = [
     (
         "query A { customers(first: 1) { totalCount }"
-        " duplicateCustomers { totalCount } }"
+        " bulkJobs { totalCount } }"
         " query B { me { user { email } } }",
         {},
         "A",
     ),
     (
-        "query { ...R duplicateCustomers { totalCount } }"
-        " fragment R on Query { customers { totalCount } }",
+        "query { ...R bulkJobs { totalCount } } fragment R on Query { customers { totalCount } }",
         {},
         None,
     ),

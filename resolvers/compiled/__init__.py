@@ -91,6 +91,7 @@ def compile_operation(
             tuple(b.params),
             b.viewer_slot,
             b.today_slot,
+            tuple(b.viewer_slots),
             keys=tuple(k for k, _ in parts),
             rest=tuple(rest),
             order=tuple(order),
@@ -102,7 +103,7 @@ def compile_operation(
     # Statements are cached per variables: one page's cursor differs from the next only in
     # its parameters, so thousands of cached statements share one SQL text.
     sql = sys.intern(f"SELECT {_guarded(b, response)}")
-    return Statement(sql, tuple(b.params), b.viewer_slot, b.today_slot)
+    return Statement(sql, tuple(b.params), b.viewer_slot, b.today_slot, tuple(b.viewer_slots))
 
 
 def _guarded(b: Builder, value: str) -> str:

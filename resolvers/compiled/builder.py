@@ -133,6 +133,8 @@ class Statement:
     params: tuple[Any, ...]
     viewer_slot: int | None = None
     today_slot: int | None = None
+    # More places of the viewer's id: resolvers' own clauses (`Builder.context`).
+    viewer_slots: tuple[int, ...] = ()
     # A mixed operation: the statement returns one JSON text per key in `keys` (as bytes);
     # the root fields under `rest` are answered by Strawberry; `order` is the response's.
     keys: tuple[str, ...] = ()
@@ -143,6 +145,8 @@ class Statement:
         params = list(self.params)
         if self.viewer_slot is not None:
             params[self.viewer_slot] = viewer.user_id
+        for slot in self.viewer_slots:
+            params[slot] = viewer.user_id
         if self.today_slot is not None:
             params[self.today_slot] = dt.date.today()
         return params
@@ -155,6 +159,11 @@ class Statement:
 class _Ctx:
     def __init__(self, viewer: Viewer) -> None:
         self.viewer = viewer
+
+
+class ViewerId(int):
+    """The viewer's id where a resolver's own clauses put it (`Builder.context`): `Builder.sql`
+    finds it among the bound values and binds it per request, like the scope's."""
 
 
 def _where_text(stmt, table, alias: str | None) -> str | None:
@@ -254,18 +263,21 @@ class Builder:
         self._today: str | None = None
         self.viewer_slot: int | None = None
         self.today_slot: int | None = None
+        self.viewer_slots: list[int] = []
         self._aliases = 0
 
     # -- parameters
     def checkpoint(self) -> tuple:
         state = (self._uid, self._today, self.viewer_slot, self.today_slot)
-        return (len(self.params), len(self.guards), *state)
+        return (len(self.params), len(self.guards), len(self.viewer_slots), *state)
 
     def rollback(self, checkpoint: tuple) -> None:
         """Forget the parameters of a root field that turned out not to compile."""
-        size, guards, self._uid, self._today, self.viewer_slot, self.today_slot = checkpoint
+        size, guards, slots, *state = checkpoint
+        self._uid, self._today, self.viewer_slot, self.today_slot = state
         del self.params[size:]
         del self.guards[guards:]
+        del self.viewer_slots[slots:]
 
     def param(self, value: Any, cast: str) -> str:
         self.params.append(value)
@@ -312,7 +324,18 @@ class Builder:
     def sql(self, clause) -> str:
         """A SQLAlchemy clause as SQL text whose values are this statement's parameters
         (numbered by SQLAlchemy's own rendering, see `bound_sql`)."""
-        return bound_sql(clause, self.params)
+        start = len(self.params)
+        text = bound_sql(clause, self.params)
+        self.viewer_slots += [
+            i for i in range(start, len(self.params)) if type(self.params[i]) is ViewerId
+        ]
+        return text
+
+    def context(self) -> _Ctx:
+        """A stand-in for the resolvers' context (`ctx.viewer`), so their own select builders
+        (with `resolvers/scope.py` inside) serve here; the viewer's id in them becomes a
+        parameter bound per request, so the cached statement serves every viewer of the role."""
+        return _Ctx(Viewer(ViewerId(self.viewer.user_id), self.viewer.role, self.viewer.email))
 
     def customer_clauses(self, clauses: list) -> str:
         """SQLAlchemy clauses over `customer` as SQL text, their values this statement's
@@ -442,25 +465,44 @@ class Builder:
         ordering: Ordering,
         args: PageArgs,
         src: Source | None = None,
+        rows: Any = None,
+        node: Callable[[list[FieldNode]], str] | None = None,
     ) -> str:
+        """A connection over `table`'s rows matching `where`; or over `rows`, a resolver's
+        own select from a sub-select named `table` (`ordering` over its columns), whose
+        nodes `node` prints from the selected field nodes."""
         src = src or Source(table)
         n = args.size
         selected = self.collect(conn_type, nodes)
         page_info = any(f[0].name.value == "pageInfo" for f in selected.values())
-        columns = [literal_column(f"{table}.*")]
-        if page_info:  # rows numbered in fetch order, to leave the look-ahead row out
-            fetch = fetch_ordering(ordering, args).order_by()
-            columns.append(func.row_number().over(order_by=fetch).label("_rn"))
-        stmt = select(*columns).select_from(metadata.tables[table])
-        stmt = stmt.where(*(literal_column(w, Boolean) for w in where))
+        fetch = fetch_ordering(ordering, args).order_by()
+        if rows is None:
+            columns = [literal_column(f"{table}.*")]
+            if page_info:  # rows numbered in fetch order, to leave the look-ahead row out
+                columns.append(func.row_number().over(order_by=fetch).label("_rn"))
+            stmt = select(*columns).select_from(metadata.tables[table])
+            stmt = stmt.where(*(literal_column(w, Boolean) for w in where))
+            base = " AND ".join(where) or "true"
+
+            def count_sql() -> str:
+                return f"SELECT count(*) FROM {table} WHERE {base}"
+
+            cursor = quoted(computed_sql(cursor_sql(ordering), metadata.tables[table], src.alias))
+        else:
+            stmt = rows.add_columns(func.row_number().over(order_by=fetch).label("_rn"))
+            stmt = stmt if page_info else rows
+
+            def count_sql() -> str:  # its parameters only if it is selected
+                return f"SELECT count(*) FROM ({self.sql(rows)}) AS _all"
+
+            cursor = quoted(clause_sql(cursor_sql(ordering)))
         try:  # pagination.window: the keyset, fetch order and limit the loaders use
-            inner = self.sql(window(stmt, ordering, args, look_ahead=page_info))
+            windowed = window(stmt, ordering, args, look_ahead=page_info)
         except CodedError as exc:
             raise NotCompilable("bad cursor") from exc
         # Shown in the ordering's own order, whichever way the rows were fetched.
         shown = clause_sql(*ordering.order_by())
         page = f" FILTER (WHERE _rn <= {n})" if page_info else ""
-        cursor = quoted(computed_sql(cursor_sql(ordering), metadata.tables[table], src.alias))
 
         aggs: dict[str, str] = {}
         parts: list[tuple[str, str]] = []
@@ -469,12 +511,13 @@ class Builder:
             if name == "__typename":
                 parts.append((key, jlit(f'"{conn_type.name}"')))
             elif name == "totalCount":
-                base = " AND ".join(where) or "true"
-                parts.append((key, f"(SELECT count(*) FROM {table} WHERE {base})::text"))
+                parts.append((key, f"({count_sql()})::text"))
             elif name in ("edges", "nodes"):
                 if name == "edges":
                     edge_type = self.child_type(conn_type, "edges")
-                    item = self.edge(edge_type, fnodes, node_type, src, cursor)
+                    item = self.edge(edge_type, fnodes, node_type, src, cursor, node)
+                elif node is not None:
+                    item = node(fnodes)
                 else:
                     item = self.object(node_type, fnodes, src)
                 agg = f"_a{len(aggs)}"
@@ -506,10 +549,11 @@ class Builder:
                 raise NotCompilable(f"{conn_type.name}.{name}")
         if not aggs:
             return obj_sql(parts)
+        inner = self.sql(windowed)  # its parameters only if its rows are read
         agg_list = ", ".join(f"{expr} AS {name}" for name, expr in aggs.items())
         return f"(SELECT {obj_sql(parts)} FROM (SELECT {agg_list} FROM ({inner}) AS {table}) _p)"
 
-    def edge(self, edge_type, nodes, node_type, src: Source, cursor: str) -> str:
+    def edge(self, edge_type, nodes, node_type, src: Source, cursor: str, node=None) -> str:
         parts = []
         for key, fnodes in self.collect(edge_type, nodes).items():
             name = fnodes[0].name.value
@@ -518,7 +562,8 @@ class Builder:
             elif name == "cursor":
                 parts.append((key, cursor))
             elif name == "node":
-                parts.append((key, self.object(node_type, fnodes, src)))
+                item = node(fnodes) if node is not None else self.object(node_type, fnodes, src)
+                parts.append((key, item))
             else:
                 raise NotCompilable(f"{edge_type.name}.{name}")
         return obj_sql(parts)

@@ -23,8 +23,9 @@ from resolvers import sales_channels as channel_q
 from resolvers import tax as tax_q
 from resolvers import timeline as timeline_q
 from resolvers import users as user_q
-from resolvers.compiled.builder import Builder, Source, clause_sql
-from resolvers.compiled.json_text import j_dec, list_sql, nullable_sql
+from resolvers.compiled.builder import Builder, Source, clause_sql, computed_sql
+from resolvers.compiled.json_text import j_dec, list_sql, nullable_sql, quoted
+from resolvers.pagination import cursor_sql
 from resolvers.relations import (
     ChildConnection,
     ChildList,
@@ -194,6 +195,13 @@ def _tax_rate(b: Builder, gtype, nodes, src: Source) -> str:
     return j_dec(f"trim_scale({src.col('tax_rate')})", nullable=False)
 
 
+def _event_cursor(b: Builder, gtype, nodes, src: Source) -> str:
+    # The event's place in the timeline: its page cursor (`cursor_sql`), which the
+    # resolver's `encode_cursor` prints the same.
+    table = timeline_q.timeline_event
+    return quoted(computed_sql(cursor_sql(timeline_q.NEWEST_FIRST), table, src.alias))
+
+
 _ORDER_MONEY = (
     "subtotal",
     "tax_total",
@@ -211,6 +219,7 @@ VALUE_OBJECTS: dict[str, dict[str, Build]] = {
         "taxRate": _tax_rate,
     },
     "LedgerTransaction": {"amount": _money("amount"), "balanceAfter": _money("balance_after")},
+    "TimelineEvent": {"cursor": _event_cursor},
 }
 
 

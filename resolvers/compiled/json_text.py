@@ -6,6 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from sqlalchemy import literal_column
+from sqlalchemy.dialects import postgresql
+
+from models.types import jsonb_text
+
 # ---------------------------------------------------------------------------------------
 # JSON text encoders: SQL expression -> SQL expression of its JSON text (never NULL)
 #
@@ -95,10 +100,29 @@ def j_enum(e: str, nullable: bool = True) -> str:
     return j_str(e) if nullable else quoted(f"({e})::text")
 
 
+def j_float(e: str, nullable: bool = True) -> str:
+    """A numeric column as the Float scalar prints it on the other path (`float(value)`,
+    then orjson): PostgreSQL's shortest float8 text, which has the same digits, with
+    orjson's `.0` on whole numbers. For values orjson prints without an exponent."""
+    text = (
+        f"CASE WHEN ({e}) = trunc({e}) THEN trunc({e})::text || '.0' ELSE ({e})::float8::text END"
+    )
+    return _or_null(text, nullable)
+
+
 def j_dt(e: str, nullable: bool = True) -> str:
     """PostgreSQL's own JSON timestamp (ISO 8601, session TimeZone UTC), which
     `resolvers.datetimes.iso_datetime` prints on the field-by-field path too."""
     return j_str(e, nullable)
+
+
+def j_json(e: str, nullable: bool = True) -> str:
+    """A jsonb column as both paths print it (`models.types.jsonb_text`: PostgreSQL's own
+    jsonb text, compact), which the field-by-field path reads and sends as it is."""
+    sql = jsonb_text(literal_column(e)).compile(
+        dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}
+    )
+    return _or_null(str(sql), nullable)
 
 
 def b64(e: str) -> str:
@@ -118,6 +142,7 @@ SCALAR_ENCODERS: dict[str, Callable[[str], str]] = {
     "DateTime": j_dt,
     "Date": j_str,
     "UUID": j_str,
+    "JSON": j_json,
 }
 
 

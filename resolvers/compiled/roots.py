@@ -6,23 +6,30 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 from graphql import (
     FieldNode,
     GraphQLObjectType,
 )
-from sqlalchemy import literal_column
+from sqlalchemy import literal_column, select
 
+from models.enums import TaxStatus
 from resolvers import accounts as account_q
 from resolvers import customers as customer_q
+from resolvers import duplicates as dup_q
 from resolvers import search as search_q
+from resolvers import tax as tax_q
 from resolvers.compiled.builder import Builder, NotCompilable, Source, clause_sql
 from resolvers.compiled.json_text import (
     Json,
     Piece,
+    j_float,
+    j_str,
     jlit,
     list_sql,
     nullable_sql,
     obj_sql,
+    quoted,
 )
 from resolvers.errors import CodedError
 from resolvers.global_ids import decode_global_id, decode_id
@@ -180,12 +187,20 @@ NODE_TABLES: dict[str, tuple[str, ScopeKind | None]] = {
     "PaymentMethod": ("payment_method", ScopeKind.PAYMENT_METHOD),
     "Address": ("address", ScopeKind.CHILD),
     "Order": ("orders", ScopeKind.CHILD),
+    "OrderLine": ("order_line", ScopeKind.CHILD),
     "LedgerTransaction": ("ledger_transaction", ScopeKind.CHILD),
     "TimelineEvent": ("timeline_event", ScopeKind.CHILD),
     "TaxExemptionCertificate": ("tax_exemption_certificate", ScopeKind.CHILD),
     "SalesChannel": ("sales_channel", None),
     "User": ("app_user", ScopeKind.USER),
     "CustomFieldDefinition": ("custom_field_definition", None),
+}
+# Columns a node reads from another table, as its loader joins them: a line's currency is
+# its order's (orders.visible_lines).
+NODE_COLUMNS: dict[str, dict[str, str]] = {
+    "OrderLine": {
+        "currency": "(SELECT orders.currency FROM orders WHERE orders.id = order_line.order_id)"
+    },
 }
 MAX_NODES = 100  # `nodes(ids:)` with more ids takes the field-by-field path
 
@@ -198,7 +213,8 @@ def _by_id(b: Builder, type_name: str, pk_sql: str, nodes) -> str:
     table, scope = spec
     t = b.schema.get_type(type_name)
     where = f"{table}.id = {pk_sql}" + (f" AND {b.scope(scope, table)}" if scope else "")
-    return nullable_sql(b.object(t, nodes, Source(table)), f"FROM {table} WHERE {where}")
+    src = Source(table, NODE_COLUMNS.get(type_name, {}))
+    return nullable_sql(b.object(t, nodes, src), f"FROM {table} WHERE {where}")
 
 
 def _global_id(value: Any) -> tuple[str, int]:
@@ -317,6 +333,126 @@ def _root_custom_field_definitions(b: Builder, gtype, nodes) -> str:
     return list_sql(b.object(t, nodes, Source(d)), where, f"{d}.position, {d}.key")
 
 
+def _root_tax_determination(b: Builder, gtype, nodes) -> str:
+    """schema.tax_mutations' resolver: the visible customer, then tax_q.determine's rule
+    (its `covering` conditions and order) as sub-selects of that customer's row."""
+    a = b.args(gtype, nodes)
+    if not a.keys() <= {"customerId", "region", "on"}:
+        raise NotCompilable("unknown arguments")
+    pk = _decoded(a["customerId"], "Customer")
+    try:
+        country, subdivision = tax_q.region_of(a["region"])
+    except CodedError as exc:  # Strawberry says so (or answers null for an unseen customer)
+        raise NotCompilable("bad region") from exc
+    cert = tax_q.certificate
+    on = literal_column(b.param(a["on"], "date") if a.get("on") else b.today())
+    covering = b.sql(
+        select(cert.c.id)
+        .where(*tax_q.covering(literal_column("customer.id"), country, subdivision, on))
+        .where(literal_column(b.scope(ScopeKind.CHILD, cert.name)))
+        .order_by(*tax_q.COVERING_ORDER)
+        .limit(1)
+        .scalar_subquery()
+    )
+    exempt_status = f"customer.tax_status = '{TaxStatus.EXEMPT.value}'"
+    result = b.child_type(gtype, "taxDetermination")
+    parts = []
+    for key, fnodes in b.collect(result, nodes).items():
+        name = fnodes[0].name.value
+        if name == "__typename":
+            value = jlit(f'"{result.name}"')
+        elif name == "exempt":
+            value = f"({exempt_status} OR {covering} IS NOT NULL)::text"
+        elif name == "reason":
+            value = quoted(
+                f"CASE WHEN {exempt_status} THEN 'TAX_STATUS'"
+                f" WHEN {covering} IS NOT NULL THEN 'CERTIFICATE' ELSE 'NONE' END"
+            )
+        elif name == "taxCode":
+            value = j_str("customer.tax_code")
+        elif name == "certificate":
+            certificate = _by_id(b, "TaxExemptionCertificate", covering, fnodes)
+            value = f"CASE WHEN {exempt_status} THEN 'null' ELSE {certificate} END"
+        else:
+            raise NotCompilable(f"{result.name}.{name}")
+        parts.append((key, value))
+    scope = b.scope(ScopeKind.CUSTOMER, "customer")
+    where = f"FROM customer WHERE customer.id = {b.param(pk, 'bigint')} AND {scope}"
+    return nullable_sql(obj_sql(parts), where)
+
+
+def _root_duplicate_customers(b: Builder, gtype, nodes) -> str:
+    """schema.duplicates' resolver: the report's own select (resolvers/duplicates.py, with
+    the viewer's scope inside, bound per request) paged by `pagination.window`; a group's
+    customers through the customer scope."""
+    args = b.page(gtype, nodes, frozenset(("by", "fuzzy", "threshold")))
+    a = b.args(gtype, nodes)
+    by = [dup_q.Criterion(getattr(c, "value", c)) for c in a.get("by") or ()]
+    criteria = tuple(dict.fromkeys(by or [dup_q.Criterion.EMAIL]))
+    fuzzy, threshold = a.get("fuzzy", False), a.get("threshold", 0.6)
+    if fuzzy and dup_q.Criterion.NAME not in criteria:
+        raise NotCompilable("fuzzy without NAME")  # Strawberry says why
+    if not dup_q.MIN_FUZZY_THRESHOLD <= threshold <= 1:
+        raise NotCompilable("bad threshold")
+    report = dup_q.Report(criteria, fuzzy, threshold)
+    rows, ordering = dup_q.report_query(b.context(), report)
+    table = "pairs" if fuzzy else "groups"
+    conn = b.child_type(gtype, nodes[0].name.value)
+    group = b.child_type(conn, "nodes")
+    reasons = jlit(orjson.dumps([c.value for c in criteria]).decode())
+    if fuzzy:
+        ids = f"ARRAY[{table}.a_id, {table}.b_id]"
+        keys = ["k0", "k1"]
+        score = j_float(f"{table}.score")
+        similarity = j_float(f"{table}.similarity")
+        size = jlit("2")
+    else:
+        ids = f"{table}.ids"
+        keys = [f"k{i}" for i in range(len(criteria))]
+        score = jlit(orjson.dumps(dup_q.score([dup_q.WEIGHTS[c] for c in criteria])).decode())
+        similarity = jlit("null")
+        size = f"({table}.size)::text"
+    key_list: list[Piece] = [(True, "[")]
+    for i, k in enumerate(keys):
+        key_list += [(True, "," if i else ""), (False, j_str(f"{table}.{k}", nullable=False))]
+    values = {
+        "__typename": jlit(f'"{group.name}"'),
+        "reasons": reasons,
+        "score": score,
+        "similarity": similarity,
+        "keys": Json([*key_list, (True, "]")]),
+        "size": size,
+    }
+
+    def node(fnodes) -> str:
+        parts = []
+        for key, inner in b.collect(group, fnodes).items():
+            name = inner[0].name.value
+            if name == "customers":
+                customer_type = b.child_type(group, "customers")
+                scope = b.scope(ScopeKind.CUSTOMER, "customer")
+                item = b.object(customer_type, inner, Source("customer"))
+                where = f"FROM customer WHERE customer.id = ANY({ids}) AND {scope}"
+                parts.append((key, list_sql(item, where, "customer.id")))
+            elif name in values:
+                parts.append((key, values[name]))
+            else:
+                raise NotCompilable(f"{group.name}.{name}")
+        return obj_sql(parts)
+
+    return b.connection(
+        conn,
+        nodes,
+        table=table,
+        node_type=group,
+        where=[],
+        ordering=ordering,
+        args=args,
+        rows=rows,
+        node=node,
+    )
+
+
 ROOTS: dict[str, Callable[[Builder, GraphQLObjectType, list[FieldNode]], str]] = {
     "customers": _root_customers,
     "customerSearch": _root_customer_search,
@@ -329,4 +465,6 @@ ROOTS: dict[str, Callable[[Builder, GraphQLObjectType, list[FieldNode]], str]] =
     "salesChannels": _root_sales_channels,
     "salesReps": _root_sales_reps,
     "customFieldDefinitions": _root_custom_field_definitions,
+    "taxDetermination": _root_tax_determination,
+    "duplicateCustomers": _root_duplicate_customers,
 }
