@@ -192,7 +192,7 @@ def create_app(engine: AsyncEngine | None = None, settings: Settings | None = No
         if engine_ref["engine"] is not None:
             yield
             return
-        db = await open_database_async(settings)
+        db = await open_database_async(settings, migrate=settings.migrate)
         engine_ref["owner_url"] = db.url if db.url != db.app_url else None
         engine_ref["engine"] = make_engine(
             db.app_url,

@@ -32,6 +32,7 @@ from starlette.responses import JSONResponse
 from starlette.websockets import WebSocket
 
 from server.database import to_asyncpg_url
+from server.migrate import compare, script_head
 
 log = logging.getLogger(__name__)
 
@@ -119,20 +120,17 @@ class Migrations:
         if time.monotonic() - self.checked_at < MIGRATIONS_CACHE_SECONDS:
             return "ok"
         if self.head is None:
-            self.head = await asyncio.to_thread(_script_head)
+            self.head = await asyncio.to_thread(script_head)
         current = await _current_revision(owner_url, app_engine)
-        if current != self.head:
+        # Ahead (a revision this code does not know: a newer release migrated during a
+        # rolling deploy) is ready: migrations keep the previous release working.
+        if (
+            current != self.head
+            and await asyncio.to_thread(compare, current, self.head) == "behind"
+        ):
             return f"at {current}, code expects {self.head}"
         self.checked_at = time.monotonic()
         return "ok"
-
-
-def _script_head() -> str | None:
-    from alembic.script import ScriptDirectory
-
-    from server.migrate import alembic_config
-
-    return ScriptDirectory.from_config(alembic_config("postgresql://unused")).get_current_head()
 
 
 async def _current_revision(owner_url: str | None, app_engine: AsyncEngine) -> str | None:

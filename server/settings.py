@@ -115,6 +115,8 @@ class Settings:
     listen_health_seconds: float = field(
         default_factory=lambda: _float("CUSTOMER_GRAPH_LISTEN_HEALTH_SECONDS", 5.0)
     )
+    # Migrate at start-up (`serve`, or the app's lifespan); 0: like `serve --no-migrate`.
+    migrate: bool = field(default_factory=lambda: _bool("CUSTOMER_GRAPH_MIGRATE", True))
     # Byte budgets of the per-worker caches in front of Strawberry (server/compiled.py);
     # only signed-in requests fill them.
     document_cache_bytes: int = field(
