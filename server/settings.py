@@ -128,6 +128,11 @@ class Settings:
     persisted_cache_bytes: int = field(
         default_factory=lambda: _int("CUSTOMER_GRAPH_PERSISTED_CACHE_BYTES", 16 * 2**20)
     )
+    # APQ's table in PostgreSQL, shared by every instance (server/persisted.py): the most
+    # bytes of query text it keeps (least recently used evicted); 0: per-process only.
+    persisted_store_bytes: int = field(
+        default_factory=lambda: _int("CUSTOMER_GRAPH_PERSISTED_STORE_BYTES", 64 * 2**20)
+    )
     # Seconds one SQL statement may run (PostgreSQL statement_timeout); a query's whole
     # execution gets twice that (server/errors.DatabaseFailures). 0 turns both off.
     statement_timeout: float = field(
