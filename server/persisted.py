@@ -83,6 +83,9 @@ class PersistedQueries:
             maxsize=max(cache_bytes, 1), getsizeof=lambda e: 512 + len(e.query)
         )
 
+    def __len__(self) -> int:
+        return len(self.cache)
+
     async def resolve(self, pg, scope: dict, digest: str, query: str | None) -> str | None:
         """The text of `digest` for a signed-in request (None: unknown). `query`, when
         given, has been checked against the hash: it is registered. `pg` is the request's
