@@ -96,6 +96,7 @@ class GraphQLApp(GraphQL):
                 max_per_user=self.settings.subscriptions_per_user,
                 reconnect_seconds=self.settings.listen_reconnect_seconds,
                 health_seconds=self.settings.listen_health_seconds,
+                lease_seconds=self.settings.subscription_lease_seconds,
             )
         return hub
 

@@ -99,6 +99,11 @@ class Settings:
     subscriptions_per_user: int = field(
         default_factory=lambda: _int("CUSTOMER_GRAPH_SUBSCRIPTIONS_PER_USER", 200)
     )
+    # The per-user limit counts every instance through subscription_lease rows, which each
+    # worker renews every third of this; a dead instance's rows stop counting after it.
+    subscription_lease_seconds: float = field(
+        default_factory=lambda: _float("CUSTOMER_GRAPH_SUBSCRIPTION_LEASE_SECONDS", 30.0)
+    )
     # Events a subscriber may fall behind before its connection is closed (slow consumer).
     subscription_max_pending: int = field(
         default_factory=lambda: _int("CUSTOMER_GRAPH_SUBSCRIPTION_MAX_PENDING", 1000)
