@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 ROW_BYTES = 256  # a row's overhead beyond its text: hash, tuple header, index entries
 TOUCH_SECONDS = 600.0  # renew a hash's last_used at most this often per process
-EVICT_TO = 0.9  # eviction leaves the table at this share of the cap
+EVICT_TO = (9, 10)  # eviction leaves the table at nine tenths of the cap
 PENDING_KEY = "customer_graph.persisted"  # ASGI scope: (hash, text) to write after the read
 
 LOOKUP = "SELECT query FROM persisted_query WHERE hash = $1"
@@ -136,7 +136,7 @@ class PersistedQueries:
                 if total is None:  # known already: renew it
                     await pg.execute(TOUCH, digest)
                 elif total > self.store_bytes:
-                    excess = total - int(self.store_bytes * EVICT_TO)
+                    excess = total - self.store_bytes * EVICT_TO[0] // EVICT_TO[1]
                     left = await pg.fetchval(EVICT, excess)
                     log.info("persisted queries over %d bytes: evicted to %s", total, left)
         except Exception:
