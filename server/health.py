@@ -134,14 +134,20 @@ class Migrations:
 
 
 async def _current_revision(owner_url: str | None, app_engine: AsyncEngine) -> str | None:
-    sql = text("SELECT version_num FROM alembic_version")
+    """The database's revision; None when it was never migrated (`serve --no-migrate`)."""
+
+    async def read(conn) -> str | None:
+        if (await conn.execute(text("SELECT to_regclass('alembic_version')"))).scalar() is None:
+            return None
+        return (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
+
     if owner_url is None:  # the app's engine is the owner's (no second role configured)
         async with app_engine.connect() as conn:
-            return (await conn.execute(sql)).scalar()
+            return await read(conn)
     engine = create_async_engine(to_asyncpg_url(owner_url), poolclass=NullPool)
     try:
         async with engine.connect() as conn:
-            return (await conn.execute(sql)).scalar()
+            return await read(conn)
     finally:
         await engine.dispose()
 
