@@ -120,7 +120,9 @@ async def test_only_a_text_matching_its_hash_is_stored_or_served(instance, admin
 
 
 async def test_the_table_is_bounded_and_keeps_the_recently_used(instance, admin, engine):
-    queries = [f"query Q{i:03} {{ customers(first: {i % 9 + 1}) {{ totalCount }} }}" for i in range(40)]
+    # one length each: the cap holds exactly ten
+    template = "query Q{:03} {{ customers(first: {}) {{ totalCount }} }}"
+    queries = [template.format(i, i % 9 + 1) for i in range(40)]
     size = len(queries[0]) + ROW_BYTES
     cap = 10 * size
     a, _ = instance(persisted_store_bytes=cap)
