@@ -13,8 +13,10 @@ from models.idempotency import IdempotencyKey
 from models.import_jobs import ImportJob, ImportJobError
 from models.ledger import LedgerTransaction
 from models.orders import Order, OrderLine
+from models.persisted_queries import PersistedQuery, PersistedQueryTotal
 from models.sales_channels import CustomerSalesChannel, SalesChannel
 from models.saved_searches import SavedSearch
+from models.subscription_leases import SubscriptionLease
 from models.tax import TaxExemptionCertificate
 from models.timeline import TimelineEvent
 from models.users import ApiToken, AppUser
@@ -43,8 +45,11 @@ __all__ = [
     "Order",
     "OrderLine",
     "PaymentMethod",
+    "PersistedQuery",
+    "PersistedQueryTotal",
     "SalesChannel",
     "SavedSearch",
+    "SubscriptionLease",
     "TaxExemptionCertificate",
     "TimelineEvent",
     "metadata",

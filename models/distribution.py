@@ -54,7 +54,10 @@ LOCAL: frozenset[str] = frozenset(
         "idempotency_key",
         "import_job",
         "import_job_error",
+        "persisted_query",
+        "persisted_query_total",
         "saved_search",
+        "subscription_lease",
     }
 )
 

@@ -186,7 +186,7 @@ CLOSE_RECONNECT = 1012
 
 
 class TooManySubscriptions(Exception):
-    """A user already has the most live subscriptions a worker allows."""
+    """A user already has the most live subscriptions allowed (every instance counted)."""
 
 
 class ListenLost(Exception):

@@ -110,6 +110,7 @@ class GraphQLApp(GraphQL):
                 max_per_user=self.settings.subscriptions_per_user,
                 reconnect_seconds=self.settings.listen_reconnect_seconds,
                 health_seconds=self.settings.listen_health_seconds,
+                lease_seconds=self.settings.subscription_lease_seconds,
             )
             hub.viewers = self.viewers
         return hub
@@ -207,7 +208,7 @@ def create_app(engine: AsyncEngine | None = None, settings: Settings | None = No
         if engine_ref["engine"] is not None:
             yield
             return
-        db = await open_database_async(settings)
+        db = await open_database_async(settings, migrate=settings.migrate)
         engine_ref["owner_url"] = db.url if db.url != db.app_url else None
         engine_ref["engine"] = make_engine(
             db.app_url,

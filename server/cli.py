@@ -65,7 +65,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     # The request line replaces uvicorn's access log (server/observe.py).
     os.environ["CUSTOMER_GRAPH_ACCESS_LOG"] = "1" if args.access_log else "0"
-    db = open_database(settings)  # start + migrate once, before any worker
+    db = open_database(settings, migrate=False)
+    # Migrate once, before any worker (instances starting together queue on the
+    # migration lock); --no-migrate: a separate `customer-graph migrate` does it.
+    from server.migrate import at_start
+
+    try:
+        at_start(db.url, migrate=settings.migrate and not args.no_migrate)
+    except BaseException:
+        db.stop()
+        raise
+    os.environ["CUSTOMER_GRAPH_MIGRATE"] = "0"  # done here: workers never migrate
     # Workers (and reloads) connect to the same database: as the application role, while
     # their start-up migration check runs as the owner.
     os.environ["DATABASE_URL"] = db.app_url
@@ -547,6 +557,13 @@ def parser() -> argparse.ArgumentParser:
         metavar="N",
         help="seed N demo customers (1000 when N is left out) into an empty database and"
         " print an admin token; 0: no demo data",
+    )
+    s.add_argument(
+        "--no-migrate",
+        action="store_true",
+        help="do not migrate at start-up (deployments that run `customer-graph migrate`"
+        " first); a database behind this code's head makes /readyz answer 503 until it is"
+        " migrated",
     )
     s.set_defaults(func=cmd_serve)
 

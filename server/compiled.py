@@ -47,6 +47,7 @@ from server.limits import (
     operation_name_errors,
     request_limit_errors,
 )
+from server.persisted import PersistedQueries
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +185,10 @@ class CompiledGraphQL:
         # Bounded by bytes (settings), filled only by signed-in requests.
         # query text -> _Document | None (invalid)
         self.documents = _LRU(settings.document_cache_bytes, _document_bytes)
-        self.persisted = _LRU(settings.persisted_cache_bytes, _text_bytes)  # sha256 -> text
+        # sha256 -> text: PostgreSQL's table (every instance), this process's LRU in front
+        self.persisted = PersistedQueries(
+            settings.persisted_cache_bytes, settings.persisted_store_bytes
+        )
         # (query, operation, role, variables) -> Statement | None (not compilable)
         self.statements = _LRU(settings.statement_cache_bytes, _text_bytes)
         # (query, operation, root fields left to Strawberry) -> reduced query | None
@@ -286,10 +290,11 @@ class CompiledGraphQL:
                     # Answer first: ending the read-only transaction is nothing the
                     # client waits for.
                     await _send(send, decided.status, decided.body, path=decided.path)
-                    return SENT
-                return decided
+                    decided = SENT
             finally:
                 await _end_read(conn, pg, tx)
+        await self.persisted.write(engine, scope)  # a registration, after the read
+        return decided
 
     async def _signed(
         self, conn, pg, tx, known, engine, raw_token: str, scope, method, query, digest, payload
@@ -320,12 +325,10 @@ class CompiledGraphQL:
         if viewer is None or not viewer.is_authenticated:
             return self._unsigned(method, query, digest, payload)
         if digest is not None:
-            if isinstance(query, str):
-                self.persisted.put(digest, query)
-            else:
-                query = self.persisted.get(digest)
-                if query is None:
-                    return _Reply(200, NOT_FOUND)
+            known = query if isinstance(query, str) else None  # its hash checked by __call__
+            query = await self.persisted.resolve(pg, scope, digest, known)
+            if query is None:
+                return _Reply(200, NOT_FOUND)
         if not isinstance(query, str):
             return query, None
         refused = self._refused(self._node(query), method, payload)

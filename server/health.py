@@ -32,6 +32,7 @@ from starlette.responses import JSONResponse
 from starlette.websockets import WebSocket
 
 from server.database import to_asyncpg_url
+from server.migrate import compare, script_head
 
 log = logging.getLogger(__name__)
 
@@ -119,31 +120,34 @@ class Migrations:
         if time.monotonic() - self.checked_at < MIGRATIONS_CACHE_SECONDS:
             return "ok"
         if self.head is None:
-            self.head = await asyncio.to_thread(_script_head)
+            self.head = await asyncio.to_thread(script_head)
         current = await _current_revision(owner_url, app_engine)
-        if current != self.head:
+        # Ahead (a revision this code does not know: a newer release migrated during a
+        # rolling deploy) is ready: migrations keep the previous release working.
+        if (
+            current != self.head
+            and await asyncio.to_thread(compare, current, self.head) == "behind"
+        ):
             return f"at {current}, code expects {self.head}"
         self.checked_at = time.monotonic()
         return "ok"
 
 
-def _script_head() -> str | None:
-    from alembic.script import ScriptDirectory
-
-    from server.migrate import alembic_config
-
-    return ScriptDirectory.from_config(alembic_config("postgresql://unused")).get_current_head()
-
-
 async def _current_revision(owner_url: str | None, app_engine: AsyncEngine) -> str | None:
-    sql = text("SELECT version_num FROM alembic_version")
+    """The database's revision; None when it was never migrated (`serve --no-migrate`)."""
+
+    async def read(conn) -> str | None:
+        if (await conn.execute(text("SELECT to_regclass('alembic_version')"))).scalar() is None:
+            return None
+        return (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
+
     if owner_url is None:  # the app's engine is the owner's (no second role configured)
         async with app_engine.connect() as conn:
-            return (await conn.execute(sql)).scalar()
+            return await read(conn)
     engine = create_async_engine(to_asyncpg_url(owner_url), poolclass=NullPool)
     try:
         async with engine.connect() as conn:
-            return (await conn.execute(sql)).scalar()
+            return await read(conn)
     finally:
         await engine.dispose()
 

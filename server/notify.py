@@ -11,6 +11,14 @@ listens again on a new connection and then wakes every subscriber, which re-read
 `id > last`: notifications lost meanwhile do not matter, the events are in the table.
 If it cannot listen again within `reconnect_seconds`, every subscriber ends with
 `ListenLost` and its socket is closed with `CLOSE_RECONNECT`: reconnect with `since`.
+
+The per-user limit on open subscriptions counts every worker of every instance: each
+subscription holds a row of `subscription_lease` (its worker's id, an expiry). Taking one
+is a transaction that locks the user (a transaction-level advisory lock), counts their
+unexpired rows and inserts one if under the limit; ending one deletes it. The worker
+renews its rows every third of `lease_seconds` (writing them again if a crash emptied
+the UNLOGGED table), so the rows of a worker that died stop counting within
+`lease_seconds`.
 """
 
 from __future__ import annotations
@@ -18,11 +26,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from resolvers.errors import database_unavailable
@@ -32,6 +42,26 @@ from resolvers.tokens import TOKEN_CHANNEL
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = 2.0  # seconds between attempts to listen again, at most
+
+# Serialises one user's lease-taking across instances (a transaction-level lock: it also
+# works through a transaction pooler), then counts with a fresh snapshot.
+LOCK_USER = text("SELECT pg_advisory_xact_lock(hashtextextended('subscription_lease', :user))")
+TAKE_LEASE = text(
+    """INSERT INTO subscription_lease (id, instance, user_id, expires_at)
+SELECT :id, :instance, :user, clock_timestamp() + make_interval(secs => :seconds)
+WHERE (SELECT count(*) FROM subscription_lease
+       WHERE user_id = :user AND expires_at > clock_timestamp()) < :limit
+RETURNING id"""
+)
+END_LEASES = text("DELETE FROM subscription_lease WHERE id = ANY(:ids)")
+RENEW_LEASES = text(
+    """INSERT INTO subscription_lease (id, instance, user_id, expires_at)
+SELECT id, :instance, user_id, clock_timestamp() + make_interval(secs => :seconds)
+FROM unnest(CAST(:ids AS uuid[]), CAST(:users AS bigint[])) AS t(id, user_id)
+ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at"""
+)
+EXPIRED = text("DELETE FROM subscription_lease WHERE expires_at < clock_timestamp()")
+END_INSTANCE = text("DELETE FROM subscription_lease WHERE instance = :instance")
 
 
 class SlowConsumer(Exception):
@@ -49,6 +79,7 @@ class Subscriber:
     pending: deque[int] = field(default_factory=deque)
     overflowed: bool = False
     lost: bool = False  # the hub could not listen again: end with ListenLost
+    lease: uuid.UUID = field(default_factory=uuid.uuid4)  # its subscription_lease row
 
     def notify(self, event_id: int) -> None:
         self.pending.append(event_id)
@@ -79,10 +110,14 @@ class TimelineHub:
         max_per_user: int,
         reconnect_seconds: float = 30.0,
         health_seconds: float = 5.0,
+        lease_seconds: float = 30.0,
     ) -> None:
         self.engine = engine
         self.max_pending = max_pending
         self.max_per_user = max_per_user
+        self.lease_seconds = lease_seconds
+        self.instance = uuid.uuid4()  # this worker, in subscription_lease
+        self._renewer: asyncio.Task | None = None
         self.reconnect_seconds = reconnect_seconds
         self.health_seconds = health_seconds
         self.subscribers: set[Subscriber] = set()
@@ -218,11 +253,6 @@ class TimelineHub:
 
     @contextlib.asynccontextmanager
     async def subscribe(self, user_id: int, customer_id: int | None) -> AsyncIterator[Subscriber]:
-        if sum(s.user_id == user_id for s in self.subscribers) >= self.max_per_user:
-            raise TooManySubscriptions(
-                f"At most {self.max_per_user} live subscriptions per user on this worker."
-            )
-        await self._ensure_listening()
         sub = Subscriber(
             user_id,
             customer_id,
@@ -230,14 +260,89 @@ class TimelineHub:
             # the hub's own budget comes first: noticing the death, then trying again
             retry_seconds=self.reconnect_seconds + 2 * self.health_seconds,
         )
-        self.subscribers.add(sub)
+        too_many = TooManySubscriptions(f"At most {self.max_per_user} live subscriptions per user.")
+        if sum(s.user_id == user_id for s in self.subscribers) >= self.max_per_user:
+            raise too_many  # this worker's alone: no need to ask the database
+        if not await self._take_lease(sub):
+            raise too_many
         try:
+            await self._ensure_listening()
+            self.subscribers.add(sub)
+            self._renew_leases()
             yield sub
         finally:
             self.subscribers.discard(sub)
+            await self._end_leases([sub.lease])
+
+    async def _take_lease(self, sub: Subscriber) -> bool:
+        """A subscription_lease row for `sub`, if its user is under the limit counted over
+        every instance (False: not)."""
+        values = {
+            "id": sub.lease,
+            "instance": self.instance,
+            "user": sub.user_id,
+            "seconds": self.lease_seconds,
+            "limit": self.max_per_user,
+        }
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(LOCK_USER, {"user": sub.user_id})
+                return (await conn.execute(TAKE_LEASE, values)).first() is not None
+        except Exception as exc:
+            if database_unavailable(exc):
+                raise ListenLost() from exc
+            raise
+
+    async def _end_leases(self, leases: list[uuid.UUID]) -> None:
+        """Delete ended subscriptions' rows (best effort: otherwise they expire)."""
+        try:
+            async with asyncio.timeout(self.lease_seconds), self.engine.begin() as conn:
+                await conn.execute(END_LEASES, {"ids": leases})
+        except Exception as exc:
+            log.warning("could not end subscription leases (they expire): %r", exc)
+
+    def _renew_leases(self) -> None:
+        if self._renewer is None or self._renewer.done():
+            self._renewer = asyncio.create_task(self._renewing(), name="subscription-leases")
+
+    async def _renewing(self) -> None:
+        """Every third of the lease: push this worker's rows' expiry (writing them again if
+        missing) and delete every instance's expired rows."""
+        while True:
+            await asyncio.sleep(self.lease_seconds / 3)
+            subs = list(self.subscribers)
+            try:
+                async with self.engine.begin() as conn:
+                    if subs:
+                        values = {
+                            "instance": self.instance,
+                            "seconds": self.lease_seconds,
+                            "ids": [s.lease for s in subs],
+                            "users": [s.user_id for s in subs],
+                        }
+                        await conn.execute(RENEW_LEASES, values)
+                    await conn.execute(EXPIRED)
+            except Exception as exc:
+                log.warning("renewing subscription leases failed: %r", exc)
+                continue
+            # Ended while the renewal ran: its row may have been written again.
+            ended = [s.lease for s in subs if s not in self.subscribers]
+            if ended:
+                await self._end_leases(ended)
 
     async def close(self) -> None:
-        """Stop watching and give the LISTEN connection back (discarded if it died)."""
+        """Stop watching and renewing (this worker's leases deleted) and give the LISTEN
+        connection back (discarded if it died)."""
+        if self._renewer is not None:
+            self._renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._renewer
+            self._renewer = None
+            try:
+                async with asyncio.timeout(self.lease_seconds), self.engine.begin() as conn:
+                    await conn.execute(END_INSTANCE, {"instance": self.instance})
+            except Exception as exc:
+                log.warning("could not end this worker's subscription leases: %r", exc)
         if self._watcher is not None:
             self._watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -112,6 +112,11 @@ class Settings:
     subscriptions_per_user: int = field(
         default_factory=lambda: _int("CUSTOMER_GRAPH_SUBSCRIPTIONS_PER_USER", 200)
     )
+    # The per-user limit counts every instance through subscription_lease rows, which each
+    # worker renews every third of this; a dead instance's rows stop counting after it.
+    subscription_lease_seconds: float = field(
+        default_factory=lambda: _float("CUSTOMER_GRAPH_SUBSCRIPTION_LEASE_SECONDS", 30.0)
+    )
     # Events a subscriber may fall behind before its connection is closed (slow consumer).
     subscription_max_pending: int = field(
         default_factory=lambda: _int("CUSTOMER_GRAPH_SUBSCRIPTION_MAX_PENDING", 1000)
@@ -133,6 +138,8 @@ class Settings:
     token_cache_seconds: float = field(
         default_factory=lambda: _float("CUSTOMER_GRAPH_TOKEN_CACHE_SECONDS", 60.0)
     )
+    # Migrate at start-up (`serve`, or the app's lifespan); 0: like `serve --no-migrate`.
+    migrate: bool = field(default_factory=lambda: _bool("CUSTOMER_GRAPH_MIGRATE", True))
     # Byte budgets of the per-worker caches in front of Strawberry (server/compiled.py);
     # only signed-in requests fill them.
     document_cache_bytes: int = field(
@@ -143,6 +150,11 @@ class Settings:
     )
     persisted_cache_bytes: int = field(
         default_factory=lambda: _int("CUSTOMER_GRAPH_PERSISTED_CACHE_BYTES", 16 * 2**20)
+    )
+    # APQ's table in PostgreSQL, shared by every instance (server/persisted.py): the most
+    # bytes of query text it keeps (least recently used evicted); 0: per-process only.
+    persisted_store_bytes: int = field(
+        default_factory=lambda: _int("CUSTOMER_GRAPH_PERSISTED_STORE_BYTES", 64 * 2**20)
     )
     # Seconds one SQL statement may run (PostgreSQL statement_timeout); a query's whole
     # execution gets twice that (server/errors.DatabaseFailures). 0 turns both off.

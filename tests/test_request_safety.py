@@ -227,7 +227,7 @@ async def test_caches_are_bounded_by_bytes(make_client, admin):
         )
         assert r.json()["data"]["customers"] == {"nodes": []}
         assert r.headers["x-customer-graph-path"] == "compiled"
-    docs, persisted = front.documents, front.persisted
+    docs, persisted = front.documents, front.persisted.cache  # the per-process LRU
     assert 0 < docs.currsize <= budget and 0 < len(docs) < 40
     assert 0 < persisted.currsize <= 20_000 and 0 < len(persisted) < 40
     # an entry is sized from its text: base + per-character factor

@@ -3,7 +3,7 @@
 NULL keeps the role's budget (CUSTOMER_GRAPH_COST_BUDGETS) or the default.
 
 Revision ID: 0020
-Revises: 0017
+Revises: 0019
 """
 
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0020"
-down_revision: str | None = "0017"
+down_revision: str | None = "0019"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
