@@ -196,7 +196,7 @@ async def test_a_budget_must_have_both_figures_positive(engine):
         with pytest.raises(ValueError):
             cost_budget(bad)
     assert cost_budget("5000/12.5") == (5000.0, 12.5)
-    user_id, raw = await make_user(engine, email="check@example.com")
+    user_id, _ = await make_user(engine, email="check@example.com")
     with pytest.raises(IntegrityError):
         async with engine.begin() as conn:
             await conn.execute(text("UPDATE api_token SET cost_budget = 10 WHERE user_id = :u"),
