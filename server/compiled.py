@@ -34,6 +34,7 @@ from resolvers.tokens import (
     UNKNOWN_TOKEN,
     VIEWER_SETTING_BY_TOKEN_SQL,
     bearer,
+    hash_token,
     viewer_setting_on,
 )
 from resolvers.viewer import ANONYMOUS, Viewer
@@ -45,6 +46,7 @@ from server.limits import (
     operation_name_errors,
     request_limit_errors,
 )
+from server.replicas import ENGINE_KEY, LSN_HEADER, parse_lsn, replica_failed
 
 log = logging.getLogger(__name__)
 
@@ -245,6 +247,7 @@ class CompiledGraphQL:
         if isinstance(decided, _Reply):
             return await _send(send, decided.status, decided.body, path=decided.path)
         query, answer = decided
+        send = self._after_write(scope, query, payload, send)
         if answer is not None and await self._mixed(scope, receive, send, query, payload, answer):
             return
         if body is None:  # rebuild as a plain POST for Strawberry
@@ -263,7 +266,69 @@ class CompiledGraphQL:
             if raw_token == "":
                 scope[AUTH_KEY] = (ANONYMOUS, None)
             return self._unsigned(method, query, digest, payload)
-        engine = self.engine_ref["engine"]
+        # Read replicas (server/replicas.py): a query may run on one, token lookup included;
+        # None back means the primary answers it all (a mutation, a token the replica does
+        # not know yet, or a replica that failed).
+        replicas = self.engine_ref.get("replicas")
+        replica = self._replica(scope, replicas, raw_token, query, payload)
+        if replica is not None:
+            scope[ENGINE_KEY] = replica
+            try:
+                decided = await self._decide_on(
+                    replica, raw_token, scope, method, query, digest, payload
+                )
+            except Exception as error:
+                if not replica_failed(error):
+                    raise
+                replicas.failed(replica, error)
+                decided = None
+            if decided is not None:
+                return decided
+            scope.pop(ENGINE_KEY, None)
+            scope.pop(AUTH_KEY, None)
+        return await self._decide_on(
+            self.engine_ref["engine"], raw_token, scope, method, query, digest, payload
+        )
+
+    def _replica(self, scope, replicas, raw_token: str, query: Any, payload: dict):
+        """A replica for this request, or None (the primary). Unless its cached document
+        says it is no query, a request is taken for one; the token's own recent write and
+        the LSN the client sent back must have been replayed there."""
+        if not replicas:
+            return None
+        if isinstance(query, str) and query in self.documents:
+            doc = self.documents.get(query)
+            if doc is not None and not self._read_only(doc.node, payload):
+                return None
+        sent = next((v for k, v in scope["headers"] if k == LSN_HEADER.encode()), b"")
+        return replicas.for_read(hash_token(raw_token), parse_lsn(sent.decode("latin-1")))
+
+    def _after_write(self, scope, query: Any, payload: dict, send):
+        """Read replicas: the response to a signed-in mutation carries the primary's WAL
+        position after its commit (LSN_HEADER), remembered for its token."""
+        replicas = self.engine_ref.get("replicas")
+        viewer = (scope.get(AUTH_KEY) or (None, None))[0]
+        if not replicas or viewer is None or not viewer.is_authenticated:
+            return send
+        doc = self.documents.get(query) if isinstance(query, str) else None
+        if doc is None or self._read_only(doc.node, payload):
+            return send
+        key = hash_token(self._bearer(scope) or "")
+
+        async def sent(message) -> None:
+            if message["type"] == "http.response.start":
+                lsn = await replicas.written(key)  # the mutation has committed
+                if lsn is not None:
+                    headers = [*message.get("headers", ()), (LSN_HEADER.encode(), lsn.encode())]
+                    message = {**message, "headers": headers}
+            await send(message)
+
+        return sent
+
+    async def _decide_on(
+        self, engine, raw_token: str, scope, method, query, digest, payload
+    ) -> _Reply | tuple[Any, tuple[Statement, dict[str, bytes]] | None] | None:
+        """_decide on `engine` (the primary, or a replica: None asks for the primary)."""
         async with engine.connect() as conn:
             pg = (await conn.get_raw_connection()).driver_connection
             # One read-only transaction for the lookup and the read: the lookup also sets
@@ -293,6 +358,9 @@ class CompiledGraphQL:
                 raise  # server.errors.DatabaseFailures answers
             log.exception("token lookup failed; answering field by field")
             return self._unsigned(method, query, digest, payload)
+        on_replica = ENGINE_KEY in scope
+        if viewer is None and on_replica:
+            return None  # a token newer than the replica's copy: the primary knows
         error = UNKNOWN_TOKEN if viewer is None else None
         scope[AUTH_KEY] = (viewer, error)
         if viewer is None or not viewer.is_authenticated:
@@ -306,10 +374,13 @@ class CompiledGraphQL:
                     return _Reply(200, NOT_FOUND)
         if not isinstance(query, str):
             return query, None
-        refused = self._refused(self._node(query), method, payload)
+        node = self._node(query)
+        refused = self._refused(node, method, payload)
         if refused is not None:
             return refused
-        answer = await self._compiled(conn, pg, viewer, query, payload)
+        if on_replica and not self._read_only(node, payload):
+            return None  # a mutation: its token is looked up again on the primary
+        answer = await self._compiled(conn, pg, engine, viewer, query, payload)
         if isinstance(answer, bytes):
             return _Reply(200, answer, b"compiled")
         return query, answer
@@ -413,7 +484,7 @@ class CompiledGraphQL:
             return None
 
     async def _compiled(
-        self, conn, pg, viewer: Viewer, query: str, payload: dict
+        self, conn, pg, engine, viewer: Viewer, query: str, payload: dict
     ) -> bytes | tuple[Statement, dict[str, bytes]] | None:
         """The whole response; or, for a mixed operation, its statement and the compiled
         root fields' JSON by key; None: Strawberry answers it all."""
@@ -432,7 +503,6 @@ class CompiledGraphQL:
             variables = {}
         if not isinstance(variables, dict):
             return None
-        engine = self.engine_ref["engine"]
         # server.errors: a query's execution budget counts from here (never a mutation's:
         # cutting one short could answer TIMEOUT for a change that committed).
         start_budget()
