@@ -238,7 +238,10 @@ class CompiledGraphQL:
             if isinstance(query, str) and hashlib.sha256(query.encode()).hexdigest() != digest:
                 return await _send(send, 400, HASH_MISMATCH)
             body = None  # the fallback gets the full query text
-        elif not isinstance(query, str) or not getattr(self.settings, "compiled_reads", True):
+        elif not isinstance(query, str) or not (
+            # with read replicas, the front also chooses where a field-by-field query runs
+            getattr(self.settings, "compiled_reads", True) or self.engine_ref.get("replicas")
+        ):
             if body is None:  # a GET: Strawberry reads its query string (queries only)
                 return await self.fallback(scope, receive, send)
             return await self.fallback(scope, _replay(body, receive), send)

@@ -41,7 +41,13 @@ log = logging.getLogger(__name__)
 
 LSN_HEADER = "x-customer-graph-lsn"
 ENGINE_KEY = "customer_graph.engine"  # the ASGI scope's engine for Strawberry's context
-_CURRENT_LSN = "SELECT pg_current_wal_lsn()::text"
+# The primary's WAL insert position: at a record boundary, past every commit so far.
+_CURRENT_LSN = "SELECT pg_current_wal_insert_lsn()::text"
+_POSITIONS = "SELECT pg_current_wal_insert_lsn()::text, pg_current_wal_flush_lsn()::text"
+# A tiny WAL record, flushed (a logical decoding message: nothing else reads it). Before
+# PostgreSQL 17 (no `flush` argument) a transactional one, flushed by its commit.
+_NUDGE = "SELECT pg_logical_emit_message(false, 'customer-graph', '', true)::text"
+_NUDGE_BEFORE_17 = "SELECT pg_logical_emit_message(true, 'customer-graph', '')::text"
 _REPLAY_LSN = "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text"
 # A standby cancels a read that conflicts with what it replays (vacuum on the primary):
 # the same read on the primary answers.
@@ -113,6 +119,7 @@ class Replicas:
         # replayed it anyway (it is at most max_lag behind, measured a check ago).
         self.pins: TTLCache = TTLCache(_MAX_PINS, ttl=max_lag + 2 * check_seconds + 1)
         self._turn = itertools.count()
+        self._inserted: int | None = None  # the primary's insert position at the last check
         self._task: asyncio.Task | None = None
 
     def __bool__(self) -> bool:
@@ -176,8 +183,8 @@ class Replicas:
         """One round: sample the primary's position, then every replica's."""
         now = time.monotonic()
         try:
-            async with asyncio.timeout(self.check_timeout), self.primary().connect() as conn:
-                lsn = parse_lsn((await conn.exec_driver_sql(_CURRENT_LSN)).scalar_one())
+            async with asyncio.timeout(self.check_timeout):
+                lsn = await self._sample()
         except Exception as error:
             # No reference: staleness cannot be told, so the replicas are not used (the
             # primary is likely down too, and reads answer 503 as without replicas).
@@ -189,6 +196,24 @@ class Replicas:
         while len(self.samples) > 1 and self.samples[1][0] < now - window:
             self.samples.popleft()
         await asyncio.gather(*(self._check(r) for r in self.replicas))
+
+    async def _sample(self) -> int | None:
+        """The primary's insert position. A replica replays only whole records the primary
+        has flushed, and nothing flushes the last records of an otherwise idle primary
+        that wrote no commit (a read setting hint bits logs a full-page image when data
+        checksums are on): when nothing was written since the last check (or this is the
+        first), a tiny flushed record pushes it out, or no replica would be seen to catch
+        up before the next commit."""
+        async with self.primary().connect() as conn:
+            inserted, flushed = map(parse_lsn, (await conn.exec_driver_sql(_POSITIONS)).one())
+            idle = self._inserted in (None, inserted)  # nothing new since the last check
+            if None not in (inserted, flushed) and flushed < inserted and idle:
+                old = (conn.dialect.server_version_info or (0,)) < (17,)
+                nudged = await conn.exec_driver_sql(_NUDGE_BEFORE_17 if old else _NUDGE)
+                inserted = parse_lsn(nudged.scalar_one())
+                await conn.commit()
+            self._inserted = inserted
+            return inserted
 
     async def _check(self, replica: Replica) -> None:
         was_up = replica.up
