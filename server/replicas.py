@@ -231,10 +231,16 @@ class Replicas:
             replica.up, replica.staleness = False, math.inf
             return
         replica.replay_lsn = parse_lsn(replayed) or 0
+        was_usable = was_up and replica.staleness <= self.max_lag
         replica.staleness = self._staleness(replica.replay_lsn)
         replica.up = True
-        if not was_up:
-            log.info("replica %s available (%.1f s behind)", replica.name, replica.staleness)
+        usable = replica.staleness <= self.max_lag
+        if usable and not was_usable:
+            log.info("replica %s in use (%.1f s behind)", replica.name, replica.staleness)
+        elif was_usable and not usable:
+            log.warning(
+                "replica %s over %g s behind; reading from the primary", replica.name, self.max_lag
+            )
 
     def _staleness(self, replayed: int) -> float:
         """Seconds since the newest primary sample the replica has replayed; infinite
