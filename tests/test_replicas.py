@@ -173,6 +173,21 @@ async def people(owner: AsyncEngine, cluster: ReplicaCluster):
     return admin, other, rep, mine
 
 
+def test_replica_urls_split_between_urls_not_inside_one(monkeypatch) -> None:
+    monkeypatch.setenv(
+        "DATABASE_REPLICA_URL",
+        "postgresql://app:pw@r1/cg, postgresql://app@h1,h2:5433/cg?target_session_attrs=any,"
+        "postgres://app@/cg?host=/run/pg",
+    )
+    assert Settings().replica_urls == (
+        "postgresql://app:pw@r1/cg",
+        "postgresql://app@h1,h2:5433/cg?target_session_attrs=any",
+        "postgres://app@/cg?host=/run/pg",
+    )
+    monkeypatch.delenv("DATABASE_REPLICA_URL")
+    assert Settings().replica_urls == ()
+
+
 def test_lsn_text_round_trips() -> None:
     for text_lsn in ("0/0", "0/3020AD8", "16/B374D848", "FFFFFFFF/FFFFFFFF"):
         assert format_lsn(parse_lsn(text_lsn)) == text_lsn
