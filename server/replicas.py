@@ -86,6 +86,7 @@ class Replica:
     up: bool = False  # answered the last check, in recovery
     replay_lsn: int = 0
     staleness: float = math.inf  # seconds behind the primary, at most
+    primary: bool = False  # found not in recovery (promoted?): never read from
 
     def usable(self, max_lag: float, lsn: int) -> bool:
         return self.up and self.staleness <= max_lag and self.replay_lsn >= lsn
@@ -226,10 +227,11 @@ class Replicas:
                 log.warning(_DOWN, replica.name, error)
             return
         if not recovering:  # promoted, or not a replica at all: its data may diverge
-            if was_up:
+            if not replica.primary:
                 log.error("%s is not in recovery (promoted?); not reading from it", replica.name)
-            replica.up, replica.staleness = False, math.inf
+            replica.up, replica.staleness, replica.primary = False, math.inf, True
             return
+        replica.primary = False
         replica.replay_lsn = parse_lsn(replayed) or 0
         was_usable = was_up and replica.staleness <= self.max_lag
         replica.staleness = self._staleness(replica.replay_lsn)

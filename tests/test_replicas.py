@@ -129,12 +129,13 @@ async def served(
     path: str = "compiled",
     max_lag: float = 60.0,
     with_replica: bool = True,
+    replica_url: str | None = None,
 ) -> AsyncIterator[Served]:
     settings = Settings(
         database_url="unused",
         debug=False,
         compiled_reads=path == "compiled",
-        replica_urls=(cluster.replica_app_url,) if with_replica else (),
+        replica_urls=(replica_url or cluster.replica_app_url,) if with_replica else (),
         replica_max_lag=max_lag,
         replica_check_seconds=0.1,
     )
@@ -361,6 +362,16 @@ async def test_a_replica_dying_mid_query_is_retried_on_the_primary(
         assert not (cluster.replica_dir / "postmaster.pid").exists()  # it did crash
         assert on_primary.count >= 1
         assert not app.replica.up
+
+
+async def test_a_server_not_in_recovery_is_never_read_from(cluster, primary, owner, caplog) -> None:
+    """A replica promoted after a failover (here: the primary's own URL) may diverge."""
+    admin, *_ = await people(owner, cluster)
+    async with served(cluster, primary, replica_url=cluster.primary_app_url) as app:
+        assert not app.replica.up and app.replica.primary
+        assert "is not in recovery" in caplog.text
+        assert b'"totalCount":2' in (await app.post(admin, PAGE)).content
+        assert app.on_replica.count == 0
 
 
 async def test_a_subscription_replays_from_the_replica_then_the_primary(
