@@ -39,6 +39,9 @@ class Context:
     token_error: str | None = None  # a bad token is reported only where a viewer is needed
     hub: Any = None  # server.notify.TimelineHub: live timeline fan-out of this worker
     connection_params: dict | None = None  # graphql-transport-ws connection_init payload
+    # Read replicas (server/replicas.py): a replica for replaying a subscription's old
+    # events, or None (the primary: `engine`).
+    read_replica: Callable[[], AsyncEngine | None] | None = None
     _loaders: dict[tuple, DataLoader] = field(default_factory=dict)
 
     def loader(self, batch: BatchFn, *args: Any) -> DataLoader:
@@ -54,10 +57,11 @@ class Context:
             self._loaders[key] = loader
         return loader
 
-    def fresh(self) -> Context:
-        """Same viewer, empty loader caches: a long-lived subscription reads current data."""
+    def fresh(self, engine: AsyncEngine | None = None) -> Context:
+        """Same viewer, empty loader caches: a long-lived subscription reads current data
+        (on `engine`, a read replica, if given)."""
         return Context(
-            engine=self.engine,
+            engine=engine or self.engine,
             settings=self.settings,
             viewer=self.viewer,
             request=self.request,

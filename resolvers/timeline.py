@@ -130,14 +130,18 @@ async def follow(
     after_id: int,
     *,
     batch: int = 200,
+    replay: bool = False,
     **filters: Any,
 ) -> AsyncIterator[Any]:
     """Events with id > after_id, in id order, forever: replay first, then live ones.
 
     Each pass reads what is committed (id order = commit order, see `record`), so an event
     notified while we read is either in this read or in the next one: no gap, no repeat.
+    `replay`: old events come from a read replica while there is one (its committed events
+    are a prefix of the primary's), then the primary carries on from the last one read.
     """
     last = after_id
+    replica = ctx.read_replica() if replay and ctx.read_replica is not None else None
     while True:
         if sub.overflowed:
             raise SlowConsumerError(len(sub.pending))
@@ -145,22 +149,31 @@ async def follow(
             raise ListenLost()
         sub.wake.clear()
         horizon = sub.pending[-1] if sub.pending else 0
-        rows = await _read(ctx, sub, events_after(ctx, last, **filters).limit(batch))
+        rows = await _read(ctx, sub, events_after(ctx, last, **filters).limit(batch), replica)
         for row in rows:
             last = row.id
             yield row
         if len(rows) == batch:
             sub.caught_up_to(last)
             continue
+        if replica is not None:  # the replica's part is replayed; the primary has the rest
+            replica = None
+            continue
         sub.caught_up_to(max(horizon, last))
         if not sub.pending:
             await sub.wake.wait()
 
 
-async def _read(ctx: Context, sub: Any, stmt: Select) -> Sequence[Row]:
+async def _read(ctx: Context, sub: Any, stmt: Select, replica: Any = None) -> Sequence[Row]:
     """One pass's rows, read again while the database restarts: each attempt takes a new
     pooled connection, and the hub's wake-up after it listens again retries at once.
-    ListenLost when the hub gives up, or after `sub.retry_seconds` of failures."""
+    ListenLost when the hub gives up, or after `sub.retry_seconds` of failures. On a
+    `replica` (an engine) once: should it fail, the primary answers."""
+    if replica is not None:
+        try:
+            return await ctx.fresh(replica).rows(stmt)
+        except Exception as exc:  # down, or a conflict with recovery: the primary answers
+            log.info("timeline replay on a replica failed, reading the primary: %r", exc)
     loop = asyncio.get_running_loop()
     deadline = None
     delay = 0.05

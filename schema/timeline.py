@@ -84,7 +84,7 @@ async def _live(info: Info, since: str | None, **filters) -> AsyncGenerator[Time
     try:
         async with ctx.hub.subscribe(viewer.user_id, filters.get("customer_id")) as sub:
             start = after if after is not None else await latest_event_id(ctx)
-            async for row in follow(ctx, sub, start, **filters):
+            async for row in follow(ctx, sub, start, replay=after is not None, **filters):
                 yield build("TimelineEvent", row)
     except TooManySubscriptions as exc:
         raise RateLimited(str(exc)) from exc

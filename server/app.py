@@ -50,7 +50,8 @@ from server.errors import DatabaseFailures
 from server.graphql_http import GraphQLOverHTTP
 from server.limits import BodyGuard
 from server.notify import TimelineHub
-from server.runtime import open_database_async
+from server.replicas import ENGINE_KEY, Replicas, replica_failed
+from server.runtime import open_database_async, replica_engines
 from server.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -117,12 +118,16 @@ class GraphQLApp(GraphQL):
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         ctx = Context(
-            engine=self.engine_ref["engine"],
+            # Read replicas: the compiled front chose the engine of a query (ENGINE_KEY).
+            engine=request.scope.get(ENGINE_KEY) or self.engine_ref["engine"],
             settings=self.settings,
             request=request,
             hub=self.hub(),
         )
         if isinstance(request, WebSocket):
+            replicas = self.engine_ref.get("replicas")
+            if replicas:  # a subscription replays old events from a replica
+                ctx.read_replica = replicas.for_read
             if self.drain is not None:
                 self.drain.track(request)  # closed with 1001 when the worker drains
             return ctx  # authenticated by connection_init (on_ws_connect)
@@ -151,10 +156,32 @@ class GraphQLApp(GraphQL):
     async def execute_operation(self, *args: Any, **kwargs: Any) -> Any:
         """An outage met by any resolver makes the whole answer a 503 (server.errors)."""
         result = await super().execute_operation(*args, **kwargs)
+        result = await self._again_on_primary(result, args, kwargs)
         for error in getattr(result, "errors", None) or ():
             if (error.extensions or {}).get("code") == ErrorCode.SERVICE_UNAVAILABLE:
                 raise ServiceUnavailable() from error.original_error
         return result
+
+    async def _again_on_primary(self, result: Any, args: tuple, kwargs: dict) -> Any:
+        """Read replicas: a query a replica failed to answer (down, or a conflict with
+        recovery) runs again on the primary, with fresh loaders."""
+        ctx, replicas = kwargs.get("context"), self.engine_ref.get("replicas")
+        if not replicas or not isinstance(ctx, Context) or not replicas.is_replica(ctx.engine):
+            return result
+        failure = next(
+            (
+                e.original_error
+                for e in getattr(result, "errors", None) or ()
+                if e.original_error is not None and replica_failed(e.original_error)
+            ),
+            None,
+        )
+        if failure is None:
+            return result
+        replicas.failed(ctx.engine, failure)
+        ctx.engine = self.engine_ref["engine"]
+        ctx._loaders.clear()
+        return await super().execute_operation(*args, **kwargs)
 
     def encode_json(self, data: object) -> str:
         # Every WebSocket message passes here: count the results subscribers are sent (not
@@ -191,6 +218,13 @@ def create_app(engine: AsyncEngine | None = None, settings: Settings | None = No
     if tracing.wanted():
         tracing.enable()  # OTEL_EXPORTER_OTLP_ENDPOINT or CUSTOMER_GRAPH_TRACING=1
     engine_ref: dict[str, Any] = {"engine": engine, "owner_url": settings.migration_url}
+    # Read replicas (server/replicas.py): none unless DATABASE_REPLICA_URL is set.
+    engine_ref["replicas"] = Replicas(
+        lambda: engine_ref["engine"],
+        replica_engines(settings),
+        max_lag=settings.replica_max_lag,
+        check_seconds=settings.replica_check_seconds,
+    )
     drain = health.Drain(settings.drain_delay)
     if settings.metrics:
         telemetry.install(metrics.job_rows)
@@ -202,6 +236,8 @@ def create_app(engine: AsyncEngine | None = None, settings: Settings | None = No
 
     if engine is not None:
         watch(engine)
+    for replica in engine_ref["replicas"].replicas:
+        observe.watch_engine(replica.engine)  # a request's statements, on whichever server
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
@@ -217,6 +253,9 @@ def create_app(engine: AsyncEngine | None = None, settings: Settings | None = No
             connect_timeout=settings.connect_timeout,
         )
         watch(engine_ref["engine"])
+        if engine_ref["replicas"]:  # first check before serving: reads use them at once
+            await engine_ref["replicas"].check()
+            engine_ref["replicas"].start()
         drain.install()  # SIGTERM drains first (server/health.py)
         sampler = asyncio.create_task(_sample_pool(engine_ref["engine"], settings.metrics))
         # Imports a stopped process left unfinished go on after their last committed batch.
@@ -236,6 +275,7 @@ def create_app(engine: AsyncEngine | None = None, settings: Settings | None = No
             metrics.mark_process_dead()
             if engine_ref.get("hub") is not None:
                 await engine_ref["hub"].close()
+            await engine_ref["replicas"].close()
             await engine_ref["engine"].dispose()
             db.stop()
 

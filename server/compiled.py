@@ -48,6 +48,7 @@ from server.limits import (
     request_limit_errors,
 )
 from server.persisted import PersistedQueries
+from server.replicas import ENGINE_KEY, LSN_HEADER, parse_lsn, replica_failed
 
 log = logging.getLogger(__name__)
 
@@ -243,7 +244,10 @@ class CompiledGraphQL:
             if isinstance(query, str) and hashlib.sha256(query.encode()).hexdigest() != digest:
                 return await _send(send, 400, HASH_MISMATCH)
             body = None  # the fallback gets the full query text
-        elif not isinstance(query, str) or not getattr(self.settings, "compiled_reads", True):
+        elif not isinstance(query, str) or not (
+            # with read replicas, the front also chooses where a field-by-field query runs
+            getattr(self.settings, "compiled_reads", True) or self.engine_ref.get("replicas")
+        ):
             if body is None:  # a GET: Strawberry reads its query string (queries only)
                 return await self.fallback(scope, receive, send)
             return await self.fallback(scope, _replay(body, receive), send)
@@ -254,6 +258,7 @@ class CompiledGraphQL:
         if isinstance(decided, _Reply):
             return await _send(send, decided.status, decided.body, path=decided.path)
         query, answer = decided
+        send = self._after_write(scope, query, payload, send)
         if answer is not None and await self._mixed(scope, receive, send, query, payload, answer):
             return
         if body is None:  # rebuild as a plain POST for Strawberry
@@ -273,7 +278,69 @@ class CompiledGraphQL:
             if raw_token == "":
                 scope[AUTH_KEY] = (ANONYMOUS, None)
             return self._unsigned(method, query, digest, payload)
-        engine = self.engine_ref["engine"]
+        # Read replicas (server/replicas.py): a query may run on one, token lookup included;
+        # None back means the primary answers it all (a mutation, a token the replica does
+        # not know yet, or a replica that failed).
+        replicas = self.engine_ref.get("replicas")
+        replica = self._replica(scope, replicas, raw_token, query, payload)
+        if replica is not None:
+            scope[ENGINE_KEY] = replica
+            try:
+                decided = await self._decide_on(
+                    replica, raw_token, scope, send, method, query, digest, payload
+                )
+            except Exception as error:
+                if not replica_failed(error):
+                    raise
+                replicas.failed(replica, error)
+                decided = None
+            if decided is not None:
+                return decided
+            scope.pop(ENGINE_KEY, None)
+            scope.pop(AUTH_KEY, None)
+        return await self._decide_on(
+            self.engine_ref["engine"], raw_token, scope, send, method, query, digest, payload
+        )
+
+    def _replica(self, scope, replicas, raw_token: str, query: Any, payload: dict):
+        """A replica for this request, or None (the primary). Unless its cached document
+        says it is no query, a request is taken for one; the token's own recent write and
+        the LSN the client sent back must have been replayed there."""
+        if not replicas:
+            return None
+        if isinstance(query, str) and query in self.documents:
+            doc = self.documents.get(query)
+            if doc is not None and not self._read_only(doc.node, payload):
+                return None
+        sent = next((v for k, v in scope["headers"] if k == LSN_HEADER.encode()), b"")
+        return replicas.for_read(hash_token(raw_token), parse_lsn(sent.decode("latin-1")))
+
+    def _after_write(self, scope, query: Any, payload: dict, send):
+        """Read replicas: the response to a signed-in mutation carries the primary's WAL
+        position after its commit (LSN_HEADER), remembered for its token."""
+        replicas = self.engine_ref.get("replicas")
+        viewer = (scope.get(AUTH_KEY) or (None, None))[0]
+        if not replicas or viewer is None or not viewer.is_authenticated:
+            return send
+        doc = self.documents.get(query) if isinstance(query, str) else None
+        if doc is None or self._read_only(doc.node, payload):
+            return send
+        key = hash_token(self._bearer(scope) or "")
+
+        async def sent(message) -> None:
+            if message["type"] == "http.response.start":
+                lsn = await replicas.written(key)  # the mutation has committed
+                if lsn is not None:
+                    headers = [*message.get("headers", ()), (LSN_HEADER.encode(), lsn.encode())]
+                    message = {**message, "headers": headers}
+            await send(message)
+
+        return sent
+
+    async def _decide_on(
+        self, engine, raw_token: str, scope, send, method, query, digest, payload
+    ) -> _Reply | tuple[Any, tuple[Statement, dict[str, bytes]] | None] | None:
+        """_decide on `engine` (the primary, or a replica: None asks for the primary)."""
         cache = getattr(self.fallback, "viewers", None)
         known = cache.get(hash_token(raw_token)) if cache is not None else None
         async with engine.connect() as conn:
@@ -293,7 +360,8 @@ class CompiledGraphQL:
                     decided = SENT
             finally:
                 await _end_read(conn, pg, tx)
-        await self.persisted.write(engine, scope)  # a registration, after the read
+        # A registration, after the read: always on the primary.
+        await self.persisted.write(self.engine_ref["engine"], scope)
         return decided
 
     async def _signed(
@@ -310,7 +378,9 @@ class CompiledGraphQL:
             else:
                 await tx.start()
                 bare_statement(engine, VIEWER_SETTING_BY_TOKEN_SQL)
-                cache = getattr(self.fallback, "viewers", None)
+                # Remembered only from the primary: a lagging replica may not have seen
+                # a revocation whose notification already came.
+                cache = None if ENGINE_KEY in scope else getattr(self.fallback, "viewers", None)
                 viewer = await viewer_setting_on(pg, raw_token, cache)
             observe.sql(time.perf_counter() - started)
         except Exception as error:
@@ -320,21 +390,27 @@ class CompiledGraphQL:
                 raise  # server.errors.DatabaseFailures answers
             log.exception("token lookup failed; answering field by field")
             return self._unsigned(method, query, digest, payload)
+        on_replica = ENGINE_KEY in scope
+        if viewer is None and on_replica:
+            return None  # a token newer than the replica's copy: the primary knows
         error = UNKNOWN_TOKEN if viewer is None else None
         scope[AUTH_KEY] = (viewer, error)
         if viewer is None or not viewer.is_authenticated:
             return self._unsigned(method, query, digest, payload)
         if digest is not None:
-            known = query if isinstance(query, str) else None  # its hash checked by __call__
-            query = await self.persisted.resolve(pg, scope, digest, known)
+            text = query if isinstance(query, str) else None  # its hash checked by __call__
+            query = await self.persisted.resolve(pg, scope, digest, text)
             if query is None:
                 return _Reply(200, NOT_FOUND)
         if not isinstance(query, str):
             return query, None
-        refused = self._refused(self._node(query), method, payload)
+        node = self._node(query)
+        refused = self._refused(node, method, payload)
         if refused is not None:
             return refused
-        answer = await self._compiled(conn, pg, viewer, query, payload)
+        if on_replica and not self._read_only(node, payload):
+            return None  # a mutation: its token is looked up again on the primary
+        answer = await self._compiled(conn, pg, engine, viewer, query, payload)
         if isinstance(answer, bytes):
             return _Reply(200, answer, b"compiled")
         return query, answer
@@ -438,7 +514,7 @@ class CompiledGraphQL:
             return None
 
     async def _compiled(
-        self, conn, pg, viewer: Viewer, query: str, payload: dict
+        self, conn, pg, engine, viewer: Viewer, query: str, payload: dict
     ) -> bytes | tuple[Statement, dict[str, bytes]] | None:
         """The whole response; or, for a mixed operation, its statement and the compiled
         root fields' JSON by key; None: Strawberry answers it all."""
@@ -457,7 +533,6 @@ class CompiledGraphQL:
             variables = {}
         if not isinstance(variables, dict):
             return None
-        engine = self.engine_ref["engine"]
         # server.errors: a query's execution budget counts from here (never a mutation's:
         # cutting one short could answer TIMEOUT for a change that committed).
         start_budget()

@@ -32,8 +32,9 @@ ALLOWED_HEADERS = (
     "apollo-require-preflight",
     "x-apollo-operation-name",
     "x-request-id",
+    "x-customer-graph-lsn",  # read-your-writes across instances (server/replicas.py)
 )
-EXPOSED_HEADERS = ("x-customer-graph-path", "x-request-id", "retry-after")
+EXPOSED_HEADERS = ("x-customer-graph-path", "x-request-id", "retry-after", "x-customer-graph-lsn")
 REFUSED = orjson.dumps(
     {
         "errors": [

@@ -11,7 +11,9 @@ import logging
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
-from server.database import EmbeddedPostgres, ensure_database
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from server.database import EmbeddedPostgres, ensure_database, make_engine
 from server.migrate import upgrade
 from server.settings import Settings
 
@@ -63,3 +65,18 @@ def open_database(settings: Settings, *, migrate: bool = True) -> Database:
 
 async def open_database_async(settings: Settings, *, migrate: bool = True) -> Database:
     return await asyncio.to_thread(open_database, settings, migrate=migrate)
+
+
+def replica_engines(settings: Settings) -> list[AsyncEngine]:
+    """The app's engines on the read replicas (DATABASE_REPLICA_URL; server/replicas.py),
+    as the application role, with the primary's pool size and timeouts. Nothing connects
+    until the first check."""
+    return [
+        make_engine(
+            url,
+            pool_size=settings.pool_size,
+            statement_timeout=settings.statement_timeout,
+            connect_timeout=settings.connect_timeout,
+        )
+        for url in settings.replica_urls
+    ]

@@ -180,6 +180,33 @@ class Settings:
     drain_seconds: float = field(
         default_factory=lambda: _float("CUSTOMER_GRAPH_DRAIN_SECONDS", 25.0)
     )
+    # Read replicas (server/replicas.py, docs/scaling.md): the application's URLs on
+    # streaming replicas, comma-separated; how many seconds behind the primary one may be
+    # and still answer reads; how often each worker checks them.
+    replica_urls: tuple[str, ...] = field(
+        default_factory=lambda: _replica_urls(os.environ.get("DATABASE_REPLICA_URL"))
+    )
+    replica_max_lag: float = field(
+        default_factory=lambda: _float("CUSTOMER_GRAPH_REPLICA_MAX_LAG", 5.0)
+    )
+    replica_check_seconds: float = field(
+        default_factory=lambda: _float("CUSTOMER_GRAPH_REPLICA_CHECK_SECONDS", 1.0)
+    )
+
+
+def _replica_urls(raw: str | None) -> tuple[str, ...]:
+    """DATABASE_REPLICA_URL: URLs separated by commas. A comma not followed by a new URL
+    belongs to the URL before it (a libpq multi-host list)."""
+    urls: list[str] = []
+    for piece in (raw or "").split(","):
+        piece = piece.strip()
+        if not piece:
+            continue
+        if "://" in piece or not urls:
+            urls.append(piece)
+        else:
+            urls[-1] += "," + piece
+    return tuple(urls)
 
 
 def get_settings() -> Settings:
