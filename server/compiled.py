@@ -47,7 +47,7 @@ from server.limits import (
     operation_name_errors,
     request_limit_errors,
 )
-from server.persisted import PersistedQueries
+from server.persisted import PENDING_KEY, PersistedQueries
 from server.replicas import ENGINE_KEY, LSN_HEADER, parse_lsn, replica_failed
 
 log = logging.getLogger(__name__)
@@ -353,9 +353,14 @@ class CompiledGraphQL:
                 decided = await self._signed(
                     conn, pg, tx, known, engine, raw_token, scope, method, query, digest, payload
                 )
-                if isinstance(decided, _Reply) and decided.path == b"compiled":
+                if (
+                    isinstance(decided, _Reply)
+                    and decided.path == b"compiled"
+                    and PENDING_KEY not in scope
+                ):
                     # Answer first: ending the read-only transaction is nothing the
-                    # client waits for.
+                    # client waits for (a persisted query's registration is: the client's
+                    # next request may name it anywhere).
                     await _send(send, decided.status, decided.body, path=decided.path)
                     decided = SENT
             finally:
