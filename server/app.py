@@ -257,6 +257,7 @@ def create_app(engine: AsyncEngine | None = None, settings: Settings | None = No
             await engine_ref["replicas"].check()
             engine_ref["replicas"].start()
         drain.install()  # SIGTERM drains first (server/health.py)
+        metrics.forget_crashed_workers()
         sampler = asyncio.create_task(_sample_pool(engine_ref["engine"], settings.metrics))
         # Imports a stopped process left unfinished go on after their last committed batch.
         resumed = asyncio.create_task(import_jobs.resume_jobs(engine_ref["engine"]))

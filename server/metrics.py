@@ -19,6 +19,7 @@ import os
 import re
 import threading
 import weakref
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import (
@@ -230,6 +231,24 @@ def mark_process_dead() -> None:
     """A stopping worker's live gauges leave the sum (multiprocess mode)."""
     if MULTIPROCESS:
         multiprocess.mark_process_dead(os.getpid())
+
+
+def forget_crashed_workers() -> list[int]:
+    """At a worker's start: the live gauges of workers that died without stopping (killed,
+    crashed; the server starts others in their place) leave the sum too. Their counters
+    stay: what they counted happened."""
+    if not MULTIPROCESS:
+        return []
+    import psutil
+
+    gone = set()
+    for path in Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).glob("gauge_live*_*.db"):
+        pid = path.stem.rpartition("_")[2]
+        if pid.isdigit() and not psutil.pid_exists(int(pid)):
+            gone.add(int(pid))
+    for pid in gone:
+        multiprocess.mark_process_dead(pid)
+    return sorted(gone)
 
 
 # Ledger postings count when their transaction commits (a refused mutation rolls its
