@@ -54,7 +54,9 @@ class Address(Base):
             unique=True,
             postgresql_where=text("is_default"),
         ),
-        Index("ix_address_country_region", "country", "region"),
+        # Country/state filters and the states facet: customer ids read from the index
+        # alone, in customer id order (migration 0018).
+        Index("ix_address_place", "country", "region", "customer_id"),
         Index("ix_address_city_fold", text("cg_fold(city)")),
         Index("ix_address_postal_code_norm", "postal_code_norm"),
     )

@@ -122,6 +122,14 @@ class Customer(Base):
         Index("ix_customer_reference_id", "reference_id"),
         Index("ix_customer_account_id", "account_id"),
         Index("ix_customer_sales_rep_id", "sales_rep_id", "id"),
+        # Live customers by id, status included: the search's newest-matches sample walks
+        # it without reading the table (migration 0018).
+        Index(
+            "ix_customer_live_id",
+            "id",
+            postgresql_include=["status"],
+            postgresql_where=text("status <> 'MERGED'"),
+        ),
         Index("ix_customer_merged_into_id", "merged_into_id"),
         # Duplicate report keys (models/duplicates.py), live customers only.
         Index(
