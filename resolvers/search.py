@@ -425,6 +425,10 @@ def matches_of(ctx: Context, ids: list[int]) -> Select:
     )
 
 
+def refine_message(cap: int) -> str:
+    return f"More than {cap} customers match: add a filter to narrow the search."
+
+
 @dataclass
 class Refine:
     cap: int
@@ -444,7 +448,7 @@ async def refine_or_matches(ctx: Context, base: Select) -> Refine | list[int]:
     the sample's arrays, the one the compiled path prints as JSON.
     """
     cap = ctx.settings.search_cap
-    found = (await ctx.rows(sample_select(base, cap))).one()
+    (found,) = await ctx.rows(sample_select(base, cap))
     if found.n <= cap:
         return list(found.ids or [])
     arrays = Sample(

@@ -204,10 +204,6 @@ CustomerSearchResult = Annotated[
 ]
 
 
-def refine_message(cap: int) -> str:
-    return f"More than {cap} customers match: add a filter to narrow the search."
-
-
 async def _refine(info: Info, refine: q.Refine) -> RefineSearch:
     ctx = info.context
     f = refine.facets
@@ -218,7 +214,7 @@ async def _refine(info: Info, refine: q.Refine) -> RefineSearch:
         ctx.loader(user_q.users_by_id).load_many([int(v) for v, _ in f["salesReps"]]),
     )
     return RefineSearch(
-        message=refine_message(refine.cap),
+        message=q.refine_message(refine.cap),
         count_at_least=refine.count_at_least,
         cap=refine.cap,
         sample_size=refine.sample_size,
