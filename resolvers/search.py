@@ -336,10 +336,11 @@ async def filtered_accounts(ctx: Context, c: Criteria) -> Select:
 
 
 # RefineSearch counts its facets over the newest FACET_SAMPLE matches (highest ids): a
-# sample the same for both read paths whatever the plan, read from indexes alone
-# (ix_customer_live_id and each filter's covering index, migration 0018) and only then
-# from the table, 1,000 rows. Counting every match instead took 0.5-1 s on 1,000,000
-# customers (bench.search); the numbers are in docs/architecture.md (Search).
+# sample the same for both read paths whatever the plan, read from indexes alone when the
+# filter's are (ix_customer_live_id carries id, status, kind and rep; each filter on a
+# child table has a covering index: migration 0018). Counting every match instead took
+# 0.5-1 s on 1,000,000 customers (bench.search); docs/architecture.md (Search) has the
+# numbers and the alternatives weighed.
 FACET_SAMPLE = 1_000
 FACET_SIZE = 10  # values per facet, most frequent first, ties by value
 FACETS = ("kinds", "states", "salesChannels", "salesReps", "tags")
@@ -362,11 +363,8 @@ def sample_select(base: Select, cap: int) -> Select:
     """One row: n (how many of the newest FACET_SAMPLE matches), and their ids, kinds and
     reps. More than the cap means RefineSearch; otherwise the ids are every match."""
     size = max(FACET_SAMPLE, cap + 1)
-    newest = base.with_only_columns(customer.c.id).order_by(customer.c.id.desc()).limit(size)
-    # The rows are read by primary key after the ids are chosen: read while choosing, a
-    # filter the index answers (a state: 14,000 of 1,000,000) would read 70,000 rows.
-    row = customer.alias("sampled")
-    rows = select(row.c.id, row.c.kind, row.c.sales_rep_id).where(row.c.id.in_(newest))
+    columns = (customer.c.id, customer.c.kind, customer.c.sales_rep_id)
+    rows = base.with_only_columns(*columns).order_by(customer.c.id.desc()).limit(size)
     rows = rows.subquery("sample")
     return select(
         func.count().label("n"),

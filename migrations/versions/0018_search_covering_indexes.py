@@ -2,8 +2,9 @@
 
 Each filter on a child table (address place, sales channel, custom field value) reads its
 customer ids from the index alone, in customer id order, and live customers are walked by
-id from an index that carries their status: RefineSearch's sample of the newest matches
-then merges index entries instead of reading rows (docs/architecture.md, Search).
+id from an index that carries status, kind and rep: RefineSearch's sample of the newest
+matches then merges index entries instead of reading rows, and its states facet reads
+addresses' places from their customer_id index (docs/architecture.md, Search).
 
 Revision ID: 0018
 Revises: 0017
@@ -38,12 +39,21 @@ def upgrade() -> None:
             ["definition_id", f"{kind}_value", "customer_id"],
         )
     op.execute(
-        "CREATE INDEX ix_customer_live_id ON customer (id) INCLUDE (status)"
+        "CREATE INDEX ix_customer_live_id ON customer (id) INCLUDE (status, kind, sales_rep_id)"
         " WHERE status <> 'MERGED'"
+    )
+    op.drop_index("ix_address_customer_id", table_name="address")
+    op.create_index(
+        "ix_address_customer_id",
+        "address",
+        ["customer_id", "id"],
+        postgresql_include=["country", "region"],
     )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_address_customer_id", table_name="address")
+    op.create_index("ix_address_customer_id", "address", ["customer_id", "id"])
     op.drop_index("ix_customer_live_id", table_name="customer")
     for kind in CFV:
         op.drop_index(f"ix_cfv_{kind}", table_name="custom_field_value")
