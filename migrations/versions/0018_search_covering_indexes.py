@@ -40,7 +40,6 @@ def upgrade() -> None:
         )
     op.execute(
         "CREATE INDEX ix_customer_live_id ON customer (id) INCLUDE (status, kind, sales_rep_id)"
-        " WHERE status <> 'MERGED'"
     )
     op.drop_index("ix_address_customer_id", table_name="address")
     op.create_index(
