@@ -122,6 +122,11 @@ class Customer(Base):
         Index("ix_customer_reference_id", "reference_id"),
         Index("ix_customer_account_id", "account_id"),
         Index("ix_customer_sales_rep_id", "sales_rep_id", "id"),
+        # Customers by id with what RefineSearch's sample needs: the sample of the newest
+        # matches walks it without reading the table (migration 0018). Not partial: as
+        # `WHERE status <> 'MERGED'` the importer's batch reads chose it and imports ran a
+        # third slower (bench.import).
+        Index("ix_customer_live_id", "id", postgresql_include=["status", "kind", "sales_rep_id"]),
         Index("ix_customer_merged_into_id", "merged_into_id"),
         # Duplicate report keys (models/duplicates.py), live customers only.
         Index(

@@ -9,7 +9,6 @@ applied first, by resolvers/scope.py, like every other customer query.
 
 from __future__ import annotations
 
-import asyncio
 import enum
 from dataclasses import dataclass, field
 from datetime import date
@@ -21,13 +20,16 @@ from sqlalchemy import (
     BigInteger,
     ColumnElement,
     Select,
+    Text,
     and_,
     bindparam,
     exists,
     func,
     literal,
+    literal_column,
     or_,
     select,
+    union_all,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 
@@ -333,81 +335,132 @@ async def filtered_accounts(ctx: Context, c: Criteria) -> Select:
     )
 
 
-# Facets are counted over at most this many matches. 1,000 keeps a refine answer as fast as
-# a match (bench.search: 10,000 took p95 0.5-1 s on 1,000,000 customers, 1,000 tens of ms)
-# and still ranks the top values; `sampleSize` tells the client how many were counted.
+# RefineSearch counts its facets over the newest FACET_SAMPLE matches (highest ids): a
+# sample the same for both read paths whatever the plan, read from indexes alone when the
+# filter's are (ix_customer_live_id carries id, status, kind and rep; each filter on a
+# child table has a covering index: migration 0018). Counting every match instead took
+# 0.5-1 s on 1,000,000 customers (bench.search); docs/architecture.md (Search) has the
+# numbers and the alternatives weighed.
 FACET_SAMPLE = 1_000
+FACET_SIZE = 10  # values per facet, most frequent first, ties by value
+FACETS = ("kinds", "states", "salesChannels", "salesReps", "tags")
+
+
+@dataclass(frozen=True)
+class Sample:
+    """The sample as three arrays (SQL expressions): ids, kinds (text) and sales reps.
+
+    Bound parameters on the field-by-field path, the columns of the compiled statement's
+    sample row there: the facet statements below are the same SQL on both paths.
+    """
+
+    ids: ColumnElement
+    kinds: ColumnElement
+    reps: ColumnElement
+
+
+def sample_select(base: Select, cap: int) -> Select:
+    """One row: n (how many of the newest FACET_SAMPLE matches), and their ids, kinds and
+    reps. More than the cap means RefineSearch; otherwise the ids are every match."""
+    size = max(FACET_SAMPLE, cap + 1)
+    columns = (customer.c.id, customer.c.kind, customer.c.sales_rep_id)
+    rows = base.with_only_columns(*columns).order_by(customer.c.id.desc()).limit(size)
+    rows = rows.subquery("sample")
+    return select(
+        func.count().label("n"),
+        func.array_agg(rows.c.id).label("ids"),
+        func.array_agg(rows.c.kind.cast(Text)).label("kinds"),
+        func.array_agg(rows.c.sales_rep_id).label("reps"),
+    )
+
+
+def _ranked(value: ColumnElement, n: ColumnElement, *ties: ColumnElement) -> list:
+    rank = func.row_number().over(order_by=(n.desc(), *(ties or (value,))))
+    return [value.label("value"), n.label("n"), rank.label("rank")]
+
+
+def _unnested(array: ColumnElement, name: str):
+    return func.unnest(array).table_valued("value", name=name).render_derived()
+
+
+def facet_selects(s: Sample) -> dict[str, Select]:
+    """Each facet as (value, n, rank): its FACET_SIZE most frequent values among the
+    sample, most frequent first, ties by value. Values: kinds and states as text (an ISO
+    code, US or US-CA), channels and reps as ids, tags as a tag."""
+    kinds = _unnested(s.kinds, "k")
+    reps = _unnested(s.reps, "r")
+    places = func.count(func.distinct(address.c.customer_id))
+    selects = {
+        "kinds": select(*_ranked(kinds.c.value, func.count())).group_by(kinds.c.value),
+        "states": select(
+            *_ranked(
+                func.concat_ws("-", address.c.country, address.c.region),
+                places,
+                address.c.country,
+                address.c.region,
+            )
+        )
+        .where(address.c.customer_id == func.any(s.ids))
+        .group_by(address.c.country, address.c.region),
+        "salesChannels": select(*_ranked(link.c.sales_channel_id, func.count()))
+        .where(link.c.customer_id == func.any(s.ids))
+        .group_by(link.c.sales_channel_id),
+        "salesReps": select(*_ranked(reps.c.value, func.count()))
+        .where(reps.c.value.is_not(None))
+        .group_by(reps.c.value),
+    }
+    selects = {
+        name: q.order_by(literal_column("rank")).limit(FACET_SIZE) for name, q in selects.items()
+    }
+    selects["tags"] = tag_q.facet_select(s.ids, FACET_SIZE)
+    return selects
+
+
+def matches_of(ctx: Context, ids: list[int]) -> Select:
+    """The viewer's customers among `ids` (every match, from refine_or_matches)."""
+    return visible_customers(ctx).where(
+        customer.c.id == func.any(bindparam("matches", ids, type_=ARRAY(BigInteger)))
+    )
+
+
+def refine_message(cap: int) -> str:
+    return f"More than {cap} customers match: add a filter to narrow the search."
 
 
 @dataclass
 class Refine:
-    count_at_least: int
     cap: int
     sample_size: int
-    facets: dict[str, list[tuple[str, str, int]]]  # name -> [(value, label, count)]
+    facets: dict[str, list[tuple[str, int]]]  # name -> [(value, count)], most frequent first
+
+    @property
+    def count_at_least(self) -> int:
+        return self.cap + 1
 
 
-async def refine_or_none(ctx: Context, base: Select) -> Refine | None:
-    """None when at most `cap` customers match; else counts that help narrow the search.
+async def refine_or_matches(ctx: Context, base: Select) -> Refine | list[int]:
+    """RefineSearch when more than the cap match; else the ids of every match (the page
+    reads them instead of running the filter again).
 
-    The filter runs once, bounded: it fetches at most FACET_SAMPLE matching ids (never a
-    full count), which decide "too many" (more than cap) and feed the facet queries as an
-    id array, so the facets do not re-run the filter.
+    The filter runs once, bounded (sample_select); the facets are one more statement over
+    the sample's arrays, the one the compiled path prints as JSON.
     """
     cap = ctx.settings.search_cap
-    limit = max(FACET_SAMPLE, cap + 1)
-    ids = [
-        r[0]
-        for r in await ctx.rows(base.with_only_columns(customer.c.id).order_by(None).limit(limit))
-    ]
-    if len(ids) <= cap:
-        return None
-    sample = bindparam("sample", ids, type_=ARRAY(BigInteger))
-    customers_in_place = func.count(func.distinct(address.c.customer_id))
-    # Independent statements over the same id array: run together, each on its own
-    # connection. Ties are ordered by value, so every answer is the same bytes.
-    rows, places, channels, tags = await asyncio.gather(
-        ctx.rows(
-            select(customer.c.kind, customer.c.sales_rep_id).where(
-                customer.c.id == func.any(sample)
-            )
-        ),
-        ctx.rows(
-            select(address.c.country, address.c.region, customers_in_place)
-            .where(address.c.customer_id == func.any(sample))
-            .group_by(address.c.country, address.c.region)
-            .order_by(customers_in_place.desc(), address.c.country, address.c.region)
-            .limit(10)
-        ),
-        ctx.rows(
-            select(link.c.sales_channel_id, func.count())
-            .where(link.c.customer_id == func.any(sample))
-            .group_by(link.c.sales_channel_id)
-            .order_by(func.count().desc(), link.c.sales_channel_id)
-            .limit(10)
-        ),
-        tag_q.facet(ctx, sample),
+    (found,) = await ctx.rows(sample_select(base, cap))
+    if found.n <= cap:
+        return list(found.ids or [])
+    arrays = Sample(
+        ids=bindparam("ids", found.ids, type_=ARRAY(BigInteger)),
+        kinds=bindparam("kinds", found.kinds, type_=ARRAY(Text)),
+        reps=bindparam("reps", found.reps, type_=ARRAY(BigInteger)),
     )
-    sample_size = len(rows)
-    kinds: dict[str, int] = {}
-    reps: dict[int, int] = {}
+    parts = []
+    for name, facet in facet_selects(arrays).items():
+        value, n, rank = facet.subquery(name).c  # tags name their value `tag`
+        parts.append(select(literal(name).label("facet"), value.cast(Text).label("value"), n, rank))
+    every = union_all(*parts).subquery("facets")
+    rows = await ctx.rows(select(every).order_by(every.c.facet, every.c.rank))
+    facets: dict[str, list[tuple[str, int]]] = {name: [] for name in FACETS}
     for row in rows:
-        kinds[str(row.kind)] = kinds.get(str(row.kind), 0) + 1
-        if row.sales_rep_id is not None:
-            reps[row.sales_rep_id] = reps.get(row.sales_rep_id, 0) + 1
-
-    def top(counts: dict, n: int = 10) -> list[tuple[Any, int]]:
-        return sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))[:n]
-
-    return Refine(
-        count_at_least=cap + 1,
-        cap=cap,
-        sample_size=sample_size,
-        facets={
-            "kinds": [(k, k, n) for k, n in top(kinds)],
-            "states": [(f"{r[0]}-{r[1]}" if r[1] else r[0], r[0], r[2]) for r in places],
-            "salesChannels": [(str(r[0]), "", r[1]) for r in channels],
-            "salesReps": [(str(k), "", n) for k, n in top(reps)],
-            "tags": [(t, t, n) for t, n in tags],
-        },
-    )
+        facets[row.facet].append((row.value, row.n))
+    return Refine(cap=cap, sample_size=found.n, facets=facets)

@@ -158,8 +158,9 @@ async def tag_counts(ctx: Context, prefix: str | None, first: int) -> list[tuple
     return [(r.tag, r.n) for r in rows]
 
 
-async def facet(ctx: Context, sample: ColumnElement) -> list[tuple[str, int]]:
-    """The ten tags most used among a search's sample of matches (an id array)."""
+def facet_select(sample: ColumnElement, size: int) -> Select:
+    """(value, n, rank): the `size` tags most used among a search's sample of matches (an
+    id array), most used first, ties by tag (resolvers/search.py runs and compiles it)."""
     grouped, by_tag = _grouped(select(customer).where(customer.c.id == func.any(sample)))
-    rows = await ctx.rows(grouped.order_by(func.count().desc(), *by_tag).limit(10))
-    return [(r.tag, r.n) for r in rows]
+    rank = func.row_number().over(order_by=(func.count().desc(), *by_tag)).label("rank")
+    return grouped.add_columns(rank).order_by(rank).limit(size)

@@ -1,5 +1,6 @@
 """The search screen: `CustomerFilter` (for customers/accounts) and capped `customerSearch`."""
 
+import asyncio
 from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
@@ -142,35 +143,55 @@ async def saved_search_where(info: Info, saved_search: strawberry.ID) -> list:
     return await saved_search_q.run_where(info.context, saved_id, criteria_of)
 
 
+SAMPLED = (
+    f"Counted over the newest {q.FACET_SAMPLE:,} matches (highest ids; every match when"
+    " fewer), not over all of them"
+)
+
+
 @strawberry.type
 class SearchFacet:
     value: str = strawberry.field(description="An ISO code (US, US-CA) or a kind.")
-    count: int
+    count: int = strawberry.field(description="Customers of the sample with this value.")
 
 
 @strawberry.type
 class SalesChannelFacet:
     sales_channel: SalesChannel | None
-    count: int
+    count: int = strawberry.field(description="Customers of the sample in this channel.")
 
 
 @strawberry.type
 class SalesRepFacet:
     sales_rep: User | None
-    count: int
+    count: int = strawberry.field(description="Customers of the sample assigned to this rep.")
 
 
-@strawberry.type(description="Too many matches: refine the search. Facets say how.")
+@strawberry.type(
+    description="Too many matches: refine the search. Facets say how: each lists its "
+    f"{q.FACET_SIZE} most frequent values among a sample of the matches (`sampleSize`), "
+    "most frequent first, ties by value. The sample and the counts hold only customers "
+    "the viewer may see (a sales rep: their own)."
+)
 class RefineSearch:
     message: str
-    count_at_least: int = strawberry.field(description="More than `cap` match (cap + 1).")
+    count_at_least: int = strawberry.field(
+        description="A lower bound, not a count: more than `cap` match (cap + 1)."
+    )
     cap: int
-    sample_size: int = strawberry.field(description="Matches the facet counts were taken from.")
-    kinds: list[SearchFacet]
-    states: list[SearchFacet] = strawberry.field(description="Top country-state pairs.")
-    sales_channels: list[SalesChannelFacet]
-    sales_reps: list[SalesRepFacet]
-    tags: list[TagCount] = strawberry.field(description="The most used tags among the sample.")
+    sample_size: int = strawberry.field(
+        description=f"Exact: how many matches the facets were counted over, at most "
+        f"{q.FACET_SAMPLE:,} (the newest by id). Below that it is every match, and the "
+        "facet counts are exact."
+    )
+    kinds: list[SearchFacet] = strawberry.field(description=f"{SAMPLED}.")
+    states: list[SearchFacet] = strawberry.field(
+        description=f"Country-state pairs of the matches' addresses (a customer counts once "
+        f"per pair). {SAMPLED}."
+    )
+    sales_channels: list[SalesChannelFacet] = strawberry.field(description=f"{SAMPLED}.")
+    sales_reps: list[SalesRepFacet] = strawberry.field(description=f"{SAMPLED}.")
+    tags: list[TagCount] = strawberry.field(description=f"The most used tags. {SAMPLED}.")
 
 
 @strawberry.type(description="At most `cap` customers matched.")
@@ -185,28 +206,29 @@ CustomerSearchResult = Annotated[
 
 async def _refine(info: Info, refine: q.Refine) -> RefineSearch:
     ctx = info.context
-    channels = await ctx.loader(channel_q.sales_channels_by_id).load_many(
-        [int(v) for v, _, _ in refine.facets["salesChannels"]]
-    )
-    reps = await ctx.loader(user_q.users_by_id).load_many(
-        [int(v) for v, _, _ in refine.facets["salesReps"]]
+    f = refine.facets
+    channels, reps = await asyncio.gather(
+        ctx.loader(channel_q.sales_channels_by_id).load_many(
+            [int(v) for v, _ in f["salesChannels"]]
+        ),
+        ctx.loader(user_q.users_by_id).load_many([int(v) for v, _ in f["salesReps"]]),
     )
     return RefineSearch(
-        message=f"More than {refine.cap} customers match: add a filter to narrow the search.",
+        message=q.refine_message(refine.cap),
         count_at_least=refine.count_at_least,
         cap=refine.cap,
         sample_size=refine.sample_size,
-        kinds=[SearchFacet(value=v, count=n) for v, _, n in refine.facets["kinds"]],
-        states=[SearchFacet(value=v, count=n) for v, _, n in refine.facets["states"]],
+        kinds=[SearchFacet(value=v, count=n) for v, n in f["kinds"]],
+        states=[SearchFacet(value=v, count=n) for v, n in f["states"]],
         sales_channels=[
             SalesChannelFacet(sales_channel=build("SalesChannel", row), count=n)
-            for row, (_, _, n) in zip(channels, refine.facets["salesChannels"], strict=True)
+            for row, (_, n) in zip(channels, f["salesChannels"], strict=True)
         ],
         sales_reps=[
             SalesRepFacet(sales_rep=build("User", row), count=n)
-            for row, (_, _, n) in zip(reps, refine.facets["salesReps"], strict=True)
+            for row, (_, n) in zip(reps, f["salesReps"], strict=True)
         ],
-        tags=[TagCount(name=v, customer_count=n) for v, _, n in refine.facets["tags"]],
+        tags=[TagCount(name=v, customer_count=n) for v, n in f["tags"]],
     )
 
 
@@ -236,9 +258,11 @@ class SearchQueries:
         base = await q.filtered_customers(ctx, criteria)
         if saved_search is not None:
             base = base.where(*await saved_search_where(info, saved_search))
-        refine = await q.refine_or_none(ctx, base)
-        if refine is not None:
-            return await _refine(info, refine)
+        found = await q.refine_or_matches(ctx, base)
+        if isinstance(found, q.Refine):
+            return await _refine(info, found)
+        # Every match's id is in hand: the page reads those rows, not the filter again.
+        base = q.matches_of(ctx, found)
         found, base = await customer_q.customer_page(
             ctx, page, customer_q.CustomerOrderField.NAME, False, base
         )

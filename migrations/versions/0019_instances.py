@@ -7,7 +7,7 @@ expiry the worker renews, so the per-user limit counts every instance (server/no
 UNLOGGED like cost_bucket: after a crash empties it, workers write their rows again.
 
 Revision ID: 0019
-Revises: 0017
+Revises: 0018
 """
 
 from collections.abc import Sequence
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0019"
-down_revision: str | None = "0017"
+down_revision: str | None = "0018"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

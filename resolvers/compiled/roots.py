@@ -11,7 +11,7 @@ from graphql import (
     FieldNode,
     GraphQLObjectType,
 )
-from sqlalchemy import literal_column, select
+from sqlalchemy import Boolean, literal_column, select
 
 from models.enums import TaxStatus
 from resolvers import accounts as account_q
@@ -103,8 +103,7 @@ def _root_customers(b: Builder, gtype, nodes) -> str:
 
 
 def _root_customer_search(b: Builder, gtype, nodes) -> str:
-    """The matches, when at most the cap match; a guard sends RefineSearch (its counts and
-    facets) to Strawberry."""
+    """The matches when at most the cap match, else RefineSearch: see _search_sql."""
     args = b.page(gtype, nodes, frozenset(("filter", "savedSearch")))
     a = b.args(gtype, nodes)
     _no_saved_search(a)
@@ -114,37 +113,7 @@ def _root_customer_search(b: Builder, gtype, nodes) -> str:
     except CodedError as exc:
         raise NotCompilable("bad cursor") from exc
     where = [_filter_sql(b, a.get("filter") or {}), b.scope(ScopeKind.CUSTOMER, "customer")]
-    cap = b.search_cap
-    b.guards.append(
-        f"(SELECT count(*) FROM (SELECT 1 FROM customer WHERE {' AND '.join(where)}"
-        f" LIMIT {cap + 1}) AS _matches) <= {cap}"
-    )
-    matches = b.schema.get_type("CustomerSearchMatches")
-    parts = []
-    for key, fnodes in b.collect(matches, nodes).items():
-        name = fnodes[0].name.value
-        if name == "__typename":
-            parts.append((key, jlit('"CustomerSearchMatches"')))
-        elif name == "customers" and not fnodes[0].arguments:
-            conn = b.child_type(matches, "customers")
-            node_type = b.child_type(conn, "nodes")
-            parts.append(
-                (
-                    key,
-                    b.connection(
-                        conn,
-                        fnodes,
-                        table="customer",
-                        node_type=node_type,
-                        where=where,
-                        ordering=ordering,
-                        args=args,
-                    ),
-                )
-            )
-        else:
-            raise NotCompilable(f"CustomerSearchMatches.{name}")
-    return obj_sql(parts)
+    return _search_sql(b, nodes, where, ordering, args)
 
 
 def _lookup(args: dict) -> dict:
@@ -451,6 +420,106 @@ def _root_duplicate_customers(b: Builder, gtype, nodes) -> str:
         rows=rows,
         node=node,
     )
+
+
+# ---------------------------------------------------------------------------------------
+# customerSearch: matches or RefineSearch from one sample (resolvers/search.py), the SQL
+# the field-by-field path runs in two statements, here one
+
+
+def _search_sql(b: Builder, nodes, where: list[str], ordering: Ordering, args) -> str:
+    """`search.sample_select` over the filter as a one-row table `_s`; at most the cap,
+    the matches page through `_s.ids` (every match), else RefineSearch's facets
+    (`search.facet_selects` over `_s`'s arrays). PostgreSQL runs only the branch taken."""
+    cap = b.search_cap
+    base = select(customer_q.customer).where(*(literal_column(w, Boolean) for w in where))
+    sample = b.sql(search_q.sample_select(base, cap))
+    matches = _search_matches(b, nodes, ordering, args)
+    refine = _search_refine(b, nodes, cap)
+    return (
+        f"(SELECT CASE WHEN _s.n <= {cap} THEN {matches} ELSE {refine} END FROM ({sample}) AS _s)"
+    )
+
+
+def _search_matches(b: Builder, nodes, ordering: Ordering, args) -> str:
+    matches = b.schema.get_type("CustomerSearchMatches")
+    where = ["customer.id = ANY(_s.ids)", b.scope(ScopeKind.CUSTOMER, "customer")]
+    parts = []
+    for key, fnodes in b.collect(matches, nodes).items():
+        name = fnodes[0].name.value
+        if name == "__typename":
+            parts.append((key, jlit('"CustomerSearchMatches"')))
+        elif name == "customers" and not fnodes[0].arguments:
+            conn = b.child_type(matches, "customers")
+            node_type = b.child_type(conn, "nodes")
+            parts.append(
+                (
+                    key,
+                    b.connection(
+                        conn,
+                        fnodes,
+                        table="customer",
+                        node_type=node_type,
+                        where=where,
+                        ordering=ordering,
+                        args=args,
+                    ),
+                )
+            )
+        else:
+            raise NotCompilable(f"CustomerSearchMatches.{name}")
+    return obj_sql(parts)
+
+
+SAMPLE_ROW = search_q.Sample(
+    ids=literal_column("_s.ids"), kinds=literal_column("_s.kinds"), reps=literal_column("_s.reps")
+)
+
+
+def _search_refine(b: Builder, nodes, cap: int) -> str:
+    refine = b.schema.get_type("RefineSearch")
+    facets = search_q.facet_selects(SAMPLE_ROW)
+    constants = {
+        "__typename": '"RefineSearch"',
+        "message": orjson.dumps(search_q.refine_message(cap)).decode(),
+        "countAtLeast": str(cap + 1),
+        "cap": str(cap),
+    }
+    parts = []
+    for key, fnodes in b.collect(refine, nodes).items():
+        name = fnodes[0].name.value
+        if name in constants:
+            parts.append((key, jlit(constants[name])))
+        elif name == "sampleSize":
+            parts.append((key, "_s.n::text"))
+        elif name in facets and not fnodes[0].arguments:
+            parts.append((key, _facet_list(b, refine, name, fnodes, facets[name])))
+        else:
+            raise NotCompilable(f"RefineSearch.{name}")
+    return obj_sql(parts)
+
+
+def _facet_list(b: Builder, parent, name: str, nodes, facet) -> str:
+    """A facet's (value, n, rank) rows as a JSON list in rank order; channels and reps
+    read through the same tables and scopes as their loaders (`_by_id`)."""
+    item_type = b.child_type(parent, name)
+    parts = []
+    for key, fnodes in b.collect(item_type, nodes).items():
+        field_name = fnodes[0].name.value
+        if field_name == "__typename":
+            parts.append((key, jlit(f'"{item_type.name}"')))
+        elif field_name in ("value", "name"):
+            parts.append((key, j_str("_f.value", False)))
+        elif field_name in ("count", "customerCount"):
+            parts.append((key, "_f.n::text"))
+        elif field_name == "salesChannel":
+            parts.append((key, _by_id(b, "SalesChannel", "_f.value", fnodes)))
+        elif field_name == "salesRep":
+            parts.append((key, _by_id(b, "User", "_f.value", fnodes)))
+        else:
+            raise NotCompilable(f"{item_type.name}.{field_name}")
+    rows = f"({b.sql(facet)}) AS _f(value, n, rank)"
+    return list_sql(obj_sql(parts), f"FROM {rows}", "_f.rank")
 
 
 ROOTS: dict[str, Callable[[Builder, GraphQLObjectType, list[FieldNode]], str]] = {
