@@ -30,7 +30,9 @@ HOW_TO_INSTALL = "apt-get install -y pgbouncer (Debian/Ubuntu) or brew install p
 
 
 def pgbouncer_binary() -> str | None:
-    """The pgbouncer executable (Debian puts it in /usr/sbin, often not on PATH)."""
+    """The pgbouncer executable: $PGBOUNCER, else on PATH or in /usr/sbin (Debian's place)."""
+    if chosen := os.environ.get("PGBOUNCER"):
+        return shutil.which(chosen)
     return shutil.which("pgbouncer") or shutil.which("pgbouncer", path="/usr/sbin:/usr/local/sbin")
 
 

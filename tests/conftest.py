@@ -91,15 +91,17 @@ def direct_app_url(database_url: str) -> str:
     return os.environ.get("TEST_APP_DATABASE_URL") or with_user(database_url, APP_ROLE)
 
 
-def start_pgbouncer(database_url: str, **kw: Any) -> PgBouncer:
-    """PgBouncer (transaction mode) in front of the test server, for the owner and the
-    application role (passwords from the URLs, else generated for the run)."""
+def start_pgbouncer(
+    database_url: str, *, also: dict[str, str | None] | None = None, **kw: Any
+) -> PgBouncer:
+    """PgBouncer (transaction mode) in front of the test server, for the owner, the
+    application role and `also` (passwords from the URLs, else generated for the run)."""
     need_pgbouncer()
     owner, app = urlsplit(database_url), urlsplit(direct_app_url(database_url))
     users = {unquote(owner.username or "postgres"): None, unquote(app.username or APP_ROLE): None}
     if app.password:
         users[unquote(app.username)] = unquote(app.password)
-    return PgBouncer(database_url, users, **kw).start()
+    return PgBouncer(database_url, {**users, **(also or {})}, **kw).start()
 
 
 def pooled(bouncer: PgBouncer, url: str) -> str:
