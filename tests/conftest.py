@@ -58,6 +58,33 @@ RUN_POOLER_TESTS = (
 )
 
 
+# The set `.ci/run` runs again through PgBouncer (`-m pooler`; the whole suite through it
+# took far longer than the 8 minutes allowed): reads on both paths (compiled, field by
+# field, the access matrix), writes, the live timeline (LISTEN), imports and bulk jobs
+# (their advisory locks), tokens, exports (COPY), and tests/test_pooler.py itself.
+POOLER_MODULES = frozenset(
+    {
+        "test_compiled.py",
+        "test_nested_reads.py",
+        "test_access.py",
+        "test_customers_write.py",
+        "test_orders_write.py",
+        "test_subscriptions.py",
+        "test_import.py",
+        "test_import_jobs.py",
+        "test_bulk_updates.py",
+        "test_auth.py",
+        "test_export.py",
+    }
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.name in POOLER_MODULES:
+            item.add_marker(pytest.mark.pooler)
+
+
 def need_pgbouncer() -> None:
     """Skip a test that needs the pgbouncer binary, saying how to get it; under CI=1 fail
     instead (.ci/run installs it: CI must not skip these)."""
