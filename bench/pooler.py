@@ -8,12 +8,15 @@ then, e.g. `DATABASE_URL=<the URL> CUSTOMER_GRAPH_TRANSACTION_POOLER=1 python -m
 With no --server-url it starts (or reuses) the benchmarks' embedded PostgreSQL
 ($CUSTOMER_GRAPH_BENCH_DIR, default ~/.cache/customer-graph-bench, as bench.compare).
 The test suite starts one the same way (tests/conftest.py, TEST_THROUGH_PGBOUNCER=1).
+`python -m bench.pooler --measure 2000` instead times a page of 20 customers in process,
+direct and through PgBouncer, on a throwaway server.
 Needs the `pgbouncer` binary (Debian: apt-get install pgbouncer).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import pwd
 import secrets
@@ -156,6 +159,72 @@ class PgBouncer:
             self.dir = None
 
 
+PAGE = """query Page($after: String) { customers(first: 20, after: $after, orderBy: {field: NAME}) {
+  pageInfo { endCursor }
+  nodes { number displayName email addresses { city country }
+    orders(first: 5) { nodes { number status total { amount currency } } } } } }"""
+
+
+async def _measure(direct_url: str, pooled_url: str, token: str, requests: int) -> None:
+    """The same pages through an app in this process, on the direct and the pooled engine
+    (sequential, then 10 at once): what the pooler and its unnamed statements cost."""
+    import httpx
+
+    from server.app import create_app
+    from server.database import make_engine
+    from server.settings import Settings
+
+    settings = Settings(database_url="unused", cost_budget=0)
+    for label, url, pooler in (("direct", direct_url, False), ("pgbouncer", pooled_url, True)):
+        engine = make_engine(url, pool_size=10, transaction_pooler=pooler)
+        app = create_app(engine=engine, settings=settings)
+        transport = httpx.ASGITransport(app=app)
+        headers = {"Authorization": f"Bearer {token}"}
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://b", headers=headers
+        ) as c:
+
+            async def page() -> None:
+                response = await c.post("/graphql", json={"query": PAGE, "variables": {}})
+                assert "errors" not in response.json(), response.text
+
+            for _ in range(20):  # warm-up: caches, connections
+                await page()
+            for concurrency in (1, 10):
+                started = time.perf_counter()
+                for _ in range(requests // concurrency):
+                    await asyncio.gather(*(page() for _ in range(concurrency)))
+                elapsed = time.perf_counter() - started
+                rate = (requests // concurrency) * concurrency / elapsed
+                print(f"{label:9s} concurrency {concurrency:2d}: {rate:7.1f} req/s", flush=True)
+        await engine.dispose()
+
+
+def measure(requests: int, customers: int) -> None:
+    """A throwaway embedded server seeded with `customers`, PgBouncer in front: _measure."""
+    from server.database import EmbeddedPostgres, ensure_database
+    from server.migrate import upgrade
+    from server.runtime import APP_ROLE, with_user
+    from server.seed import seed
+    from server.users import create_user
+
+    tmp = Path(tempfile.mkdtemp(prefix="customer-graph-pooler-bench-"))
+    embedded = EmbeddedPostgres(tmp / "pgdata", ephemeral=True)
+    try:
+        url = ensure_database(embedded, "customer_graph")
+        upgrade(url)
+        asyncio.run(seed(url, customers=customers))
+        token = asyncio.run(create_user(url, email="bench@example.com", role="ADMIN"))
+        app_url = with_user(url, APP_ROLE)
+        bouncer = PgBouncer(url, {APP_ROLE: None}).start()
+        try:
+            asyncio.run(_measure(app_url, bouncer.url(APP_ROLE, "customer_graph"), token, requests))
+        finally:
+            bouncer.stop()
+    finally:
+        embedded.stop()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.pooler",
@@ -166,7 +235,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--user", action="append", default=[], help="(repeatable)")
     parser.add_argument("--port", type=int, default=None, help="default: a free port")
     parser.add_argument("--pool-size", type=int, default=20, help="default_pool_size")
+    parser.add_argument(
+        "--measure",
+        type=int,
+        metavar="REQUESTS",
+        help="instead: seed a throwaway server and time REQUESTS pages direct and through"
+        " PgBouncer, in process",
+    )
+    parser.add_argument("--customers", type=int, default=2000, help="with --measure")
     args = parser.parse_args(argv)
+    if args.measure:
+        measure(args.measure, args.customers)
+        return 0
     embedded = None
     url = args.server_url
     if url is None:
