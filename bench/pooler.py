@@ -175,7 +175,12 @@ async def _measure(direct_url: str, pooled_url: str, token: str, requests: int) 
     from server.settings import Settings
 
     settings = Settings(database_url="unused", cost_budget=0)
-    for label, url, pooler in (("direct", direct_url, False), ("pgbouncer", pooled_url, True)):
+    variants = (
+        ("direct", direct_url, False),
+        ("direct, no statement cache", direct_url, True),  # what the setting alone costs
+        ("pgbouncer", pooled_url, True),
+    )
+    for label, url, pooler in variants:
         engine = make_engine(url, pool_size=10, transaction_pooler=pooler)
         app = create_app(engine=engine, settings=settings)
         transport = httpx.ASGITransport(app=app)
@@ -196,7 +201,7 @@ async def _measure(direct_url: str, pooled_url: str, token: str, requests: int) 
                     await asyncio.gather(*(page() for _ in range(concurrency)))
                 elapsed = time.perf_counter() - started
                 rate = (requests // concurrency) * concurrency / elapsed
-                print(f"{label:9s} concurrency {concurrency:2d}: {rate:7.1f} req/s", flush=True)
+                print(f"{label:26s} concurrency {concurrency:2d}: {rate:7.1f} req/s", flush=True)
         await engine.dispose()
 
 
