@@ -10,7 +10,8 @@ security binds (TEST_APP_DATABASE_URL, else the test server's URL as that role).
 
 TEST_THROUGH_PGBOUNCER=1 puts both engines behind a PgBouncer in transaction mode that the
 session starts (bench/pooler.py), pooler-safe as CUSTOMER_GRAPH_TRANSACTION_POOLER=1 makes
-`serve`; the live timeline listens on the direct URL (CUSTOMER_GRAPH_LISTEN_URL).
+`serve`; the `settings` fixture's live timeline listens on the direct URL
+(CUSTOMER_GRAPH_LISTEN_URL).
 """
 
 from __future__ import annotations
@@ -139,21 +140,15 @@ def pooled(bouncer: PgBouncer, url: str) -> str:
 
 @pytest.fixture(scope="session")
 async def pgbouncer(database_url: str) -> AsyncIterator[PgBouncer]:
-    """The session's PgBouncer; with it, as `serve` behind one: the application role's
-    defaults set, LISTEN on the direct URL."""
+    """The session's PgBouncer, the application role's defaults set as `serve` sets them
+    behind one (the `settings` fixture then LISTENs on the direct URL)."""
     bouncer = start_pgbouncer(database_url)
     await apply_role_settings(
         pooled(bouncer, direct_app_url(database_url)),
         None,
         owner_url=pooled(bouncer, database_url),
     )
-    before = os.environ.get("CUSTOMER_GRAPH_LISTEN_URL")
-    os.environ["CUSTOMER_GRAPH_LISTEN_URL"] = direct_app_url(database_url)
     yield bouncer
-    if before is None:
-        os.environ.pop("CUSTOMER_GRAPH_LISTEN_URL", None)
-    else:
-        os.environ["CUSTOMER_GRAPH_LISTEN_URL"] = before
     bouncer.stop()
 
 
@@ -240,7 +235,16 @@ def settings(request: pytest.FixtureRequest) -> Settings:
     # Elsewhere field by field (statement counts are that path's); tests/test_compiled*.py
     # compare both paths' bytes, and BOTH_PATHS modules run every test on both.
     path = getattr(request, "param", "field_by_field")
-    return Settings(database_url="unused", debug=False, compiled_reads=path == "compiled")
+    # Through PgBouncer, LISTEN needs its direct connection (CUSTOMER_GRAPH_LISTEN_URL).
+    listen_url = (
+        direct_app_url(request.getfixturevalue("database_url")) if THROUGH_PGBOUNCER else None
+    )
+    return Settings(
+        database_url="unused",
+        debug=False,
+        compiled_reads=path == "compiled",
+        listen_url=listen_url,
+    )
 
 
 @pytest.fixture
