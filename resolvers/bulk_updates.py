@@ -236,15 +236,16 @@ async def run_job(engine: AsyncEngine, job_id: int) -> None:
     """Run (or resume) a job to its end: SUCCEEDED with its counts, or FAILED with why."""
     while True:
         async with engine.connect() as lock_conn:
-            # Held for the whole run on its own connection: one bulk job at a time. A job
+            # Held for the whole run, by a transaction left open on its own connection: one
+            # bulk job at a time. Transaction-scoped, so a pooler in transaction mode
+            # (PgBouncer) keeps it on one server connection and its end releases it. A job
             # waiting for it holds no pooled connection (several queued jobs would).
-            if (await lock_conn.execute(select(func.pg_try_advisory_lock(BULK_LOCK)))).scalar():
-                await lock_conn.commit()  # the lock is the session's: no transaction left open
+            lock = select(func.pg_try_advisory_xact_lock(BULK_LOCK))
+            if (await lock_conn.execute(lock)).scalar():
                 try:
                     await _run_job(engine, job_id)
                 finally:
-                    await lock_conn.execute(select(func.pg_advisory_unlock(BULK_LOCK)))
-                    await lock_conn.commit()
+                    await lock_conn.rollback()  # releases the lock
                 return
             await lock_conn.rollback()
         await asyncio.sleep(LOCK_POLL_SECONDS)

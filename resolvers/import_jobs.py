@@ -83,13 +83,14 @@ async def run_job(engine: AsyncEngine, job_id: int) -> None:
     """Run (or resume) a job to its end: SUCCEEDED with its counts, or FAILED with why.
     Every batch commits with the job's counters and its rejected rows."""
     async with engine.connect() as lock_conn:
-        # Held for the whole run on its own connection: one import at a time.
-        await lock_conn.execute(select(func.pg_advisory_lock(IMPORT_LOCK)))
+        # Held for the whole run, by a transaction left open on its own connection: one
+        # import at a time. Transaction-scoped, so a pooler in transaction mode (PgBouncer)
+        # keeps it on one server connection and its end releases it.
+        await lock_conn.execute(select(func.pg_advisory_xact_lock(IMPORT_LOCK)))
         try:
             await _run_job(engine, job_id)
         finally:
-            await lock_conn.execute(select(func.pg_advisory_unlock(IMPORT_LOCK)))
-            await lock_conn.commit()
+            await lock_conn.rollback()  # releases the lock
 
 
 async def _run_job(engine: AsyncEngine, job_id: int) -> None:

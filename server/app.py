@@ -45,7 +45,7 @@ from server.api import schema
 from server.budget import Budget, CostBudget, ThrottledTransportWS
 from server.compiled import AUTH_KEY, CompiledGraphQL
 from server.cors import Cors
-from server.database import make_engine
+from server.database import apply_role_settings, make_engine
 from server.errors import DatabaseFailures
 from server.graphql_http import GraphQLOverHTTP
 from server.limits import BodyGuard
@@ -112,6 +112,7 @@ class GraphQLApp(GraphQL):
                 reconnect_seconds=self.settings.listen_reconnect_seconds,
                 health_seconds=self.settings.listen_health_seconds,
                 lease_seconds=self.settings.subscription_lease_seconds,
+                listen_url=self.settings.listen_url,
             )
             hub.viewers = self.viewers
         return hub
@@ -206,6 +207,18 @@ async def authenticate(ctx: Context, header: str, cache: ViewerCache | None = No
         ctx.viewer = viewer
 
 
+async def _behind_transaction_pooler(db: Any, settings: Settings) -> None:
+    """PgBouncer (transaction mode) takes no session settings at connect: they become the
+    application role's defaults. LISTEN needs a direct connection of its own."""
+    await apply_role_settings(db.app_url, settings.statement_timeout, owner_url=db.url)
+    if not settings.listen_url:
+        log.warning(
+            "CUSTOMER_GRAPH_TRANSACTION_POOLER=1 without CUSTOMER_GRAPH_LISTEN_URL: the live"
+            " timeline listens through the pooler and misses notifications; set it to a"
+            " direct URL of the database"
+        )
+
+
 def _json_error(status: int, message: str, code: str) -> JSONResponse:
     return JSONResponse(
         {"errors": [{"message": message, "extensions": {"code": code}}]}, status_code=status
@@ -245,6 +258,8 @@ def create_app(engine: AsyncEngine | None = None, settings: Settings | None = No
             yield
             return
         db = await open_database_async(settings, migrate=settings.migrate)
+        if settings.transaction_pooler:
+            await _behind_transaction_pooler(db, settings)
         engine_ref["owner_url"] = db.url if db.url != db.app_url else None
         engine_ref["engine"] = make_engine(
             db.app_url,

@@ -13,7 +13,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import orjson
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
@@ -132,28 +132,59 @@ class StatementCounter:
         self.statements.clear()
 
 
+# Settings the app wants on every session. Sent at connect, except behind a transaction
+# pooler, which refuses startup parameters it does not track (PgBouncer: "unsupported
+# startup parameter: jit"): there `role_settings` makes them the role's defaults instead.
+# JIT costs more than it saves on the short queries an API runs; random reads cost about
+# what sequential ones do on SSDs, so index plans win where they should.
+TUNING = {"jit": "off", "random_page_cost": "1.1"}
+# The compiled read path lets PostgreSQL print timestamps: always in UTC. PgBouncer tracks
+# TimeZone and application_name per client, so these two may go through it at connect.
+CLIENT_SETTINGS = {"TimeZone": "UTC", "application_name": "customer-graph"}
+
+
+def timeout_ms(statement_timeout: float | None) -> str | None:
+    """PostgreSQL's statement_timeout for a number of seconds (None or 0: none)."""
+    return str(max(1, round(statement_timeout * 1000))) if statement_timeout else None
+
+
+def pooler_connect_args() -> dict:
+    """asyncpg through a transaction pooler (PgBouncer 1.18, pool_mode=transaction): no named
+    prepared statements at all, only the unnamed one. With no statement cache asyncpg
+    prepares unnamed statements and sends Parse again with Bind/Execute/Sync, so a statement
+    never outlives the round trip that runs it, in or out of a transaction (asyncpg
+    connection.py, `_get_statement`); SQLAlchemy's cache of prepared statements is off too,
+    and its name function stays the default (None: asyncpg's choice, unnamed). Unique names
+    (`prepared_statement_name_func`) would still leave each statement behind on whichever
+    server connection prepared it, and a cached one would be executed on another."""
+    return {"statement_cache_size": 0, "prepared_statement_cache_size": 0}
+
+
 def make_engine(
     url: str,
     *,
     pool_size: int = 10,
     statement_timeout: float | None = None,
     connect_timeout: float | None = None,
+    transaction_pooler: bool | None = None,
 ) -> AsyncEngine:
     """The app's engine. `statement_timeout` (seconds; None or 0: none) is PostgreSQL's,
     for the API, not the CLI or migrations; `connect_timeout` bounds opening a connection
-    and waiting for a pooled one (None: the drivers' defaults, 60 s and 30 s)."""
-    # JIT costs more than it saves on the short queries an API runs; random reads cost
-    # about what sequential ones do on SSDs, so index plans win where they should.
-    server_settings = {
-        "jit": "off",
-        "random_page_cost": "1.1",
-        # The compiled read path lets PostgreSQL print timestamps: always in UTC.
-        "TimeZone": "UTC",
-        "application_name": "customer-graph",
-    }
-    if statement_timeout:
-        server_settings["statement_timeout"] = str(max(1, round(statement_timeout * 1000)))
-    connect_args: dict = {"server_settings": server_settings}
+    and waiting for a pooled one (None: the drivers' defaults, 60 s and 30 s).
+    `transaction_pooler` (default: CUSTOMER_GRAPH_TRANSACTION_POOLER) makes it safe behind
+    PgBouncer in transaction mode: no prepared statements kept, only the settings PgBouncer
+    tracks sent at connect (statement_timeout and TUNING come from `apply_role_settings`)."""
+    if transaction_pooler is None:
+        transaction_pooler = transaction_pooler_enabled()
+    server_settings = dict(CLIENT_SETTINGS)
+    connect_args: dict = {}
+    if transaction_pooler:
+        connect_args.update(pooler_connect_args())
+    else:
+        server_settings.update(TUNING)
+        if ms := timeout_ms(statement_timeout):
+            server_settings["statement_timeout"] = ms
+    connect_args["server_settings"] = server_settings
     extra: dict = {}
     if connect_timeout:
         connect_args["timeout"] = connect_timeout
@@ -169,6 +200,12 @@ def make_engine(
     )
     event.listen(engine.sync_engine, "checkout", _skip_closed)
     return engine
+
+
+def transaction_pooler_enabled() -> bool:
+    from server.settings import get_settings
+
+    return get_settings().transaction_pooler
 
 
 def _skip_closed(dbapi_connection, record, proxy) -> None:
@@ -237,12 +274,100 @@ _CONNECTION_LIMITS = (
 )
 
 
+def one_off_engine(url: str, *, transaction_pooler: bool | None = None) -> AsyncEngine:
+    """A pool-less engine for a few start-up statements; pooler-safe like make_engine."""
+    if transaction_pooler is None:
+        transaction_pooler = transaction_pooler_enabled()
+    connect_args = pooler_connect_args() if transaction_pooler else {}
+    return create_async_engine(to_asyncpg_url(url), poolclass=NullPool, connect_args=connect_args)
+
+
 async def sized_pool(url: str, workers: int) -> int:
     """pool_size_for, read off the server at `url`."""
-    engine = create_async_engine(to_asyncpg_url(url), poolclass=NullPool)
+    engine = one_off_engine(url)
     try:
         async with engine.connect() as conn:
             limit, reserved = (await conn.exec_driver_sql(_CONNECTION_LIMITS)).one()
     finally:
         await engine.dispose()
     return pool_size_for(limit, reserved, workers)
+
+
+def role_settings(statement_timeout: float | None) -> dict[str, str | None]:
+    """What make_engine sends at connect, as role defaults (None: reset to the server's)."""
+    return {**TUNING, "TimeZone": "UTC", "statement_timeout": timeout_ms(statement_timeout)}
+
+
+# The role and database a URL's sessions run as, and that role's defaults in that database.
+_ROLE_CONFIG = (
+    "SELECT CAST(session_user AS text), current_database(),"
+    " (SELECT setconfig FROM pg_db_role_setting"
+    " WHERE setrole = (SELECT oid FROM pg_roles WHERE rolname = session_user)"
+    " AND setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database()))"
+)
+_ROLE_SETTINGS_LOCK = 0x6367_726F_6C65  # workers starting together change them one by one
+
+
+def _quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+async def _alter_role_settings(
+    engine: AsyncEngine, wanted: dict[str, str | None], role: str | None
+) -> tuple[str, str, dict[str, str | None]]:
+    """In one transaction: read the defaults of `role` (None: the session's) in the current
+    database and change those that differ. Returns (role, database, changes)."""
+    async with engine.begin() as conn:
+        await conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_ROLE_SETTINGS_LOCK})")
+        sql = _ROLE_CONFIG if role is None else _ROLE_CONFIG.replace("session_user", ":role")
+        params = {} if role is None else {"role": role}
+        found_role, database, config = (await conn.execute(text(sql), params)).one()
+        current = {
+            name.lower(): value for name, _, value in (item.partition("=") for item in config or ())
+        }
+        changes = {n: v for n, v in wanted.items() if current.get(n.lower()) != v}
+        target = f"ALTER ROLE {_quote_ident(found_role)} IN DATABASE {_quote_ident(database)}"
+        for name, value in changes.items():
+            if value is None:
+                await conn.exec_driver_sql(f"{target} RESET {name}")
+            else:
+                await conn.exec_driver_sql(f"{target} SET {name} = '{value}'")
+    return found_role, database, changes
+
+
+async def apply_role_settings(
+    url: str, statement_timeout: float | None, *, owner_url: str | None = None
+) -> dict[str, str | None]:
+    """Behind a transaction pooler: make `role_settings` the defaults of `url`'s role in its
+    database (ALTER ROLE … IN DATABASE … SET), since make_engine cannot send them at
+    connect. Every new server session of the role gets them, whichever client the pooler
+    lends it to. A role may set its own defaults; if PostgreSQL refuses, `owner_url` (a
+    superuser or CREATEROLE role) tries; if that fails too, a warning says what to run.
+    Sessions already open keep their old values (PgBouncer: RECONNECT, or server_lifetime).
+    Returns the settings changed (name → value; None: reset)."""
+    wanted = role_settings(statement_timeout)
+    role = None
+    for target in dict.fromkeys([url, owner_url or url]):
+        engine = one_off_engine(target)
+        try:
+            role, database, changes = await _alter_role_settings(engine, wanted, role)
+        except Exception as error:
+            if getattr(getattr(error, "orig", None), "sqlstate", None) != "42501":
+                raise
+            if role is None:  # the session's own role, to name it to the owner
+                async with engine.connect() as conn:
+                    role = (await conn.exec_driver_sql("SELECT session_user")).scalar()
+            continue
+        finally:
+            await engine.dispose()
+        if changes:
+            log.info("role %s in database %s: defaults set %s", role, database, changes)
+        return changes
+    log.warning(
+        "could not set the defaults of role %s (permission denied): as a superuser, run"
+        " ALTER ROLE %s IN DATABASE <database> SET … for %s",
+        role,
+        role,
+        {n: v for n, v in wanted.items() if v is not None},
+    )
+    return {}

@@ -25,13 +25,12 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import NullPool
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.websockets import WebSocket
 
-from server.database import to_asyncpg_url
+from server.database import one_off_engine
 from server.migrate import compare, script_head
 
 log = logging.getLogger(__name__)
@@ -144,7 +143,7 @@ async def _current_revision(owner_url: str | None, app_engine: AsyncEngine) -> s
     if owner_url is None:  # the app's engine is the owner's (no second role configured)
         async with app_engine.connect() as conn:
             return await read(conn)
-    engine = create_async_engine(to_asyncpg_url(owner_url), poolclass=NullPool)
+    engine = one_off_engine(owner_url)  # pooler-safe when CUSTOMER_GRAPH_TRANSACTION_POOLER
     try:
         async with engine.connect() as conn:
             return await read(conn)

@@ -38,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from resolvers.errors import database_unavailable
 from resolvers.timeline import CHANNEL, ListenLost, TooManySubscriptions
 from resolvers.tokens import TOKEN_CHANNEL
+from server.database import make_engine
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +112,14 @@ class TimelineHub:
         reconnect_seconds: float = 30.0,
         health_seconds: float = 5.0,
         lease_seconds: float = 30.0,
+        listen_url: str | None = None,
     ) -> None:
         self.engine = engine
+        # LISTEN needs a session of its own: behind a transaction pooler, the pooled engine
+        # would lend it a server connection for one statement only (and PgBouncer drops a
+        # server that gets a notification while idle). `listen_url` names a direct one.
+        self.listen_url = listen_url
+        self._listen_engine: AsyncEngine | None = None
         self.max_pending = max_pending
         self.max_per_user = max_per_user
         self.lease_seconds = lease_seconds
@@ -157,8 +164,17 @@ class TimelineHub:
             return False
         return self._raw is not None and not self._raw.is_closed()
 
+    def _engine_for_listen(self) -> AsyncEngine:
+        if self.listen_url is None:
+            return self.engine  # one of the app pool's connections
+        if self._listen_engine is None:
+            self._listen_engine = make_engine(
+                self.listen_url, pool_size=1, transaction_pooler=False
+            )
+        return self._listen_engine
+
     async def _listen(self) -> None:
-        conn = await self.engine.connect()
+        conn = await self._engine_for_listen().connect()
         try:
             raw = (await conn.get_raw_connection()).driver_connection
             await raw.add_listener(CHANNEL, self._on_notify)
@@ -363,3 +379,6 @@ class TimelineHub:
                 if not alive:
                     await conn.invalidate()
                 await conn.close()
+        if self._listen_engine is not None:
+            await self._listen_engine.dispose()
+            self._listen_engine = None

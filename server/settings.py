@@ -125,6 +125,16 @@ class Settings:
     cors_origins: tuple[str, ...] = field(
         default_factory=lambda: _origins(os.environ.get("CUSTOMER_GRAPH_CORS_ORIGINS"))
     )
+    # Behind a pooler in transaction mode (PgBouncer): no prepared statements kept, session
+    # settings as the role's defaults (server/database.py make_engine, apply_role_settings).
+    transaction_pooler: bool = field(
+        default_factory=lambda: _bool("CUSTOMER_GRAPH_TRANSACTION_POOLER", False)
+    )
+    # The live timeline's LISTEN connection needs a session of its own: behind a transaction
+    # pooler, a direct URL to PostgreSQL (same role and database). Unset: DATABASE_URL's pool.
+    listen_url: str | None = field(
+        default_factory=lambda: os.environ.get("CUSTOMER_GRAPH_LISTEN_URL") or None
+    )
     # The live timeline's LISTEN connection: how long to try again after losing it before
     # subscribers' sockets are closed (1012), and how often to check it still answers.
     listen_reconnect_seconds: float = field(

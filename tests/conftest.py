@@ -7,6 +7,11 @@ API tests send real GraphQL over HTTP through the ASGI app (httpx ASGITransport)
 Two roles, as in production: `engine` is the owner (superuser: factories, truncation);
 `client` serves the app through `app_engine`, the application role that row-level
 security binds (TEST_APP_DATABASE_URL, else the test server's URL as that role).
+
+TEST_THROUGH_PGBOUNCER=1 puts both engines behind a PgBouncer in transaction mode that the
+session starts (bench/pooler.py), pooler-safe as CUSTOMER_GRAPH_TRANSACTION_POOLER=1 makes
+`serve`; the `settings` fixture's live timeline listens on the direct URL
+(CUSTOMER_GRAPH_LISTEN_URL).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import httpx
 import pytest
@@ -28,11 +34,13 @@ from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import models
+from bench.pooler import HOW_TO_INSTALL, PgBouncer, pgbouncer_binary
 from server.app import create_app
 from server.database import (
     _BARE_LISTENERS,
     EmbeddedPostgres,
     StatementCounter,
+    apply_role_settings,
     ensure_database,
     make_engine,
 )
@@ -43,6 +51,51 @@ from server.settings import Settings
 # Cost budgets (server/budget.py) are off unless a test turns them on: other tests compare
 # exact answers and send many queries with one token.
 os.environ.setdefault("CUSTOMER_GRAPH_COST_BUDGET", "0")
+
+THROUGH_PGBOUNCER = os.environ.get("TEST_THROUGH_PGBOUNCER", "") in {"1", "true", "yes"}
+RUN_POOLER_TESTS = (
+    "TEST_THROUGH_PGBOUNCER=1 pytest -m pooler (the marked set), or the whole suite:"
+    " TEST_THROUGH_PGBOUNCER=1 pytest"
+)
+
+
+# The set `.ci/run` runs again through PgBouncer (`-m pooler`, about 3-4 minutes on a
+# shared 2-core machine; 183 tests of 828 took 8.5, so the whole suite twice is too long):
+# reads on both paths (compiled, field by field, the access matrix), writes, the live
+# timeline (LISTEN), imports and bulk jobs (their advisory locks), tokens, exports (COPY),
+# and tests/test_pooler.py itself.
+POOLER_MODULES = frozenset(
+    {
+        "test_compiled.py",
+        "test_nested_reads.py",
+        "test_access.py",
+        "test_customers_write.py",
+        "test_orders_write.py",
+        "test_subscriptions.py",
+        "test_import.py",
+        "test_import_jobs.py",
+        "test_bulk_updates.py",
+        "test_auth.py",
+        "test_export.py",
+    }
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.name in POOLER_MODULES:
+            item.add_marker(pytest.mark.pooler)
+
+
+def need_pgbouncer() -> None:
+    """Skip a test that needs the pgbouncer binary, saying how to get it; under CI=1 fail
+    instead (.ci/run installs it: CI must not skip these)."""
+    if pgbouncer_binary():
+        return
+    message = f"pgbouncer is not installed: {HOW_TO_INSTALL}; then {RUN_POOLER_TESTS}"
+    if os.environ.get("CI") or THROUGH_PGBOUNCER:
+        pytest.fail(message)
+    pytest.skip(message)
 
 
 @pytest.fixture(scope="session")
@@ -63,17 +116,70 @@ def database_url(server_url: str) -> str:
     return server_url
 
 
+def direct_app_url(database_url: str) -> str:
+    return os.environ.get("TEST_APP_DATABASE_URL") or with_user(database_url, APP_ROLE)
+
+
+def start_pgbouncer(
+    database_url: str, *, also: dict[str, str | None] | None = None, **kw: Any
+) -> PgBouncer:
+    """PgBouncer (transaction mode) in front of the test server, for the owner, the
+    application role and `also` (passwords from the URLs, else generated for the run)."""
+    need_pgbouncer()
+    owner, app = urlsplit(database_url), urlsplit(direct_app_url(database_url))
+    users = {unquote(owner.username or "postgres"): None, unquote(app.username or APP_ROLE): None}
+    if app.password:
+        users[unquote(app.username)] = unquote(app.password)
+    return PgBouncer(database_url, {**users, **(also or {})}, **kw).start()
+
+
+def pooled(bouncer: PgBouncer, url: str) -> str:
+    """`url`'s user and database, through `bouncer`."""
+    parts = urlsplit(url)
+    return bouncer.url(unquote(parts.username or "postgres"), parts.path.lstrip("/"))
+
+
 @pytest.fixture(scope="session")
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = make_engine(database_url, pool_size=5)
+async def pgbouncer(database_url: str) -> AsyncIterator[PgBouncer]:
+    """The session's PgBouncer, the application role's defaults set as `serve` sets them
+    behind one (the `settings` fixture then LISTENs on the direct URL)."""
+    bouncer = start_pgbouncer(database_url)
+    await apply_role_settings(
+        pooled(bouncer, direct_app_url(database_url)),
+        None,
+        owner_url=pooled(bouncer, database_url),
+    )
+    yield bouncer
+    bouncer.stop()
+
+
+@pytest.fixture(scope="session")
+def owner_url(request: pytest.FixtureRequest, database_url: str) -> str:
+    """The owner's URL the session's engines use: through PgBouncer with
+    TEST_THROUGH_PGBOUNCER=1, else direct."""
+    if not THROUGH_PGBOUNCER:
+        return database_url
+    return pooled(request.getfixturevalue("pgbouncer"), database_url)
+
+
+@pytest.fixture(scope="session")
+def app_url(request: pytest.FixtureRequest, database_url: str) -> str:
+    """The application role's URL the app engine uses (direct, or through PgBouncer)."""
+    if not THROUGH_PGBOUNCER:
+        return direct_app_url(database_url)
+    return pooled(request.getfixturevalue("pgbouncer"), direct_app_url(database_url))
+
+
+@pytest.fixture(scope="session")
+async def engine(owner_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = make_engine(owner_url, pool_size=5, transaction_pooler=THROUGH_PGBOUNCER)
     yield engine
     await engine.dispose()
 
 
 @pytest.fixture(scope="session")
-async def app_engine(engine: AsyncEngine, database_url: str) -> AsyncIterator[AsyncEngine]:
-    url = os.environ.get("TEST_APP_DATABASE_URL") or with_user(database_url, APP_ROLE)
-    app_engine = make_engine(url, pool_size=5)
+async def app_engine(engine: AsyncEngine, app_url: str) -> AsyncIterator[AsyncEngine]:
+    app_engine = make_engine(app_url, pool_size=5, transaction_pooler=THROUGH_PGBOUNCER)
     yield app_engine
     await app_engine.dispose()
 
@@ -130,7 +236,16 @@ def settings(request: pytest.FixtureRequest) -> Settings:
     # Elsewhere field by field (statement counts are that path's); tests/test_compiled*.py
     # compare both paths' bytes, and BOTH_PATHS modules run every test on both.
     path = getattr(request, "param", "field_by_field")
-    return Settings(database_url="unused", debug=False, compiled_reads=path == "compiled")
+    # Through PgBouncer, LISTEN needs its direct connection (CUSTOMER_GRAPH_LISTEN_URL).
+    listen_url = (
+        direct_app_url(request.getfixturevalue("database_url")) if THROUGH_PGBOUNCER else None
+    )
+    return Settings(
+        database_url="unused",
+        debug=False,
+        compiled_reads=path == "compiled",
+        listen_url=listen_url,
+    )
 
 
 @pytest.fixture
