@@ -2,7 +2,7 @@
 
     python -m bench.compare [--customers 100000] [--duration 5] [--rounds 4]
         [--shapes a,b,c,d,e,f] [--workers 1] [--compare-workers] [--json]
-        [--compare-server] [--compare-observe] [--no-peer]
+        [--compare-server] [--compare-observe] [--compare-pooler] [--no-peer]
 
 Starts (or reuses) an embedded PostgreSQL in $CUSTOMER_GRAPH_BENCH_DIR (default
 ~/.cache/customer-graph-bench), seeds it once (bench/seed.py), starts this service
@@ -228,8 +228,8 @@ def start_service(
         CUSTOMER_GRAPH_MAX_COST="1000000",
         CUSTOMER_GRAPH_COST_BUDGET="0",  # throughput, not a client's fair share
         CUSTOMER_GRAPH_SERVER=server,
-        **(env_extra or {}),
     )
+    env.update(env_extra or {})
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -603,6 +603,12 @@ def main(argv: list[str] | None = None) -> int:
         help="ours logs a JSON request line per request and keeps metrics on; a second ours"
         " runs with both off (CUSTOMER_GRAPH_METRICS=0, --no-access-log): what observing costs",
     )
+    p.add_argument(
+        "--compare-pooler",
+        action="store_true",
+        help="also serve ours through a PgBouncer in transaction mode (bench/pooler.py;"
+        " CUSTOMER_GRAPH_TRANSACTION_POOLER=1, LISTEN direct), timed in the same rounds",
+    )
     p.add_argument("--no-peer", action="store_true", help="ours only")
     p.add_argument("--port", type=int, default=8765)
     p.add_argument("--peer-port", type=int, default=5001)
@@ -632,6 +638,7 @@ def main(argv: list[str] | None = None) -> int:
 
     embedded, url, token = open_bench_database(args.data_dir, args.customers)
     services: list[tuple[Side, subprocess.Popen, RssSampler]] = []
+    stops: list = []  # more to stop at the end (a PgBouncer)
     peer_started = False
     tmp = Path(tempfile.mkdtemp(prefix="cg-bench-"))
     failed_checks: dict[str, str] = {}
@@ -665,6 +672,22 @@ def main(argv: list[str] | None = None) -> int:
             sides.append(bare)
             what = "observing's cost: ours (request line + metrics) vs bare (target: < 5%)"
             others.append((bare, what))
+        if args.compare_pooler:
+            from bench.pooler import PgBouncer
+            from server.runtime import APP_ROLE, with_user
+
+            bouncer = PgBouncer(url, {APP_ROLE: None}).start()
+            stops.append(bouncer.stop)
+            pooled = Side("ours pgbouncer", args.port + 4, token, False)
+            env = {
+                "DATABASE_URL": bouncer.url(APP_ROLE, "customer_graph"),
+                "CUSTOMER_GRAPH_TRANSACTION_POOLER": "1",
+                "CUSTOMER_GRAPH_LISTEN_URL": with_user(url, APP_ROLE),
+            }
+            proc = start_service(url, pooled.port, workers, log=log, env_extra=env)
+            services.append((pooled, proc, RssSampler(proc.pid)))
+            sides.append(pooled)
+            others.append((pooled, "through PgBouncer (transaction mode) vs direct"))
         peer = None
         if not args.no_peer:
             start_peer(url, args.peer_port, args.data_dir, mutations="e" in keys)
@@ -853,6 +876,8 @@ def main(argv: list[str] | None = None) -> int:
                 proc.kill()
         if peer_started:
             stop_peer(args.peer_port, args.data_dir)
+        for stop in stops:
+            stop()
         try:
             asyncio.run(_remove_created(url))
         finally:
