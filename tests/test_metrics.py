@@ -151,9 +151,16 @@ async def test_open_subscriptions_and_events_delivered(app_engine, engine, setti
                         break
                     await asyncio.sleep(0.05)
                 assert moved(before, during, "customer_graph_subscriptions_open") == 1
-                async with engine.begin() as conn:
-                    await record(conn, customer.id, "NOTE_ADDED", "hello", actor_id=None)
-                await ws.events(1)
+                # The gauge counts from the operation's start; the subscription reads
+                # "from now" a moment later: an event recorded in between is before it.
+                # Record until one arrives; only what arrives is counted.
+                for _ in range(20):
+                    async with engine.begin() as conn:
+                        await record(conn, customer.id, "NOTE_ADDED", "hello", actor_id=None)
+                    if not await ws.nothing_within(1.0):
+                        break
+                else:
+                    raise AssertionError("no event reached the subscriber")
             for _ in range(100):  # closed: the operation ends on the server soon after
                 after = await scrape(http)
                 if moved(before, after, "customer_graph_subscriptions_open") == 0:
