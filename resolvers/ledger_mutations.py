@@ -20,7 +20,7 @@ from resolvers import validate
 from resolvers.context import Context
 from resolvers.errors import UserErrorCode
 from resolvers.mutations import Problem, Refused, transaction
-from resolvers.timeline import record
+from resolvers.timeline import record, record_many
 from resolvers.writes import append, balance, claim_key, ledger, lock_customers, store_result
 
 SIGN = {"CHARGE": 1, "PAYMENT": -1, "CREDIT": -1}
@@ -62,7 +62,9 @@ async def post_entry(
             entry = await append(
                 conn, ctx, customer_id, kind, signed, currency, memo=memo, idempotency_key=key
             )
-            await record(
+            replay = {"ids": [entry.id], "balance": str(entry.balance_after), "currency": currency}
+            await store_result(conn, ctx, key, replay)
+            await record(  # last: it holds the timeline's order lock until commit
                 conn,
                 customer_id,
                 EVENT[kind],
@@ -70,8 +72,6 @@ async def post_entry(
                 actor_id=ctx.viewer.user_id,
                 data={"amount": str(signed), "currency": currency, "entry": entry.id},
             )
-            replay = {"ids": [entry.id], "balance": str(entry.balance_after), "currency": currency}
-            await store_result(conn, ctx, key, replay)
     return await _replayed(ctx, replay)
 
 
@@ -138,26 +138,30 @@ async def transfer(
                 memo=memo,
                 idempotency_key=key,
             )
-            sides = ((source, target, "OUT", "to", out), (target, source, "IN", "from", into))
-            for cid, other, side, verb, entry in sides:
-                await record(
-                    conn,
-                    cid,
-                    f"TRANSFER_{side}",
-                    f"Transfer of {amount} {currency} {verb} {rows[other].number}",
-                    actor_id=ctx.viewer.user_id,
-                    data={
-                        "group": str(group),
-                        "amount": str(entry.amount),
-                        "currency": currency,
-                        "entry": entry.id,
-                        "counterparty": rows[other].number,
-                    },
-                )
             stored = {
                 "ids": [out.id, into.id],
                 "balance": str(out.balance_after),
                 "currency": currency,
             }
             await store_result(conn, ctx, key, stored)
+            sides = ((source, target, "OUT", "to", out), (target, source, "IN", "from", into))
+            await record_many(  # last, both in one statement: it holds the order lock
+                conn,
+                [
+                    {
+                        "customer_id": cid,
+                        "kind": f"TRANSFER_{side}",
+                        "summary": f"Transfer of {amount} {currency} {verb} {rows[other].number}",
+                        "actor_id": ctx.viewer.user_id,
+                        "data": {
+                            "group": str(group),
+                            "amount": str(entry.amount),
+                            "currency": currency,
+                            "entry": entry.id,
+                            "counterparty": rows[other].number,
+                        },
+                    }
+                    for cid, other, side, verb, entry in sides
+                ],
+            )
     return await _replayed(ctx, stored)

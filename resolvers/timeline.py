@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import Row, Select, func, insert, select, text
+from sqlalchemy import Row, Select, func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from models import CustomerSalesChannel, TimelineEvent
@@ -46,54 +46,55 @@ async def record(
     data: dict[str, Any] | None = None,
 ) -> int:
     """Append a timeline event inside the caller's transaction (it commits with the change)
-    and notify listeners; a rolled-back transaction delivers nothing (NOTIFY is transactional)."""
-    await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ORDER_LOCK})
-    stmt = (
-        insert(timeline_event)
-        .values(
-            customer_id=customer_id, kind=kind, summary=summary, actor_id=actor_id, data=data or {}
-        )
-        .returning(timeline_event.c.id)
-    )
-    event_id = (await conn.execute(stmt)).scalar_one()
-    # The payload carries ids only: subscribers read the event through their own scope.
-    await conn.execute(select(func.pg_notify(CHANNEL, f"{event_id},{customer_id}")))
-    return event_id
+    and notify listeners; a rolled-back transaction delivers nothing (NOTIFY is transactional).
+    Call it last in a use case: from here to commit the transaction holds the order lock."""
+    event = {
+        "customer_id": customer_id,
+        "kind": kind,
+        "summary": summary,
+        "actor_id": actor_id,
+        "data": data,
+    }
+    return (await record_many(conn, [event]))[0]
 
 
 async def record_many(conn: AsyncConnection, events: list[dict[str, Any]]) -> list[int]:
-    """record() for many events at once (a batch of an import): one lock, one INSERT, one
-    NOTIFY statement, in the caller's transaction. Each event: customer_id, kind, summary,
-    actor_id, data."""
+    """Append events (each: customer_id, kind, summary, actor_id, data) in the caller's
+    transaction, in order: the order lock, the INSERT and the NOTIFYs are one statement, a
+    single round trip, so the lock is held only from here to the commit that follows."""
     if not events:
         return []
-    await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ORDER_LOCK})
-    # Arrays through unnest(): a multi-row VALUES would be compiled anew for every batch.
     rows = (
         await conn.execute(
-            _INSERT_MANY,
+            _RECORD,
             {
+                "key": ORDER_LOCK,
+                "channel": CHANNEL,
                 "customer_ids": [e["customer_id"] for e in events],
                 "kinds": [e["kind"] for e in events],
                 "summaries": [e["summary"] for e in events],
                 "actor_ids": [e["actor_id"] for e in events],
-                "data": [orjson.dumps(e.get("data") or {}).decode() for e in events],
+                "data": [
+                    orjson.dumps(e.get("data") or {}, option=orjson.OPT_NON_STR_KEYS).decode()
+                    for e in events
+                ],
             },
         )
     ).all()
-    payloads = [f"{event_id},{customer_id}" for event_id, customer_id in rows]
-    await conn.execute(
-        text("SELECT pg_notify(:channel, p) FROM unnest(CAST(:payloads AS text[])) AS p"),
-        {"channel": CHANNEL, "payloads": payloads},
-    )
-    return [event_id for event_id, _ in rows]
+    return [row[0] for row in rows]
 
 
-_INSERT_MANY = text(
-    "INSERT INTO timeline_event (customer_id, kind, summary, actor_id, data)"
-    " SELECT c, k, s, a, CAST(d AS jsonb) FROM unnest(CAST(:customer_ids AS bigint[]),"
-    " CAST(:kinds AS text[]), CAST(:summaries AS text[]), CAST(:actor_ids AS bigint[]),"
-    " CAST(:data AS text[])) AS u(c, k, s, a, d) RETURNING id, customer_id"
+# The lock is a MATERIALIZED CTE the INSERT's rows are joined to: it is taken before the
+# first id is drawn. Arrays through unnest(): a multi-row VALUES would be compiled anew for
+# every batch size.
+_RECORD = text(
+    "WITH ordered AS MATERIALIZED (SELECT pg_advisory_xact_lock(:key)),"
+    " event AS (INSERT INTO timeline_event (customer_id, kind, summary, actor_id, data)"
+    " SELECT u.c, u.k, u.s, u.a, CAST(u.d AS jsonb) FROM ordered,"
+    " unnest(CAST(:customer_ids AS bigint[]), CAST(:kinds AS text[]),"
+    " CAST(:summaries AS text[]), CAST(:actor_ids AS bigint[]), CAST(:data AS text[]))"
+    " WITH ORDINALITY AS u(c, k, s, a, d, n) ORDER BY u.n RETURNING id, customer_id)"
+    " SELECT id, pg_notify(:channel, id || ',' || customer_id) FROM event ORDER BY id"
 )
 
 
