@@ -2,9 +2,10 @@
 viewer's permission, idempotency keys, and the exact ledger append.
 
 Concurrency: a money movement locks the customer rows it touches (SELECT … FOR UPDATE, in
-id order so two transfers between the same pair cannot deadlock), then reads the latest
-balance_after per currency and appends. READ COMMITTED plus the row lock makes
-balance_after exact without retry loops; SERIALIZABLE would need them.
+id order so two transfers between the same pair cannot deadlock), then appends each entry
+with the latest balance_after of its (customer, currency) plus its amount, one statement.
+READ COMMITTED plus the row lock makes balance_after exact without retry loops;
+SERIALIZABLE would need them.
 """
 
 from __future__ import annotations
@@ -93,14 +94,16 @@ async def touch(conn: AsyncConnection, customer_id: int) -> None:
     )
 
 
-async def balance(conn: AsyncConnection, customer_id: int, currency: str) -> Decimal:
-    stmt = (
+def latest_balance(customer_id: int, currency: str) -> Any:
+    """The customer's balance in `currency` as a scalar subquery (0 before any entry)."""
+    latest = (
         select(ledger.c.balance_after)
         .where(ledger.c.customer_id == customer_id, ledger.c.currency == currency)
         .order_by(ledger.c.id.desc())
         .limit(1)
+        .scalar_subquery()
     )
-    return (await conn.execute(stmt)).scalar() or Decimal("0.00")
+    return func.coalesce(latest, Decimal("0.00"))
 
 
 async def append(
@@ -116,8 +119,9 @@ async def append(
     memo: str | None = None,
     idempotency_key: str | None = None,
 ) -> Any:
-    """Append one entry with its exact running balance. The caller holds the customer lock."""
-    after = await balance(conn, customer_id, currency) + amount
+    """Append one entry with its exact running balance, read and written in one statement.
+    The caller holds the customer lock: every earlier entry of the customer has committed
+    before this statement takes its snapshot (READ COMMITTED)."""
     stmt = (
         insert(ledger)
         .values(
@@ -125,7 +129,7 @@ async def append(
             kind=kind,
             amount=amount,
             currency=currency,
-            balance_after=after,
+            balance_after=latest_balance(customer_id, currency) + amount,
             order_id=order_id,
             transfer_group=transfer_group,
             memo=memo,
