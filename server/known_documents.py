@@ -16,50 +16,69 @@ document let through without validating it again.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from cachetools import LRUCache
-from graphql import parse
+from graphql import DocumentNode, parse
 from strawberry.extensions import SchemaExtension
 
-MAX_DOCUMENTS = 512  # distinct query texts per worker (the page of an app's operations)
+# Per worker, by what the documents hold in memory, as server/compiled.py counts them (16 KB
+# and 120 bytes per character of query text, what tracemalloc measured).
+MAX_BYTES = 16 * 2**20
+BASE_BYTES = 16_384
+BYTES_PER_CHAR = 120
 
-# (query text, parse options) -> DocumentNode
-_PARSED: LRUCache = LRUCache(maxsize=MAX_DOCUMENTS)
-# (id(schema), id(document), rules) of documents that validated, with their document kept
-# alive so its id is never reused while the entry lives.
-_VALID: LRUCache = LRUCache(maxsize=MAX_DOCUMENTS)
+
+@dataclass(eq=False, slots=True)
+class Known:
+    document: DocumentNode
+    size: int  # bytes, as counted above
+    valid_for: set = field(default_factory=set)  # (id(schema), rules) it validated under
+
+
+# (query text, parse options) -> Known. Filled by signed-in requests only, like the
+# compiled path's cache: nobody anonymous can fill a worker's memory.
+_KNOWN: LRUCache = LRUCache(maxsize=MAX_BYTES, getsizeof=lambda known: known.size)
 
 
 class KnownDocuments(SchemaExtension):
+    """One instance per request (Strawberry builds it from the class)."""
+
+    def __init__(self, *, execution_context: Any = None) -> None:
+        super().__init__(execution_context=execution_context)
+        self.known: Known | None = None
+
     def on_parse(self) -> Iterator[None]:
         ctx = self.execution_context
-        if ctx.graphql_document is None and isinstance(ctx.query, str) and ctx.query:
+        query = ctx.query
+        if ctx.graphql_document is None and isinstance(query, str) and query and _signed_in(ctx):
             options = dict(ctx.parse_options or {})
-            key = (ctx.query, tuple(sorted(options.items())))
-            document = _PARSED.get(key)
-            if document is None:
+            key = (query, tuple(sorted(options.items())))
+            self.known = _KNOWN.get(key)
+            if self.known is None:
                 try:
-                    document = parse(ctx.query, **options)
+                    document = parse(query, **options)
                 except Exception:  # Strawberry parses again and reports it as usual
                     document = None
-                else:
-                    _PARSED[key] = document
-            ctx.graphql_document = document
+                size = BASE_BYTES + BYTES_PER_CHAR * len(query)
+                if document is not None and size <= MAX_BYTES:
+                    self.known = _KNOWN[key] = Known(document, size)
+            if self.known is not None:
+                ctx.graphql_document = self.known.document
         yield
 
     def on_validate(self) -> Iterator[None]:
         ctx = self.execution_context
-        key = _valid_key(ctx)
-        if key is not None and ctx.pre_execution_errors is None and key in _VALID:
+        known = self.known
+        rules = (id(ctx.schema), tuple(ctx.validation_rules))
+        if known is not None and ctx.pre_execution_errors is None and rules in known.valid_for:
             ctx.pre_execution_errors = []  # validated before: Strawberry skips validation
         yield
-        if key is not None and ctx.pre_execution_errors == [] and key not in _VALID:
-            _VALID[key] = ctx.graphql_document
+        if known is not None and ctx.pre_execution_errors == []:
+            known.valid_for.add(rules)
 
 
-def _valid_key(ctx: Any) -> tuple | None:
-    document = ctx.graphql_document
-    if document is None:
-        return None
-    return (id(ctx.schema), id(document), tuple(ctx.validation_rules))
+def _signed_in(ctx: Any) -> bool:
+    viewer = getattr(ctx.context, "viewer", None)
+    return bool(viewer is not None and viewer.is_authenticated)

@@ -291,8 +291,14 @@ def limit_errors(schema, document, operation_name, variables, settings) -> list[
 # Documents that passed the document-level limits, by (schema, document, limits): the
 # Strawberry path reuses one parsed document per text (server/known_documents.py), so a
 # mutation is not walked again on every request. The document is kept as the value so its
-# id is never reused while the entry lives; documents over a limit are never kept.
-_WITHIN_LIMITS: LRUCache = LRUCache(maxsize=512)
+# id is never reused while the entry lives (bounded by its text's size, as there);
+# documents over a limit are never kept.
+def _document_bytes(document: Any) -> int:
+    text = document.loc.source.body if document.loc is not None else ""
+    return 16_384 + 120 * len(text)
+
+
+_WITHIN_LIMITS: LRUCache = LRUCache(maxsize=16 * 2**20, getsizeof=_document_bytes)
 
 
 def document_limit_errors(schema, document, settings) -> list[GraphQLError]:
