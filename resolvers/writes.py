@@ -30,17 +30,6 @@ from resolvers.mutations import Problem, Refused
 from resolvers.scope import scope_customers
 
 ledger = LedgerTransaction.__table__
-APPENDED = (
-    "customer_id",
-    "kind",
-    "amount",
-    "currency",
-    "order_id",
-    "transfer_group",
-    "memo",
-    "idempotency_key",
-    "actor_id",
-)
 idempotency = IdempotencyKey.__table__
 
 
@@ -105,29 +94,24 @@ async def touch(conn: AsyncConnection, customer_id: int) -> None:
     )
 
 
-def _param(column: str) -> Any:
-    # Not the column's own name: SQLAlchemy keeps those for VALUES it binds itself.
-    return bindparam(f"p_{column}", type_=ledger.c[column].type)
-
-
-# Built once (building it per entry cost as much CPU as running it): the entry with the
-# latest balance_after of its (customer, currency), 0 before any, plus its amount.
+# Built once (building it per entry cost as much CPU as running it): the entry's columns
+# come as parameters by their names (what metrics read), balance_after is the latest of its
+# (customer, currency), 0 before any, plus its amount.
 _APPEND = (
     insert(ledger)
     .values(
-        **{column: _param(column) for column in APPENDED},
         balance_after=func.coalesce(
             select(ledger.c.balance_after)
             .where(
-                ledger.c.customer_id == _param("customer_id"),
-                ledger.c.currency == _param("currency"),
+                ledger.c.customer_id == bindparam("of_customer", type_=ledger.c.customer_id.type),
+                ledger.c.currency == bindparam("of_currency", type_=ledger.c.currency.type),
             )
             .order_by(ledger.c.id.desc())
             .limit(1)
             .scalar_subquery(),
             Decimal("0.00"),
         )
-        + _param("amount"),
+        + bindparam("plus", type_=ledger.c.amount.type),
     )
     .returning(ledger)
 )
@@ -160,7 +144,8 @@ async def append(
         "idempotency_key": idempotency_key,
         "actor_id": ctx.viewer.user_id,
     }
-    return (await conn.execute(_APPEND, {f"p_{k}": v for k, v in values.items()})).one()
+    bound = {"of_customer": customer_id, "of_currency": currency, "plus": amount}
+    return (await conn.execute(_APPEND, {**values, **bound})).one()
 
 
 def request_hash(operation: str, payload: Any) -> bytes:
