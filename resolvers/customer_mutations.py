@@ -15,7 +15,7 @@ from resolvers.accounts import visible_accounts
 from resolvers.consent import ASKED
 from resolvers.context import Context
 from resolvers.custom_field_mutations import write_values
-from resolvers.customers import customer
+from resolvers.customers import COMPUTED, customer
 from resolvers.errors import UserErrorCode
 from resolvers.mutations import Problem, Refused, transaction
 from resolvers.privacy import erased_fields, refuse_if_erased
@@ -25,6 +25,8 @@ from resolvers.writes import lock_customers, touch
 address = Address.__table__
 user = AppUser.__table__
 link = CustomerSalesChannel.__table__
+# A whole customer row as resolvers.customers.customer_row() selects it.
+CUSTOMER_ROW = (*customer.c, *(e.label(name) for name, e in COMPUTED.items()))
 CONTACT = {"first_name", "last_name", "email", "phone"}  # what a site user may edit
 NAMES = ("first_name", "last_name", "company_name", "email")
 
@@ -151,9 +153,11 @@ async def _set_channels(conn, customer_id: int, ids: list[int] | None) -> None:
         )
 
 
-async def create(ctx: Context, changes: CustomerChanges) -> int:
-    """A new customer. Custom fields are optional here (quick-add, imports); when the input
-    carries some, they are validated like customerSetCustomFields, required ones included."""
+async def create(ctx: Context, changes: CustomerChanges) -> Any:
+    """A new customer, its row as the viewer reads it (columns and computed fields, from
+    RETURNING: no second read). Custom fields are optional here (quick-add, imports); when
+    the input carries some, they are validated like customerSetCustomFields, required ones
+    included."""
     if ctx.viewer.role not in (Role.ADMIN, Role.SALES_REP):
         raise Refused(Problem(None, UserErrorCode.FORBIDDEN, "Only staff create customers."))
     values = clean(changes)
@@ -172,9 +176,10 @@ async def create(ctx: Context, changes: CustomerChanges) -> int:
         async with transaction(ctx) as conn:
             await check_rep(conn, ctx, values)
             await _check_refs(conn, ctx, values, changes.sales_channel_ids)
-            cid = (
-                await conn.execute(insert(customer).values(**values).returning(customer.c.id))
-            ).scalar_one()
+            row = (
+                await conn.execute(insert(customer).values(**values).returning(*CUSTOMER_ROW))
+            ).one()
+            cid = row.id
             await _set_channels(conn, cid, changes.sales_channel_ids)
             fields = None
             if changes.custom_fields is not None:
@@ -191,7 +196,7 @@ async def create(ctx: Context, changes: CustomerChanges) -> int:
             )
     except IntegrityError as exc:
         raise _duplicate_email(exc) from exc
-    return cid
+    return row
 
 
 async def update_customer(
@@ -302,6 +307,7 @@ async def add_note(ctx: Context, customer_id: int, note: str) -> int:
             note[:200],
             actor_id=ctx.viewer.user_id,
             data={"note": note},
+            at_once=True,  # the payload is the event: its id now
         )
     return event
 

@@ -20,8 +20,8 @@ from resolvers import validate
 from resolvers.context import Context
 from resolvers.errors import UserErrorCode
 from resolvers.mutations import Problem, Refused, transaction
-from resolvers.timeline import record
-from resolvers.writes import append, balance, claim_key, ledger, lock_customers, store_result
+from resolvers.timeline import record, record_many
+from resolvers.writes import append, claim_key, ledger, lock_customers, store_result
 
 SIGN = {"CHARGE": 1, "PAYMENT": -1, "CREDIT": -1}
 EVENT = {
@@ -55,13 +55,13 @@ async def post_entry(
     payload = {"customer": customer_id, "amount": str(amount), "currency": currency, "memo": memo}
     async with transaction(ctx) as conn:
         stored = await claim_key(conn, ctx, key, f"ledger{kind.title()}", payload)
-        if stored is not None:
-            replay = stored
-        else:
+        if stored is None:
             await lock_customers(conn, ctx, [customer_id], path=["input", "customerId"])
             entry = await append(
                 conn, ctx, customer_id, kind, signed, currency, memo=memo, idempotency_key=key
             )
+            replay = {"ids": [entry.id], "balance": str(entry.balance_after), "currency": currency}
+            await store_result(conn, ctx, key, replay)
             await record(
                 conn,
                 customer_id,
@@ -70,9 +70,9 @@ async def post_entry(
                 actor_id=ctx.viewer.user_id,
                 data={"amount": str(signed), "currency": currency, "entry": entry.id},
             )
-            replay = {"ids": [entry.id], "balance": str(entry.balance_after), "currency": currency}
-            await store_result(conn, ctx, key, replay)
-    return await _replayed(ctx, replay)
+    if stored is not None:
+        return await _replayed(ctx, stored)
+    return [entry], entry.balance_after, currency  # as written: no second read
 
 
 async def transfer(
@@ -107,14 +107,6 @@ async def transfer(
         if stored is None:
             sides = {source: ["input", "fromCustomerId"], target: ["input", "toCustomerId"]}
             rows = await lock_customers(conn, ctx, [source, target], path=sides)
-            if not allow_overdraft and await balance(conn, source, currency) + amount > 0:
-                raise Refused(
-                    Problem(
-                        ["input", "amount"],
-                        UserErrorCode.INSUFFICIENT_FUNDS,
-                        f"{rows[source].number} has less than {amount} {currency} in credit.",
-                    )
-                )
             group = uuid.uuid4()
             out = await append(
                 conn,
@@ -127,6 +119,14 @@ async def transfer(
                 memo=memo,
                 idempotency_key=key,
             )
+            if not allow_overdraft and out.balance_after > 0:  # rolls the entry back
+                raise Refused(
+                    Problem(
+                        ["input", "amount"],
+                        UserErrorCode.INSUFFICIENT_FUNDS,
+                        f"{rows[source].number} has less than {amount} {currency} in credit.",
+                    )
+                )
             into = await append(
                 conn,
                 ctx,
@@ -138,26 +138,32 @@ async def transfer(
                 memo=memo,
                 idempotency_key=key,
             )
-            sides = ((source, target, "OUT", "to", out), (target, source, "IN", "from", into))
-            for cid, other, side, verb, entry in sides:
-                await record(
-                    conn,
-                    cid,
-                    f"TRANSFER_{side}",
-                    f"Transfer of {amount} {currency} {verb} {rows[other].number}",
-                    actor_id=ctx.viewer.user_id,
-                    data={
-                        "group": str(group),
-                        "amount": str(entry.amount),
-                        "currency": currency,
-                        "entry": entry.id,
-                        "counterparty": rows[other].number,
-                    },
-                )
             stored = {
                 "ids": [out.id, into.id],
                 "balance": str(out.balance_after),
                 "currency": currency,
             }
             await store_result(conn, ctx, key, stored)
+            written = [out, into]
+            sides = ((source, target, "OUT", "to", out), (target, source, "IN", "from", into))
+            await record_many(
+                conn,
+                [
+                    {
+                        "customer_id": cid,
+                        "kind": f"TRANSFER_{side}",
+                        "summary": f"Transfer of {amount} {currency} {verb} {rows[other].number}",
+                        "actor_id": ctx.viewer.user_id,
+                        "data": {
+                            "group": str(group),
+                            "amount": str(entry.amount),
+                            "currency": currency,
+                            "entry": entry.id,
+                            "counterparty": rows[other].number,
+                        },
+                    }
+                    for cid, other, side, verb, entry in sides
+                ],
+            )
+            return written, out.balance_after, currency  # as written: no second read
     return await _replayed(ctx, stored)

@@ -497,6 +497,7 @@ async def erase(ctx: Context, customer_id: int, reason: str | None) -> int:
             "Personal data erased (privacy request)",
             actor_id=ctx.viewer.user_id,
             data={"reason": reason, "mergedRecords": merged},
+            at_once=True,  # the payload is the event: its id now
         )
 
 

@@ -1,20 +1,24 @@
 """Timeline: reads, live delivery, and the one function every mutation uses to record.
 
-Ordering guarantee: `record` takes a transaction-scoped advisory lock before it inserts,
-so event-writing transactions commit one after another and event ids are in commit order.
+Ordering guarantee: events are inserted after a transaction-scoped advisory lock, so
+event-writing transactions commit one after another and event ids are in commit order.
 That is what makes "every event with id > cursor" a gap-free replay for subscriptions
 (without it a transaction holding id 10 could commit after one holding id 11). The lock
-is held only from the event insert to commit: record events last in a use case.
+is held from the event insert to commit. In a mutation's transaction (`stage`) the events
+wait in this process and go with the COMMIT message (`commit`): the lock then covers only
+the server's own work, never a round trip to a busy worker, which had serialised every
+mutation behind the slowest event loop. Elsewhere `record` writes at once: record last.
 """
 
 import asyncio
 import contextlib
 import logging
+import weakref
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import Row, Select, func, insert, select, text
+from sqlalchemy import Row, Select, func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from models import CustomerSalesChannel, TimelineEvent
@@ -36,6 +40,13 @@ CHANNEL = "customer_graph_timeline"
 ORDER_LOCK = 0x7C6A11E  # advisory lock key: "timeline commit order"
 
 
+# Events a mutation's transaction (resolvers.mutations.transaction) records, kept here until
+# its COMMIT: written with it, in the same message. Beside the connection, like metrics'.
+_STAGED: weakref.WeakKeyDictionary[AsyncConnection, list[dict[str, Any]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 async def record(
     conn: AsyncConnection,
     customer_id: int,
@@ -44,56 +55,85 @@ async def record(
     *,
     actor_id: int | None,
     data: dict[str, Any] | None = None,
-) -> int:
+    at_once: bool = False,
+) -> int | None:
     """Append a timeline event inside the caller's transaction (it commits with the change)
-    and notify listeners; a rolled-back transaction delivers nothing (NOTIFY is transactional)."""
-    await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ORDER_LOCK})
-    stmt = (
-        insert(timeline_event)
-        .values(
-            customer_id=customer_id, kind=kind, summary=summary, actor_id=actor_id, data=data or {}
-        )
-        .returning(timeline_event.c.id)
-    )
-    event_id = (await conn.execute(stmt)).scalar_one()
-    # The payload carries ids only: subscribers read the event through their own scope.
-    await conn.execute(select(func.pg_notify(CHANNEL, f"{event_id},{customer_id}")))
-    return event_id
+    and notify listeners; a rolled-back transaction delivers nothing (NOTIFY is transactional).
+
+    In a mutation's transaction the event is written with its COMMIT (None is returned);
+    elsewhere, or `at_once` (the caller needs the id), it is written now and the order lock
+    is held from here to commit: then record events last in a use case."""
+    event = {
+        "customer_id": customer_id,
+        "kind": kind,
+        "summary": summary,
+        "actor_id": actor_id,
+        "data": data or {},
+    }
+    ids = await record_many(conn, [event], at_once=at_once)
+    return ids[0] if ids else None
 
 
-async def record_many(conn: AsyncConnection, events: list[dict[str, Any]]) -> list[int]:
-    """record() for many events at once (a batch of an import): one lock, one INSERT, one
-    NOTIFY statement, in the caller's transaction. Each event: customer_id, kind, summary,
-    actor_id, data."""
+async def record_many(
+    conn: AsyncConnection, events: list[dict[str, Any]], *, at_once: bool = False
+) -> list[int] | None:
+    """record() for many events at once (each: customer_id, kind, summary, actor_id, data),
+    in order. Written now (their ids) unless staged for the transaction's COMMIT (None):
+    the order lock, the INSERT and the NOTIFYs are then one statement."""
     if not events:
         return []
-    await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ORDER_LOCK})
-    # Arrays through unnest(): a multi-row VALUES would be compiled anew for every batch.
-    rows = (
-        await conn.execute(
-            _INSERT_MANY,
-            {
-                "customer_ids": [e["customer_id"] for e in events],
-                "kinds": [e["kind"] for e in events],
-                "summaries": [e["summary"] for e in events],
-                "actor_ids": [e["actor_id"] for e in events],
-                "data": [orjson.dumps(e.get("data") or {}).decode() for e in events],
-            },
-        )
-    ).all()
-    payloads = [f"{event_id},{customer_id}" for event_id, customer_id in rows]
-    await conn.execute(
-        text("SELECT pg_notify(:channel, p) FROM unnest(CAST(:payloads AS text[])) AS p"),
-        {"channel": CHANNEL, "payloads": payloads},
-    )
-    return [event_id for event_id, _ in rows]
+    staged = _STAGED.get(conn)
+    if staged is not None and not at_once:
+        staged.extend(events)
+        return None
+    rows = (await conn.execute(_RECORD, {"key": ORDER_LOCK, "events": _json(events)})).all()
+    return [row[0] for row in rows]
 
 
-_INSERT_MANY = text(
-    "INSERT INTO timeline_event (customer_id, kind, summary, actor_id, data)"
-    " SELECT c, k, s, a, CAST(d AS jsonb) FROM unnest(CAST(:customer_ids AS bigint[]),"
-    " CAST(:kinds AS text[]), CAST(:summaries AS text[]), CAST(:actor_ids AS bigint[]),"
-    " CAST(:data AS text[])) AS u(c, k, s, a, d) RETURNING id, customer_id"
+def stage(conn: AsyncConnection) -> None:
+    """From now on, record() keeps this transaction's events for `commit`."""
+    _STAGED[conn] = []
+
+
+def unstage(conn: AsyncConnection) -> None:
+    _STAGED.pop(conn, None)
+
+
+async def commit(conn: AsyncConnection, pg: Any) -> None:
+    """COMMIT the transaction on `pg` (its asyncpg connection), with its staged events: they
+    travel as a transaction-local setting first, then the order lock, the INSERT, the
+    NOTIFYs and COMMIT are one simple-protocol message. The lock is thus held only while the
+    server writes and commits, never while this process is busy with other requests."""
+    events = _STAGED.pop(conn, None)
+    if events:
+        await conn.execute(_STAGE, {"events": _json(events)})
+        await pg.execute(_FLUSH_AND_COMMIT)
+    else:
+        await pg.execute("COMMIT")
+
+
+def _json(events: list[dict[str, Any]]) -> str:
+    return orjson.dumps(
+        [{**e, "data": e.get("data") or {}} for e in events], option=orjson.OPT_NON_STR_KEYS
+    ).decode()
+
+
+# The events as one JSON array, in order. The lock is a MATERIALIZED CTE the INSERT's rows
+# are joined to: it is taken before the first id is drawn.
+_INSERT_EVENTS = (
+    "WITH ordered AS MATERIALIZED (SELECT pg_advisory_xact_lock({key})),"
+    " event AS (INSERT INTO timeline_event (customer_id, kind, summary, actor_id, data)"
+    " SELECT (e->>'customer_id')::bigint, e->>'kind', e->>'summary',"
+    " (e->>'actor_id')::bigint, e->'data'"
+    " FROM ordered, jsonb_array_elements({events}) WITH ORDINALITY AS s(e, n)"
+    " ORDER BY s.n RETURNING id, customer_id)"
+    " SELECT id, pg_notify('" + CHANNEL + "', id || ',' || customer_id) FROM event ORDER BY id"
+)
+_RECORD = text(_INSERT_EVENTS.format(key=":key", events="CAST(:events AS jsonb)"))
+_STAGE = text("SELECT set_config('cg.timeline_events', :events, true)")
+_FLUSH_AND_COMMIT = (
+    _INSERT_EVENTS.format(key=ORDER_LOCK, events="current_setting('cg.timeline_events')::jsonb")
+    + "; COMMIT"
 )
 
 

@@ -200,10 +200,10 @@ class CustomerMutations:
     async def customer_create(self, info: Info, input: CustomerCreateInput) -> CustomerPayload:
         viewer_of(info)
         try:
-            cid = await q.create(info.context, _changes(input))
+            row = await q.create(info.context, _changes(input))
         except Refused as refused:
             return refused_payload(CustomerPayload, refused)
-        return CustomerPayload(customer=await _customer(info, cid), user_errors=[])
+        return CustomerPayload(customer=build("Customer", row), user_errors=[])
 
     @strawberry.mutation(description="Change a customer; pass expectedVersion to detect races.")
     async def customer_update(self, info: Info, input: CustomerUpdateInput) -> CustomerPayload:

@@ -5,6 +5,7 @@ relay fields cannot be rebuilt."""
 from schema.root import Mutation, Query, Subscription
 from schema.scalars import SCALAR_OVERRIDES
 from server.errors import ErrorCodes, Schema
+from server.known_documents import KnownDocuments
 from server.limits import RequestLimits
 from server.observe import Observed
 from server.tracing import Traced
@@ -13,6 +14,7 @@ schema = Schema(
     query=Query,
     mutation=Mutation,
     subscription=Subscription,
-    extensions=[ErrorCodes, RequestLimits, Observed, Traced],
+    # KnownDocuments after RequestLimits: the limits run first, on every request.
+    extensions=[ErrorCodes, RequestLimits, KnownDocuments, Observed, Traced],
     scalar_overrides=SCALAR_OVERRIDES,
 )

@@ -34,6 +34,7 @@ import re
 from typing import Any
 
 import orjson
+from cachetools import LRUCache
 from graphql import (
     FieldNode,
     FragmentDefinitionNode,
@@ -287,8 +288,38 @@ def limit_errors(schema, document, operation_name, variables, settings) -> list[
     )
 
 
+# Documents that passed the document-level limits, by (schema, document, limits): the
+# Strawberry path reuses one parsed document per text (server/known_documents.py), so a
+# mutation is not walked again on every request. The document is kept as the value so its
+# id is never reused while the entry lives (bounded by its text's size, as there);
+# documents over a limit are never kept.
+def _document_bytes(document: Any) -> int:
+    text = document.loc.source.body if document.loc is not None else ""
+    return 16_384 + 120 * len(text)
+
+
+_WITHIN_LIMITS: LRUCache = LRUCache(maxsize=16 * 2**20, getsizeof=_document_bytes)
+
+
 def document_limit_errors(schema, document, settings) -> list[GraphQLError]:
     """The limits that depend on the document alone (the compiled path caches them)."""
+    key = (
+        id(schema),
+        id(document),
+        settings.max_selections,
+        settings.max_depth,
+        settings.max_aliases,
+        settings.introspection,
+    )
+    if _WITHIN_LIMITS.get(key) is document:
+        return []
+    errors = _document_limit_errors(schema, document, settings)
+    if not errors:
+        _WITHIN_LIMITS[key] = document
+    return errors
+
+
+def _document_limit_errors(schema, document, settings) -> list[GraphQLError]:
     # First, in linear time: fragments spread twice per level expand exponentially, and the
     # depth/alias validators (and the cost walk) expand them without memoising.
     size = expanded_size(document, cap=settings.max_selections + 1)

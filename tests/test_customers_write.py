@@ -87,6 +87,27 @@ async def test_email_unique_even_under_a_race(gql, engine):
     assert await count(engine, "SELECT count(*) FROM customer") == 1
 
 
+async def test_a_failed_mutation_leaves_no_connection_in_a_transaction(gql, engine, app_engine):
+    """Mutations drive their transaction by hand (resolvers.mutations.transaction): one that
+    fails in the database (a duplicate email) rolls back, and no pooled connection goes
+    back to the pool inside a transaction."""
+    await gql.data(CREATE, {"input": {"email": "taken@example.com"}})
+    for _ in range(3):
+        data = await gql.data(CREATE, {"input": {"email": "taken@example.com"}})
+        assert data["customerCreate"]["userErrors"][0]["code"] == "DUPLICATE"
+    in_transaction = await count(
+        engine,
+        "SELECT count(*) FROM pg_stat_activity WHERE usename = 'customer_graph_app'"
+        " AND state LIKE 'idle in transaction%'",
+    )
+    assert in_transaction == 0
+    assert app_engine.pool.checkedout() == 0
+    data = await gql.data(CREATE, {"input": {"email": "free@example.com"}})
+    assert data["customerCreate"]["userErrors"] == []
+    assert await count(engine, "SELECT count(*) FROM customer") == 2
+    assert await count(engine, "SELECT count(*) FROM timeline_event") == 2
+
+
 async def test_update_with_versions(gql, engine):
     c = await make_customer(engine, email="v@example.com")
     ok = await gql.data(

@@ -408,3 +408,101 @@ async def test_balances_are_per_currency(gql, engine):
         {"amount": "3.00", "currency": "EUR"},
         {"amount": "10.00", "currency": "USD"},
     ]
+
+
+async def test_ten_concurrent_transfers_among_three_customers_in_every_direction(gql, engine):
+    """Transfers between the same customers, both ways at once (the pairs whose row locks a
+    careless order would deadlock), ten at a time: no error reaches a client, every balance
+    is the sum of its postings, every running balance is exact, and each transfer wrote its
+    two timeline events."""
+    customers = [await make_customer(engine, first_name=f"C{i}") for i in range(3)]
+    directions = [(a, b) for a in customers for b in customers if a is not b]
+    transfers = [(*directions[i % len(directions)], Decimal(f"{i + 1}.00")) for i in range(30)]
+    expected = {c.id: Decimal("0.00") for c in customers}
+    for a, b, amount in transfers:
+        expected[a.id] += amount  # the giver owes more (TRANSFER_OUT is +amount)
+        expected[b.id] -= amount
+
+    async def one(a, b, amount: Decimal) -> dict:
+        return await gql.data(
+            TRANSFER,
+            {
+                "input": {
+                    "fromCustomerId": gid("Customer", a.id),
+                    "toCustomerId": gid("Customer", b.id),
+                    "amount": str(amount),
+                    "currency": "USD",
+                    "allowOverdraft": True,
+                }
+            },
+        )
+
+    for start in range(0, len(transfers), 10):
+        batch = transfers[start : start + 10]
+        results = await asyncio.gather(*(one(*t) for t in batch))
+        assert [r["ledgerTransfer"]["userErrors"] for r in results] == [[]] * len(batch)
+        for (_, _, amount), r in zip(batch, results, strict=True):
+            assert [t["amount"]["amount"] for t in r["ledgerTransfer"]["transactions"]] == [
+                str(amount),
+                str(-amount),
+            ]
+    for c in customers:
+        assert await ledger_sums(engine, c.id) == (expected[c.id], expected[c.id])
+    async with engine.connect() as conn:
+        wrong = await conn.scalar(
+            text(
+                "SELECT count(*) FROM (SELECT balance_after, sum(amount) OVER (PARTITION BY"
+                " customer_id, currency ORDER BY id) s FROM ledger_transaction) x"
+                " WHERE balance_after <> s"
+            )
+        )
+        events = (
+            await conn.execute(
+                text(
+                    "SELECT kind, count(*), count(DISTINCT data->>'entry') FROM timeline_event"
+                    " GROUP BY kind ORDER BY kind"
+                )
+            )
+        ).all()
+    assert wrong == 0
+    assert [tuple(e) for e in events] == [("TRANSFER_IN", 30, 30), ("TRANSFER_OUT", 30, 30)]
+
+
+async def test_a_running_transfer_does_not_hold_the_timeline_order_lock(
+    engine, app_engine, monkeypatch
+):
+    """The timeline's order lock (every event-writing transaction commits in turn) is taken
+    by the server with COMMIT, not while the mutation's transaction waits on this process:
+    in the middle of a transfer another session can take it."""
+    from models.enums import Role
+    from resolvers import ledger_mutations
+    from resolvers.context import Context
+    from resolvers.timeline import ORDER_LOCK
+    from resolvers.viewer import Viewer
+    from server.settings import get_settings
+
+    a = await make_customer(engine, first_name="A")
+    b = await make_customer(engine, first_name="B")
+    admin, _ = await make_user(engine, role="ADMIN", email="lock@example.com")
+    ctx = Context(engine=app_engine, settings=get_settings(), viewer=Viewer(admin, Role.ADMIN))
+    free_meanwhile = []
+
+    real = ledger_mutations.record_many
+
+    async def record_then_probe(*args, **kw) -> None:  # after both entries and their events
+        await real(*args, **kw)
+        async with engine.connect() as conn:
+            free_meanwhile.append(
+                await conn.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": ORDER_LOCK})
+            )
+            await conn.rollback()
+
+    monkeypatch.setattr(ledger_mutations, "record_many", record_then_probe)
+    rows, balance, _ = await ledger_mutations.transfer(
+        ctx, a.id, b.id, "5.00", "USD", None, True, None
+    )
+    assert free_meanwhile == [True]
+    assert [r.kind for r in rows] == ["TRANSFER_OUT", "TRANSFER_IN"] and balance == Decimal("5.00")
+    async with engine.connect() as conn:
+        kinds = (await conn.execute(text("SELECT kind FROM timeline_event ORDER BY id"))).all()
+    assert [k for (k,) in kinds] == ["TRANSFER_OUT", "TRANSFER_IN"]

@@ -228,6 +228,44 @@ async def test_burst_of_a_thousand_events_arrives_complete_and_in_order(live, en
         assert numeric == sorted(numeric) and len(set(numeric)) == 1000
 
 
+CHARGE = """mutation($input: LedgerEntryInput!) {
+  ledgerCharge(input: $input) { userErrors { code } } }"""
+
+
+async def test_concurrent_mutations_arrive_complete_and_in_order(live, engine, admin_token):
+    """Mutations write their events with COMMIT (resolvers.timeline.commit): forty charges
+    from ten connections at once still reach the subscriber all, once, in id order."""
+    customer = await make_customer(engine)
+    async with Client.connect(live, admin_token) as client:
+        await subscribed(client, TIMELINE, {"id": gid("Customer", customer.id)})
+        async with httpx.AsyncClient(
+            base_url=f"http://{live}",
+            headers={"Authorization": f"Bearer {admin_token}"},
+            limits=httpx.Limits(max_connections=10),
+            timeout=30,
+        ) as http:
+
+            async def charge(i: int) -> None:
+                variables = {
+                    "input": {
+                        "customerId": gid("Customer", customer.id),
+                        "amount": f"{i}.00",
+                        "currency": "USD",
+                    }
+                }
+                r = await http.post("/graphql", json={"query": CHARGE, "variables": variables})
+                assert r.json() == {"data": {"ledgerCharge": {"userErrors": []}}}
+
+            await asyncio.gather(*(charge(i) for i in range(1, 41)))
+        events = await client.events(40, wait=30)
+        numeric = [int(base64.b64decode(e["id"]).decode().split(":")[1]) for e in events]
+        assert numeric == sorted(numeric) and len(set(numeric)) == 40
+        assert sorted(e["summary"] for e in events) == sorted(
+            f"Charge of {i}.00 USD" for i in range(1, 41)
+        )
+        assert await client.nothing_within(0.5)
+
+
 async def test_bad_input_leaves_the_connection_usable(live, engine, admin_token):
     rep, rep_token = await make_user(engine, role="SALES_REP", email="rep@reps.test")
     customer = await make_customer(engine)  # not the rep's
