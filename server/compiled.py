@@ -278,6 +278,9 @@ class CompiledGraphQL:
             if raw_token == "":
                 scope[AUTH_KEY] = (ANONYMOUS, None)
             return self._unsigned(method, query, digest, payload)
+        shortcut = self._known_write(scope, raw_token, method, query, digest, payload)
+        if shortcut is not None:
+            return shortcut
         # Read replicas (server/replicas.py): a query may run on one, token lookup included;
         # None back means the primary answers it all (a mutation, a token the replica does
         # not know yet, or a replica that failed).
@@ -301,6 +304,23 @@ class CompiledGraphQL:
         return await self._decide_on(
             self.engine_ref["engine"], raw_token, scope, send, method, query, digest, payload
         )
+
+    def _known_write(self, scope, raw_token: str, method, query: Any, digest, payload):
+        """A mutation (or subscription) whose document is known, from a viewer the token
+        cache knows: nothing here needs the database, so Strawberry gets it without a
+        connection being taken for the lookup (the mutation's own transaction sets the
+        viewer). None: decide as usual."""
+        cache = getattr(self.fallback, "viewers", None)
+        if cache is None or digest is not None or not isinstance(query, str):
+            return None
+        doc = self.documents.get(query)
+        if doc is None or doc.node is None or self._read_only(doc.node, payload):
+            return None
+        viewer = cache.get(hash_token(raw_token))
+        if viewer is None or not viewer.is_authenticated:
+            return None
+        scope[AUTH_KEY] = (viewer, None)
+        return self._refused(doc.node, method, payload) or (query, None)
 
     def _replica(self, scope, replicas, raw_token: str, query: Any, payload: dict):
         """A replica for this request, or None (the primary). Unless its cached document

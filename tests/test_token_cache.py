@@ -125,3 +125,31 @@ async def test_without_the_listen_connection_every_token_is_looked_up(
     await gql.data(ME)
     # Looked up until the worker listens again (its own reconnect), then cached again.
     assert lookups(counter) >= 1
+
+
+NOTE = """mutation($id: ID!) { customerAddNote(input: {customerId: $id, note: "hi"}) {
+  userErrors { code } } }"""
+
+
+async def test_a_known_mutation_from_a_known_token_takes_no_lookup(http, engine, counter):
+    from tests.conftest import gid
+
+    _, token = await make_user(engine, email="writer@example.com")
+    customer = await make_customer(engine)
+    gql = GraphQLClient(http, token)
+    variables = {"id": gid("Customer", customer.id)}
+    first = await gql.data(NOTE, variables)
+    counter.reset()
+    second = await gql.data(NOTE, variables)
+    assert first == second == {"customerAddNote": {"userErrors": []}}
+    assert lookups(counter) == 0, counter.statements
+    # Nor a read transaction before handing it to Strawberry (compiled front).
+    assert not any("BEGIN READ ONLY" in s for s in counter.statements), counter.statements
+    async with engine.begin() as conn:  # revoked: the next mutation is refused
+        await conn.execute(text("UPDATE api_token SET revoked_at = now()"))
+
+    async def refused() -> bool:
+        body = await gql(NOTE, variables)
+        return [e["extensions"]["code"] for e in body.get("errors", [])] == ["UNAUTHENTICATED"]
+
+    await until(refused)
