@@ -192,8 +192,8 @@ class CompiledGraphQL:
         # query text -> _Document | None (invalid)
         self.documents = _LRU(settings.document_cache_bytes, _document_bytes)
         self.persisted = _LRU(settings.persisted_cache_bytes, _text_bytes)  # sha256 -> text
-        # (query, operation, role, generic paths, variables with those masked) ->
-        # Statement | None (not compilable); with generic paths, a tuple of them
+        # (query, operation, role, generic paths, variables with those masked) -> a tuple
+        # of Statement | None (not compilable); with no paths (every value): one of them
         self.statements = _LRU(settings.statement_cache_bytes, _text_bytes)
         # (query, operation, role) -> the generic path sets its statements were keyed by
         self.shapes = _LRU(settings.document_cache_bytes // 8, _text_bytes)
@@ -499,29 +499,34 @@ class CompiledGraphQL:
         """The compiled statement for this document, variables and role (cached; None:
         answer field by field, cached too), its parameters computed for these values.
 
-        Cached per variable *shape*: the String/ID values a statement binds through its
+        Kept per variable *shape*: the String/ID values a statement binds through its
         segments (a customer's ID, a search prefix, a cursor: `Statement.generic`) are
         masked in its key, the other variables' values stay in it; a later request whose
         segments replay to the same SQL (`Statement.rebound`) reuses it. Several
         statements may share a key (a Customer's ID and an Order's: `node(id:)` reads
-        other tables): the first that fits serves."""
+        other tables): the first that fits serves. Also kept per exact values, as
+        before: a repeated request replays nothing."""
         base = (query, op_name, viewer.role)
-        for generic in self.shapes.get(base) or (NO_PATHS,):
+        exact, _ = _shape_key(base, NO_PATHS, variables)
+        cached = self.statements.get(exact, _MISSING)
+        if cached is not _MISSING:
+            return cached
+        for generic in self.shapes.get(base) or ():
             key, strings = _shape_key(base, generic, variables)
-            cached = self.statements.get(key, _MISSING) if key is not None else _MISSING
-            if cached is _MISSING:
+            variants = self.statements.get(key) if key is not None else None
+            if not variants:
                 continue
-            if not generic:  # keyed by every value: as compiled
-                return cached
             if any(UNSTORABLE.search(s) for s in strings):
                 break  # the request limits refuse it (below)
-            for statement in cached:
-                if statement is None:  # no value at those paths compiles
-                    return None
-                try:
-                    return statement.rebound(variables)
-                except Mismatch:  # another shape (a bad ID, another node type)
-                    continue
+            for statement in variants:
+                if statement is not None:
+                    try:
+                        statement = statement.rebound(variables)
+                    except Mismatch:  # another shape (a bad ID, another node type)
+                        continue
+                # None: no string at those paths compiles
+                self.statements.put(exact, statement)
+                return statement
         self.compiles += 1
         statement, generic = None, NO_PATHS
         # Over a limit: Strawberry answers with the limit's own error code.
@@ -541,20 +546,15 @@ class CompiledGraphQL:
                     statement, generic = compiled.statement, compiled.generic
                 except Exception:
                     log.exception("compiling a read failed; answering field by field")
-        self._keep(base, generic, variables, statement)
+        if generic:
+            key, _ = _shape_key(base, generic, variables)
+            variants = self.statements.get(key) or ()
+            self.statements.put(key, (statement, *variants)[:MAX_VARIANTS])
+            shapes = self.shapes.get(base) or ()
+            if generic not in shapes:
+                self.shapes.put(base, (generic, *shapes)[:MAX_SHAPES])
+        self.statements.put(exact, statement)
         return statement
-
-    def _keep(self, base: tuple, generic: frozenset, variables: dict, statement) -> None:
-        key, _ = _shape_key(base, generic, variables)
-        if not generic:
-            self.statements.put(key, statement)
-        else:
-            known = self.statements.get(key) or ()
-            self.statements.put(key, (statement, *known)[:MAX_VARIANTS])
-        shapes = self.shapes.get(base) or ()
-        if generic not in shapes:  # the exact-value key (no paths) is tried last
-            ordered = sorted((generic, *shapes), key=len, reverse=True)
-            self.shapes.put(base, tuple(ordered[:MAX_SHAPES]))
 
     @staticmethod
     def _bearer(scope) -> str | None:
