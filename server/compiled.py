@@ -27,7 +27,9 @@ from cachetools import LRUCache
 from graphql import DocumentNode, OperationType, get_operation_ast, parse, validate
 from graphql.execution.values import get_variable_values
 
-from resolvers.compiled import NotCompilable, Statement, compile_operation
+from resolvers.compiled import Statement
+from resolvers.compiled.generic import NO_PATHS, compile_reusable
+from resolvers.compiled.variables import Mismatch, at, replaced
 from resolvers.errors import ErrorCode, is_timeout, is_unavailable
 from resolvers.tokens import (
     NOT_BEARER,
@@ -43,6 +45,7 @@ from server import mixed, observe, tracing
 from server.database import bare_statement
 from server.errors import start_budget
 from server.limits import (
+    UNSTORABLE,
     document_limit_errors,
     operation_name_errors,
     request_limit_errors,
@@ -113,6 +116,8 @@ OPERATION_NAME_NOT_STRING = orjson.dumps(
 DOCUMENT_BASE_BYTES = 16_384
 DOCUMENT_BYTES_PER_CHAR = 120
 ENTRY_BYTES = 512  # key tuple, entry and bookkeeping of a cached string or statement
+MAX_VARIANTS = 8  # statements under one shape key (node(id:) of as many node types)
+MAX_SHAPES = 8  # generic path sets tried per document and role
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +167,8 @@ def _text_bytes(key: Any, value: Any) -> int:
         size += len(value)
     elif isinstance(value, Statement):
         size += len(value.sql) + 64 * len(value.params)
+    elif isinstance(value, tuple):  # variants of one shape key
+        size += sum(len(s.sql) + 64 * len(s.params) for s in value if isinstance(s, Statement))
     return size
 
 
@@ -190,8 +197,12 @@ class CompiledGraphQL:
         self.persisted = PersistedQueries(
             settings.persisted_cache_bytes, settings.persisted_store_bytes
         )
-        # (query, operation, role, variables) -> Statement | None (not compilable)
+        # (query, operation, role, generic paths, variables with those masked) -> a tuple
+        # of Statement | None (not compilable); with no paths (every value): one of them
         self.statements = _LRU(settings.statement_cache_bytes, _text_bytes)
+        # (query, operation, role) -> the generic path sets its statements were keyed by
+        self.shapes = _LRU(settings.document_cache_bytes // 8, _text_bytes)
+        self.compiles = 0  # statements compiled (tests and benchmarks count them)
         # (query, operation, root fields left to Strawberry) -> reduced query | None
         self.reduced = _LRU(settings.document_cache_bytes // 8, _text_bytes)
 
@@ -589,25 +600,63 @@ class CompiledGraphQL:
 
     def _statement(self, query, node, op, op_name, variables, viewer) -> Statement | None:
         """The compiled statement for this document, variables and role (cached; None:
-        answer field by field, cached too)."""
-        key = (query, op_name, viewer.role, orjson.dumps(variables, option=orjson.OPT_SORT_KEYS))
-        cached = self.statements.get(key, _MISSING)
+        answer field by field, cached too), its parameters computed for these values.
+
+        Kept per variable *shape*: the String/ID values a statement binds through its
+        segments (a customer's ID, a search prefix, a cursor: `Statement.generic`) are
+        masked in its key, the other variables' values stay in it; a later request whose
+        segments replay to the same SQL (`Statement.rebound`) reuses it. Several
+        statements may share a key (a Customer's ID and an Order's: `node(id:)` reads
+        other tables): the first that fits serves. Also kept per exact values, as
+        before: a repeated request replays nothing."""
+        base = (query, op_name, viewer.role)
+        exact, _ = _shape_key(base, NO_PATHS, variables)
+        cached = self.statements.get(exact, _MISSING)
         if cached is not _MISSING:
             return cached
-        statement = None
+        for generic in self.shapes.get(base) or ():
+            key, strings = _shape_key(base, generic, variables)
+            variants = self.statements.get(key) if key is not None else None
+            if not variants:
+                continue
+            if any(UNSTORABLE.search(s) for s in strings):
+                break  # the request limits refuse it (below)
+            for statement in variants:
+                if statement is not None:
+                    try:
+                        statement = statement.rebound(variables)
+                    except Mismatch:  # another shape (a bad ID, another node type)
+                        continue
+                # None: no string at those paths compiles
+                self.statements.put(exact, statement)
+                return statement
+        self.compiles += 1
+        statement, generic = None, NO_PATHS
         # Over a limit: Strawberry answers with the limit's own error code.
         if not request_limit_errors(node, op_name, variables, self.settings, self.schema):
             coerced = get_variable_values(self.schema, op.variable_definitions or (), variables)
             if not isinstance(coerced, list):
                 try:
-                    statement = compile_operation(
-                        self.schema, node, op, coerced, viewer, search_cap=self.settings.search_cap
+                    compiled = compile_reusable(
+                        self.schema,
+                        node,
+                        op,
+                        coerced,
+                        variables,
+                        viewer,
+                        search_cap=self.settings.search_cap,
                     )
-                except NotCompilable:
-                    pass
+                    statement, generic = compiled.statement, compiled.generic
                 except Exception:
                     log.exception("compiling a read failed; answering field by field")
-        self.statements.put(key, statement)
+        if generic:
+            key, _ = _shape_key(base, generic, variables)
+            variants = self.statements.get(key) or ()
+            self.statements.put(key, (statement, *variants)[:MAX_VARIANTS])
+            shapes = self.shapes.get(base) or ()
+            if generic not in shapes:
+                self.shapes.put(base, (generic, *shapes)[:MAX_SHAPES])
+        self.statements.put(exact, statement)
         return statement
 
     @staticmethod
@@ -622,6 +671,20 @@ class CompiledGraphQL:
         if raw is None:
             scope[AUTH_KEY] = (None, NOT_BEARER)
         return raw
+
+
+def _shape_key(base: tuple, generic: frozenset, variables: dict) -> tuple[tuple | None, list]:
+    """The statement cache's key: the variables with the strings at `generic` masked (and
+    those strings); None when one of those paths holds no string in this request."""
+    strings = []
+    masked = variables
+    for path in generic:
+        value = at(variables, path)
+        if type(value) is not str:
+            return None, []
+        strings.append(value)
+        masked = replaced(masked, path, None)
+    return (*base, generic, orjson.dumps(masked, option=orjson.OPT_SORT_KEYS)), strings
 
 
 def _errors_body(errors: list) -> bytes:

@@ -32,6 +32,7 @@ from resolvers.compiled.builder import Builder, NotCompilable, Statement
 from resolvers.compiled.fields import COMPUTED, RELATIONS, scalar_columns
 from resolvers.compiled.json_text import SCALAR_ENCODERS, Json, jlit, obj_sql, pieces_of
 from resolvers.compiled.roots import ROOTS
+from resolvers.compiled.variables import Trace
 from resolvers.pagination import PAGE_ARGS
 from resolvers.viewer import Viewer
 
@@ -44,6 +45,7 @@ def compile_operation(
     viewer: Viewer,
     *,
     search_cap: int = 400,
+    trace: Trace | None = None,
 ) -> Statement:
     """The one statement returning the response's JSON (`{"data":…}`) as bytes; or, when
     some root fields compile and others do not (and every root selection is a plain
@@ -54,7 +56,7 @@ def compile_operation(
         d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
     }
     b = Builder(
-        schema, fragments, variables, viewer, RELATIONS, scalar_columns, search_cap, COMPUTED
+        schema, fragments, variables, viewer, RELATIONS, scalar_columns, search_cap, COMPUTED, trace
     )
     query_type = schema.query_type
     fake = FieldNode(name=NameNode(value="query"), selection_set=operation.selection_set)
@@ -95,15 +97,23 @@ def compile_operation(
             keys=tuple(k for k, _ in parts),
             rest=tuple(rest),
             order=tuple(order),
+            segments=tuple(b.segments),
         )
     # The whole response, as UTF-8 bytes that server/compiled.py sends as they are (no
     # decoding into a str and encoding back: a page is hundreds of kilobytes).
     data = Json([(True, '{"data":'), *pieces_of(obj_sql(parts)), (True, "}")])
     response = f"convert_to({data}, 'UTF8')"
-    # Statements are cached per variables: one page's cursor differs from the next only in
-    # its parameters, so thousands of cached statements share one SQL text.
+    # Interned: statements compiled for values that differ only in parameters (one per
+    # variable shape, or per value where a value shapes the SQL) share one SQL text.
     sql = sys.intern(f"SELECT {_guarded(b, response)}")
-    return Statement(sql, tuple(b.params), b.viewer_slot, b.today_slot, tuple(b.viewer_slots))
+    return Statement(
+        sql,
+        tuple(b.params),
+        b.viewer_slot,
+        b.today_slot,
+        tuple(b.viewer_slots),
+        segments=tuple(b.segments),
+    )
 
 
 def _guarded(b: Builder, value: str) -> str:

@@ -3,6 +3,7 @@ builds the SQL of objects and connections, with the viewer's scope in every sub-
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import re
@@ -23,7 +24,7 @@ from graphql import (
     is_abstract_type,
 )
 from graphql.execution.values import get_argument_values, get_directive_values
-from sqlalchemy import BindParameter, Boolean, Date, func, literal_column, select
+from sqlalchemy import BindParameter, Boolean, Date, bindparam, func, literal_column, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 from sqlalchemy.sql.util import ClauseAdapter
@@ -41,13 +42,16 @@ from resolvers.compiled.json_text import (
     obj_sql,
     quoted,
 )
+from resolvers.compiled.variables import RawRead, Segment, Trace, Var, unwrap
 from resolvers.datetimes import TODAY
 from resolvers.errors import CodedError
 from resolvers.pagination import (
     Ordering,
     PageArgs,
+    check_cursors,
     cursor_sql,
     fetch_ordering,
+    keyset,
     page_flags,
     paging_of,
     window,
@@ -102,6 +106,8 @@ class _ParamCompiler(_ASYNCPG.statement_compiler):  # type: ignore[name-defined]
             self._literal = False
 
     def render_literal_value(self, value: Any, type_) -> str:
+        if type(value) is Var:  # a variable's value outside Builder.recorded
+            raise RawRead(value.path)
         if self._literal:
             return super().render_literal_value(value, type_)
         impl = type_.dialect_impl(self.dialect)
@@ -140,6 +146,21 @@ class Statement:
     keys: tuple[str, ...] = ()
     rest: tuple[str, ...] = ()
     order: tuple[str, ...] = ()
+    # Parameters computed from variable values (resolvers/compiled/variables.py), and the
+    # variable paths whose values the statement does not depend on beyond its segments:
+    # server/compiled.py keys it by the other variables' values only.
+    segments: tuple[Segment, ...] = ()
+    generic: frozenset = frozenset()
+
+    def rebound(self, variables: dict[str, Any]) -> Statement:
+        """This statement with its segments' parameters computed from `variables` (the
+        request's JSON); Mismatch when they do not fit (compile for them instead)."""
+        if not self.segments:
+            return self
+        params = list(self.params)
+        for seg in self.segments:
+            params[seg.start : seg.end] = seg.replay(Params, variables)
+        return dataclasses.replace(self, params=tuple(params))
 
     def bind(self, viewer: Viewer) -> list[Any]:
         params = list(self.params)
@@ -204,6 +225,38 @@ def _scope_template(
 # The builder
 
 
+@functools.cache
+def _param_of(cast: str) -> Callable[[Params, Any], str]:
+    def produce(b: Params, value: Any) -> str:
+        return Params.param(b, value, cast)
+
+    return produce
+
+
+def _keyset_of(ordering: Ordering) -> Callable[[Params, Any, Any], str]:
+    """The keyset predicate of a page's cursors (`pagination.keyset`'s own conditions)."""
+
+    def produce(b: Params, after: str | None, before: str | None) -> str:
+        try:
+            page = PageArgs(first=0, after=after, before=before)
+            clause = keyset(select(literal_column("1")), ordering, page).whereclause
+        except CodedError as exc:
+            raise NotCompilable("bad cursor") from exc
+        return f"({b.sql(clause)})"
+
+    return produce
+
+
+def _cursors_checked(ordering: Ordering) -> Callable[[Params, Any, Any], None]:
+    def produce(b: Params, after: str | None, before: str | None) -> None:
+        try:
+            check_cursors(ordering, PageArgs(first=0, after=after, before=before))
+        except CodedError as exc:
+            raise NotCompilable("bad cursor") from exc
+
+    return produce
+
+
 @dataclass
 class Source:
     """The row a selection reads from: its SQL alias and column overrides."""
@@ -233,7 +286,45 @@ def _nullable(expr: str) -> bool:
     return column is None or column.nullable
 
 
-class Builder:
+class Params:
+    """A statement's parameters as they are appended: the planner's (`Builder`), or a
+    segment's replayed for a later request (`Segment.replay`, from the segment's slot)."""
+
+    def __init__(self, start: int = 0) -> None:
+        self.params: list[Any] = [None] * start
+        self.viewer_slots: list[int] = []  # places of the viewer's id (`Builder.context`)
+
+    def param(self, value: Any, cast: str) -> str:
+        self.params.append(value)
+        return f"${len(self.params)}::{cast}"
+
+    def sql(self, clause) -> str:
+        """A SQLAlchemy clause as SQL text whose values are this statement's parameters
+        (numbered by SQLAlchemy's own rendering, see `bound_sql`)."""
+        start = len(self.params)
+        text = bound_sql(clause, self.params)
+        self.viewer_slots += [
+            i for i in range(start, len(self.params)) if type(self.params[i]) is ViewerId
+        ]
+        return text
+
+    def customer_clauses(self, clauses: list) -> str:
+        """SQLAlchemy clauses over `customer` as SQL text, their values this statement's
+        parameters. Compiled as the WHERE of a select from `customer`, so sub-selects
+        correlate with the outer customer row as they do on the other path."""
+        text = self.sql(select(customer_q.customer.c.id).where(*clauses))
+        head = "SELECT customer.id \nFROM customer \nWHERE "
+        if not text.startswith(head):  # pragma: no cover - SQLAlchemy changed its layout
+            raise NotCompilable("unexpected clause SQL")
+        return f"({text[len(head) :]})"
+
+    def bound(self, value: Any, type_: Any) -> str:
+        """A value as a parameter of SQLAlchemy type `type_`, cast as the other path's
+        driver binds it, for a clause built around it (`literal_column(text, type_)`)."""
+        return self.sql(bindparam(None, value, type_=type_))
+
+
+class Builder(Params):
     def __init__(
         self,
         schema,
@@ -244,6 +335,7 @@ class Builder:
         scalars: Callable[[GraphQLObjectType], dict[str, str]],
         search_cap: int = 400,
         computed: dict[str, tuple[Any, dict[str, Any]]] | None = None,
+        trace: Trace | None = None,
     ) -> None:
         # GraphQL type -> (table, {column: SQLAlchemy expression}): computed fields, the
         # loaders' own declarations, printed inline.
@@ -258,30 +350,68 @@ class Builder:
         self.fragments: dict[str, FragmentDefinitionNode] = fragments
         self.variables = variables  # a graphql-core VariableValues
         self.viewer = viewer
-        self.params: list[Any] = []
+        super().__init__()
+        # Producers run on traced variable values (`recorded`); the variable paths read by
+        # producers that did not end up in the statement (their root field fell back, or
+        # the producer refused the value): those key the statement by value.
+        self.segments: list[Segment] = []
+        self.trace = trace if trace is not None else Trace()
         self._uid: str | None = None
         self._today: str | None = None
         self.viewer_slot: int | None = None
         self.today_slot: int | None = None
-        self.viewer_slots: list[int] = []
         self._aliases = 0
 
     # -- parameters
     def checkpoint(self) -> tuple:
         state = (self._uid, self._today, self.viewer_slot, self.today_slot)
-        return (len(self.params), len(self.guards), len(self.viewer_slots), *state)
+        sizes = (len(self.params), len(self.guards), len(self.viewer_slots), len(self.segments))
+        return (*sizes, *state)
 
     def rollback(self, checkpoint: tuple) -> None:
         """Forget the parameters of a root field that turned out not to compile."""
-        size, guards, slots, *state = checkpoint
+        size, guards, slots, segments, *state = checkpoint
         self._uid, self._today, self.viewer_slot, self.today_slot = state
         del self.params[size:]
         del self.guards[guards:]
         del self.viewer_slots[slots:]
+        for seg in self.segments[segments:]:
+            self.trace.dropped |= seg.paths
+        del self.segments[segments:]
 
     def param(self, value: Any, cast: str) -> str:
-        self.params.append(value)
-        return f"${len(self.params)}::{cast}"
+        if type(value) is Var:  # a variable's value: bound per request
+            return self.recorded(_param_of(cast), value)
+        return super().param(value, cast)
+
+    def recorded(self, produce: Callable[..., Any], *inputs: Any) -> Any:
+        """`produce(params, *inputs)` run on the real values of the Vars in `inputs` (traced
+        variable leaves): it appends its parameters to `params` and returns what the
+        planner builds on (SQL text, a type name: hashable, compared on replay). Recorded
+        as a Segment, so a later request with other values replays it, not the planner."""
+        paths: set = set()
+        real = unwrap(inputs, paths)
+        if not paths:  # no variable in it: a constant of the statement
+            return produce(self, *real)
+        self.trace.read |= paths
+        start, slots = len(self.params), len(self.viewer_slots)
+        try:
+            result = produce(self, *real)
+        except BaseException:
+            self.trace.dropped |= paths  # the value decided the outcome: read by value
+            raise
+        self.segments.append(
+            Segment(
+                start,
+                len(self.params),
+                produce,
+                inputs,
+                result,
+                frozenset(paths),
+                tuple(self.viewer_slots[slots:]),
+            )
+        )
+        return result
 
     def today(self) -> str:
         if self._today is None:
@@ -321,31 +451,11 @@ class Builder:
         self._aliases += 1
         return f"_{table}{self._aliases}"
 
-    def sql(self, clause) -> str:
-        """A SQLAlchemy clause as SQL text whose values are this statement's parameters
-        (numbered by SQLAlchemy's own rendering, see `bound_sql`)."""
-        start = len(self.params)
-        text = bound_sql(clause, self.params)
-        self.viewer_slots += [
-            i for i in range(start, len(self.params)) if type(self.params[i]) is ViewerId
-        ]
-        return text
-
     def context(self) -> _Ctx:
         """A stand-in for the resolvers' context (`ctx.viewer`), so their own select builders
         (with `resolvers/scope.py` inside) serve here; the viewer's id in them becomes a
         parameter bound per request, so the cached statement serves every viewer of the role."""
         return _Ctx(Viewer(ViewerId(self.viewer.user_id), self.viewer.role, self.viewer.email))
-
-    def customer_clauses(self, clauses: list) -> str:
-        """SQLAlchemy clauses over `customer` as SQL text, their values this statement's
-        parameters. Compiled as the WHERE of a select from `customer`, so sub-selects
-        correlate with the outer customer row as they do on the other path."""
-        text = self.sql(select(customer_q.customer.c.id).where(*clauses))
-        head = "SELECT customer.id \nFROM customer \nWHERE "
-        if not text.startswith(head):  # pragma: no cover - SQLAlchemy changed its layout
-            raise NotCompilable("unexpected clause SQL")
-        return f"({text[len(head) :]})"
 
     # -- selections
     def _include(self, node) -> bool:
@@ -410,6 +520,23 @@ class Builder:
             return paging.page(given)
         except CodedError as exc:
             raise NotCompilable("bad page arguments") from exc
+
+    def window(self, stmt, ordering: Ordering, args: PageArgs, *, look_ahead: bool):
+        """pagination.window (the keyset, fetch order and limit the loaders use), its
+        cursors' keyset predicate a recorded segment: decoded per request."""
+        if args.after is None and args.before is None:
+            return window(stmt, ordering, args, look_ahead=look_ahead)
+        bare = dataclasses.replace(args, after=None, before=None)
+        if bare.backward != args.backward:  # pragma: no cover - page_args sets a size
+            raise NotCompilable("page direction depends on the cursor")
+        keyset_sql = self.recorded(_keyset_of(ordering), args.after, args.before)
+        stmt = stmt.where(literal_column(keyset_sql, Boolean))
+        return window(stmt, ordering, bare, look_ahead=look_ahead)
+
+    def check_cursors(self, ordering: Ordering, args: PageArgs) -> None:
+        """pagination.check_cursors for a list that may never be read (customerSearch):
+        bad cursors fall back whatever is selected; recorded, so checked per request."""
+        self.recorded(_cursors_checked(ordering), args.after, args.before)
 
     def object(self, gtype: GraphQLObjectType, nodes: list[FieldNode], src: Source) -> str:
         parts = []
@@ -496,10 +623,7 @@ class Builder:
                 return f"SELECT count(*) FROM ({self.sql(rows)}) AS _all"
 
             cursor = quoted(clause_sql(cursor_sql(ordering)))
-        try:  # pagination.window: the keyset, fetch order and limit the loaders use
-            windowed = window(stmt, ordering, args, look_ahead=page_info)
-        except CodedError as exc:
-            raise NotCompilable("bad cursor") from exc
+        windowed = self.window(stmt, ordering, args, look_ahead=page_info)
         # Shown in the ordering's own order, whichever way the rows were fetched.
         shown = clause_sql(*ordering.order_by())
         page = f" FILTER (WHERE _rn <= {n})" if page_info else ""

@@ -19,7 +19,7 @@ from resolvers import customers as customer_q
 from resolvers import duplicates as dup_q
 from resolvers import search as search_q
 from resolvers import tax as tax_q
-from resolvers.compiled.builder import Builder, NotCompilable, Source, clause_sql
+from resolvers.compiled.builder import Builder, NotCompilable, Params, Source, clause_sql
 from resolvers.compiled.json_text import (
     Json,
     Piece,
@@ -33,7 +33,7 @@ from resolvers.compiled.json_text import (
 )
 from resolvers.errors import CodedError
 from resolvers.global_ids import decode_global_id, decode_id
-from resolvers.pagination import Ordering, check_cursors
+from resolvers.pagination import Ordering
 from resolvers.scope import ScopeKind
 
 # ---------------------------------------------------------------------------------------
@@ -56,7 +56,12 @@ def _filter_criteria(raw: dict[str, Any]) -> search_q.Criteria:
 
 def _filter_sql(b: Builder, raw: dict[str, Any]) -> str:
     """The search screen's own clauses (resolvers/search.py) over `customer`, as this
-    statement's SQL; bad input falls back so Strawberry answers with its error."""
+    statement's SQL; bad input falls back so Strawberry answers with its error. Recorded:
+    another prefix or country prints the same text with other parameters."""
+    return b.recorded(_filter_clauses, raw)
+
+
+def _filter_clauses(b: Params, raw: dict[str, Any]) -> str:
     try:
         return b.customer_clauses(search_q.plain_conditions(_filter_criteria(raw)))
     except CodedError as exc:
@@ -108,10 +113,7 @@ def _root_customer_search(b: Builder, gtype, nodes) -> str:
     a = b.args(gtype, nodes)
     _no_saved_search(a)
     ordering = Ordering(customer_q.SORT_COLUMNS[customer_q.CustomerOrderField.NAME])
-    try:  # checked whatever is selected, as the resolver does
-        check_cursors(ordering, args)
-    except CodedError as exc:
-        raise NotCompilable("bad cursor") from exc
+    b.check_cursors(ordering, args)  # whatever is selected, as the resolver does
     where = [_filter_sql(b, a.get("filter") or {}), b.scope(ScopeKind.CUSTOMER, "customer")]
     return _search_sql(b, nodes, where, ordering, args)
 
@@ -135,10 +137,12 @@ def _root_customer(b: Builder, gtype, nodes) -> str:
     if len(given) != 1:
         raise NotCompilable("exactly one of id/number/email")
     scope = b.scope(ScopeKind.CUSTOMER, "customer")
-    pk = None
-    if "id" in given:
-        pk = _decoded(given["id"], "Customer")
-    start = customer_q.lookup(pk=pk, number=given.get("number"), email=given.get("email"))
+    ((name, value),) = given.items()
+    # The value a parameter (bound per request), the lookup's clauses built around it.
+    column = customer_q.customer.c[name]
+    key = literal_column(b.recorded(_lookup_value(name, column.type), value), column.type)
+    lookup = {"pk": None, "number": None, "email": None, "pk" if name == "id" else name: key}
+    start = customer_q.lookup(**lookup)
     # customer_q.survivor: a merged customer leads to its survivor, each hop in scope.
     chain = b.sql(customer_q.survivor(start, lambda stmt: stmt.where(literal_column(scope))))
     t = b.child_type(gtype, "customer")
@@ -202,9 +206,31 @@ def _decoded(value: Any, type_name: str) -> int:
         raise NotCompilable("bad global id") from exc
 
 
+def _node_key(b: Params, value: Any) -> tuple[str, str]:
+    """A global ID's type (the planner reads its table) and its key as a parameter."""
+    type_name, pk = _global_id(value)
+    return type_name, b.param(pk, "bigint")
+
+
+def _id_key(type_name: str) -> Callable[[Params, Any], str]:
+    def produce(b: Params, value: Any) -> str:
+        return b.param(_decoded(value, type_name), "bigint")
+
+    return produce
+
+
+def _lookup_value(name: str, type_: Any) -> Callable[[Params, Any], str]:
+    """customer(id|number|email:)'s value as a parameter of the column's type."""
+
+    def produce(b: Params, value: Any) -> str:
+        return b.bound(_decoded(value, "Customer") if name == "id" else value, type_)
+
+    return produce
+
+
 def _root_node(b: Builder, gtype, nodes) -> str:
-    type_name, pk = _global_id(b.args(gtype, nodes)["id"])
-    return _by_id(b, type_name, b.param(pk, "bigint"), nodes)
+    type_name, pk = b.recorded(_node_key, b.args(gtype, nodes)["id"])
+    return _by_id(b, type_name, pk, nodes)
 
 
 def _root_nodes(b: Builder, gtype, nodes) -> str:
@@ -213,11 +239,8 @@ def _root_nodes(b: Builder, gtype, nodes) -> str:
         raise NotCompilable("too many ids")
     pieces: list[Piece] = [(True, "[")]
     for i, value in enumerate(ids):
-        type_name, pk = _global_id(value)
-        pieces += [
-            (True, "," if i else ""),
-            (False, _by_id(b, type_name, b.param(pk, "bigint"), nodes)),
-        ]
+        type_name, pk = b.recorded(_node_key, value)
+        pieces += [(True, "," if i else ""), (False, _by_id(b, type_name, pk, nodes))]
     return Json([*pieces, (True, "]")])
 
 
@@ -229,7 +252,7 @@ def _root_order(b: Builder, gtype, nodes) -> str:
         number = b.param(given["number"], "text")
         pk = f"(SELECT orders.id FROM orders WHERE orders.number = {number})"
         return _by_id(b, "Order", pk, nodes)
-    return _by_id(b, "Order", b.param(_decoded(given["id"], "Order"), "bigint"), nodes)
+    return _by_id(b, "Order", b.recorded(_id_key("Order"), given["id"]), nodes)
 
 
 def _root_me(b: Builder, gtype, nodes) -> str:
@@ -308,7 +331,7 @@ def _root_tax_determination(b: Builder, gtype, nodes) -> str:
     a = b.args(gtype, nodes)
     if not a.keys() <= {"customerId", "region", "on"}:
         raise NotCompilable("unknown arguments")
-    pk = _decoded(a["customerId"], "Customer")
+    pk = b.recorded(_id_key("Customer"), a["customerId"])
     try:
         country, subdivision = tax_q.region_of(a["region"])
     except CodedError as exc:  # Strawberry says so (or answers null for an unseen customer)
@@ -346,7 +369,7 @@ def _root_tax_determination(b: Builder, gtype, nodes) -> str:
             raise NotCompilable(f"{result.name}.{name}")
         parts.append((key, value))
     scope = b.scope(ScopeKind.CUSTOMER, "customer")
-    where = f"FROM customer WHERE customer.id = {b.param(pk, 'bigint')} AND {scope}"
+    where = f"FROM customer WHERE customer.id = {pk} AND {scope}"
     return nullable_sql(obj_sql(parts), where)
 
 
