@@ -119,13 +119,12 @@ async def viewer_for_token(
 
 
 async def viewer_setting_on(
-    connection, raw: str, cache: "ViewerCache | None" = None
+    connection, digest: bytes, cache: "ViewerCache | None" = None
 ) -> Viewer | None:
-    """The viewer a bearer token stands for, on a bare asyncpg connection in one round
-    trip that also sets the viewer of its open transaction (row-level security); kept in
-    `cache`."""
+    """The viewer a bearer token (its hash_token `digest`) stands for, on a bare asyncpg
+    connection in one round trip that also sets the viewer of its open transaction
+    (row-level security); kept in `cache`."""
     epoch = cache.epoch if cache is not None else 0
-    digest = hash_token(raw)
     params = {"token_hash": digest, "now": datetime.now(UTC)}
     order = VIEWER_SETTING_BY_TOKEN_ORDER
     row = await connection.fetchrow(VIEWER_SETTING_BY_TOKEN_SQL, *(params[n] for n in order))

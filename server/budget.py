@@ -61,7 +61,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import Subscr
 
 from resolvers.errors import ErrorCode
 from server import metrics
-from server.compiled import read_body
+from server.compiled import read_body, replay_body
 from server.limits import query_cost
 
 # The bucket's limits: the token's own (api_token.cost_budget), else its role's
@@ -228,7 +228,8 @@ class CostBudget:
                 variables = None
             payload = {**params, "variables": variables}
         elif method == "POST":
-            body, receive = await _buffered(receive)
+            body = await read_body(receive)
+            receive = replay_body(body, receive)
             payload = None
             if headers.get(b"content-type", b"").startswith(b"application/json"):
                 try:
@@ -299,20 +300,6 @@ def _address(scope) -> str:
 
 def _number(value: float) -> int | float:
     return int(value) if float(value).is_integer() else value
-
-
-async def _buffered(receive):
-    body = await read_body(receive)
-    sent = False
-
-    async def replay():
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return body, replay
 
 
 def _with_cost(send, cost: dict):

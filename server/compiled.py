@@ -187,6 +187,8 @@ class CompiledGraphQL:
         self.fallback = fallback
         self.engine_ref = engine_ref
         self.settings = settings
+        # Who tokens stand for (resolvers/tokens.ViewerCache), kept by the Strawberry view.
+        self.viewers = getattr(fallback, "viewers", None)
         # graphql-core's schema, which the planner walks. Strawberry (0.341) has no public
         # accessor for it; this is the one place it is read, once, in server/.
         self.schema = fallback.schema._schema
@@ -239,7 +241,7 @@ class CompiledGraphQL:
                 except orjson.JSONDecodeError:
                     payload = None
             if not isinstance(payload, dict):
-                return await self.fallback(scope, _replay(body, receive), send)
+                return await self.fallback(scope, replay_body(body, receive), send)
         else:
             return await self.fallback(scope, receive, send)
 
@@ -261,7 +263,7 @@ class CompiledGraphQL:
         ):
             if body is None:  # a GET: Strawberry reads its query string (queries only)
                 return await self.fallback(scope, receive, send)
-            return await self.fallback(scope, _replay(body, receive), send)
+            return await self.fallback(scope, replay_body(body, receive), send)
 
         decided = await self._decide(scope, send, method, query, digest, payload)
         if decided is SENT:
@@ -274,7 +276,7 @@ class CompiledGraphQL:
             return
         if body is None:  # rebuild as a plain POST for Strawberry
             return await self.fallback(*_as_post(scope, receive, query, payload), send)
-        return await self.fallback(scope, _replay(body, receive), send)
+        return await self.fallback(scope, replay_body(body, receive), send)
 
     async def _decide(
         self, scope, send, method: str, query: Any, digest: str | None, payload: dict
@@ -289,19 +291,20 @@ class CompiledGraphQL:
             if raw_token == "":
                 scope[AUTH_KEY] = (ANONYMOUS, None)
             return self._unsigned(method, query, digest, payload)
-        shortcut = self._known_write(scope, raw_token, method, query, digest, payload)
+        token_hash = hash_token(raw_token)  # the cache's, the replicas' and api_token's key
+        shortcut = self._known_write(scope, token_hash, method, query, digest, payload)
         if shortcut is not None:
             return shortcut
         # Read replicas (server/replicas.py): a query may run on one, token lookup included;
         # None back means the primary answers it all (a mutation, a token the replica does
         # not know yet, or a replica that failed).
         replicas = self.engine_ref.get("replicas")
-        replica = self._replica(scope, replicas, raw_token, query, payload)
+        replica = self._replica(scope, replicas, token_hash, query, payload)
         if replica is not None:
             scope[ENGINE_KEY] = replica
             try:
                 decided = await self._decide_on(
-                    replica, raw_token, scope, send, method, query, digest, payload
+                    replica, token_hash, scope, send, method, query, digest, payload
                 )
             except Exception as error:
                 if not replica_failed(error):
@@ -313,27 +316,26 @@ class CompiledGraphQL:
             scope.pop(ENGINE_KEY, None)
             scope.pop(AUTH_KEY, None)
         return await self._decide_on(
-            self.engine_ref["engine"], raw_token, scope, send, method, query, digest, payload
+            self.engine_ref["engine"], token_hash, scope, send, method, query, digest, payload
         )
 
-    def _known_write(self, scope, raw_token: str, method, query: Any, digest, payload):
+    def _known_write(self, scope, token_hash: bytes, method, query: Any, digest, payload):
         """A mutation (or subscription) whose document is known, from a viewer the token
         cache knows: nothing here needs the database, so Strawberry gets it without a
         connection being taken for the lookup (the mutation's own transaction sets the
         viewer). None: decide as usual."""
-        cache = getattr(self.fallback, "viewers", None)
-        if cache is None or digest is not None or not isinstance(query, str):
+        if self.viewers is None or digest is not None or not isinstance(query, str):
             return None
         doc = self.documents.get(query)
         if doc is None or doc.node is None or self._read_only(doc.node, payload):
             return None
-        viewer = cache.get(hash_token(raw_token))
+        viewer = self.viewers.get(token_hash)
         if viewer is None or not viewer.is_authenticated:
             return None
         scope[AUTH_KEY] = (viewer, None)
         return self._refused(doc.node, method, payload) or (query, None)
 
-    def _replica(self, scope, replicas, raw_token: str, query: Any, payload: dict):
+    def _replica(self, scope, replicas, token_hash: bytes, query: Any, payload: dict):
         """A replica for this request, or None (the primary). Unless its cached document
         says it is no query, a request is taken for one; the token's own recent write and
         the LSN the client sent back must have been replayed there."""
@@ -344,7 +346,7 @@ class CompiledGraphQL:
             if doc is not None and not self._read_only(doc.node, payload):
                 return None
         sent = next((v for k, v in scope["headers"] if k == LSN_HEADER.encode()), b"")
-        return replicas.for_read(hash_token(raw_token), parse_lsn(sent.decode("latin-1")))
+        return replicas.for_read(token_hash, parse_lsn(sent.decode("latin-1")))
 
     def _after_write(self, scope, query: Any, payload: dict, send):
         """Read replicas: the response to a signed-in mutation carries the primary's WAL
@@ -369,11 +371,10 @@ class CompiledGraphQL:
         return sent
 
     async def _decide_on(
-        self, engine, raw_token: str, scope, send, method, query, digest, payload
+        self, engine, token_hash: bytes, scope, send, method, query, digest, payload
     ) -> _Reply | tuple[Any, tuple[Statement, dict[str, bytes]] | None] | None:
         """_decide on `engine` (the primary, or a replica: None asks for the primary)."""
-        cache = getattr(self.fallback, "viewers", None)
-        known = cache.get(hash_token(raw_token)) if cache is not None else None
+        known = self.viewers.get(token_hash) if self.viewers is not None else None
         async with engine.connect() as conn:
             pg = (await conn.get_raw_connection()).driver_connection
             # One read-only transaction for the lookup and the read: the lookup also sets
@@ -382,7 +383,7 @@ class CompiledGraphQL:
             tx = None if known is not None else pg.transaction(readonly=True)
             try:
                 decided = await self._signed(
-                    conn, pg, tx, known, engine, raw_token, scope, method, query, digest, payload
+                    conn, pg, tx, known, engine, token_hash, scope, method, query, digest, payload
                 )
                 if (
                     isinstance(decided, _Reply)
@@ -401,7 +402,7 @@ class CompiledGraphQL:
         return decided
 
     async def _signed(
-        self, conn, pg, tx, known, engine, raw_token: str, scope, method, query, digest, payload
+        self, conn, pg, tx, known, engine, token_hash: bytes, scope, method, query, digest, payload
     ) -> _Reply | tuple[Any, tuple[Statement, dict[str, bytes]] | None]:
         """_decide on the transaction's connection, from the token lookup on."""
         try:
@@ -416,8 +417,8 @@ class CompiledGraphQL:
                 bare_statement(engine, VIEWER_SETTING_BY_TOKEN_SQL)
                 # Remembered only from the primary: a lagging replica may not have seen
                 # a revocation whose notification already came.
-                cache = None if ENGINE_KEY in scope else getattr(self.fallback, "viewers", None)
-                viewer = await viewer_setting_on(pg, raw_token, cache)
+                cache = None if ENGINE_KEY in scope else self.viewers
+                viewer = await viewer_setting_on(pg, token_hash, cache)
             observe.sql(time.perf_counter() - started)
         except Exception as error:
             if pg.is_closed():
@@ -737,10 +738,11 @@ def _as_post(scope, receive, query: str, payload: dict):
     headers = [(k, v) for k, v in scope["headers"] if k not in (b"content-type", b"content-length")]
     headers += [(b"content-type", b"application/json")]
     headers += [(b"content-length", str(len(body)).encode())]
-    return dict(scope, method="POST", headers=headers, query_string=b""), _replay(body, receive)
+    return dict(scope, method="POST", headers=headers, query_string=b""), replay_body(body, receive)
 
 
-def _replay(body: bytes, receive):
+def replay_body(body: bytes, receive):
+    """`receive` that hands the body already read back once, then the real one."""
     sent = False
 
     async def replayed():
