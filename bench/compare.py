@@ -52,6 +52,10 @@ from bench import shapes as S
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
+# Where the benchmarks' embedded PostgreSQL lives (seeded once, reused by every bench).
+BENCH_DIR = Path(
+    os.environ.get("CUSTOMER_GRAPH_BENCH_DIR", "~/.cache/customer-graph-bench")
+).expanduser()
 PEER_TAIL = Path("shared", "peers", "postgraphile", "run.sh")
 
 
@@ -624,9 +628,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--data-dir",
         type=Path,
-        default=Path(
-            os.environ.get("CUSTOMER_GRAPH_BENCH_DIR", "~/.cache/customer-graph-bench")
-        ).expanduser(),
+        default=BENCH_DIR,
     )
     args = p.parse_args(argv)
     keys = [k.strip() for k in args.shapes.split(",") if k.strip()]

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from bench import shapes as S
 from bench.compare import (
+    BENCH_DIR,
     WRK_LUA,
     _draw_params,
     ensure_wrk,
@@ -38,9 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--data-dir",
         type=Path,
-        default=Path(
-            os.environ.get("CUSTOMER_GRAPH_BENCH_DIR", "~/.cache/customer-graph-bench")
-        ).expanduser(),
+        default=BENCH_DIR,
     )
     args = p.parse_args(argv)
     ensure_wrk()

@@ -255,12 +255,10 @@ def main(argv: list[str] | None = None) -> int:
     embedded = None
     url = args.server_url
     if url is None:
+        from bench.compare import BENCH_DIR
         from server.database import EmbeddedPostgres, ensure_database
 
-        data_dir = Path(
-            os.environ.get("CUSTOMER_GRAPH_BENCH_DIR", "~/.cache/customer-graph-bench")
-        ).expanduser()
-        embedded = EmbeddedPostgres(data_dir / "pgdata")
+        embedded = EmbeddedPostgres(BENCH_DIR / "pgdata")
         url = ensure_database(embedded, "customer_graph")
     database = args.database or urlsplit(url).path.lstrip("/") or "postgres"
     owner = _server_address(url)[2] or "postgres"

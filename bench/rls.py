@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import time
 from pathlib import Path
@@ -23,7 +22,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy import text
 
-from bench.compare import OURS
+from bench.compare import BENCH_DIR, OURS
 from server.app import create_app
 from server.database import EmbeddedPostgres, ensure_database, make_engine
 from server.migrate import upgrade
@@ -128,9 +127,7 @@ def main() -> None:
     p.add_argument(
         "--data-dir",
         type=Path,
-        default=Path(
-            os.environ.get("CUSTOMER_GRAPH_BENCH_DIR", "~/.cache/customer-graph-bench")
-        ).expanduser(),
+        default=BENCH_DIR,
     )
     args = p.parse_args()
     print("| path | viewer | pages | RLS off ms | RLS on ms | cost |")
