@@ -62,6 +62,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import Subscr
 from resolvers.errors import ErrorCode
 from server import metrics
 from server.compiled import read_body, replay_body
+from server.held import rewriting
 from server.limits import query_cost
 
 # The bucket's limits: the token's own (api_token.cost_budget), else its role's
@@ -304,29 +305,12 @@ def _number(value: float) -> int | float:
 
 def _with_cost(send, cost: dict):
     """`send` adding `extensions.cost` to a JSON answer's top-level object."""
-    held: dict = {}
     encoded = orjson.dumps(cost)
 
-    async def wrapped(message) -> None:
-        if message["type"] == "http.response.start":
-            kind = dict(message.get("headers", [])).get(b"content-type", b"")
-            if kind.startswith(JSON_TYPES):
-                held["start"] = message
-                held["body"] = bytearray()
-                return
-            return await send(message)
-        if "start" not in held:
-            return await send(message)
-        held["body"] += message.get("body", b"")
-        if message.get("more_body"):
-            return
-        body = _added(bytes(held["body"]), encoded, cost)
-        headers = [(k, v) for k, v in held["start"].get("headers", []) if k != b"content-length"]
-        headers.append((b"content-length", str(len(body)).encode()))
-        await send({**held["start"], "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+    def is_json(start: dict) -> bool:
+        return dict(start.get("headers", [])).get(b"content-type", b"").startswith(JSON_TYPES)
 
-    return wrapped
+    return rewriting(send, is_json, lambda start, body: (start, _added(body, encoded, cost)))
 
 
 def _added(body: bytes, encoded: bytes, cost: dict) -> bytes:

@@ -18,6 +18,7 @@ import orjson
 
 from resolvers.errors import ErrorCode
 from server.compiled import GET_MUTATION
+from server.held import rewriting
 
 GRAPHQL_RESPONSE = b"application/graphql-response+json"
 
@@ -36,41 +37,29 @@ class GraphQLOverHTTP:
             return await self.app(scope, receive, send)
         accept = dict(scope["headers"]).get(b"accept", b"")
         wants_graphql_response = GRAPHQL_RESPONSE in accept
-        held: dict = {}
+        kind = GRAPHQL_RESPONSE if wants_graphql_response else b"application/json"
 
-        async def shaped(message) -> None:
-            if message["type"] == "http.response.start":
-                headers = dict(message.get("headers", []))
-                kind = headers.get(b"content-type", b"")
-                plain_error = message["status"] >= 400 and kind.startswith(b"text/plain")
-                if plain_error or (wants_graphql_response and kind.startswith(b"application/json")):
-                    held["start"] = message
-                    held["body"] = bytearray()
-                    held["plain"] = plain_error
-                    return
-                return await send(message)
-            if "start" not in held:
-                return await send(message)
-            held["body"] += message.get("body", b"")
-            if message.get("more_body"):
-                return
+        def hold(start: dict) -> bool:
+            plain_error = _plain_error(start)
+            json = dict(start.get("headers", [])).get(b"content-type", b"")
+            return plain_error or (wants_graphql_response and json.startswith(b"application/json"))
+
+        def reshaped(start: dict, body: bytes) -> tuple[dict, bytes]:
             status, body = _reshape(
-                held["start"]["status"], bytes(held["body"]), held["plain"], wants_graphql_response
+                start["status"], body, _plain_error(start), wants_graphql_response
             )
-            kind = GRAPHQL_RESPONSE if wants_graphql_response else b"application/json"
-            headers = [
-                (k, v)
-                for k, v in held["start"].get("headers", [])
-                if k not in (b"content-type", b"content-length")
-            ]
-            headers += [
-                (b"content-type", kind + b"; charset=utf-8"),
-                (b"content-length", str(len(body)).encode()),
-            ]
-            await send({"type": "http.response.start", "status": status, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
+            headers = [(k, v) for k, v in start.get("headers", []) if k != b"content-type"]
+            headers.append((b"content-type", kind + b"; charset=utf-8"))
+            return {"type": "http.response.start", "status": status, "headers": headers}, body
 
+        shaped = rewriting(send, hold, reshaped)
         await self.app(scope, receive, shaped)
+
+
+def _plain_error(start: dict) -> bool:
+    """A plain-text error the framework wrote (a bad request body): answered as JSON."""
+    kind = dict(start.get("headers", [])).get(b"content-type", b"")
+    return start["status"] >= 400 and kind.startswith(b"text/plain")
 
 
 def _reshape(status: int, body: bytes, plain: bool, graphql_response: bool) -> tuple[int, bytes]:
