@@ -16,8 +16,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import tempfile
 import time
+
+# As `serve` runs them: prometheus-client's multiprocess mode, its files in memory (set
+# before server.metrics imports prometheus-client).
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="cg-bench-metrics-", dir=shm)
 
 from server import logs
 from server.observe import Observe, sql

@@ -165,12 +165,28 @@ def observe_request(
 ) -> None:
     name = OPERATIONS(operation)
     code = CODES(codes[0]) if codes else "OK"
-    REQUESTS.labels(name, operation_type or "-", read_path, code).inc()
-    LATENCY.labels(name, read_path).observe(seconds)
-    SQL_STATEMENTS.labels(read_path).observe(statements)
-    SQL_SECONDS.labels(read_path).observe(sql_seconds)
-    for limit in {c for c in codes if c in LIMIT_CODES}:
-        REJECTED.labels(limit).inc()
+    key = (name, operation_type or "-", read_path, code)
+    series = _SERIES.get(key)
+    if series is None:
+        series = _SERIES[key] = (
+            REQUESTS.labels(*key),
+            LATENCY.labels(name, read_path),
+            SQL_STATEMENTS.labels(read_path),
+            SQL_SECONDS.labels(read_path),
+        )
+    requests, latency, statements_, sql = series
+    requests.inc()
+    latency.observe(seconds)
+    statements_.observe(statements)
+    sql.observe(sql_seconds)
+    if len(codes) > 0:
+        for limit in {c for c in codes if c in LIMIT_CODES}:
+            REJECTED.labels(limit).inc()
+
+
+# A request's series by its labels: `labels()` takes a lock and builds its key each call;
+# bounded as the labels are (operations and codes are capped).
+_SERIES: dict[tuple[str, str, str, str], tuple[Any, Any, Any, Any]] = {}
 
 
 def sample_pool(engine: AsyncEngine | None) -> None:

@@ -192,3 +192,31 @@ async def test_the_line_counts_the_statements_of_dataloaders(
     assert line["read_path"] == "field_by_field"
     # token lookup, customers, addresses, orders: each query also sets the viewer first
     assert line["statements"] >= 7, line
+
+
+def test_the_request_lines_json_is_the_processor_chains():
+    """The JSON formatter renders the request line directly (server/logs._Formatter): the
+    same keys, in the same order, with the same values as structlog's processor chain."""
+    fields = {"request_id": "abc", "status": 200, "duration_ms": 1.5, "role": "ADMIN"}
+    logger = logging.getLogger(REQUEST)
+    record = logger.makeRecord(
+        REQUEST,
+        logging.INFO,
+        __file__,
+        0,
+        {**fields, "event": "request"},
+        None,
+        None,
+        extra={"_logger": logger, "_name": "info"},
+    )
+    direct = orjson.loads(logs.formatter("json").format(record))
+    chain = logs.formatter("json")
+    chain.fast = False
+    through_chain = orjson.loads(chain.format(record))
+    assert list(direct) == list(through_chain)
+    direct.pop("timestamp"), through_chain.pop("timestamp")
+    assert (
+        direct
+        == through_chain
+        == {**fields, "event": "request", "level": "info", "logger": REQUEST, "pid": direct["pid"]}
+    )

@@ -180,3 +180,20 @@ async def test_the_dashboard_and_alerts_name_real_metrics(client):
     for name in named:
         family = re.sub(r"_(bucket|sum|count)$", "", name)  # a histogram's series
         assert f"# TYPE {family} " in exposition, name
+
+
+def test_serve_keeps_the_multiprocess_files_in_memory(monkeypatch):
+    """Every count is a write to a memory-mapped file: on a disk, writeback stalls them."""
+    import os
+    import shutil
+
+    from server.cli import _metrics_dir
+
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    made, ours = _metrics_dir()
+    try:
+        assert ours
+        if os.path.isdir("/dev/shm"):
+            assert made.startswith("/dev/shm/customer-graph-metrics-")
+    finally:
+        shutil.rmtree(made, ignore_errors=True)
