@@ -2,7 +2,7 @@
 
     python -m bench.compare [--customers 100000] [--duration 5] [--rounds 4]
         [--shapes a,b,c,d,e,f] [--workers 1] [--compare-workers] [--json]
-        [--compare-server] [--compare-observe] [--compare-pooler] [--no-peer]
+        [--compare-server] [--compare-observe] [--compare-pooler] [--no-peer] [--fresh]
 
 Starts (or reuses) an embedded PostgreSQL in $CUSTOMER_GRAPH_BENCH_DIR (default
 ~/.cache/customer-graph-bench), seeds it once (bench/seed.py), starts this service
@@ -23,6 +23,12 @@ error, `userErrors` entry or non-200 answer in a slice counts as a failure, and 
 failures is reported as failed rather than timed. Prints one table (req/s, p99 and their
 ratios), peak RSS of this service's workers; `--compare-workers` also runs ours with 1 and
 2 workers in the same rounds; `--json` writes everything to bench/results/.
+
+Two processes of the same service, same settings, differ by up to ~15% on the small
+shapes on this machine, and keep their difference for as long as they live. `--fresh`
+starts each of ours anew before every round (after a short warm-up), so that luck
+averages out over the rounds: use it with many short rounds to measure a small
+difference such as `--compare-observe`'s.
 """
 
 from __future__ import annotations
@@ -39,9 +45,11 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -524,6 +532,30 @@ def ensure_wrk() -> None:
         raise SystemExit("wrk is missing: apt-get install -y wrk")
 
 
+def _restart(services, starts, timed, sides_of, conns_of, bodies, lua) -> list:
+    """--fresh: ours' services stopped and started anew, each warmed up for 2 s per shape;
+    the RSS samplers carry their peaks over."""
+    renewed = []
+    for side, proc, sampler in services:
+        if side.name not in starts:
+            renewed.append((side, proc, sampler))
+            continue
+        sampler.stop.set()
+        sampler.join()
+        proc.terminate()
+        proc.wait(timeout=30)
+        proc = starts[side.name]()
+        fresh = RssSampler(proc.pid)
+        fresh.peak.update(sampler.peak)
+        fresh.start()
+        for key in timed:
+            if side in sides_of(key):
+                body = bodies[(key, side.name)]
+                wrk(side.port, body, side.auth, max(conns_of(key)), 2, lua, tag=f"f{time.time()}")
+        renewed.append((side, proc, fresh))
+    return renewed
+
+
 def _rotate(items: list, by: int) -> list:
     by %= len(items) or 1
     return items[by:] + items[:by]
@@ -614,6 +646,12 @@ def main(argv: list[str] | None = None) -> int:
         " CUSTOMER_GRAPH_TRANSACTION_POOLER=1, LISTEN direct), timed in the same rounds",
     )
     p.add_argument("--no-peer", action="store_true", help="ours only")
+    p.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start ours anew before every round (a 2 s warm-up per shape), so one"
+        " process's luck averages out over the rounds",
+    )
     p.add_argument("--port", type=int, default=8765)
     p.add_argument("--peer-port", type=int, default=5001)
     p.add_argument("--connections", default="1,10", help="for reads; writes run at 10")
@@ -640,6 +678,7 @@ def main(argv: list[str] | None = None) -> int:
 
     embedded, url, token = open_bench_database(args.data_dir, args.customers)
     services: list[tuple[Side, subprocess.Popen, RssSampler]] = []
+    starts: dict[str, Callable[[], subprocess.Popen]] = {}  # ours, by side: for --fresh
     stops: list = []  # more to stop at the end (a PgBouncer)
     peer_started = False
     tmp = Path(tempfile.mkdtemp(prefix="cg-bench-"))
@@ -649,27 +688,44 @@ def main(argv: list[str] | None = None) -> int:
         log = args.data_dir / "service.log" if wants_log else None
         ours = Side(f"ours {workers}w" if args.compare_workers else "ours", args.port, token, False)
         sides = [ours]
-        proc = start_service(url, ours.port, workers, owner=args.owner, log=log)
+        starts[ours.name] = partial(
+            start_service, url, ours.port, workers, owner=args.owner, log=log
+        )
+        proc = starts[ours.name]()
         services.append((ours, proc, RssSampler(proc.pid)))
         if args.compare_workers:
             one = Side("ours 1w", args.port + 1, token, False)
-            proc = start_service(url, one.port, 1, owner=args.owner, log=log)
+            starts[one.name] = partial(start_service, url, one.port, 1, owner=args.owner, log=log)
+            proc = starts[one.name]()
             services.append((one, proc, RssSampler(proc.pid)))
             sides.append(one)
         others: list[tuple[Side, str]] = []  # (side, the table's title)
         if args.compare_server:
             granian = Side("ours granian", args.port + 2, token, False)
-            proc = start_service(
-                url, granian.port, workers, owner=args.owner, log=log, server="granian"
+            starts[granian.name] = partial(
+                start_service,
+                url,
+                granian.port,
+                workers,
+                owner=args.owner,
+                log=log,
+                server="granian",
             )
+            proc = starts[granian.name]()
             services.append((granian, proc, RssSampler(proc.pid)))
             sides.append(granian)
             others.append((granian, "ours under granian vs uvicorn (same workers)"))
         if args.compare_observe:
             bare = Side("ours bare", args.port + 3, token, False)
-            proc = start_service(
-                url, bare.port, workers, owner=args.owner, env_extra={"CUSTOMER_GRAPH_METRICS": "0"}
+            starts[bare.name] = partial(
+                start_service,
+                url,
+                bare.port,
+                workers,
+                owner=args.owner,
+                env_extra={"CUSTOMER_GRAPH_METRICS": "0"},
             )
+            proc = starts[bare.name]()
             services.append((bare, proc, RssSampler(proc.pid)))
             sides.append(bare)
             what = "observing's cost: ours (request line + metrics) vs bare (target: < 5%)"
@@ -686,7 +742,10 @@ def main(argv: list[str] | None = None) -> int:
                 "CUSTOMER_GRAPH_TRANSACTION_POOLER": "1",
                 "CUSTOMER_GRAPH_LISTEN_URL": with_user(url, APP_ROLE),
             }
-            proc = start_service(url, pooled.port, workers, log=log, env_extra=env)
+            starts[pooled.name] = partial(
+                start_service, url, pooled.port, workers, log=log, env_extra=env
+            )
+            proc = starts[pooled.name]()
             services.append((pooled, proc, RssSampler(proc.pid)))
             sides.append(pooled)
             others.append((pooled, "through PgBouncer (transaction mode) vs direct"))
@@ -787,6 +846,8 @@ def main(argv: list[str] | None = None) -> int:
         seeds = itertools.count(1)
         for r in range(args.rounds):
             started = time.perf_counter()
+            if args.fresh and r > 0:
+                services = _restart(services, starts, timed, sides_of, conns_of, bodies, lua)
             for key in timed:
                 for conc in conns_of(key):
                     for side in _rotate(sides_of(key), r):
@@ -841,6 +902,8 @@ def main(argv: list[str] | None = None) -> int:
         rss = {}
         for side, _, sampler in services:
             peaks = [v / 2**20 for v in sampler.peak.values()]
+            if args.fresh and peaks:  # one figure over the processes of every round
+                peaks = [max(peaks)]
             rss[side.name] = [round(v) for v in peaks]
             shown = ", ".join(f"{v:.0f} MB" for v in peaks) or "-"
             print(f"{side.name}: peak RSS per worker: {shown}")

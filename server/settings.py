@@ -190,6 +190,10 @@ class Settings:
     drain_seconds: float = field(
         default_factory=lambda: _float("CUSTOMER_GRAPH_DRAIN_SECONDS", 25.0)
     )
+    # Python's collector in each worker (server/memory.py): what startup built is frozen
+    # out of collections, and the youngest generation is collected after this many
+    # allocations (CPython's default is 700). 0 leaves the collector as Python sets it.
+    gc_threshold: int = field(default_factory=lambda: _int("CUSTOMER_GRAPH_GC_THRESHOLD", 50_000))
     # Read replicas (server/replicas.py, docs/scaling.md): the application's URLs on
     # streaming replicas, comma-separated; how many seconds behind the primary one may be
     # and still answer reads; how often each worker checks them.
