@@ -1,13 +1,14 @@
 """What the request line and the request metrics cost per request, in process.
 
-python -m bench.observe_cost [--requests 20000]
+python -m bench.observe_cost [--requests 20000] [--through-logging]
 
 An ASGI app that answers at once with a 225 KB body (the compiled page's size) and the
 compiled path's header is called directly, bare and then wrapped in server.observe's
-Observe middleware with metrics on and the request line on (rendered as JSON by `serve`'s
-formatter, to a file), the way `serve` wires them. The difference per request is what
-observing costs; compare it with a request's own time (bench.compare: ~8 ms at one
-connection). Runs without a database: a GraphQL request's statements are counted by
+Observe middleware with metrics on (multiprocess files on tmpfs) and the request line on
+(JSON, `serve`'s logging set-up with stderr a file), the way `serve` wires them. The
+difference per request is what observing costs; compare it with a request's own time
+(bench.compare: ~1.2 ms for the mobile view at one connection, ~8 ms for the heavy
+page). For the whole service, `python -m bench.compare --compare-observe --fresh`. Runs without a database: a GraphQL request's statements are counted by
 SQLAlchemy events whose cost is one context-variable read per statement.
 """
 
@@ -16,7 +17,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import logging.config
 import os
+import sys
 import tempfile
 import time
 
@@ -65,14 +68,24 @@ async def run(handler, n: int) -> float:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.observe_cost", description=__doc__)
     p.add_argument("--requests", type=int, default=20_000)
+    p.add_argument(
+        "--through-logging",
+        action="store_true",
+        help="the request line through the standard library's logging, as when an operator"
+        " configures handlers of their own (serve's own set-up writes it with structlog)",
+    )
     args = p.parse_args(argv)
+    # serve's logging set-up (server/logs.dict_config: one JSON handler on stderr), with
+    # stderr a file; then the request line's path as under serve.
     log_file = tempfile.NamedTemporaryFile("w", suffix=".log", delete=False)
-    handler = logging.StreamHandler(log_file)
-    handler.setFormatter(logs.formatter("json"))
-    request_logger = logging.getLogger(logs.REQUEST_LOGGER)
-    request_logger.addHandler(handler)
-    request_logger.setLevel(logging.INFO)
-    request_logger.propagate = False
+    real_stderr, sys.stderr = sys.stderr, log_file
+    try:
+        logging.config.dictConfig(logs.dict_config("json"))
+    finally:
+        sys.stderr = real_stderr
+    direct = logs.write_request_lines_directly() and not args.through_logging
+    if not direct:
+        logs.reset_request_lines()
     observed = Observe(app, access_log=True, metrics=True)
     quiet = Observe(app, access_log=False, metrics=False)
     for _ in range(2):  # warm up, then measure each twice, interleaved
@@ -83,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Observe, metrics and line off:     {off * 1e6:7.1f} µs per request")
     print(f"Observe, metrics and JSON line on: {on * 1e6:7.1f} µs per request")
     print(f"cost of metrics + request line:    {(on - bare) * 1e6:7.1f} µs per request")
-    print(f"request lines written to {log_file.name}")
+    how = "structlog directly" if direct else "the standard library's logging"
+    print(f"request lines written to {log_file.name} through {how}")
     return 0
 
 

@@ -40,7 +40,7 @@ from resolvers.tokens import (
     bearer,
     viewer_for_token,
 )
-from server import graphiql, health, memory, metrics, observe, tracing
+from server import graphiql, health, logs, memory, metrics, observe, tracing
 from server.api import schema
 from server.budget import Budget, CostBudget, ThrottledTransportWS
 from server.compiled import AUTH_KEY, CompiledGraphQL
@@ -281,6 +281,7 @@ def create_app(engine: AsyncEngine | None = None, settings: Settings | None = No
         # Listen from the start: token revocations too (the cache of who tokens stand for
         # is used only while listening).
         listening = asyncio.create_task(graphql.hub().listening())
+        logs.write_request_lines_directly()  # when the logging set-up is serve's own
         memory.tune_gc(settings.gc_threshold)  # all that lives as long as the worker exists
         try:
             yield

@@ -220,3 +220,46 @@ def test_the_request_lines_json_is_the_processor_chains():
         == through_chain
         == {**fields, "event": "request", "level": "info", "logger": REQUEST, "pid": direct["pid"]}
     )
+
+
+def test_under_serves_set_up_the_line_is_written_by_structlog_directly(monkeypatch):
+    """serve's logging (one JSON handler on stderr): request lines skip the standard
+    library's records (logs.write_request_lines_directly) and read the same; any other
+    set-up keeps them going through logging."""
+    raw = io.BytesIO()
+    stderr = io.TextIOWrapper(raw, write_through=True)
+    handler = logging.StreamHandler(stderr)
+    handler.setFormatter(logs.formatter("json"))
+    handler.addFilter(logs.AlembicChatter())
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", [handler])
+    monkeypatch.setattr(root, "level", logging.INFO)
+    fields = {"request_id": "abc", "status": 200, "duration_ms": 1.5, "role": "ADMIN"}
+    try:
+        assert logs.write_request_lines_directly()
+        logs.request_line(dict(fields))
+        logs.request_line(dict(fields, path="/livez"), logging.DEBUG)  # below the level
+    finally:
+        logs.reset_request_lines()
+    (line,) = [orjson.loads(x) for x in raw.getvalue().splitlines()]
+    assert line.pop("timestamp").endswith("Z")
+    assert list(line) == [*fields, "event", "level", "logger", "pid"]
+    assert line == {
+        **fields,
+        "event": "request",
+        "level": "info",
+        "logger": REQUEST,
+        "pid": line["pid"],
+    }
+    # Through the chain: the same keys in the same order.
+    logs.request_line(dict(fields))
+    (_, again) = [orjson.loads(x) for x in raw.getvalue().splitlines()]
+    again.pop("timestamp")
+    assert list(again) == list(line) and again == line
+    # Another handler on the request logger: lines keep going through logging.
+    extra = logging.StreamHandler(io.StringIO())
+    logging.getLogger(REQUEST).addHandler(extra)
+    try:
+        assert not logs.write_request_lines_directly()
+    finally:
+        logging.getLogger(REQUEST).removeHandler(extra)

@@ -205,7 +205,13 @@ async def test_granian_serves_the_same_app_and_stops_on_sigterm(engine, database
             assert response.headers["server"] == "granian"
             assert response.headers["x-customer-graph-path"] == "compiled"
             assert response.json()["data"]["customers"]["nodes"][0]["number"].startswith("C-")
-            exposition = (await http.get("/metrics")).text
+            # Counted when the request's coroutine ends, which under granian may be just
+            # after the client has the whole answer.
+            for _ in range(50):
+                exposition = (await http.get("/metrics")).text
+                if "customer_graph_requests_total{" in exposition:
+                    break
+                await asyncio.sleep(0.1)
         assert "customer_graph_requests_total{" in exposition
         await asyncio.sleep(0.3)
         assert any(line.get("request_id") == "granian-1" for line in request_lines(log_path))
