@@ -7,7 +7,9 @@ same dictionary configures every worker (uvicorn's `log_config`).
 
 The request line (`request_line`) is the one place that logs per request: it carries
 fields the service computed (ids, names, counts, codes), never a token, a password, the
-query text or its variables.
+query text or its variables. Being per request, it is kept cheap: under `serve`'s own
+set-up structlog writes it directly (`write_request_lines_directly`), otherwise it is one
+standard-library record that the JSON formatter renders without the processor chain.
 """
 
 from __future__ import annotations
