@@ -286,6 +286,7 @@ def create_app(engine: AsyncEngine | None = None, settings: Settings | None = No
         try:
             yield
         finally:
+            logs.reset_request_lines()  # what is batched is written
             sampler.cancel()
             listening.cancel()
             resumed.cancel()

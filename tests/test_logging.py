@@ -4,6 +4,7 @@ token, a password, a card number or the request's variables."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 
@@ -263,3 +264,29 @@ def test_under_serves_set_up_the_line_is_written_by_structlog_directly(monkeypat
         assert not logs.write_request_lines_directly()
     finally:
         logging.getLogger(REQUEST).removeHandler(extra)
+
+
+async def test_direct_lines_are_written_in_batches(monkeypatch):
+    """Within the event loop, direct request lines are written together every 50 ms (one
+    system call for many lines), and whatever waits is written when they are reset."""
+    raw = io.BytesIO()
+    handler = logging.StreamHandler(io.TextIOWrapper(raw, write_through=True))
+    handler.setFormatter(logs.formatter("json"))
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", [handler])
+    monkeypatch.setattr(root, "level", logging.INFO)
+    try:
+        assert logs.write_request_lines_directly()
+        for n in range(3):
+            logs.request_line({"request_id": f"r{n}"})
+        assert raw.getvalue() == b""  # waiting for the batch
+        await asyncio.sleep(0.2)
+        assert [orjson.loads(x)["request_id"] for x in raw.getvalue().splitlines()] == [
+            "r0",
+            "r1",
+            "r2",
+        ]
+        logs.request_line({"request_id": "last"})
+    finally:
+        logs.reset_request_lines()
+    assert orjson.loads(raw.getvalue().splitlines()[-1])["request_id"] == "last"
