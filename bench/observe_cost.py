@@ -8,8 +8,9 @@ Observe middleware with metrics on (multiprocess files on tmpfs) and the request
 (JSON, `serve`'s logging set-up with stderr a file), the way `serve` wires them. The
 difference per request is what observing costs; compare it with a request's own time
 (bench.compare: ~1.2 ms for the mobile view at one connection, ~8 ms for the heavy
-page). For the whole service, `python -m bench.compare --compare-observe --fresh`. Runs without a database: a GraphQL request's statements are counted by
-SQLAlchemy events whose cost is one context-variable read per statement.
+page). For the whole service, `python -m bench.compare --compare-observe --fresh`.
+Runs without a database: a GraphQL request's statements are counted by SQLAlchemy events
+whose cost is one context-variable read per statement.
 """
 
 from __future__ import annotations
