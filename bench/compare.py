@@ -686,48 +686,28 @@ def main(argv: list[str] | None = None) -> int:
     try:
         wants_log = args.access_log or args.compare_observe
         log = args.data_dir / "service.log" if wants_log else None
+        sides: list[Side] = []
+
+        def serve_ours(side: Side, n_workers: int = workers, **options) -> None:
+            """Start one of ours (again every round with --fresh) and time it."""
+            options.setdefault("owner", args.owner)
+            starts[side.name] = partial(start_service, url, side.port, n_workers, **options)
+            proc = starts[side.name]()
+            services.append((side, proc, RssSampler(proc.pid)))
+            sides.append(side)
+
         ours = Side(f"ours {workers}w" if args.compare_workers else "ours", args.port, token, False)
-        sides = [ours]
-        starts[ours.name] = partial(
-            start_service, url, ours.port, workers, owner=args.owner, log=log
-        )
-        proc = starts[ours.name]()
-        services.append((ours, proc, RssSampler(proc.pid)))
+        serve_ours(ours, log=log)
         if args.compare_workers:
-            one = Side("ours 1w", args.port + 1, token, False)
-            starts[one.name] = partial(start_service, url, one.port, 1, owner=args.owner, log=log)
-            proc = starts[one.name]()
-            services.append((one, proc, RssSampler(proc.pid)))
-            sides.append(one)
+            serve_ours(Side("ours 1w", args.port + 1, token, False), 1, log=log)
         others: list[tuple[Side, str]] = []  # (side, the table's title)
         if args.compare_server:
             granian = Side("ours granian", args.port + 2, token, False)
-            starts[granian.name] = partial(
-                start_service,
-                url,
-                granian.port,
-                workers,
-                owner=args.owner,
-                log=log,
-                server="granian",
-            )
-            proc = starts[granian.name]()
-            services.append((granian, proc, RssSampler(proc.pid)))
-            sides.append(granian)
+            serve_ours(granian, log=log, server="granian")
             others.append((granian, "ours under granian vs uvicorn (same workers)"))
         if args.compare_observe:
             bare = Side("ours bare", args.port + 3, token, False)
-            starts[bare.name] = partial(
-                start_service,
-                url,
-                bare.port,
-                workers,
-                owner=args.owner,
-                env_extra={"CUSTOMER_GRAPH_METRICS": "0"},
-            )
-            proc = starts[bare.name]()
-            services.append((bare, proc, RssSampler(proc.pid)))
-            sides.append(bare)
+            serve_ours(bare, env_extra={"CUSTOMER_GRAPH_METRICS": "0"})
             what = "observing's cost: ours (request line + metrics) vs bare (target: < 5%)"
             others.append((bare, what))
         if args.compare_pooler:
@@ -742,12 +722,7 @@ def main(argv: list[str] | None = None) -> int:
                 "CUSTOMER_GRAPH_TRANSACTION_POOLER": "1",
                 "CUSTOMER_GRAPH_LISTEN_URL": with_user(url, APP_ROLE),
             }
-            starts[pooled.name] = partial(
-                start_service, url, pooled.port, workers, log=log, env_extra=env
-            )
-            proc = starts[pooled.name]()
-            services.append((pooled, proc, RssSampler(proc.pid)))
-            sides.append(pooled)
+            serve_ours(pooled, log=log, env_extra=env, owner=False)
             others.append((pooled, "through PgBouncer (transaction mode) vs direct"))
         peer = None
         if not args.no_peer:
