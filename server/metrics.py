@@ -179,9 +179,8 @@ def observe_request(
     latency.observe(seconds)
     statements_.observe(statements)
     sql.observe(sql_seconds)
-    if len(codes) > 0:
-        for limit in {c for c in codes if c in LIMIT_CODES}:
-            REJECTED.labels(limit).inc()
+    for limit in {c for c in codes if c in LIMIT_CODES}:
+        REJECTED.labels(limit).inc()
 
 
 # A request's series by its labels: `labels()` takes a lock and builds its key each call;
