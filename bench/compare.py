@@ -426,8 +426,12 @@ class Tally:
     failures: int = 0
     first_failure: str = ""
     latency: Counter = field(default_factory=Counter)  # microseconds -> count
+    cpu_side: float = 0.0  # CPU seconds of the side's own processes during its slices
+    cpu_postgres: float = 0.0  # and of every PostgreSQL process (the side's statements)
 
     def add(self, slice_: dict) -> None:
+        self.cpu_side += slice_.get("cpu_side", 0.0)
+        self.cpu_postgres += slice_.get("cpu_postgres", 0.0)
         self.requests += slice_["requests"]
         self.seconds += slice_["seconds"]
         self.socket_errors += slice_["socket_errors"]
@@ -465,6 +469,12 @@ class Tally:
             "failures": self.failures,
             "socket_errors": self.socket_errors,
             "first_failure": self.first_failure,
+            "cpu_ms_per_request": round(1000 * self.cpu_side / self.requests, 3)
+            if self.requests
+            else None,
+            "postgres_cpu_ms_per_request": round(1000 * self.cpu_postgres / self.requests, 3)
+            if self.requests
+            else None,
         }
 
 
@@ -573,6 +583,59 @@ def _cell(t: Tally | None) -> tuple[str, str, float, float]:
         n = t.failures + t.socket_errors
         return f"FAILED ({n})", "-", float("nan"), float("nan")
     return f"{t.rps:.1f}", f"{t.percentile(99):.1f}", t.rps, t.percentile(99)
+
+
+def cpu_seconds(roots: list[int] | None = None, name: str | None = None) -> float:
+    """User + system CPU seconds of the process trees at `roots`, or of every process
+    whose name starts with `name` (PostgreSQL's: the postmaster and its backends, which
+    the pools keep for the whole run, so none of their time is lost with an exit)."""
+    procs: list[psutil.Process] = []
+    if roots is not None:
+        for pid in roots:
+            try:
+                root = psutil.Process(pid)
+                procs += [root, *root.children(recursive=True)]
+            except psutil.Error:
+                pass
+    if name is not None:
+        named = psutil.process_iter(["name"])
+        procs += [p for p in named if (p.info["name"] or "").startswith(name)]
+    total = 0.0
+    for p in procs:
+        try:
+            times = p.cpu_times()
+            total += times.user + times.system
+        except psutil.Error:
+            pass
+    return total
+
+
+def metered(run: Callable[[], dict], side_cpu: Callable[[], float]) -> dict:
+    """A wrk slice with the CPU its side and PostgreSQL spent meanwhile (wrk's own is
+    neither): what one request costs each, which says who a second worker would help."""
+    side0, pg0 = side_cpu(), cpu_seconds(name="postgres")
+    got = run()
+    got["cpu_side"] = side_cpu() - side0
+    got["cpu_postgres"] = cpu_seconds(name="postgres") - pg0
+    return got
+
+
+def print_cpu(rows: list[tuple[str, int]], names: list[str], tallies: dict) -> None:
+    """CPU milliseconds per request: each side's processes, and PostgreSQL's meanwhile."""
+    print()
+    print("CPU ms per request (the service's processes / PostgreSQL's, during its slices)")
+    print("| shape | conc | " + " | ".join(names) + " |")
+    print("| --- | --- | " + " | ".join("---" for _ in names) + " |")
+    for key, conc in rows:
+        cells = []
+        for name in names:
+            t = tallies.get((key, conc, name))
+            cells.append(
+                f"{1000 * t.cpu_side / t.requests:.2f} / {1000 * t.cpu_postgres / t.requests:.2f}"
+                if t and t.requests
+                else "-"
+            )
+        print(f"| {key} {S.SHAPES[key].title} | {conc} | " + " | ".join(cells) + " |")
 
 
 def print_table(
@@ -818,6 +881,12 @@ def main(argv: list[str] | None = None) -> int:
         for _, _, sampler in services:
             sampler.start()
         tallies: dict[tuple[str, int, str], Tally] = {}
+
+        def side_cpu(side: Side) -> float:
+            if side.peer:  # run.sh's node process (nothing else here runs node)
+                return cpu_seconds(name="node")
+            return cpu_seconds(roots=[proc.pid for s, proc, _ in services if s.name == side.name])
+
         seeds = itertools.count(1)
         for r in range(args.rounds):
             started = time.perf_counter()
@@ -827,15 +896,19 @@ def main(argv: list[str] | None = None) -> int:
                 for conc in conns_of(key):
                     for side in _rotate(sides_of(key), r):
                         seed = next(seeds)
-                        got = wrk(
-                            side.port,
-                            bodies[(key, side.name)],
-                            side.auth,
-                            conc,
-                            args.duration,
-                            lua,
-                            seed=seed,
-                            tag=f"{int(time.time())}r{r}s{seed}",
+                        got = metered(
+                            partial(
+                                wrk,
+                                side.port,
+                                bodies[(key, side.name)],
+                                side.auth,
+                                conc,
+                                args.duration,
+                                lua,
+                                seed=seed,
+                                tag=f"{int(time.time())}r{r}s{seed}",
+                            ),
+                            partial(side_cpu, side),
                         )
                         tallies.setdefault((key, conc, side.name), Tally()).add(got)
                         if got["failures"] or got["socket_errors"]:
@@ -874,6 +947,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         for other, what in others:
             print_table(what, ours.name, other.name, rows, tallies, {})
+        print_cpu(rows, [side.name for side in sides], tallies)
         rss = {}
         for side, _, sampler in services:
             peaks = [v / 2**20 for v in sampler.peak.values()]

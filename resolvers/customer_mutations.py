@@ -27,6 +27,9 @@ user = AppUser.__table__
 link = CustomerSalesChannel.__table__
 # A whole customer row as resolvers.customers.customer_row() selects it.
 CUSTOMER_ROW = (*customer.c, *(e.label(name) for name, e in COMPUTED.items()))
+# Built once, its values given at execution: .values(...) per request rebuilt the statement
+# and its cache key (~0.4 ms of a customerCreate's ~3.8 ms in the worker).
+INSERT_CUSTOMER = insert(customer).returning(*CUSTOMER_ROW)
 CONTACT = {"first_name", "last_name", "email", "phone"}  # what a site user may edit
 NAMES = ("first_name", "last_name", "company_name", "email")
 
@@ -177,7 +180,7 @@ async def create(ctx: Context, changes: CustomerChanges) -> Any:
             await check_rep(conn, ctx, values)
             await _check_refs(conn, ctx, values, changes.sales_channel_ids)
             row = (
-                await conn.execute(insert(customer).values(**values).returning(*CUSTOMER_ROW))
+                await conn.execute(INSERT_CUSTOMER, values)
             ).one()
             cid = row.id
             await _set_channels(conn, cid, changes.sales_channel_ids)

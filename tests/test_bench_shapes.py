@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -245,6 +246,36 @@ async def test_wrk_slice_counts_error_answers(seeded: AsyncEngine, app_engine, s
     assert not tally.failed and tally.percentile(50) <= tally.percentile(99)
     tally.add(failed)
     assert tally.failed
+
+
+async def test_a_metered_slice_counts_the_cpu_of_its_side_and_of_postgresql(seeded):
+    """bench.compare's CPU columns: the side's process tree and PostgreSQL's processes."""
+
+    def busy() -> dict:
+        until = time.process_time() + 0.2
+        while time.process_time() < until:
+            pass
+        return {
+            "requests": 10,
+            "seconds": 1.0,
+            "socket_errors": 0,
+            "failures": 0,
+            "first_failure": "",
+            "latency": {},
+        }
+
+    got = compare.metered(busy, lambda: compare.cpu_seconds(roots=[os.getpid()]))
+    assert 0.15 <= got["cpu_side"] < 2, got
+    assert got["cpu_postgres"] >= 0
+    if compare.cpu_seconds(name="postgres") == 0:  # TEST_DATABASE_URL on another host
+        pytest.skip("PostgreSQL's processes are not on this machine")
+    async with seeded.connect() as conn:  # PostgreSQL's own CPU shows while it works
+        before = compare.cpu_seconds(name="postgres")
+        await conn.execute(text("SELECT count(*) FROM generate_series(1, 3000000)"))
+        assert compare.cpu_seconds(name="postgres") - before > 0.05
+    tally = compare.Tally()
+    tally.add(got)
+    assert tally.summary()["cpu_ms_per_request"] == pytest.approx(1000 * got["cpu_side"] / 10, 0.01)
 
 
 @pytest.mark.skipif(
