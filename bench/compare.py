@@ -585,10 +585,9 @@ def _cell(t: Tally | None) -> tuple[str, str, float, float]:
     return f"{t.rps:.1f}", f"{t.percentile(99):.1f}", t.rps, t.percentile(99)
 
 
-def cpu_seconds(roots: list[int] | None = None, name: str | None = None) -> float:
-    """User + system CPU seconds of the process trees at `roots`, or of every process
-    whose name starts with `name` (PostgreSQL's: the postmaster and its backends, which
-    the pools keep for the whole run, so none of their time is lost with an exit)."""
+def cpu_seconds(roots: list[int] | None = None, name: str | None = None) -> dict[int, float]:
+    """User + system CPU seconds by pid: the process trees at `roots`, or every process
+    whose name starts with `name` (PostgreSQL's: the postmaster, backends, autovacuum)."""
     procs: list[psutil.Process] = []
     if roots is not None:
         for pid in roots:
@@ -600,23 +599,29 @@ def cpu_seconds(roots: list[int] | None = None, name: str | None = None) -> floa
     if name is not None:
         named = psutil.process_iter(["name"])
         procs += [p for p in named if (p.info["name"] or "").startswith(name)]
-    total = 0.0
+    out: dict[int, float] = {}
     for p in procs:
         try:
             times = p.cpu_times()
-            total += times.user + times.system
+            out[p.pid] = times.user + times.system
         except psutil.Error:
             pass
-    return total
+    return out
 
 
-def metered(run: Callable[[], dict], side_cpu: Callable[[], float]) -> dict:
+def spent(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds between two `cpu_seconds`: a process that started meanwhile counts
+    whole; one that ended (an autovacuum worker) is left out, not subtracted."""
+    return sum(max(0.0, t - before.get(pid, 0.0)) for pid, t in after.items())
+
+
+def metered(run: Callable[[], dict], side_cpu: Callable[[], dict[int, float]]) -> dict:
     """A wrk slice with the CPU its side and PostgreSQL spent meanwhile (wrk's own is
     neither): what one request costs each, which says who a second worker would help."""
     side0, pg0 = side_cpu(), cpu_seconds(name="postgres")
     got = run()
-    got["cpu_side"] = side_cpu() - side0
-    got["cpu_postgres"] = cpu_seconds(name="postgres") - pg0
+    got["cpu_side"] = spent(side0, side_cpu())
+    got["cpu_postgres"] = spent(pg0, cpu_seconds(name="postgres"))
     return got
 
 
@@ -882,7 +887,7 @@ def main(argv: list[str] | None = None) -> int:
             sampler.start()
         tallies: dict[tuple[str, int, str], Tally] = {}
 
-        def side_cpu(side: Side) -> float:
+        def side_cpu(side: Side) -> dict[int, float]:
             if side.peer:  # run.sh's node process (nothing else here runs node)
                 return cpu_seconds(name="node")
             return cpu_seconds(roots=[proc.pid for s, proc, _ in services if s.name == side.name])
