@@ -179,9 +179,7 @@ async def create(ctx: Context, changes: CustomerChanges) -> Any:
         async with transaction(ctx) as conn:
             await check_rep(conn, ctx, values)
             await _check_refs(conn, ctx, values, changes.sales_channel_ids)
-            row = (
-                await conn.execute(INSERT_CUSTOMER, values)
-            ).one()
+            row = (await conn.execute(INSERT_CUSTOMER, values)).one()
             cid = row.id
             await _set_channels(conn, cid, changes.sales_channel_ids)
             fields = None

@@ -265,8 +265,8 @@ def outage_of(engine: AsyncEngine) -> Outage:
 def pool_size_for(max_connections: int, reserved: int, workers: int, *, cap: int = 10) -> int:
     """Connections per worker pool so that `workers` processes never exceed the server's
     `max_connections`: each worker may open its pool, twice as many overflow connections
-    (make_engine keeps them all once opened) and one LISTEN connection (live timeline); five stay free for migrations, the CLI
-    and psql."""
+    (make_engine keeps them all once opened) and one LISTEN connection (live timeline);
+    five stay free for migrations, the CLI and psql."""
     per_worker = (max_connections - reserved - 5) // max(1, workers)
     return max(1, min(cap, (per_worker - 1) // 3))
 
