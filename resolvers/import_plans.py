@@ -4,7 +4,8 @@ The write side's own checks (resolvers/validate.py: names, email, phone in the r
 country, ISO codes; custom field types through `custom_field_mutations.parse`; card numbers
 refused and masked) turn a read row into a `Plan` (what the customer, its default address
 and custom fields become) or a `Rejected` (line, column, code, message).
-resolvers/import_rows.py writes the plans.
+resolvers/import_writer.py writes the plans, batch by batch (resolvers/import_rows.py drives
+the import).
 """
 
 from __future__ import annotations

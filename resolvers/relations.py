@@ -80,7 +80,7 @@ class ChildList:
     key: Column  # the parent's id: a column of `table` or of a joined table
     order: tuple[ColumnElement, ...]
     # The viewer's rows of the table (the loader's scoped select), and the same rule's
-    # name for the compiled path (resolvers/compiled/builder._scope_template).
+    # name for the compiled path (resolvers/compiled/scope.scope_template).
     visible: Visible
     scope: ScopeKind | None = ScopeKind.CHILD
     where: tuple[ColumnElement[bool], ...] = ()

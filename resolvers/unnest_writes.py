@@ -1,5 +1,5 @@
 """Writing many rows with one statement over arrays (`unnest`), whatever their number:
-the import's batch writer uses these (resolvers/import_rows.py)."""
+the import's batch writer uses these (resolvers/import_writer.py)."""
 
 from __future__ import annotations
 

@@ -229,14 +229,14 @@ async def test_repeats_within_a_batch_update_what_the_file_created(engine):
 async def test_a_race_for_an_email_rejects_only_that_row(engine, monkeypatch):
     """Another writer took an email after the batch read its owners: the batch runs again,
     row by row, and only the row at fault is rejected."""
-    from resolvers import import_rows
+    from resolvers import import_writer
 
     await make_customer(engine, email="zoe@example.de", reference_id="elsewhere")
 
     async def stale(self, conn, plans):  # as if read before the other writer committed
         self._by_key, self._email_owner = {}, {}
 
-    monkeypatch.setattr(import_rows._Writer, "_prefetch", stale)
+    monkeypatch.setattr(import_writer.Writer, "_prefetch", stale)
     result = await run(engine, SHOPIFY_HEADER + ZOE + BOB)
     assert (result.created, result.rejected) == (1, 1)
     assert result.errors[0].code == "DUPLICATE" and result.errors[0].line == 2

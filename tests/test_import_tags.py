@@ -214,7 +214,7 @@ async def test_yes_no_and_state_names(engine):
 async def test_tags_and_consent_across_batches_and_row_by_row(engine, monkeypatch):
     """The same decisions whether a batch is written set-based or, after a race, row by
     row (each row its own statements)."""
-    from resolvers import import_rows
+    from resolvers import import_writer
 
     rows = "".join(f'{i},P{i},p{i}@x.io,,yes,,"T{i % 3}, shared"\n' for i in range(6))
     result = await run(engine, HEADER + rows, batch_size=4)
@@ -229,7 +229,7 @@ async def test_tags_and_consent_across_batches_and_row_by_row(engine, monkeypatc
     async def stale(self, conn, plans):  # as if read before another writer committed
         self._by_key, self._email_owner = {}, {}
 
-    monkeypatch.setattr(import_rows._Writer, "_prefetch", stale)
+    monkeypatch.setattr(import_writer.Writer, "_prefetch", stale)
     racing = HEADER + '9,Q,taken@x.io,,yes,,a\n10,R,r@x.io,,yes,,"b, B, c"\n'
     result = await run(engine, racing)
     assert (result.created, result.rejected) == (1, 1)

@@ -16,7 +16,7 @@ from sqlalchemy import text, true
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-import resolvers.compiled.builder as builder
+import resolvers.compiled.scope as compiled_scope
 import resolvers.scope
 from models.enums import Role
 from resolvers.context import Context
@@ -48,7 +48,7 @@ SCOPED_TABLES = (
 def break_scope(monkeypatch: pytest.MonkeyPatch) -> None:
     """resolvers/scope.py's one scope function answers "everything" for every viewer."""
     monkeypatch.setattr(resolvers.scope, "customer_predicate", lambda viewer: true())
-    builder._scope_template.cache_clear()  # the compiled path's compiled predicates
+    compiled_scope.scope_template.cache_clear()  # the compiled path's compiled predicates
 
 
 @pytest.fixture
@@ -80,7 +80,7 @@ def broken_scope(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[None]:
     break_scope(monkeypatch)
     yield
     monkeypatch.undo()
-    builder._scope_template.cache_clear()
+    compiled_scope.scope_template.cache_clear()
 
 
 async def test_access_matrix_with_rls_alone(broken_scope, app_client, engine, admin_token):

@@ -1,5 +1,6 @@
 """The planner: walks a selection (fragments, aliases, @include/@skip, variables) and
-builds the SQL of objects and connections, with the viewer's scope in every sub-select."""
+builds the SQL of objects and connections, with the viewer's scope in every sub-select
+(its predicates compiled by resolvers/compiled/scope.py)."""
 
 from __future__ import annotations
 
@@ -30,8 +31,7 @@ from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 from sqlalchemy.sql.util import ClauseAdapter
 from sqlalchemy.sql.visitors import replacement_traverse
 
-from models import enums, metadata
-from resolvers import accounts as account_q
+from models import metadata
 from resolvers import customers as customer_q
 from resolvers.compiled.json_text import (
     SCALAR_ENCODERS,
@@ -42,6 +42,7 @@ from resolvers.compiled.json_text import (
     obj_sql,
     quoted,
 )
+from resolvers.compiled.scope import SENTINEL, Ctx, ViewerId, scope_template
 from resolvers.compiled.variables import RawRead, Segment, Trace, Var, unwrap
 from resolvers.datetimes import TODAY
 from resolvers.errors import CodedError
@@ -56,18 +57,11 @@ from resolvers.pagination import (
     paging_of,
     window,
 )
-from resolvers.scope import (
-    ScopeKind,
-    scope_accounts,
-    scope_children,
-    scope_customers,
-    scope_users,
-)
+from resolvers.scope import ScopeKind
 from resolvers.viewer import Viewer
 
 _DIALECT = postgresql.dialect()
 _ASYNCPG = asyncpg_dialect.dialect()
-_SENTINEL = 987654321987  # stands for the viewer's id while a scope predicate is compiled
 
 
 def clause_sql(*clauses) -> str:
@@ -171,54 +165,6 @@ class Statement:
         if self.today_slot is not None:
             params[self.today_slot] = dt.date.today()
         return params
-
-
-# ---------------------------------------------------------------------------------------
-# Scoping: the predicates of resolvers/scope.py, compiled once per (table, role)
-
-
-class _Ctx:
-    def __init__(self, viewer: Viewer) -> None:
-        self.viewer = viewer
-
-
-class ViewerId(int):
-    """The viewer's id where a resolver's own clauses put it (`Builder.context`): `Builder.sql`
-    finds it among the bound values and binds it per request, like the scope's."""
-
-
-def _where_text(stmt, table, alias: str | None) -> str | None:
-    clause = stmt.whereclause
-    if clause is None:
-        return None
-    if alias is not None:  # the same predicate over the row named `alias` (ClauseAdapter
-        # re-points the table's columns: no SQL text is rewritten)
-        clause = ClauseAdapter(table.alias(alias)).traverse(clause)
-    return str(clause.compile(dialect=_DIALECT, compile_kwargs={"literal_binds": True}))
-
-
-@functools.cache
-def _scope_template(
-    kind: ScopeKind, table_name: str, role: enums.Role, alias: str | None = None
-) -> str | None:
-    from models import metadata
-
-    kind = ScopeKind(kind)  # a plain string names the same rule
-    viewer = Viewer(user_id=_SENTINEL, role=role)
-    table = metadata.tables[table_name]
-    if kind is ScopeKind.CUSTOMER:
-        stmt = scope_customers(select(table), viewer)
-    elif kind is ScopeKind.CHILD:
-        stmt = scope_children(select(table), viewer, table.c.customer_id)
-    elif kind is ScopeKind.ACCOUNT:
-        stmt = scope_accounts(select(table), viewer)
-    elif kind is ScopeKind.PAYMENT_METHOD:
-        stmt = account_q.visible_payment_methods(_Ctx(viewer))
-    elif kind is ScopeKind.USER:
-        stmt = scope_users(select(table), viewer)
-    else:  # pragma: no cover
-        raise ValueError(kind)
-    return _where_text(stmt, table, alias)
 
 
 # ---------------------------------------------------------------------------------------
@@ -439,11 +385,11 @@ class Builder(Params):
 
     def scope(self, kind: ScopeKind, table: str, alias: str | None = None) -> str:
         """The viewer's scope over `table` (named `alias` in the FROM clause, if given)."""
-        template = _scope_template(kind, table, self.viewer.role, alias)
+        template = scope_template(kind, table, self.viewer.role, alias)
         if template is None:
             return "true"
-        if str(_SENTINEL) in template:
-            template = template.replace(str(_SENTINEL), self.viewer_param())
+        if str(SENTINEL) in template:
+            template = template.replace(str(SENTINEL), self.viewer_param())
         return f"({template})"
 
     def alias(self, table: str) -> str:
@@ -451,11 +397,11 @@ class Builder(Params):
         self._aliases += 1
         return f"_{table}{self._aliases}"
 
-    def context(self) -> _Ctx:
+    def context(self) -> Ctx:
         """A stand-in for the resolvers' context (`ctx.viewer`), so their own select builders
         (with `resolvers/scope.py` inside) serve here; the viewer's id in them becomes a
         parameter bound per request, so the cached statement serves every viewer of the role."""
-        return _Ctx(Viewer(ViewerId(self.viewer.user_id), self.viewer.role, self.viewer.email))
+        return Ctx(Viewer(ViewerId(self.viewer.user_id), self.viewer.role, self.viewer.email))
 
     # -- selections
     def _include(self, node) -> bool:
