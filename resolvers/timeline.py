@@ -13,6 +13,7 @@ mutation behind the slowest event loop. Elsewhere `record` writes at once: recor
 import asyncio
 import contextlib
 import logging
+import secrets
 import weakref
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -106,8 +107,7 @@ async def commit(conn: AsyncConnection, pg: Any) -> None:
     server writes and commits, never while this process is busy with other requests."""
     events = _STAGED.pop(conn, None)
     if events:
-        await conn.execute(_STAGE, {"events": _json(events)})
-        await pg.execute(_FLUSH_AND_COMMIT)
+        await pg.execute(_flush_and_commit(_json(events)))
     else:
         await pg.execute("COMMIT")
 
@@ -130,11 +130,18 @@ _INSERT_EVENTS = (
     " SELECT id, pg_notify('" + CHANNEL + "', id || ',' || customer_id) FROM event ORDER BY id"
 )
 _RECORD = text(_INSERT_EVENTS.format(key=":key", events="CAST(:events AS jsonb)"))
-_STAGE = text("SELECT set_config('cg.timeline_events', :events, true)")
-_FLUSH_AND_COMMIT = (
-    _INSERT_EVENTS.format(key=ORDER_LOCK, events="current_setting('cg.timeline_events')::jsonb")
-    + "; COMMIT"
-)
+
+
+def _flush_and_commit(events: str) -> str:
+    """The order lock, the INSERT, the NOTIFYs and COMMIT as one simple-protocol message,
+    the events (client text among them) a dollar-quoted literal whose tag they do not
+    contain: nothing in them can end the literal. (They travelled as a transaction-local
+    setting before, which cost a round trip of its own.)"""
+    tag = "cg"
+    while f"${tag}$" in events:
+        tag = f"cg{secrets.token_hex(4)}"
+    literal = f"${tag}${events}${tag}$::jsonb"
+    return _INSERT_EVENTS.format(key=ORDER_LOCK, events=literal) + "; COMMIT"
 
 
 def events_after(
