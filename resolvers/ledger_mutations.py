@@ -21,7 +21,14 @@ from resolvers.context import Context
 from resolvers.errors import UserErrorCode
 from resolvers.mutations import Problem, Refused, transaction
 from resolvers.timeline import record, record_many
-from resolvers.writes import append, claim_key, ledger, lock_customers, store_result
+from resolvers.writes import (
+    append,
+    append_two,
+    claim_key,
+    ledger,
+    lock_customers,
+    store_result,
+)
 
 SIGN = {"CHARGE": 1, "PAYMENT": -1, "CREDIT": -1}
 EVENT = {
@@ -108,18 +115,15 @@ async def transfer(
             sides = {source: ["input", "fromCustomerId"], target: ["input", "toCustomerId"]}
             rows = await lock_customers(conn, ctx, [source, target], path=sides)
             group = uuid.uuid4()
-            out = await append(
+            both = {"currency": currency, "transfer_group": group, "memo": memo}
+            both["idempotency_key"] = key
+            out, into = await append_two(
                 conn,
                 ctx,
-                source,
-                "TRANSFER_OUT",
-                amount,
-                currency,
-                transfer_group=group,
-                memo=memo,
-                idempotency_key=key,
+                {**both, "customer_id": source, "kind": "TRANSFER_OUT", "amount": amount},
+                {**both, "customer_id": target, "kind": "TRANSFER_IN", "amount": -amount},
             )
-            if not allow_overdraft and out.balance_after > 0:  # rolls the entry back
+            if not allow_overdraft and out.balance_after > 0:  # rolls both entries back
                 raise Refused(
                     Problem(
                         ["input", "amount"],
@@ -127,17 +131,6 @@ async def transfer(
                         f"{rows[source].number} has less than {amount} {currency} in credit.",
                     )
                 )
-            into = await append(
-                conn,
-                ctx,
-                target,
-                "TRANSFER_IN",
-                -amount,
-                currency,
-                transfer_group=group,
-                memo=memo,
-                idempotency_key=key,
-            )
             stored = {
                 "ids": [out.id, into.id],
                 "balance": str(out.balance_after),

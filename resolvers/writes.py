@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -115,6 +115,51 @@ _APPEND = (
     )
     .returning(ledger)
 )
+
+
+# A transfer's two entries in one statement (two customers: neither row's balance reads
+# the other's), each row's columns as parameters suffixed by its position. Plain SQL:
+# SQLAlchemy compiled a two-row VALUES with subqueries afresh on every execution.
+_ENTRY = (
+    "customer_id",
+    "kind",
+    "amount",
+    "currency",
+    "order_id",
+    "transfer_group",
+    "memo",
+    "idempotency_key",
+    "actor_id",
+)
+_APPEND_TWO = text(
+    f"INSERT INTO {LedgerTransaction.__tablename__} ({', '.join(_ENTRY)}, balance_after) VALUES "
+    + ", ".join(
+        "("
+        + ", ".join(f":{c}_{n}" for c in _ENTRY)
+        + f", coalesce((SELECT balance_after FROM {LedgerTransaction.__tablename__}"
+        f" WHERE customer_id = :customer_id_{n} AND currency = :currency_{n}"
+        f" ORDER BY id DESC LIMIT 1), 0.00) + :amount_{n})"
+        for n in (1, 2)
+    )
+    + " RETURNING *"
+)
+
+
+async def append_two(
+    conn: AsyncConnection, ctx: Context, first: dict[str, Any], second: dict[str, Any]
+) -> tuple[Any, Any]:
+    """`append` for two entries of two different customers in one round trip (a transfer):
+    each is customer_id, kind, amount, currency and any of order_id, transfer_group, memo,
+    idempotency_key. Returns their rows in that order."""
+    if first["customer_id"] == second["customer_id"]:
+        raise ValueError("append_two is for two customers")  # the balance would miss one
+    params: dict[str, Any] = {}
+    for n, entry in ((1, first), (2, second)):
+        for c in _ENTRY:
+            params[f"{c}_{n}"] = entry.get(c)
+        params[f"actor_id_{n}"] = ctx.viewer.user_id
+    rows = {row.customer_id: row for row in await conn.execute(_APPEND_TWO, params)}
+    return rows[first["customer_id"]], rows[second["customer_id"]]
 
 
 async def append(
