@@ -92,9 +92,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
             # Every worker's pool fits in the server's max_connections.
             pool = asyncio.run(sized_pool(db.url, args.workers))
             os.environ["CUSTOMER_GRAPH_POOL_SIZE"] = str(pool)
+        size = os.environ["CUSTOMER_GRAPH_POOL_SIZE"]
+        most = f" (up to {3 * int(size)} under load, then kept)" if size.isdigit() else ""
         print(
-            f"customer-graph: {args.workers} worker(s), a pool of"
-            f" {os.environ['CUSTOMER_GRAPH_POOL_SIZE']} connections each",
+            f"customer-graph: {args.workers} worker(s), a pool of {size} connections each{most}",
             flush=True,
         )
         print(f"customer-graph: GraphiQL at http://{args.host}:{args.port}/graphql", flush=True)
