@@ -21,8 +21,10 @@ of other work on the machine lands on both sides rather than on one. Figures add
 the rounds (requests over seconds; p50/p99 from the merged latency histograms). Any GraphQL
 error, `userErrors` entry or non-200 answer in a slice counts as a failure, and a shape with
 failures is reported as failed rather than timed. Prints one table (req/s, p99 and their
-ratios), peak RSS of this service's workers; `--compare-workers` also runs ours with 1 and
-2 workers in the same rounds; `--json` writes everything to bench/results/.
+ratios), then the CPU milliseconds per request of each side's own processes and of
+PostgreSQL's during its slices (who a second worker could help), and the peak RSS of this
+service's workers; `--compare-workers` also runs ours with 1 and 2 workers in the same
+rounds; `--json` writes everything to bench/results/.
 
 Two processes of the same service, same settings, differ by up to ~15% on the small
 shapes on this machine, and keep their difference for as long as they live. `--fresh`
