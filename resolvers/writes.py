@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
-from sqlalchemy import bindparam, func, insert, select, text, update
+from sqlalchemy import bindparam, func, insert, select, union_all, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -118,8 +118,9 @@ _APPEND = (
 
 
 # A transfer's two entries in one statement (two customers: neither row's balance reads
-# the other's), each row's columns as parameters suffixed by its position. Plain SQL:
-# SQLAlchemy compiled a two-row VALUES with subqueries afresh on every execution.
+# the other's), each row's columns as parameters suffixed by its position ("kind_1": what
+# metrics read). INSERT … SELECT … UNION ALL, built once: a two-row .values() was compiled
+# afresh on every execution.
 _ENTRY = (
     "customer_id",
     "kind",
@@ -131,17 +132,25 @@ _ENTRY = (
     "idempotency_key",
     "actor_id",
 )
-_APPEND_TWO = text(
-    f"INSERT INTO {LedgerTransaction.__tablename__} ({', '.join(_ENTRY)}, balance_after) VALUES "
-    + ", ".join(
-        "("
-        + ", ".join(f":{c}_{n}" for c in _ENTRY)
-        + f", coalesce((SELECT balance_after FROM {LedgerTransaction.__tablename__}"
-        f" WHERE customer_id = :customer_id_{n} AND currency = :currency_{n}"
-        f" ORDER BY id DESC LIMIT 1), 0.00) + :amount_{n})"
-        for n in (1, 2)
+
+
+def _entry_select(n: int):
+    row = [bindparam(f"{c}_{n}", type_=ledger.c[c].type) for c in _ENTRY]
+    by = dict(zip(_ENTRY, row, strict=True))
+    latest = (
+        select(ledger.c.balance_after)
+        .where(ledger.c.customer_id == by["customer_id"], ledger.c.currency == by["currency"])
+        .order_by(ledger.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
     )
-    + " RETURNING *"
+    return select(*row, func.coalesce(latest, Decimal("0.00")) + by["amount"])
+
+
+_APPEND_TWO = (
+    insert(ledger)
+    .from_select([*_ENTRY, "balance_after"], union_all(_entry_select(1), _entry_select(2)))
+    .returning(ledger)
 )
 
 

@@ -280,8 +280,10 @@ def _ledger_insert(conn, cursor, statement, parameters, context, executemany) ->
         return
     pending = _PENDING.setdefault(conn, [])
     for params in context.compiled_parameters or ():
-        kind = params.get("kind")
-        pending.append(str(getattr(kind, "value", kind) or "UNKNOWN"))
+        # One entry per row: "kind", or "kind_1", "kind_2" (a transfer's two in one INSERT).
+        kinds = [v for k, v in params.items() if k == "kind" or k.startswith("kind_")]
+        for kind in kinds or [None]:
+            pending.append(str(getattr(kind, "value", kind) or "UNKNOWN"))
 
 
 def _ledger_commit(conn) -> None:

@@ -24,6 +24,7 @@ from tests.test_bulk_updates import run as run_bulk
 from tests.test_export_jobs import START as EXPORT
 from tests.test_import_jobs import CSV, upload
 from tests.test_import_jobs import finished as import_finished
+from tests.test_ledger import TRANSFER as LEDGER_TRANSFER
 from tests.test_ledger import post as ledger_post
 from tests.test_subscriptions import ALL, Client
 
@@ -70,6 +71,16 @@ async def test_requests_latency_sql_limits_ledger_and_jobs(client, gql, engine):
     export = (await gql.data(EXPORT, {"input": {}}))["customerExportStart"]
     auth = {"Authorization": f"Bearer {gql.token}"}
     assert (await client.get(export["job"]["downloadUrl"], headers=auth)).status_code == 200
+    taker = await make_customer(engine, last_name="Taker")
+    moved_credit = {
+        "fromCustomerId": gid("Customer", customer.id),
+        "toCustomerId": gid("Customer", taker.id),
+        "amount": "1.00",
+        "currency": "USD",
+        "allowOverdraft": True,
+    }
+    transfer = (await gql.data(LEDGER_TRANSFER, {"input": moved_credit}))["ledgerTransfer"]
+    assert transfer["userErrors"] == []  # two entries in one INSERT: both counted
 
     imported = (await upload(client, gql.token, CSV.encode()))["data"]["customerImportStart"]
     assert (await import_finished(gql, imported["job"]["id"]))["created"] == 2
@@ -94,6 +105,8 @@ async def test_requests_latency_sql_limits_ledger_and_jobs(client, gql, engine):
     sql_seconds = "customer_graph_sql_seconds_per_request_count"
     assert moved(before, after, sql_seconds, read_path="compiled") == 1
     assert moved(before, after, "customer_graph_ledger_postings_total", kind="CHARGE") == 1
+    for kind in ("TRANSFER_OUT", "TRANSFER_IN"):
+        assert moved(before, after, "customer_graph_ledger_postings_total", kind=kind) == 1
     rows = "customer_graph_job_rows_total"
     assert moved(before, after, rows, job="bulk", outcome="changed") == 1
     assert moved(before, after, rows, job="export", outcome="exported") == 1
