@@ -23,8 +23,9 @@ from resolvers import sales_channels as channel_q
 from resolvers import tax as tax_q
 from resolvers import timeline as timeline_q
 from resolvers import users as user_q
-from resolvers.compiled.builder import Builder, Source, clause_sql, computed_sql
+from resolvers.compiled.builder import Builder, Source
 from resolvers.compiled.json_text import j_dec, list_sql, nullable_sql, quoted
+from resolvers.compiled.sql_text import clause_sql, computed_sql
 from resolvers.pagination import cursor_sql
 from resolvers.relations import (
     ChildConnection,

@@ -8,11 +8,10 @@ from __future__ import annotations
 import functools
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.sql.util import ClauseAdapter
 
 from models import enums
 from resolvers import accounts as account_q
+from resolvers.compiled.sql_text import computed_sql
 from resolvers.scope import (
     ScopeKind,
     scope_accounts,
@@ -22,7 +21,6 @@ from resolvers.scope import (
 )
 from resolvers.viewer import Viewer
 
-_DIALECT = postgresql.dialect()
 SENTINEL = 987654321987  # stands for the viewer's id while a scope predicate is compiled
 
 
@@ -40,12 +38,7 @@ class ViewerId(int):
 
 def _where_text(stmt, table, alias: str | None) -> str | None:
     clause = stmt.whereclause
-    if clause is None:
-        return None
-    if alias is not None:  # the same predicate over the row named `alias` (ClauseAdapter
-        # re-points the table's columns: no SQL text is rewritten)
-        clause = ClauseAdapter(table.alias(alias)).traverse(clause)
-    return str(clause.compile(dialect=_DIALECT, compile_kwargs={"literal_binds": True}))
+    return None if clause is None else computed_sql(clause, table, alias or table.name)
 
 
 @functools.cache
