@@ -589,7 +589,7 @@ class QueryGen:
 
 
 _OTHER_ROOTS = ("accounts", "salesReps", "salesChannels")
-GENERATED = 450
+GENERATED = 160
 
 
 def generated_queries(world) -> tuple[list[tuple[str, dict]], dict[str, set[str]]]:
