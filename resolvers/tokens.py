@@ -140,6 +140,12 @@ def begin_as(viewer: Viewer) -> str:
     return f"BEGIN READ ONLY; SELECT cg_set_viewer({int(viewer.user_id)}, '{role}')"
 
 
+def keep_viewer_sql(viewer: Viewer) -> str:
+    """Row-level security's viewer for the rest of a session, read-only (migration 0022),
+    for a viewer the cache knows. Both values are ours (an id, a Role), never client text."""
+    return f"SELECT cg_keep_viewer({int(viewer.user_id)}, '{Role(viewer.role).value}')"
+
+
 class ViewerCache:
     """Who a token stands for, kept by one worker for up to `ttl` seconds so a signed-in
     request skips the lookup's round trip.

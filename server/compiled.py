@@ -27,6 +27,7 @@ from cachetools import LRUCache
 from graphql import DocumentNode, OperationType, get_operation_ast, parse, validate
 from graphql.execution.values import get_variable_values
 
+from models.enums import Role
 from resolvers.compiled import Statement
 from resolvers.compiled.generic import NO_PATHS, compile_reusable
 from resolvers.compiled.variables import Mismatch, at, replaced
@@ -38,11 +39,18 @@ from resolvers.tokens import (
     bearer,
     begin_as,
     hash_token,
+    keep_viewer_sql,
     viewer_setting_on,
 )
 from resolvers.viewer import ANONYMOUS, Viewer
 from server import mixed, observe, tracing
-from server.database import bare_statement
+from server.database import (
+    SESSION_VIEWER,
+    UNSURE,
+    bare_statement,
+    keeping_viewer,
+    keeps_viewers,
+)
 from server.errors import start_budget
 from server.limits import (
     UNSTORABLE,
@@ -375,15 +383,31 @@ class CompiledGraphQL:
     ) -> _Reply | tuple[Any, tuple[Statement, dict[str, bytes]] | None] | None:
         """_decide on `engine` (the primary, or a replica: None asks for the primary)."""
         known = self.viewers.get(token_hash) if self.viewers is not None else None
-        async with engine.connect() as conn:
-            pg = (await conn.get_raw_connection()).driver_connection
-            # One read-only transaction for the lookup and the read: the lookup also sets
-            # the viewer for row-level security (SET LOCAL), which its end forgets. A
+        # A viewer the cache knows, on the primary: a connection whose session keeps it
+        # (server/database.keeping_viewer), so the read is its one statement.
+        kept = known is not None and ENGINE_KEY not in scope and keeps_viewers(engine)
+        async with keeping_viewer(engine) if kept else engine.connect() as conn:
+            raw = await conn.get_raw_connection()
+            pg = raw.driver_connection
+            # Else one read-only transaction for the lookup and the read: the lookup also
+            # sets the viewer for row-level security (SET LOCAL), which its end forgets. A
             # viewer the cache knows is set with BEGIN, in the same round trip.
             tx = None if known is not None else pg.transaction(readonly=True)
+            session = raw.info if kept else None
             try:
                 decided = await self._signed(
-                    conn, pg, tx, known, engine, token_hash, scope, method, query, digest, payload
+                    conn,
+                    pg,
+                    tx,
+                    session,
+                    known,
+                    engine,
+                    token_hash,
+                    scope,
+                    method,
+                    query,
+                    digest,
+                    payload,
                 )
                 if (
                     isinstance(decided, _Reply)
@@ -402,12 +426,28 @@ class CompiledGraphQL:
         return decided
 
     async def _signed(
-        self, conn, pg, tx, known, engine, token_hash: bytes, scope, method, query, digest, payload
+        self,
+        conn,
+        pg,
+        tx,
+        session,
+        known,
+        engine,
+        token_hash: bytes,
+        scope,
+        method,
+        query,
+        digest,
+        payload,
     ) -> _Reply | tuple[Any, tuple[Statement, dict[str, bytes]] | None]:
-        """_decide on the transaction's connection, from the token lookup on."""
+        """_decide on the transaction's connection, from the token lookup on. `session`:
+        the pool entry's info of a connection keeping its viewer (or None)."""
         try:
             started = time.perf_counter()
-            if known is not None:
+            if session is not None:
+                await _keep_viewer(engine, pg, session, known)
+                viewer = known
+            elif known is not None:
                 sql = begin_as(known)
                 bare_statement(engine, sql)
                 await pg.execute(sql)
@@ -700,6 +740,20 @@ def _persisted_hash(payload: dict) -> str | None:
     if isinstance(persisted, dict) and isinstance(persisted.get("sha256Hash"), str):
         return persisted["sha256Hash"]
     return None
+
+
+async def _keep_viewer(engine, pg, session: dict, viewer: Viewer) -> None:
+    """Make the session of a keeping_viewer connection carry `viewer`, unless it does.
+    UNSURE first: an interrupted change leaves a session nothing trusts (the next read
+    sets it again, any other checkout forgets it)."""
+    key = (viewer.user_id, Role(viewer.role).value)
+    if session.get(SESSION_VIEWER) == key:
+        return
+    session[SESSION_VIEWER] = UNSURE
+    sql = keep_viewer_sql(viewer)
+    bare_statement(engine, sql)
+    await pg.execute(sql)
+    session[SESSION_VIEWER] = key
 
 
 async def _end_read(conn, pg, tx) -> None:

@@ -9,6 +9,9 @@ import os
 import tempfile
 import time
 import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -17,6 +20,7 @@ from sqlalchemy import event, text
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
+from sqlalchemy.util.concurrency import await_
 
 log = logging.getLogger(__name__)
 
@@ -198,12 +202,18 @@ def make_engine(
         # introspection (bench.compare c at 10 connections: 64 sessions in 1,806 requests).
         pool_size=pool_size * 3,
         max_overflow=0,
+        # The connection returned last goes out first: the compiled read path's sessions
+        # keep their viewer (keeping_viewer), so a viewer's next read finds it set.
+        pool_use_lifo=True,
         # A round trip per checkout; _skip_closed catches what a server restart leaves.
         pool_pre_ping=False,
         connect_args=connect_args,
         **extra,
     )
     event.listen(engine.sync_engine, "checkout", _skip_closed)
+    event.listen(engine.sync_engine, "checkout", _forget_viewer)
+    if not transaction_pooler:  # a transaction pooler shares server sessions out
+        _KEEPS_VIEWERS.add(engine.sync_engine)
     return engine
 
 
@@ -219,6 +229,51 @@ def _skip_closed(dbapi_connection, record, proxy) -> None:
     discards it and connects anew (DisconnectionError is the pool's "retry" signal)."""
     if dbapi_connection.driver_connection.is_closed():
         raise DisconnectionError("pooled connection closed by the server")
+
+
+# A connection the compiled read path took keeps its viewer on the session (migration 0022,
+# `cg_keep_viewer`), so its next read of the same viewer is one statement, no BEGIN or
+# ROLLBACK. Its pool entry's info says which viewer (or UNSURE while being set); any
+# other checkout of it forgets the viewer first, so nothing else ever runs with it.
+SESSION_VIEWER = "cg_session_viewer"
+UNSURE = "unsure"
+FORGET_VIEWER_SQL = "SELECT cg_forget_viewer()"
+_KEEPING = ContextVar("customer_graph_keeping_viewer", default=False)
+_KEEPS_VIEWERS: weakref.WeakSet = weakref.WeakSet()
+
+
+def keeps_viewers(engine: AsyncEngine) -> bool:
+    """Whether `engine`'s connections may keep a session viewer: made by make_engine (so
+    checkouts forget it) and not behind a transaction pooler."""
+    return engine.sync_engine in _KEEPS_VIEWERS
+
+
+@asynccontextmanager
+async def keeping_viewer(engine: AsyncEngine) -> AsyncIterator:
+    """A pooled connection for the compiled read path: it keeps whatever session viewer
+    it carries (the path checks `SESSION_VIEWER` against its own)."""
+    flag = _KEEPING.set(True)
+    try:
+        conn = await engine.connect().start()
+    finally:
+        _KEEPING.reset(flag)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+def _forget_viewer(dbapi_connection, record, proxy) -> None:
+    """Every checkout but keeping_viewer's gets a session without a kept viewer: the
+    session's role, read-only default and viewer settings are reset (one round trip, only
+    when a compiled read last used it). A failure discards the connection."""
+    if record.info.get(SESSION_VIEWER) is None or _KEEPING.get():
+        return
+    try:
+        await_(dbapi_connection.driver_connection.execute(FORGET_VIEWER_SQL))
+    except Exception as error:
+        raise DisconnectionError(f"could not forget a session viewer: {error}") from error
+    record.info.pop(SESSION_VIEWER, None)
 
 
 class Outage:

@@ -185,8 +185,9 @@ async def app_engine(engine: AsyncEngine, app_url: str) -> AsyncIterator[AsyncEn
 
 
 class _Counter(StatementCounter):
-    """Counts both engines' statements, except the transaction preamble that sets the
-    viewer (resolvers/rls.py): like BEGIN, it is not a statement of the query's plan."""
+    """Counts both engines' statements, except the preamble that sets the viewer of a
+    transaction (resolvers/rls.py) or of a compiled read's session (cg_keep_viewer): like
+    BEGIN, it is not a statement of the query's plan."""
 
     def __init__(self, *engines: AsyncEngine) -> None:
         super().__init__(engines[0])
@@ -195,7 +196,7 @@ class _Counter(StatementCounter):
             _BARE_LISTENERS.setdefault(other.sync_engine, []).append(self._note)
 
     def _note(self, statement: str) -> None:
-        if not statement.startswith("SELECT cg_set_viewer("):
+        if not statement.startswith(("SELECT cg_set_viewer(", "SELECT cg_keep_viewer(")):
             super()._note(statement)
 
 

@@ -1,0 +1,159 @@
+"""A compiled read's connection keeps its viewer on the session (migration 0022,
+server/database.keeping_viewer), so a viewer's next read is one statement with no BEGIN
+or ROLLBACK; every other checkout of that connection first forgets the viewer, so no
+other code ever runs as it, and a viewer switch on one session sees only its own rows."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from models.enums import Role
+from resolvers.viewer import Viewer
+from server.app import create_app
+from server.compiled import _keep_viewer
+from server.database import (
+    SESSION_VIEWER,
+    UNSURE,
+    StatementCounter,
+    keeping_viewer,
+    keeps_viewers,
+    make_engine,
+)
+from tests.conftest import THROUGH_PGBOUNCER, GraphQLClient
+from tests.factories import make_customer, make_user
+
+pytestmark = pytest.mark.skipif(
+    THROUGH_PGBOUNCER, reason="behind a transaction pooler no session keeps a viewer"
+)
+
+PAGE = "{ customers(first: 10) { nodes { lastName } } }"
+CREATE = """mutation { customerCreate(input: {kind: INDIVIDUAL, firstName: "New",
+  lastName: "Written"}) { customer { lastName } userErrors { code } } }"""
+
+
+@pytest.fixture(scope="module")
+def seen(app_engine) -> StatementCounter:
+    """Every statement the app engine runs, the viewer preambles included."""
+    return StatementCounter(app_engine)
+
+
+@pytest.fixture
+async def http(app_engine, settings, database_url):
+    settings = replace(settings, compiled_reads=True, migration_url=database_url)
+    app = create_app(engine=app_engine, settings=settings)
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://test"
+        ) as client:
+            assert (await client.get("/readyz")).status_code == 200  # the token cache listens
+            yield client
+    finally:
+        await app.state.engine_ref["hub"].close()
+
+
+async def names(gql: GraphQLClient) -> list[str]:
+    return sorted(n["lastName"] for n in (await gql.data(PAGE))["customers"]["nodes"])
+
+
+async def people(engine):
+    admin_id, admin = await make_user(engine, role="ADMIN", email="admin@example.com")
+    rep_id, rep = await make_user(engine, role="SALES_REP", email="rep@example.com")
+    await make_customer(engine, last_name="Theirs", sales_rep_id=rep_id)
+    await make_customer(engine, last_name="Other")
+    return (admin_id, admin), (rep_id, rep)
+
+
+async def test_a_viewers_next_read_is_one_statement(http, engine, seen):
+    (_, admin), _ = await people(engine)
+    gql = GraphQLClient(http, admin)
+    assert await names(gql) == ["Other", "Theirs"]  # looks the token up, caches it
+    assert await names(gql) == ["Other", "Theirs"]  # sets the session's viewer
+    seen.reset()
+    assert await names(gql) == ["Other", "Theirs"]
+    assert len(seen.statements) == 1, seen.statements
+    assert seen.statements[0].startswith("SELECT convert_to("), seen.statements
+
+
+async def test_viewers_taking_turns_see_only_their_rows(http, engine, seen):
+    (_, admin), (rep_id, rep) = await people(engine)
+    as_admin, as_rep = GraphQLClient(http, admin), GraphQLClient(http, rep)
+    for _ in range(3):
+        seen.reset()
+        assert await names(as_admin) == ["Other", "Theirs"]
+        assert await names(as_rep) == ["Theirs"]
+    # one connection (the pool hands out the last returned first), switched each time
+    assert f"SELECT cg_keep_viewer({rep_id}, 'SALES_REP')" in seen.statements, seen.statements
+
+
+async def test_a_switch_on_one_session_changes_who_reads(app_engine, engine):
+    (admin_id, _), (rep_id, _) = await people(engine)
+    admin = Viewer(user_id=admin_id, role=Role.ADMIN, email="admin@example.com")
+    rep = Viewer(user_id=rep_id, role=Role.SALES_REP, email="rep@example.com")
+    pids, counts = [], []
+    for viewer in (admin, rep, admin, rep):
+        async with keeping_viewer(app_engine) as conn:
+            raw = await conn.get_raw_connection()
+            pg = raw.driver_connection
+            await _keep_viewer(app_engine, pg, raw.info, viewer)
+            pids.append(pg.get_server_pid())
+            counts.append(await pg.fetchval("SELECT count(*) FROM customer"))
+            assert await pg.fetchval("SHOW default_transaction_read_only") == "on"
+    assert len(set(pids)) == 1, pids  # the same session each time
+    assert counts == [2, 1, 2, 1]
+
+
+async def test_any_other_checkout_forgets_the_viewer(http, app_engine, engine):
+    (admin_id, admin), _ = await people(engine)
+    gql = GraphQLClient(http, admin)
+    await names(gql)
+    async with keeping_viewer(app_engine) as conn:
+        raw = await conn.get_raw_connection()
+        viewer = Viewer(user_id=admin_id, role=Role.ADMIN, email="admin@example.com")
+        await _keep_viewer(app_engine, raw.driver_connection, raw.info, viewer)
+        kept_pid = raw.driver_connection.get_server_pid()
+    async with app_engine.connect() as conn:
+        raw = await conn.get_raw_connection()
+        assert raw.driver_connection.get_server_pid() == kept_pid
+        assert SESSION_VIEWER not in raw.info
+        row = (
+            await conn.execute(
+                text(
+                    "SELECT current_user, coalesce(current_setting('cg.viewer_id', true), ''),"
+                    " current_setting('default_transaction_read_only'),"
+                    " (SELECT count(*) FROM customer)"
+                )
+            )
+        ).one()
+    assert tuple(row) == ("customer_graph_app", "", "off", 0)  # no viewer sees no customer
+    # and a mutation after a compiled read writes (the session is no longer read-only)
+    await names(gql)
+    created = await gql.data(CREATE)
+    assert created["customerCreate"] == {"customer": {"lastName": "Written"}, "userErrors": []}
+    assert await names(gql) == ["Other", "Theirs", "Written"]
+
+
+async def test_an_unsure_session_is_set_again(app_engine, engine, seen):
+    (admin_id, _), (rep_id, _) = await people(engine)
+    rep = Viewer(user_id=rep_id, role=Role.SALES_REP, email="rep@example.com")
+    async with keeping_viewer(app_engine) as conn:
+        raw = await conn.get_raw_connection()
+        pg = raw.driver_connection
+        await pg.execute(f"SELECT cg_keep_viewer({admin_id}, 'ADMIN')")
+        raw.info[SESSION_VIEWER] = UNSURE  # as if a change was interrupted
+    seen.reset()
+    async with keeping_viewer(app_engine) as conn:
+        raw = await conn.get_raw_connection()
+        await _keep_viewer(app_engine, raw.driver_connection, raw.info, rep)
+        assert await raw.driver_connection.fetchval("SELECT count(*) FROM customer") == 1
+    assert seen.statements == [f"SELECT cg_keep_viewer({rep_id}, 'SALES_REP')"]
+
+
+def test_only_engines_that_forget_keep_viewers(app_url):
+    pooled = make_engine(app_url, transaction_pooler=True)
+    direct = make_engine(app_url, transaction_pooler=False)
+    assert not keeps_viewers(pooled)
+    assert keeps_viewers(direct)
