@@ -444,8 +444,9 @@ class CompiledGraphQL:
         the pool entry's info of a connection keeping its viewer (or None)."""
         try:
             started = time.perf_counter()
+            ran = True  # a statement (a kept viewer's read may need none before it)
             if session is not None:
-                await _keep_viewer(engine, pg, session, known)
+                ran = await _keep_viewer(engine, pg, session, known)
                 viewer = known
             elif known is not None:
                 sql = begin_as(known)
@@ -459,7 +460,8 @@ class CompiledGraphQL:
                 # a revocation whose notification already came.
                 cache = None if ENGINE_KEY in scope else self.viewers
                 viewer = await viewer_setting_on(pg, token_hash, cache)
-            observe.sql(time.perf_counter() - started)
+            if ran:
+                observe.sql(time.perf_counter() - started)
         except Exception as error:
             if pg.is_closed():
                 await conn.invalidate()
@@ -742,18 +744,19 @@ def _persisted_hash(payload: dict) -> str | None:
     return None
 
 
-async def _keep_viewer(engine, pg, session: dict, viewer: Viewer) -> None:
-    """Make the session of a keeping_viewer connection carry `viewer`, unless it does.
-    UNSURE first: an interrupted change leaves a session nothing trusts (the next read
-    sets it again, any other checkout forgets it)."""
+async def _keep_viewer(engine, pg, session: dict, viewer: Viewer) -> bool:
+    """Make the session of a keeping_viewer connection carry `viewer`, unless it does
+    (False: it did, nothing ran). UNSURE first: an interrupted change leaves a session
+    nothing trusts (the next read sets it again, any other checkout forgets it)."""
     key = (viewer.user_id, Role(viewer.role).value)
     if session.get(SESSION_VIEWER) == key:
-        return
+        return False
     session[SESSION_VIEWER] = UNSURE
     sql = keep_viewer_sql(viewer)
     bare_statement(engine, sql)
     await pg.execute(sql)
     session[SESSION_VIEWER] = key
+    return True
 
 
 async def _end_read(conn, pg, tx) -> None:

@@ -5,6 +5,7 @@ other code ever runs as it, and a viewer switch on one session sees only its own
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 
 import httpx
@@ -13,6 +14,7 @@ from sqlalchemy import text
 
 from models.enums import Role
 from resolvers.viewer import Viewer
+from server import logs
 from server.app import create_app
 from server.compiled import _keep_viewer
 from server.database import (
@@ -43,7 +45,7 @@ def seen(app_engine) -> StatementCounter:
 
 @pytest.fixture
 async def http(app_engine, settings, database_url):
-    settings = replace(settings, compiled_reads=True, migration_url=database_url)
+    settings = replace(settings, compiled_reads=True, migration_url=database_url, access_log=True)
     app = create_app(engine=app_engine, settings=settings)
     try:
         async with httpx.AsyncClient(
@@ -67,15 +69,18 @@ async def people(engine):
     return (admin_id, admin), (rep_id, rep)
 
 
-async def test_a_viewers_next_read_is_one_statement(http, engine, seen):
+async def test_a_viewers_next_read_is_one_statement(http, engine, seen, caplog):
     (_, admin), _ = await people(engine)
     gql = GraphQLClient(http, admin)
     assert await names(gql) == ["Other", "Theirs"]  # looks the token up, caches it
     assert await names(gql) == ["Other", "Theirs"]  # sets the session's viewer
     seen.reset()
-    assert await names(gql) == ["Other", "Theirs"]
+    with caplog.at_level(logging.INFO, logger=logs.REQUEST_LOGGER):
+        assert await names(gql) == ["Other", "Theirs"]
     assert len(seen.statements) == 1, seen.statements
     assert seen.statements[0].startswith("SELECT convert_to("), seen.statements
+    (line,) = [r.msg for r in caplog.records if r.name == logs.REQUEST_LOGGER]
+    assert line["read_path"] == "compiled" and line["statements"] == 1, line
 
 
 async def test_viewers_taking_turns_see_only_their_rows(http, engine, seen):
