@@ -2,6 +2,7 @@
 of server/ (error codes and logging, request limits). Built once per process: Strawberry's
 relay fields cannot be rebuilt."""
 
+from schema import input_values
 from schema.root import Mutation, Query, Subscription
 from schema.scalars import SCALAR_OVERRIDES
 from server.errors import ErrorCodes, Schema
@@ -18,3 +19,5 @@ schema = Schema(
     extensions=[ErrorCodes, RequestLimits, KnownDocuments, Observed, Traced],
     scalar_overrides=SCALAR_OVERRIDES,
 )
+# Input objects built from a plan per type, not Strawberry's walk of every field per request.
+input_values.install(schema)
