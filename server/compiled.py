@@ -383,9 +383,9 @@ class CompiledGraphQL:
     ) -> _Reply | tuple[Any, tuple[Statement, dict[str, bytes]] | None] | None:
         """_decide on `engine` (the primary, or a replica: None asks for the primary)."""
         known = self.viewers.get(token_hash) if self.viewers is not None else None
-        # A viewer the cache knows, on the primary: a connection whose session keeps it
-        # (server/database.keeping_viewer), so the read is its one statement.
-        kept = known is not None and ENGINE_KEY not in scope and keeps_viewers(engine)
+        # A viewer the cache knows (on the primary or a replica): a connection whose
+        # session keeps it (server/database.keeping_viewer), so the read is one statement.
+        kept = known is not None and keeps_viewers(engine)
         async with keeping_viewer(engine) if kept else engine.connect() as conn:
             raw = await conn.get_raw_connection()
             pg = raw.driver_connection

@@ -237,6 +237,37 @@ async def test_a_read_is_served_by_the_replica(cluster, primary, owner, on_prima
         assert b'"totalCount":3' in (await only_primary.post(admin, PAGE)).content
 
 
+UPDATE_NOBODY = """mutation { customerUpdate(input: {id: "Q3VzdG9tZXI6OTk5OTk=",
+  firstName: "Nobody"}) { userErrors { code } } }"""
+
+
+async def test_a_replicas_sessions_keep_their_viewer(cluster, primary, owner, on_primary) -> None:
+    """With the token cache listening, a viewer's reads on the replica are one statement
+    once its session keeps the viewer; viewers taking turns there see only their rows."""
+    admin, _, rep, _ = await people(owner, cluster)
+    async with served(cluster, primary) as app:
+        ready = await app.http.get("/readyz")  # the cache listens from here on
+        assert '"listen":"ok"' in ready.text, ready.text
+        for token in (admin, rep):
+            # A token is cached from the primary only (a replica may lag a revocation):
+            # a mutation looks it up there (this one only answers NOT_FOUND).
+            await app.post(token, UPDATE_NOBODY)
+        await asyncio.to_thread(cluster.caught_up)  # past the writes' positions
+        await app.replicas.check()
+        for _ in range(2):
+            for token, total in ((admin, b'"totalCount":2'), (rep, b'"totalCount":1')):
+                on_primary.reset()
+                app.on_replica.reset()
+                assert total in (await app.post(token, PAGE)).content
+                assert on_primary.count == 0, on_primary.statements
+                kept = [s for s in app.on_replica.statements if "cg_keep_viewer" in s]
+                assert app.on_replica.count == 1 + len(kept), app.on_replica.statements
+                assert not any("BEGIN" in s for s in app.on_replica.statements)
+        app.on_replica.reset()
+        await app.post(rep, PAGE)  # the same viewer again, the session it left
+        assert app.on_replica.count == 1, app.on_replica.statements
+
+
 @pytest.mark.parametrize("path", PATHS)
 async def test_the_writer_reads_their_write(cluster, primary, owner, on_primary, path) -> None:
     admin, other, _, mine = await people(owner, cluster)
