@@ -1,6 +1,8 @@
 """Bearer tokens: opaque random strings, stored only as a SHA-256 hash."""
 
+import asyncio
 import hashlib
+import logging
 import secrets
 from datetime import UTC, datetime, timedelta
 
@@ -12,6 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from models import ApiToken, AppUser
 from models.enums import Role
 from resolvers.viewer import ANONYMOUS, Viewer
+
+log = logging.getLogger(__name__)
+MAX_FILLS = 100  # ViewerCache.fill_from's lookups under way at once
 
 token = ApiToken.__table__
 user = AppUser.__table__
@@ -161,6 +166,7 @@ class ViewerCache:
         self.entries: TTLCache = TTLCache(maxsize=maxsize, ttl=ttl)
         self.trusted = False
         self.epoch = 0
+        self.filling: dict[bytes, asyncio.Task] = {}  # fill_from's lookups under way
 
     def get(self, digest: bytes) -> Viewer | None:
         if not self.trusted:
@@ -195,6 +201,26 @@ class ViewerCache:
         self.epoch += 1
         self.entries.clear()
         self.trusted = on
+
+    def fill_from(self, engine: AsyncEngine, digest: bytes) -> None:
+        """A token looked up on a read replica is not stored from there (the replica may
+        not have replayed a revocation whose notification already came): the primary
+        (`engine`) is asked once, in the background, so that the token's next reads skip
+        the lookup. At most MAX_FILLS at a time; best effort."""
+        if not self.trusted or digest in self.filling or len(self.filling) >= MAX_FILLS:
+            return
+        task = asyncio.create_task(self._fill(engine, digest))
+        self.filling[digest] = task
+        task.add_done_callback(lambda _: self.filling.pop(digest, None))
+
+    async def _fill(self, engine: AsyncEngine, digest: bytes) -> None:
+        try:
+            async with engine.connect() as conn:
+                pg = (await conn.get_raw_connection()).driver_connection
+                async with pg.transaction(readonly=True):  # the lookup sets a LOCAL viewer
+                    await viewer_setting_on(pg, digest, self)
+        except Exception as error:  # the request was answered; the next one asks again
+            log.info("token lookup on the primary failed: %s", type(error).__name__)
 
 
 async def revoke(engine: AsyncEngine, raw: str) -> bool:

@@ -460,6 +460,8 @@ class CompiledGraphQL:
                 # a revocation whose notification already came.
                 cache = None if ENGINE_KEY in scope else self.viewers
                 viewer = await viewer_setting_on(pg, token_hash, cache)
+                if cache is None and viewer is not None and self.viewers is not None:
+                    self.viewers.fill_from(self.engine_ref["engine"], token_hash)
             if ran:
                 observe.sql(time.perf_counter() - started)
         except Exception as error:
