@@ -135,6 +135,18 @@ class _Document:
 
 
 @dataclass(frozen=True, slots=True)
+class _Read:
+    """A signed-in request's read connection: SQLAlchemy's and its asyncpg driver; the
+    read-only transaction a token lookup begins (None: the viewer is cached); the pool
+    entry's info when the session keeps the viewer (None: it does not)."""
+
+    conn: Any
+    pg: Any
+    tx: Any
+    session: dict | None
+
+
+@dataclass(frozen=True, slots=True)
 class _Reply:
     """An answer the front sends itself."""
 
@@ -392,22 +404,15 @@ class CompiledGraphQL:
             # Else one read-only transaction for the lookup and the read: the lookup also
             # sets the viewer for row-level security (SET LOCAL), which its end forgets. A
             # viewer the cache knows is set with BEGIN, in the same round trip.
-            tx = None if known is not None else pg.transaction(readonly=True)
-            session = raw.info if kept else None
+            read = _Read(
+                conn,
+                pg,
+                tx=None if known is not None else pg.transaction(readonly=True),
+                session=raw.info if kept else None,
+            )
             try:
                 decided = await self._signed(
-                    conn,
-                    pg,
-                    tx,
-                    session,
-                    known,
-                    engine,
-                    token_hash,
-                    scope,
-                    method,
-                    query,
-                    digest,
-                    payload,
+                    read, known, engine, token_hash, scope, method, query, digest, payload
                 )
                 if (
                     isinstance(decided, _Reply)
@@ -420,33 +425,21 @@ class CompiledGraphQL:
                     await _send(send, decided.status, decided.body, path=decided.path)
                     decided = SENT
             finally:
-                await _end_read(conn, pg, tx)
+                await _end_read(conn, pg, read.tx)
         # A registration, after the read: always on the primary.
         await self.persisted.write(self.engine_ref["engine"], scope)
         return decided
 
     async def _signed(
-        self,
-        conn,
-        pg,
-        tx,
-        session,
-        known,
-        engine,
-        token_hash: bytes,
-        scope,
-        method,
-        query,
-        digest,
-        payload,
+        self, read: _Read, known, engine, token_hash: bytes, scope, method, query, digest, payload
     ) -> _Reply | tuple[Any, tuple[Statement, dict[str, bytes]] | None]:
-        """_decide on the transaction's connection, from the token lookup on. `session`:
-        the pool entry's info of a connection keeping its viewer (or None)."""
+        """_decide on the request's read connection, from the token lookup on."""
+        conn, pg = read.conn, read.pg
         try:
             started = time.perf_counter()
             ran = True  # a statement (a kept viewer's read may need none before it)
-            if session is not None:
-                ran = await _keep_viewer(engine, pg, session, known)
+            if read.session is not None:
+                ran = await _keep_viewer(engine, pg, read.session, known)
                 viewer = known
             elif known is not None:
                 sql = begin_as(known)
@@ -454,7 +447,7 @@ class CompiledGraphQL:
                 await pg.execute(sql)
                 viewer = known
             else:
-                await tx.start()
+                await read.tx.start()
                 bare_statement(engine, VIEWER_SETTING_BY_TOKEN_SQL)
                 # Remembered only from the primary: a lagging replica may not have seen
                 # a revocation whose notification already came.
