@@ -28,10 +28,11 @@ from graphql import (
     OperationType,
 )
 
-from resolvers.compiled.builder import Builder, NotCompilable, Statement
+from resolvers.compiled.builder import Builder
 from resolvers.compiled.fields import COMPUTED, RELATIONS, scalar_columns
 from resolvers.compiled.json_text import SCALAR_ENCODERS, Json, jlit, obj_sql, pieces_of
 from resolvers.compiled.roots import ROOTS
+from resolvers.compiled.statement import NotCompilable, Statement
 from resolvers.compiled.variables import Trace
 from resolvers.pagination import PAGE_ARGS
 from resolvers.viewer import Viewer

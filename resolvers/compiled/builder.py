@@ -25,11 +25,10 @@ from graphql import (
     is_abstract_type,
 )
 from graphql.execution.values import get_argument_values, get_directive_values
-from sqlalchemy import BindParameter, Boolean, Date, bindparam, func, literal_column, select
+from sqlalchemy import BindParameter, Boolean, Date, func, literal_column, select
 from sqlalchemy.sql.visitors import replacement_traverse
 
 from models import metadata
-from resolvers import customers as customer_q
 from resolvers.compiled.json_text import (
     SCALAR_ENCODERS,
     array_sql,
@@ -40,17 +39,22 @@ from resolvers.compiled.json_text import (
     quoted,
 )
 from resolvers.compiled.scope import SENTINEL, Ctx, ViewerId, scope_template
-from resolvers.compiled.sql_text import bound_sql, clause_sql, computed_sql
+from resolvers.compiled.sql_text import clause_sql, computed_sql
+from resolvers.compiled.statement import (
+    NotCompilable,
+    Params,
+    cursors_checked,
+    keyset_of,
+    param_of,
+)
 from resolvers.compiled.variables import Segment, Trace, Var, unwrap
 from resolvers.datetimes import TODAY
 from resolvers.errors import CodedError
 from resolvers.pagination import (
     Ordering,
     PageArgs,
-    check_cursors,
     cursor_sql,
     fetch_ordering,
-    keyset,
     page_flags,
     paging_of,
     window,
@@ -58,89 +62,8 @@ from resolvers.pagination import (
 from resolvers.scope import ScopeKind
 from resolvers.viewer import Viewer
 
-
-class NotCompilable(Exception):
-    """This selection (or these arguments) must take the field-by-field path."""
-
-
-@dataclass(frozen=True, slots=True)
-class Statement:
-    """A compiled read: SQL text and parameters. The viewer's id and today's date sit at
-    known positions, so the statement serves every request with the same document,
-    variables and role (server/compiled.py caches it)."""
-
-    sql: str
-    params: tuple[Any, ...]
-    viewer_slot: int | None = None
-    today_slot: int | None = None
-    # More places of the viewer's id: resolvers' own clauses (`Builder.context`).
-    viewer_slots: tuple[int, ...] = ()
-    # A mixed operation: the statement returns one JSON text per key in `keys` (as bytes);
-    # the root fields under `rest` are answered by Strawberry; `order` is the response's.
-    keys: tuple[str, ...] = ()
-    rest: tuple[str, ...] = ()
-    order: tuple[str, ...] = ()
-    # Parameters computed from variable values (resolvers/compiled/variables.py), and the
-    # variable paths whose values the statement does not depend on beyond its segments:
-    # server/compiled.py keys it by the other variables' values only.
-    segments: tuple[Segment, ...] = ()
-    generic: frozenset = frozenset()
-
-    def rebound(self, variables: dict[str, Any]) -> Statement:
-        """This statement with its segments' parameters computed from `variables` (the
-        request's JSON); Mismatch when they do not fit (compile for them instead)."""
-        if not self.segments:
-            return self
-        params = list(self.params)
-        for seg in self.segments:
-            params[seg.start : seg.end] = seg.replay(Params, variables)
-        return dataclasses.replace(self, params=tuple(params))
-
-    def bind(self, viewer: Viewer) -> list[Any]:
-        params = list(self.params)
-        if self.viewer_slot is not None:
-            params[self.viewer_slot] = viewer.user_id
-        for slot in self.viewer_slots:
-            params[slot] = viewer.user_id
-        if self.today_slot is not None:
-            params[self.today_slot] = dt.date.today()
-        return params
-
-
 # ---------------------------------------------------------------------------------------
 # The builder
-
-
-@functools.cache
-def _param_of(cast: str) -> Callable[[Params, Any], str]:
-    def produce(b: Params, value: Any) -> str:
-        return Params.param(b, value, cast)
-
-    return produce
-
-
-def _keyset_of(ordering: Ordering) -> Callable[[Params, Any, Any], str]:
-    """The keyset predicate of a page's cursors (`pagination.keyset`'s own conditions)."""
-
-    def produce(b: Params, after: str | None, before: str | None) -> str:
-        try:
-            page = PageArgs(first=0, after=after, before=before)
-            clause = keyset(select(literal_column("1")), ordering, page).whereclause
-        except CodedError as exc:
-            raise NotCompilable("bad cursor") from exc
-        return f"({b.sql(clause)})"
-
-    return produce
-
-
-def _cursors_checked(ordering: Ordering) -> Callable[[Params, Any, Any], None]:
-    def produce(b: Params, after: str | None, before: str | None) -> None:
-        try:
-            check_cursors(ordering, PageArgs(first=0, after=after, before=before))
-        except CodedError as exc:
-            raise NotCompilable("bad cursor") from exc
-
-    return produce
 
 
 @dataclass
@@ -170,44 +93,6 @@ def _nullable(expr: str) -> bool:
     table = metadata.tables.get(match[1]) if match else None
     column = table.c.get(match[2]) if table is not None else None
     return column is None or column.nullable
-
-
-class Params:
-    """A statement's parameters as they are appended: the planner's (`Builder`), or a
-    segment's replayed for a later request (`Segment.replay`, from the segment's slot)."""
-
-    def __init__(self, start: int = 0) -> None:
-        self.params: list[Any] = [None] * start
-        self.viewer_slots: list[int] = []  # places of the viewer's id (`Builder.context`)
-
-    def param(self, value: Any, cast: str) -> str:
-        self.params.append(value)
-        return f"${len(self.params)}::{cast}"
-
-    def sql(self, clause) -> str:
-        """A SQLAlchemy clause as SQL text whose values are this statement's parameters
-        (numbered by SQLAlchemy's own rendering, see `bound_sql`)."""
-        start = len(self.params)
-        text = bound_sql(clause, self.params)
-        self.viewer_slots += [
-            i for i in range(start, len(self.params)) if type(self.params[i]) is ViewerId
-        ]
-        return text
-
-    def customer_clauses(self, clauses: list) -> str:
-        """SQLAlchemy clauses over `customer` as SQL text, their values this statement's
-        parameters. Compiled as the WHERE of a select from `customer`, so sub-selects
-        correlate with the outer customer row as they do on the other path."""
-        text = self.sql(select(customer_q.customer.c.id).where(*clauses))
-        head = "SELECT customer.id \nFROM customer \nWHERE "
-        if not text.startswith(head):  # pragma: no cover - SQLAlchemy changed its layout
-            raise NotCompilable("unexpected clause SQL")
-        return f"({text[len(head) :]})"
-
-    def bound(self, value: Any, type_: Any) -> str:
-        """A value as a parameter of SQLAlchemy type `type_`, cast as the other path's
-        driver binds it, for a clause built around it (`literal_column(text, type_)`)."""
-        return self.sql(bindparam(None, value, type_=type_))
 
 
 class Builder(Params):
@@ -267,7 +152,7 @@ class Builder(Params):
 
     def param(self, value: Any, cast: str) -> str:
         if type(value) is Var:  # a variable's value: bound per request
-            return self.recorded(_param_of(cast), value)
+            return self.recorded(param_of(cast), value)
         return super().param(value, cast)
 
     def recorded(self, produce: Callable[..., Any], *inputs: Any) -> Any:
@@ -415,14 +300,14 @@ class Builder(Params):
         bare = dataclasses.replace(args, after=None, before=None)
         if bare.backward != args.backward:  # pragma: no cover - page_args sets a size
             raise NotCompilable("page direction depends on the cursor")
-        keyset_sql = self.recorded(_keyset_of(ordering), args.after, args.before)
+        keyset_sql = self.recorded(keyset_of(ordering), args.after, args.before)
         stmt = stmt.where(literal_column(keyset_sql, Boolean))
         return window(stmt, ordering, bare, look_ahead=look_ahead)
 
     def check_cursors(self, ordering: Ordering, args: PageArgs) -> None:
         """pagination.check_cursors for a list that may never be read (customerSearch):
         bad cursors fall back whatever is selected; recorded, so checked per request."""
-        self.recorded(_cursors_checked(ordering), args.after, args.before)
+        self.recorded(cursors_checked(ordering), args.after, args.before)
 
     def object(self, gtype: GraphQLObjectType, nodes: list[FieldNode], src: Source) -> str:
         parts = []

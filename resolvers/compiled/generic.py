@@ -33,7 +33,7 @@ import orjson
 from graphql.execution.values import get_variable_values
 
 from resolvers.compiled import compile_operation
-from resolvers.compiled.builder import NotCompilable, Statement
+from resolvers.compiled.statement import NotCompilable, Statement
 from resolvers.compiled.variables import (
     Mismatch,
     Path,

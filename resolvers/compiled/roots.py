@@ -19,7 +19,7 @@ from resolvers import customers as customer_q
 from resolvers import duplicates as dup_q
 from resolvers import search as search_q
 from resolvers import tax as tax_q
-from resolvers.compiled.builder import Builder, NotCompilable, Params, Source
+from resolvers.compiled.builder import Builder, Source
 from resolvers.compiled.json_text import (
     Json,
     Piece,
@@ -32,6 +32,7 @@ from resolvers.compiled.json_text import (
     quoted,
 )
 from resolvers.compiled.sql_text import clause_sql
+from resolvers.compiled.statement import NotCompilable, Params
 from resolvers.errors import CodedError
 from resolvers.global_ids import decode_global_id, decode_id
 from resolvers.pagination import Ordering
