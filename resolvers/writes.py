@@ -97,21 +97,26 @@ async def touch(conn: AsyncConnection, customer_id: int) -> None:
 # Built once (building it per entry cost as much CPU as running it): the entry's columns
 # come as parameters by their names (what metrics read), balance_after is the latest of its
 # (customer, currency), 0 before any, plus its amount.
+def _balance_after(customer_id, currency, amount):
+    """The latest balance_after of (customer, currency), 0 before any, plus `amount`."""
+    latest = (
+        select(ledger.c.balance_after)
+        .where(ledger.c.customer_id == customer_id, ledger.c.currency == currency)
+        .order_by(ledger.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    return func.coalesce(latest, Decimal("0.00")) + amount
+
+
 _APPEND = (
     insert(ledger)
     .values(
-        balance_after=func.coalesce(
-            select(ledger.c.balance_after)
-            .where(
-                ledger.c.customer_id == bindparam("of_customer", type_=ledger.c.customer_id.type),
-                ledger.c.currency == bindparam("of_currency", type_=ledger.c.currency.type),
-            )
-            .order_by(ledger.c.id.desc())
-            .limit(1)
-            .scalar_subquery(),
-            Decimal("0.00"),
+        balance_after=_balance_after(
+            bindparam("of_customer", type_=ledger.c.customer_id.type),
+            bindparam("of_currency", type_=ledger.c.currency.type),
+            bindparam("plus", type_=ledger.c.amount.type),
         )
-        + bindparam("plus", type_=ledger.c.amount.type),
     )
     .returning(ledger)
 )
@@ -137,14 +142,7 @@ _ENTRY = (
 def _entry_select(n: int):
     row = [bindparam(f"{c}_{n}", type_=ledger.c[c].type) for c in _ENTRY]
     by = dict(zip(_ENTRY, row, strict=True))
-    latest = (
-        select(ledger.c.balance_after)
-        .where(ledger.c.customer_id == by["customer_id"], ledger.c.currency == by["currency"])
-        .order_by(ledger.c.id.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
-    return select(*row, func.coalesce(latest, Decimal("0.00")) + by["amount"])
+    return select(*row, _balance_after(by["customer_id"], by["currency"], by["amount"]))
 
 
 _APPEND_TWO = (
