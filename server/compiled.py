@@ -50,6 +50,7 @@ from server.database import (
     bare_statement,
     keeping_viewer,
     keeps_viewers,
+    stop_keeping_viewers,
 )
 from server.errors import start_budget
 from server.limits import (
@@ -484,7 +485,7 @@ class CompiledGraphQL:
             return refused
         if on_replica and not self._read_only(node, payload):
             return None  # a mutation: its token is looked up again on the primary
-        answer = await self._compiled(conn, pg, engine, viewer, query, payload)
+        answer = await self._compiled(read, engine, viewer, query, payload)
         if isinstance(answer, bytes):
             return _Reply(200, answer, b"compiled")
         return query, answer
@@ -588,10 +589,11 @@ class CompiledGraphQL:
             return None
 
     async def _compiled(
-        self, conn, pg, engine, viewer: Viewer, query: str, payload: dict
+        self, read: _Read, engine, viewer: Viewer, query: str, payload: dict
     ) -> bytes | tuple[Statement, dict[str, bytes]] | None:
         """The whole response; or, for a mixed operation, its statement and the compiled
         root fields' JSON by key; None: Strawberry answers it all."""
+        conn, pg = read.conn, read.pg
         if not getattr(self.settings, "compiled_reads", True):
             return None
         doc = self.document(query)
@@ -618,16 +620,21 @@ class CompiledGraphQL:
             name = op_name or (op.name.value if op.name else None)
             with tracing.operation_span("query", name):
                 started = time.perf_counter()
-                # NULL: a guard of the statement failed (customerSearch over the cap)
-                if statement.rest:
-                    row = await pg.fetchrow(statement.sql, *statement.bind(viewer))
-                    observe.sql(time.perf_counter() - started)
-                    if any(value is None for value in row):
-                        return None
-                    return statement, dict(zip(statement.keys, row, strict=True))
-                answer = await pg.fetchval(statement.sql, *statement.bind(viewer))
+                if read.session is None:
+                    sql, params = statement.sql, statement.bind(viewer)
+                else:
+                    sql, params = statement.on_session(viewer)
+                row = await pg.fetchrow(sql, *params)
                 observe.sql(time.perf_counter() - started)
-                return answer
+            if row is None:  # the session's viewer is not this one's
+                await _lost_viewer(engine, read)
+                return None
+            # NULL: a guard of the statement failed (customerSearch over the cap)
+            if any(value is None for value in row):
+                return None
+            if statement.rest:
+                return statement, dict(zip(statement.keys, row, strict=True))
+            return row[0]
         except Exception as error:
             if pg.is_closed():
                 await conn.invalidate()
@@ -752,6 +759,20 @@ async def _keep_viewer(engine, pg, session: dict, viewer: Viewer) -> bool:
     await pg.execute(sql)
     session[SESSION_VIEWER] = key
     return True
+
+
+async def _lost_viewer(engine, read: _Read) -> None:
+    """A kept session answered as someone else's (or no one's) viewer: only a transaction
+    pooler does that (it hands each statement to any server connection). Stop keeping
+    viewers on this engine, drop the connection; the caller answers field by field."""
+    read.session[SESSION_VIEWER] = UNSURE
+    if stop_keeping_viewers(engine):
+        log.error(
+            "a database session lost the viewer it keeps: is the database behind a "
+            "transaction pooler? Set CUSTOMER_GRAPH_TRANSACTION_POOLER=1; until a restart "
+            "this process sets the viewer per transaction"
+        )
+    await read.conn.invalidate()
 
 
 async def _end_read(conn, pg, tx) -> None:

@@ -171,13 +171,16 @@ def make_engine(
     statement_timeout: float | None = None,
     connect_timeout: float | None = None,
     transaction_pooler: bool | None = None,
+    keep_viewers: bool | None = None,
 ) -> AsyncEngine:
     """The app's engine. `statement_timeout` (seconds; None or 0: none) is PostgreSQL's,
     for the API, not the CLI or migrations; `connect_timeout` bounds opening a connection
     and waiting for a pooled one (None: the drivers' defaults, 60 s and 30 s).
     `transaction_pooler` (default: CUSTOMER_GRAPH_TRANSACTION_POOLER) makes it safe behind
     PgBouncer in transaction mode: no prepared statements kept, only the settings PgBouncer
-    tracks sent at connect (statement_timeout and TUNING come from `apply_role_settings`)."""
+    tracks sent at connect (statement_timeout and TUNING come from `apply_role_settings`).
+    `keep_viewers` (default: not behind a transaction pooler) lets compiled reads keep
+    their viewer on the session (keeping_viewer)."""
     if transaction_pooler is None:
         transaction_pooler = transaction_pooler_enabled()
     server_settings = dict(CLIENT_SETTINGS)
@@ -212,7 +215,9 @@ def make_engine(
     )
     event.listen(engine.sync_engine, "checkout", _skip_closed)
     event.listen(engine.sync_engine, "checkout", _forget_viewer)
-    if not transaction_pooler:  # a transaction pooler shares server sessions out
+    if keep_viewers is None:
+        keep_viewers = not transaction_pooler  # a transaction pooler shares sessions out
+    if keep_viewers:
         _KEEPS_VIEWERS.add(engine.sync_engine)
     return engine
 
@@ -246,6 +251,15 @@ def keeps_viewers(engine: AsyncEngine) -> bool:
     """Whether `engine`'s connections may keep a session viewer: made by make_engine (so
     checkouts forget it) and not behind a transaction pooler."""
     return engine.sync_engine in _KEEPS_VIEWERS
+
+
+def stop_keeping_viewers(engine: AsyncEngine) -> bool:
+    """From now on `engine`'s reads set their viewer per transaction (a kept session lost
+    its viewer: a transaction pooler nobody declared). True the first time."""
+    if engine.sync_engine not in _KEEPS_VIEWERS:
+        return False
+    _KEEPS_VIEWERS.discard(engine.sync_engine)
+    return True
 
 
 @asynccontextmanager

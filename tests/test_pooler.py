@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -28,9 +29,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bench.pooler import PgBouncer
 from resolvers.timeline import CHANNEL
+from server.app import create_app
 from server.database import (
     CLIENT_SETTINGS,
     apply_role_settings,
+    keeping_viewer,
+    keeps_viewers,
     make_engine,
     to_asyncpg_url,
     with_database,
@@ -41,6 +45,7 @@ from server.runtime import with_user
 from tests.conftest import THROUGH_PGBOUNCER, direct_app_url, pooled, start_pgbouncer
 from tests.factories import make_customer, make_user
 from tests.test_operating_serve import serving
+from tests.test_session_viewer import PAGE, people
 from tests.test_subscriptions import ALL, Client
 
 pytestmark = pytest.mark.pooler
@@ -267,3 +272,51 @@ async def test_serve_through_pgbouncer(bouncer, database_url, engine, tmp_path: 
             assert event["customer"]["number"] == created["customer"]["number"]
         log = log_path.read_text()
         assert "prepared statement" not in log and "unsupported startup parameter" not in log
+
+
+async def test_an_undeclared_pooler_never_answers_as_another_viewer(database_url, engine, settings):
+    """The misconfiguration the kept session viewer must survive: a transaction pooler the
+    service was not told about (CUSTOMER_GRAPH_TRANSACTION_POOLER unset; a PgBouncer that
+    ignores `jit` and keeps prepared statements would connect). Here one server connection
+    serves every client, so a kept viewer is any client's: the admin's read finds the
+    rep's, answers field by field with everyone's rows, and the engine stops keeping."""
+    (_, admin), (rep_id, _) = await people(engine)
+    single = start_pgbouncer(database_url, pool_size=1)
+    url = pooled(single, direct_app_url(database_url))
+    # PgBouncer 1.18 has no prepared statements: the pooler's connect arguments stand in for
+    # a newer one that keeps them; only the viewer keeping is what `serve` would do.
+    own = make_engine(url, pool_size=2, transaction_pooler=True, keep_viewers=True)
+    settings = replace(
+        settings,
+        compiled_reads=True,
+        migration_url=database_url,
+        listen_url=direct_app_url(database_url),
+    )
+    app = create_app(engine=own, settings=settings)
+    signed = {"Authorization": f"Bearer {admin}"}
+
+    async def read(client: httpx.AsyncClient) -> tuple[list[str], str | None]:
+        response = await client.post("/graphql", json={"query": PAGE}, headers=signed)
+        nodes = response.json()["data"]["customers"]["nodes"]
+        return sorted(n["lastName"] for n in nodes), response.headers.get("x-customer-graph-path")
+
+    everyone = (["Other", "Theirs"], "compiled")
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://test"
+        ) as client:
+            assert (await client.get("/readyz")).status_code == 200
+            assert await read(client) == everyone  # looks the token up
+            assert await read(client) == everyone  # its client connection keeps the admin
+            # While the admin's client connection is out, another client reaches the same
+            # server session and makes it the rep's.
+            async with keeping_viewer(own), keeping_viewer(own) as other:
+                pg = (await other.get_raw_connection()).driver_connection
+                await pg.execute(f"SELECT cg_keep_viewer({rep_id}, 'SALES_REP')")
+            assert (await read(client))[0] == everyone[0]  # not only the rep's
+            assert not keeps_viewers(own)
+            assert await read(client) == everyone
+    finally:
+        await app.state.engine_ref["hub"].close()
+        await own.dispose()
+        single.stop()

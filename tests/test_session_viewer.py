@@ -162,3 +162,71 @@ def test_only_engines_that_forget_keep_viewers(app_url):
     direct = make_engine(app_url, transaction_pooler=False)
     assert not keeps_viewers(pooled)
     assert keeps_viewers(direct)
+
+
+async def lend_elsewhere(engine, viewer_sql: str) -> None:
+    """What a transaction pooler nobody declared does: the server session behind the
+    connection a kept read takes next carries another viewer than the pool entry says.
+    Here that session is changed directly, behind the pool's back."""
+    async with keeping_viewer(engine) as conn:
+        await (await conn.get_raw_connection()).driver_connection.execute(viewer_sql)
+
+
+@pytest.mark.parametrize(
+    "elsewhere",
+    ["SELECT cg_keep_viewer({rep_id}, 'SALES_REP')", "SELECT cg_forget_viewer()"],
+    ids=["another viewer", "no viewer"],
+)
+async def test_a_session_that_lost_its_viewer_never_answers_as_another(
+    app_url, engine, settings, database_url, caplog, elsewhere
+):
+    (_, admin), (rep_id, _) = await people(engine)
+    own = make_engine(app_url, pool_size=2)  # this test stops it keeping viewers
+    settings = replace(settings, compiled_reads=True, migration_url=database_url)
+    app = create_app(engine=own, settings=settings)
+    signed = {"Authorization": f"Bearer {admin}"}
+    everyone = ["Other", "Theirs"]
+
+    async def read(client: httpx.AsyncClient) -> tuple[list[str], str | None]:
+        response = await client.post("/graphql", json={"query": PAGE}, headers=signed)
+        nodes = response.json()["data"]["customers"]["nodes"]
+        return sorted(n["lastName"] for n in nodes), response.headers.get("x-customer-graph-path")
+
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://test"
+        ) as client:
+            assert (await client.get("/readyz")).status_code == 200
+            assert await read(client) == (everyone, "compiled")  # looks the token up
+            assert await read(client) == (everyone, "compiled")  # the session keeps it
+            await lend_elsewhere(own, elsewhere.format(rep_id=rep_id))
+            with caplog.at_level(logging.ERROR, logger="server.compiled"):
+                names_seen, path = await read(client)
+            assert names_seen == everyone  # the rep's session (or none) would see less
+            assert path != "compiled"  # answered field by field, in its own transaction
+            assert not keeps_viewers(own)  # from now on, the viewer per transaction
+            assert any("lost the viewer" in r.getMessage() for r in caplog.records)
+            for _ in range(2):
+                assert await read(client) == (everyone, "compiled")
+    finally:
+        await app.state.engine_ref["hub"].close()
+        await own.dispose()
+
+
+async def test_a_non_admin_transaction_drops_a_session_role(app_engine, engine):
+    """Migration 0023: whatever role a session was left with (a kept ADMIN behind a pooler
+    nobody declared), another viewer's transaction runs as the application role."""
+    (admin_id, _), (rep_id, _) = await people(engine)
+    async with keeping_viewer(app_engine) as conn:
+        pg = (await conn.get_raw_connection()).driver_connection
+        await pg.execute(f"SELECT cg_keep_viewer({admin_id}, 'ADMIN')")
+        try:
+            async with pg.transaction(readonly=True):
+                await pg.execute(f"SELECT cg_set_viewer({rep_id}, 'SALES_REP')")
+                seen = await pg.fetchrow("SELECT current_user, count(*) FROM customer")
+            assert tuple(seen) == ("customer_graph_app", 1)
+            async with pg.transaction(readonly=True):  # and ADMIN's role for ADMIN
+                await pg.execute(f"SELECT cg_set_viewer({admin_id}, 'ADMIN')")
+                assert await pg.fetchval("SELECT count(*) FROM customer") == 2
+        finally:
+            await pg.execute("SELECT cg_forget_viewer()")

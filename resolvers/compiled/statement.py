@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, literal_column, select
 
+from models.enums import Role
 from resolvers import customers as customer_q
 from resolvers.compiled.scope import ViewerId
 from resolvers.compiled.sql_text import bound_sql
@@ -69,6 +70,27 @@ class Statement:
         if self.today_slot is not None:
             params[self.today_slot] = dt.date.today()
         return params
+
+    def on_session(self, viewer: Viewer) -> tuple[str, list[Any]]:
+        """The statement for a session that keeps its viewer (server/database.py), and
+        its parameters: it answers no row unless the session's viewer is `viewer`, so a
+        session that lost it (a transaction pooler nobody declared hands each statement
+        to any server connection) never answers as someone else."""
+        viewer_id = "" if viewer.user_id is None else str(viewer.user_id)
+        params = [*self.bind(viewer), viewer_id, Role(viewer.role).value]
+        return session_guarded(self.sql, len(self.params)), params
+
+
+@functools.lru_cache(maxsize=4096)
+def session_guarded(sql: str, count: int) -> str:
+    """`sql` (with `count` parameters) gated on the session's viewer settings: a one-time
+    filter, checked before the statement runs and in the same statement, so on the same
+    server connection whatever a pooler does."""
+    return (
+        f"SELECT g.* FROM ({sql}) g"
+        f" WHERE current_setting('cg.viewer_id', true) = ${count + 1}::text"
+        f" AND current_setting('cg.viewer_role', true) = ${count + 2}::text"
+    )
 
 
 @functools.cache
