@@ -51,7 +51,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from server import logs
-    from server.http_protocol import HttpProtocol
     from server.runtime import open_database
     from server.users import UserError
 
@@ -122,8 +121,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 workers=args.workers,
                 # uvloop and httptools (uvicorn[standard]); uvloop has no Windows build
                 loop="uvloop" if importlib.util.find_spec("uvloop") else "auto",
-                # httptools, with a response's headers and body in one write
-                http=HttpProtocol,
+                http="httptools",
                 log_level=args.log_level,
                 log_config=log_config,
                 access_log=False,
