@@ -292,6 +292,17 @@ def _peer_env(url: str | None, port: int, data_dir: Path, mutations: bool) -> di
 
 
 def start_peer(url: str, port: int, data_dir: Path, *, mutations: bool = False) -> None:
+    # Something on the port (a peer another run left, started with other settings) would
+    # answer run.sh's readiness check in the new peer's place.
+    if any(
+        c.laddr and c.laddr.port == port and c.status == "LISTEN"
+        for c in psutil.net_connections("tcp")
+    ):
+        raise SystemExit(f"port {port} is in use (a peer left running?): --peer-port another")
+    # Installed first, into the shared directory: _peer_env then gives this run a pid
+    # directory of its own both at start and at stop (on a fresh machine it did not at
+    # start, so stop looked for the pid in the wrong place and left the peer running).
+    subprocess.run([str(PEER), "install"], check=True, env=dict(os.environ))
     subprocess.run([str(PEER), "start"], check=True, env=_peer_env(url, port, data_dir, mutations))
 
 
