@@ -108,6 +108,11 @@ CASES = [
     ({"firstName": "JOSÉ"}, {"jose"}),
     ({"lastName": "garcia"}, {"jose"}),
     ({"lastName": "gar", "nameMatch": "PREFIX"}, {"jose", "bob"}),
+    # 4 characters and more: an index range instead of LIKE (resolvers/search.py).
+    ({"lastName": "GARCÍ", "nameMatch": "PREFIX"}, {"jose", "bob"}),
+    ({"lastName": " garcia-l ", "nameMatch": "PREFIX"}, {"bob"}),
+    ({"lastName": "garcib", "nameMatch": "PREFIX"}, set()),
+    ({"firstName": "Jose", "nameMatch": "PREFIX"}, {"jose"}),
     ({"lastName": "Garsia", "nameMatch": "FUZZY"}, {"jose"}),
     ({"firstName": "Xavier"}, set()),
     ({"company": "zeta ltd"}, {"ann"}),

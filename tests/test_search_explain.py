@@ -105,3 +105,109 @@ async def test_every_single_field_filter_uses_an_index(engine, settings, seeded)
         if not matches:
             problems.append(f"{name}: matched nothing; the test data must exercise it")
     assert not problems, "\n\n".join(problems)
+
+
+async def test_a_long_prefix_keeps_one_generic_plan_on_the_index(engine, settings, seeded):
+    """A prepared search is planned once for every value only if its generic plan (one
+    without the values) still walks the name index: LIKE on a parameter cannot."""
+    # PostgreSQL would choose between generic and per-value plans; force the generic one.
+    from sqlalchemy.dialects.postgresql import asyncpg
+
+    ctx = Context(engine=engine, settings=settings, viewer=Viewer(user_id=0, role=Role.ADMIN))
+    plans = {}
+    for prefix in ("Kid", "Kidc"):
+        stmt = await filtered_customers(
+            ctx, Criteria(last_name=prefix, name_match=TextMatch.PREFIX, country="FR")
+        )
+        compiled = stmt.compile(
+            dialect=asyncpg.dialect(), compile_kwargs={"render_postcompile": True}
+        )
+        sql = str(compiled).replace("%%", "%")
+        args = [getattr(v, "value", v) for v in (compiled.params[k] for k in compiled.positiontup)]
+        async with engine.connect() as conn:
+            raw = (await conn.get_raw_connection()).driver_connection
+            await raw.execute(f"PREPARE find AS {sql}")
+            await raw.execute("SET plan_cache_mode = force_generic_plan")
+            values = ", ".join("'" + str(a).replace("'", "''") + "'" for a in args)
+            plan = await raw.fetch(f"EXPLAIN EXECUTE find({values})")
+            await raw.execute("DEALLOCATE find; RESET plan_cache_mode")
+            plans[prefix] = "\n".join(r[0] for r in plan)
+    long_plan = plans["Kidc"]
+    assert "$" in long_plan, long_plan  # planned without the values
+    assert "ix_customer_last_name_fold" in long_plan and "~>=~" in long_plan, long_plan
+    assert "Seq Scan on customer" not in long_plan, long_plan
+    # Three letters stay LIKE, planned per value (a broad prefix walks the primary key).
+    assert "~>=~" not in plans["Kid"] and "~~" in plans["Kid"], plans["Kid"]
+
+
+# Names and prefixes where a bound made by appending U+FFFF, or bumping into a surrogate,
+# or ignoring accents, would disagree with LIKE.
+NAMES = [
+    "Ab",
+    "abc",
+    "Abd",
+    "ab\ud7ff",
+    "ab\ue000x",
+    "ab\U0001f600",
+    "ab\U0010ffff",
+    "ab\U0010ffffz",
+    "ac",
+    "Ärger",
+    "arger",
+    "ab%c",
+    "ab_c",
+    "ab\\c",
+    "b",
+    "Zoë",
+    "zoey",
+]
+PREFIXES = [
+    "ab",
+    "Ab",
+    "a",
+    "ab\ud7ff",
+    "ab\U0010ffff",
+    "ärg",
+    "ab%",
+    "ab_",
+    "ab\\",
+    "zoe",
+    "\U0010ffff",
+    "z",
+]
+
+
+async def test_the_prefix_range_matches_exactly_what_like_matches(engine):
+    assert await _like_against_range(engine) == []
+    async with engine.connect() as conn:
+        ends = await conn.execute(
+            text("SELECT cg_prefix_end(:a), cg_prefix_end(:b), cg_prefix_end(:c)"),
+            {"a": "ab\ud7ff", "b": "ab\U0010ffff", "c": "\U0010ffff"},
+        )
+        # U+D800-DFFF cannot be text; after U+10FFFF comes the next character before it;
+        # a prefix of U+10FFFF alone has no bound (resolvers/search.py keeps LIKE for it).
+        assert ends.one() == ("ab\ue000", "ac", None)
+
+
+async def _like_against_range(engine) -> list:
+    from resolvers.search import _escape_like
+
+    sql = text(
+        """SELECT n, p FROM unnest(CAST(:names AS text[])) n,
+             unnest(CAST(:prefixes AS text[]), CAST(:escaped AS text[])) AS q(p, e)
+           WHERE (cg_fold(n) LIKE cg_fold(e) || '%')
+             IS DISTINCT FROM (cg_fold(n) ~>=~ cg_fold(p)
+                               AND cg_fold(n) ~<~ cg_prefix_end(cg_fold(p)))
+             AND cg_prefix_end(cg_fold(p)) IS NOT NULL"""
+    )
+    async with engine.connect() as conn:
+        return (
+            await conn.execute(
+                sql,
+                {
+                    "names": NAMES,
+                    "prefixes": PREFIXES,
+                    "escaped": [_escape_like(p) for p in PREFIXES],
+                },
+            )
+        ).all()

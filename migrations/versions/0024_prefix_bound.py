@@ -1,0 +1,48 @@
+"""cg_prefix_end(prefix): the least text above every text that starts with `prefix`
+
+A name-prefix search (`LIKE cg_fold($1) || '%'`) can only use its text_pattern_ops index
+when the pattern is a constant, so PostgreSQL planned it afresh on every execution
+(a custom plan: 0.6 ms of planning for a 0.1 ms search). Bounded as a range,
+`cg_fold(name) ~>=~ cg_fold($1) AND cg_fold(name) ~<~ cg_prefix_end(cg_fold($1))`, the
+same prepared statement keeps one generic plan that walks the index. The bound bumps the
+last character to the next code point (skipping the surrogates, which text cannot hold);
+text_pattern_ops compares bytes, and UTF-8's byte order is code point order.
+
+Revision ID: 0024
+Revises: 0023
+"""
+
+from collections.abc import Sequence
+
+from alembic import op
+
+revision: str = "0024"
+down_revision: str | None = "0023"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.execute(
+        """
+CREATE FUNCTION cg_prefix_end(prefix text) RETURNS text
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
+DECLARE
+  head text := prefix;
+  last integer;
+BEGIN
+  WHILE head <> '' LOOP
+    last := ascii(right(head, 1));
+    IF last < 1114111 THEN  -- U+10FFFF has no successor: bump the character before it
+      RETURN left(head, -1) || chr(CASE WHEN last = 55295 THEN 57344 ELSE last + 1 END);
+    END IF;
+    head := left(head, -1);
+  END LOOP;
+  RETURN NULL;  -- '' or only U+10FFFF: no text bounds it, callers keep LIKE alone
+END $$
+"""
+    )
+
+
+def downgrade() -> None:
+    op.execute("DROP FUNCTION cg_prefix_end(text)")
