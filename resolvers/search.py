@@ -117,6 +117,9 @@ def _fold(value: str) -> ColumnElement:
 # to serve every value. Shorter ones stay LIKE, planned per value: "s" matches 1 customer
 # in 16, where walking the primary key is 4x faster than the range (docs/architecture.md).
 RANGE_PREFIX = 4
+# What marks a statement with a bounded prefix: server/compiled.py runs those on a generic
+# plan, which PostgreSQL would not choose (it estimates a range on a parameter at 0.5%).
+BOUNDED_PREFIX = "cg_prefix_end("
 # cg_prefix_end has no bound for a prefix made of the last code point alone.
 _NO_SUCCESSOR = "\U0010ffff"
 

@@ -241,6 +241,9 @@ def _skip_closed(dbapi_connection, record, proxy) -> None:
 # ROLLBACK. Its pool entry's info says which viewer (or UNSURE while being set); any
 # other checkout of it forgets the viewer first, so nothing else ever runs with it.
 SESSION_VIEWER = "cg_session_viewer"
+# Whether that session runs its statements on generic plans (`plan_cache_mode`): True,
+# False, or absent while unknown. cg_forget_viewer resets it with the viewer.
+SESSION_GENERIC = "cg_session_generic"
 UNSURE = "unsure"
 FORGET_VIEWER_SQL = "SELECT cg_forget_viewer()"
 _KEEPING = ContextVar("customer_graph_keeping_viewer", default=False)
@@ -288,6 +291,7 @@ def _forget_viewer(dbapi_connection, record, proxy) -> None:
     except Exception as error:
         raise DisconnectionError(f"could not forget a session viewer: {error}") from error
     record.info.pop(SESSION_VIEWER, None)
+    record.info.pop(SESSION_GENERIC, None)
 
 
 class Outage:

@@ -230,3 +230,46 @@ async def test_a_non_admin_transaction_drops_a_session_role(app_engine, engine):
                 assert await pg.fetchval("SELECT count(*) FROM customer") == 2
         finally:
             await pg.execute("SELECT cg_forget_viewer()")
+
+
+SEARCH = """query($p: String!) { customerSearch(filter: {lastName: $p, nameMatch: PREFIX}) {
+  ... on CustomerSearchMatches { customers { nodes { lastName } } } } }"""
+GENERIC = "SET plan_cache_mode = force_generic_plan"
+
+
+async def test_a_bounded_prefix_search_keeps_one_generic_plan(http, app_engine, engine, seen):
+    """PostgreSQL would plan a search by a 4-letter prefix per value; a kept session runs
+    it on one generic plan, goes back to the default for other reads, and forgets it with
+    the viewer."""
+    (_, admin), _ = await people(engine)
+    for name in ("Garcia", "Garfield", "Gardner", "Lopez"):
+        await make_customer(engine, last_name=name)
+    gql = GraphQLClient(http, admin)
+    await names(gql)  # caches the token, keeps the viewer
+    seen.reset()
+    found = {}
+    for prefix in ("garc", "garf", "gard", "lope", "garc", "garf", "gard", "lope"):
+        data = await gql.data(SEARCH, {"p": prefix})
+        found[prefix] = [n["lastName"] for n in data["customerSearch"]["customers"]["nodes"]]
+    assert found == {
+        "garc": ["Garcia"],
+        "garf": ["Garfield"],
+        "gard": ["Gardner"],
+        "lope": ["Lopez"],
+    }
+    assert seen.statements.count(GENERIC) == 1, seen.statements
+    async with keeping_viewer(app_engine) as conn:
+        pg = (await conn.get_raw_connection()).driver_connection
+        assert await pg.fetchval("SHOW plan_cache_mode") == "force_generic_plan"
+        plans = await pg.fetch(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements"
+            " WHERE statement LIKE 'SELECT convert_to(%' AND statement LIKE '%cg_prefix_end(%'"
+        )
+    assert [tuple(p) for p in plans] == [(8, 0)], plans
+    # three letters stay LIKE, planned per value; other reads go back to the default
+    seen.reset()
+    await gql.data(SEARCH, {"p": "gar"})
+    assert "RESET plan_cache_mode" in seen.statements and len(seen.statements) == 2
+    await gql.data(SEARCH, {"p": "garc"})
+    async with app_engine.connect() as conn:  # any other checkout forgets it
+        assert (await conn.execute(text("SHOW plan_cache_mode"))).scalar() == "auto"

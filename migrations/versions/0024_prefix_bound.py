@@ -8,6 +8,11 @@ same prepared statement keeps one generic plan that walks the index. The bound b
 last character to the next code point (skipping the surrogates, which text cannot hold);
 text_pattern_ops compares bytes, and UTF-8's byte order is code point order.
 
+PostgreSQL still prefers per-value plans for it (a generic plan estimates a range on a
+parameter at 0.5% of the table), so a session that keeps its viewer runs such a statement
+with `plan_cache_mode = force_generic_plan` (server/compiled.py); `cg_forget_viewer` now
+resets that too, so no other use of the connection inherits it.
+
 Revision ID: 0024
 Revises: 0023
 """
@@ -44,5 +49,21 @@ END $$
     )
 
 
+    op.execute(_forget_viewer("RESET plan_cache_mode;"))
+
+
 def downgrade() -> None:
+    op.execute(_forget_viewer(""))
     op.execute("DROP FUNCTION cg_prefix_end(text)")
+
+
+def _forget_viewer(also: str) -> str:
+    return f"""
+CREATE OR REPLACE FUNCTION cg_forget_viewer() RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  RESET ROLE;
+  RESET default_transaction_read_only;
+  {also}
+  PERFORM set_config('cg.viewer_id', '', false);
+  PERFORM set_config('cg.viewer_role', '', false);
+END $$"""

@@ -21,6 +21,7 @@ from resolvers.compiled.sql_text import bound_sql
 from resolvers.compiled.variables import Segment
 from resolvers.errors import CodedError
 from resolvers.pagination import Ordering, PageArgs, check_cursors, keyset
+from resolvers.search import BOUNDED_PREFIX
 from resolvers.viewer import Viewer
 
 
@@ -50,6 +51,12 @@ class Statement:
     # server/compiled.py keys it by the other variables' values only.
     segments: tuple[Segment, ...] = ()
     generic: frozenset = frozenset()
+
+    @property
+    def plans_once(self) -> bool:
+        """Whether one generic plan should serve every value: a search by a name prefix
+        bounded as a range, which PostgreSQL would plan again on every request."""
+        return BOUNDED_PREFIX in self.sql
 
     def rebound(self, variables: dict[str, Any]) -> Statement:
         """This statement with its segments' parameters computed from `variables` (the
