@@ -241,8 +241,9 @@ def _skip_closed(dbapi_connection, record, proxy) -> None:
 # ROLLBACK. Its pool entry's info says which viewer (or UNSURE while being set); any
 # other checkout of it forgets the viewer first, so nothing else ever runs with it.
 SESSION_VIEWER = "cg_session_viewer"
-# Whether that session runs its statements on generic plans (`plan_cache_mode`): True,
-# False, or absent while unknown. cg_forget_viewer resets it with the viewer.
+# Whether that session runs its statements on generic plans (`plan_cache_mode`): True;
+# False or absent, the default; None while a switch is in flight (unknown, set again).
+# cg_forget_viewer resets it with the viewer (migration 0024).
 SESSION_GENERIC = "cg_session_generic"
 UNSURE = "unsure"
 FORGET_VIEWER_SQL = "SELECT cg_forget_viewer()"
